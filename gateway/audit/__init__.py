@@ -1,0 +1,25 @@
+"""The tamper-evident audit ledger: a pure hash chain and its durable writer."""
+
+from __future__ import annotations
+
+from gateway.audit.chain import GENESIS, ChainReport, encode, make_entry, verify_lines
+from gateway.audit.ledger import (
+    RECOVERED,
+    FileLedger,
+    MemoryLedger,
+    read_entries,
+    verify_file,
+)
+
+__all__ = [
+    "GENESIS",
+    "RECOVERED",
+    "ChainReport",
+    "FileLedger",
+    "MemoryLedger",
+    "encode",
+    "make_entry",
+    "read_entries",
+    "verify_file",
+    "verify_lines",
+]

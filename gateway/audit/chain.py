@@ -1,0 +1,316 @@
+"""The ledger's hash chain: canonical entries and a pure verifier.
+
+One entry is one line: the RFC 8785 bytes of a JSON object followed by ``\\n``::
+
+    {"data":{...},"hash":"<hex>","kind":"record.read","prev":"<hex>","seq":17,"time":"2025-01-01T00:00:00Z"}
+
+``hash`` is the SHA-256 of the canonical bytes of the entry without ``hash``;
+``prev`` is the ``hash`` of the entry before it (``GENESIS`` for the first);
+``seq`` counts from 1. Editing, deleting, inserting, duplicating or reordering
+entries breaks the chain at the first affected line. Cutting entries off the
+end leaves a shorter valid chain: only a checkpoint kept elsewhere (a signed
+``(seq, hash)``) shows that, which is what ``verify_lines(checkpoint=...)`` is for.
+
+Nothing here reads files or clocks or logs: the writer passes the time in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gateway.canonical import canonical, sha256_hex
+
+GENESIS = "0" * 64
+KEYS = frozenset({"seq", "time", "kind", "data", "prev", "hash"})
+
+MAX_INT = 2**53 - 1  # I-JSON: integers beyond this are not exact in every reader
+MAX_DEPTH = 64
+MAX_KIND = 128
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    """What verification found.
+
+    ``entries``, ``last_seq`` and ``last_hash`` describe the valid prefix: every
+    entry before the first problem. ``broken_at`` is the 1-based line number of
+    that problem. ``torn_tail`` means the only problem is an incomplete last
+    line, as a crash in the middle of a write leaves it; it is still a problem.
+    """
+
+    ok: bool
+    entries: int
+    last_hash: str
+    last_seq: int
+    problem: str | None = None
+    broken_at: int | None = None
+    torn_tail: bool = False
+
+
+class EntryError(ValueError):
+    """One line is not a well-formed entry on its own (before any chain check)."""
+
+
+# --- building entries ----------------------------------------------------------
+
+
+def check_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain-JSON copy of ``data``, or ``ValueError`` naming the first bad value.
+
+    Allowed: str, int (within the I-JSON range), bool, None, lists (tuples are
+    written as lists) and mappings with string keys. Floats are refused: the
+    ledger holds ids, counts and hashes, and floats do not survive canonical
+    re-encoding byte for byte.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"ledger data must be a mapping, not {_kind_of(data)}")  # noqa: TRY004 - one error type for bad data
+    copied = _plain(data, "data", 0)
+    assert isinstance(copied, dict)
+    return copied
+
+
+def _plain(value: Any, path: str, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"`{path}` is nested deeper than {MAX_DEPTH} levels")
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not -MAX_INT <= value <= MAX_INT:
+            raise ValueError(f"`{path}` is an integer outside the exact JSON range")
+        return int(value)
+    if isinstance(value, str):
+        _check_text(value, path)
+        return str(value)
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"`{path}` has a key that is not a string: {key!r}")  # noqa: TRY004
+            _check_text(key, path)
+            out[key] = _plain(item, f"{path}.{key}", depth + 1)
+        return out
+    if isinstance(value, list | tuple):
+        return [_plain(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+    raise ValueError(f"`{path}` is {_kind_of(value)}; the ledger takes only str, int, bool, None, lists and objects")
+
+
+def _check_text(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"`{path}` is not valid unicode text") from exc
+
+
+def _kind_of(value: object) -> str:
+    return "a float" if isinstance(value, float) else f"a `{type(value).__name__}`"
+
+
+def make_entry(prev_hash: str, seq: int, time: str, kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry that follows ``prev_hash`` at position ``seq``, with its hash."""
+    if not isinstance(prev_hash, str) or not _HEX64.match(prev_hash):
+        raise ValueError("prev must be 64 lower-case hex digits")
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_INT:
+        raise ValueError("seq must be a positive integer")
+    check_time(time)
+    check_kind(kind)
+    body: dict[str, Any] = {"seq": seq, "time": time, "kind": kind, "data": check_data(data), "prev": prev_hash}
+    body["hash"] = sha256_hex(canonical(body))
+    return body
+
+
+def encode(entry: Mapping[str, Any]) -> bytes:
+    """The entry's line: canonical bytes and a newline."""
+    return canonical(entry) + b"\n"
+
+
+def entry_hash(entry: Mapping[str, Any]) -> str:
+    """The hash an entry must carry: over its canonical bytes without ``hash``."""
+    return sha256_hex(canonical({k: v for k, v in entry.items() if k != "hash"}))
+
+
+def check_kind(kind: object) -> str:
+    """``kind`` if it is a valid entry kind, else ``ValueError``."""
+    if not _is_kind(kind):
+        raise ValueError(f"entry kind {kind!r} must be a non-empty string of at most {MAX_KIND} characters")
+    assert isinstance(kind, str)
+    return kind
+
+
+def check_time(time: object) -> str:
+    """``time`` if it is an RFC 3339 time, else ``ValueError``."""
+    if not _is_time(time):
+        raise ValueError(f"entry time {time!r} is not an RFC 3339 time")
+    assert isinstance(time, str)
+    return time
+
+
+def _is_time(value: object) -> bool:
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_kind(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_KIND
+
+
+# --- reading entries -----------------------------------------------------------
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON: UTF-8, no NaN or Infinity. ``ValueError`` if not JSON."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"`{constant}` is not JSON")
+
+    return json.loads(body.decode("utf-8"), parse_constant=refuse)
+
+
+def check_entry(value: Any, body: bytes) -> dict[str, Any]:
+    """Check one parsed line on its own: canonical form, keys, types and hash.
+
+    ``body`` is the line without its newline. Raises ``EntryError`` with a
+    lower-case message. Chain checks (``seq`` and ``prev``) are the caller's.
+    """
+    # (1) an object
+    if not isinstance(value, dict):
+        raise EntryError("not a json object")
+    # (2) exactly the keys of an entry
+    if set(value) != KEYS:
+        missing = sorted(KEYS - set(value))
+        extra = sorted(set(value) - KEYS)
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unexpected {', '.join(extra)}"] if extra else [])
+        raise EntryError(f"wrong keys ({'; '.join(parts)})")
+    # (3) the right types
+    seq = value["seq"]
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        raise EntryError("seq is not a positive integer")
+    if not _is_time(value["time"]):
+        raise EntryError("time is not an RFC 3339 time")
+    if not _is_kind(value["kind"]):
+        raise EntryError("kind is not a non-empty string")
+    if not isinstance(value["data"], dict):
+        raise EntryError("data is not a json object")
+    try:
+        check_data(value["data"])
+    except ValueError as exc:
+        raise EntryError(f"data holds a value the ledger does not take: {exc}") from None
+    for key in ("prev", "hash"):
+        if not isinstance(value[key], str) or not _HEX64.match(value[key]):
+            raise EntryError(f"{key} is not 64 lower-case hex digits")
+    # (4) byte for byte in canonical form: no other encoding of the same value passes
+    try:
+        if canonical(value) != body:
+            raise EntryError("not in canonical form")
+    except EntryError:
+        raise
+    except ValueError:
+        raise EntryError("not in canonical form") from None
+    # (5) the hash covers the content
+    if entry_hash(value) != value["hash"]:
+        raise EntryError("hash does not match its content")
+    return value
+
+
+def decode(line: bytes) -> dict[str, Any]:
+    """One complete line (with its newline) as a checked entry, or ``EntryError``."""
+    if not line.endswith(b"\n"):
+        raise EntryError("line has no newline")
+    body = line[:-1]
+    if b"\n" in body:
+        raise EntryError("line holds more than one line")
+    try:
+        value = parse_json(body)
+    except ValueError:
+        raise EntryError("not valid json") from None
+    return check_entry(value, body)
+
+
+def _with_last(items: Iterable[bytes]) -> Iterator[tuple[bytes, bool]]:
+    iterator = iter(items)
+    try:
+        current = next(iterator)
+    except StopIteration:
+        return
+    for following in iterator:
+        yield current, False
+        current = following
+    yield current, True
+
+
+def verify_lines(lines: Iterable[bytes], *, checkpoint: tuple[int, str] | None = None) -> ChainReport:
+    """Verify a ledger given as its lines, each with its ``\\n``, in file order.
+
+    Procedure, for line ``n`` (1-based):
+
+    1. the line ends with ``\\n``; the last line may lack it only as a torn write;
+    2. it is UTF-8 JSON; a last line that is not is a torn write;
+    3. it is an object with exactly the entry's keys and their types;
+    4. it is byte for byte in canonical form;
+    5. ``hash`` matches its content;
+    6. ``seq`` is ``n``;
+    7. ``prev`` is the hash of line ``n - 1`` (``GENESIS`` for the first);
+    8. with ``checkpoint=(seq, hash)``: the chain reaches ``seq`` and the entry
+       there has that hash, so cutting entries off the end is caught too.
+
+    Stops at the first problem; ``entries`` counts the valid lines before it.
+    """
+    count = 0
+    last_hash = GENESIS
+    last_seq = 0
+
+    def broken(line_no: int, problem: str, *, torn: bool = False) -> ChainReport:
+        return ChainReport(False, count, last_hash, last_seq, problem, line_no, torn)
+
+    checkpoint_hash: str | None = None
+    for line_no, (line, is_last) in enumerate(_with_last(lines), start=1):
+        # (1) one line, with its newline
+        if not line.endswith(b"\n"):
+            if is_last:
+                return broken(line_no, f"entry {line_no}: torn write ({len(line)} bytes without a newline)", torn=True)
+            return broken(line_no, f"entry {line_no}: line has no newline")
+        body = line[:-1]
+        if b"\n" in body:
+            return broken(line_no, f"entry {line_no}: line holds more than one line")
+        # (2) json
+        try:
+            value = parse_json(body)
+        except ValueError:
+            if is_last:
+                return broken(line_no, f"entry {line_no}: torn write (last line is not valid json)", torn=True)
+            return broken(line_no, f"entry {line_no}: not valid json")
+        # (3), (4), (5) the entry on its own
+        try:
+            entry = check_entry(value, body)
+        except EntryError as exc:
+            return broken(line_no, f"entry {line_no}: {exc}")
+        # (6) position
+        if entry["seq"] != line_no:
+            return broken(line_no, f"entry {line_no}: seq is {entry['seq']}, expected {line_no}")
+        # (7) link
+        if entry["prev"] != last_hash:
+            what = "genesis" if line_no == 1 else f"the hash of entry {line_no - 1}"
+            return broken(line_no, f"entry {line_no}: prev does not match {what}")
+        count, last_hash, last_seq = line_no, entry["hash"], line_no
+        if checkpoint is not None and line_no == checkpoint[0]:
+            checkpoint_hash = last_hash
+    # (8) the checkpoint
+    if checkpoint is not None:
+        seq, expected = checkpoint
+        if last_seq < seq:
+            return ChainReport(False, count, last_hash, last_seq, f"ledger ends at entry {last_seq}, before checkpoint entry {seq}", last_seq + 1)
+        if checkpoint_hash != expected:
+            return ChainReport(False, count, last_hash, last_seq, f"entry {seq}: hash does not match the checkpoint", seq)
+    return ChainReport(True, count, last_hash, last_seq)

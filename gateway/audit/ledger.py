@@ -1,0 +1,518 @@
+"""The audit ledger on disk: durable, group-committed, shared between processes.
+
+``FileLedger.append`` returns only once the entry is written and fsynced.
+Concurrent appends are group-committed: one flusher task takes every pending
+entry and writes the batch with one ``write`` and one ``fsync`` in a worker
+thread, so the event loop never waits on the disk.
+
+Several gateway processes may append to the same file. Each batch holds an
+exclusive ``flock`` on the ledger file while it re-reads the tail (only if the
+file changed since this process last wrote it), numbers and links its entries,
+appends them (``O_APPEND``) and fsyncs. ``flock`` locks belong to the open file,
+so two ``FileLedger`` objects in one process exclude each other as well.
+
+A failed batch is cut back off the file and its callers get ``LedgerError``;
+the next batch re-reads the tail. A torn last line (a crash mid-write) is moved
+to ``<path>.torn-<seq>`` and recorded as a ``ledger.recovered`` entry; any other
+break in the chain raises ``LedgerBroken`` and nothing more is appended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Self
+
+from gateway.audit.chain import (
+    GENESIS,
+    ChainReport,
+    EntryError,
+    check_data,
+    check_kind,
+    check_time,
+    decode,
+    encode,
+    make_entry,
+    parse_json,
+    verify_lines,
+)
+from gateway.errors import GatewayError, LedgerBroken, LedgerError
+from gateway.model import Clock, isoformat
+
+log = logging.getLogger("gateway.audit")
+
+FILE_MODE = 0o640
+MAX_BATCH = 512  # entries per write; the rest go in the next batch
+RECOVERED = "ledger.recovered"
+_TAIL_CHUNK = 64 * 1024
+
+
+# --- reading -------------------------------------------------------------------
+
+
+def _lines(handle: BinaryIO) -> Iterator[bytes]:
+    handle.seek(0)
+    yield from handle
+
+
+def _shared_lock(handle: BinaryIO) -> bool:
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+    except OSError:  # no flock on this file system: read without it
+        return False
+    return True
+
+
+def verify_file(path: Path) -> ChainReport:
+    """Verify the ledger file at ``path`` (for ``gateway audit verify``).
+
+    Takes a shared lock so a batch another process is writing right now is not
+    mistaken for a torn write. ``LedgerError`` if the file cannot be read.
+    """
+    try:
+        with open(path, "rb") as handle:
+            _shared_lock(handle)
+            return verify_lines(_lines(handle))
+    except OSError as exc:
+        raise LedgerError(f"cannot read the audit ledger `{path}`: {exc.strerror or exc}") from exc
+
+
+def read_entries(path: Path) -> list[dict[str, Any]]:
+    """Every entry of a ledger that verifies; ``LedgerBroken`` if it does not."""
+    try:
+        with open(path, "rb") as handle:
+            _shared_lock(handle)
+            report = verify_lines(_lines(handle))
+            if not report.ok:
+                raise LedgerBroken(f"the audit ledger `{path}` is broken: {report.problem}", line=report.broken_at)
+            return [decode(line) for line in _lines(handle)]
+    except OSError as exc:
+        raise LedgerError(f"cannot read the audit ledger `{path}`: {exc.strerror or exc}") from exc
+
+
+# --- the file ledger -------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Pending:
+    kind: str
+    time: str
+    data: dict[str, Any]
+    future: asyncio.Future[dict[str, Any]] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stamp:
+    """What the file looked like right after this process last wrote or read it."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> _Stamp:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class FileLedger:
+    """An append-only, hash-chained JSON-lines ledger file.
+
+    Build with ``await FileLedger.open(path, clock)``; ``append`` entries;
+    ``close`` when done (it waits for appends already made).
+    """
+
+    def __init__(self, path: Path, clock: Clock, fd: int) -> None:
+        self.path = path
+        self._clock = clock
+        self._fd = fd
+        self._seq = 0
+        self._hash = GENESIS
+        self._stamp: _Stamp | None = None  # None: re-read the tail before writing
+        # The file's complete entries never legitimately end before this offset:
+        # writers only append, and recovery cuts only bytes after the last entry.
+        self._floor = 0
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path, clock: Clock) -> FileLedger:
+        """Open (or create) the ledger at ``path``, verifying the whole chain.
+
+        A torn last line is moved aside and recorded; any other break raises
+        ``LedgerBroken``. ``LedgerError`` if the file cannot be opened.
+        """
+        now = isoformat(clock())
+        fd = await asyncio.to_thread(_open_file, path)
+        ledger = cls(path, clock, fd)
+        try:
+            await asyncio.to_thread(ledger._verify_and_recover, now)
+        except BaseException:
+            os.close(fd)
+            raise
+        return ledger
+
+    async def close(self) -> None:
+        """Refuse new appends, wait for those already made, close the file."""
+        if self._closed:
+            return
+        self._closed = True
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+        os.close(self._fd)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- appending ---------------------------------------------------------------
+
+    async def append(self, kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Append one entry; return it once it is durable on disk.
+
+        ``ValueError`` (nothing written) if ``data`` holds anything but plain
+        JSON values without floats; ``LedgerError`` if it could not be written;
+        ``LedgerBroken`` if the file's tail is not a valid entry.
+        """
+        if self._closed:
+            raise LedgerError(f"the audit ledger `{self.path}` is closed")
+        # everything that could fail the batch for this entry alone is checked here
+        pending = _Pending(check_kind(kind), check_time(isoformat(self._clock())), check_data(data), asyncio.get_running_loop().create_future())
+        self._pending.append(pending)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="ledger-flush")
+        return await pending.future
+
+    async def _flush(self) -> None:
+        """Write pending entries batch by batch until none are left."""
+        while self._pending:
+            batch = [p for p in self._pending[:MAX_BATCH] if not p.future.done()]
+            del self._pending[:MAX_BATCH]
+            if not batch:
+                continue
+            now = isoformat(self._clock())
+            try:
+                entries = await asyncio.to_thread(self._write_batch, [(p.kind, p.time, p.data) for p in batch], now)
+            except BaseException as exc:
+                error = exc if isinstance(exc, GatewayError) else LedgerError(f"the audit ledger `{self.path}` could not be written")
+                if error is not exc:
+                    error.__cause__ = exc
+                for p in batch:
+                    if not p.future.done():
+                        p.future.set_exception(error)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for p, entry in zip(batch, entries, strict=True):
+                if not p.future.done():
+                    p.future.set_result(entry)
+
+    async def verify(self) -> ChainReport:
+        """Verify this ledger's file as it is now."""
+        return await asyncio.to_thread(verify_file, self.path)
+
+    async def entries(self) -> list[dict[str, Any]]:
+        """Every entry in the file (``LedgerBroken`` if it does not verify)."""
+        return await asyncio.to_thread(read_entries, self.path)
+
+    # -- in the worker thread, under the lock ---------------------------------------
+
+    def _verify_and_recover(self, now: str) -> None:
+        with _Locked(self._fd, self.path):
+            self._check_same_file()
+            with os.fdopen(os.dup(self._fd), "rb") as handle:
+                report = verify_lines(_lines(handle))
+            if report.ok:
+                self._seq, self._hash = report.last_seq, report.last_hash
+                self._stamp = _Stamp.of(os.fstat(self._fd))
+                self._floor = self._stamp.size
+                return
+            if not report.torn_tail:
+                raise LedgerBroken(
+                    f"the audit ledger `{self.path}` is broken: {report.problem}; it takes no more entries until it is repaired",
+                    line=report.broken_at,
+                )
+            self._seq, self._hash = report.last_seq, report.last_hash
+            good_size = self._size_of_lines(report.entries)
+            self._recover(good_size, now)
+
+    def _write_batch(self, items: list[tuple[str, str, dict[str, Any]]], now: str) -> list[dict[str, Any]]:
+        with _Locked(self._fd, self.path):
+            self._check_same_file()
+            st = os.fstat(self._fd)
+            if self._stamp is None or _Stamp.of(st) != self._stamp:
+                self._read_tail(st.st_size, now)
+            return self._write_locked(items)
+
+    def _write_locked(self, items: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Number, link, write and fsync ``items``; cut them off again on failure."""
+        seq, prev = self._seq, self._hash
+        entries: list[dict[str, Any]] = []
+        for kind, time, data in items:
+            seq += 1
+            entry = make_entry(prev, seq, time, kind, data)
+            entries.append(entry)
+            prev = entry["hash"]
+        blob = b"".join(encode(e) for e in entries)
+        start = os.fstat(self._fd).st_size
+        self._stamp = None  # until the batch is known to be on disk
+        try:
+            _write_all(self._fd, blob)
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._roll_back(start)
+            raise LedgerError(
+                f"the audit ledger `{self.path}` could not be written: {exc.strerror or exc}",
+                entries=len(entries),
+            ) from exc
+        self._seq, self._hash = seq, prev
+        self._stamp = _Stamp.of(os.fstat(self._fd))
+        self._floor = self._stamp.size
+        return entries
+
+    def _roll_back(self, size: int) -> None:
+        """Cut a failed batch off the file so its entries never count."""
+        try:
+            os.ftruncate(self._fd, size)
+            os.fsync(self._fd)
+        except OSError:
+            # Whatever is left is read back as the tail (or recovered as a torn
+            # write) by the next batch, which re-reads it because the stamp is gone.
+            log.warning("could not cut a failed batch off the audit ledger %s", self.path, exc_info=True)
+
+    def _read_tail(self, size: int, now: str) -> None:
+        """Take ``seq`` and ``hash`` from the last complete line; recover a torn one."""
+        data_end, last_line_start, torn = _tail(self._fd, size)
+        seq, hash_ = 0, GENESIS
+        if last_line_start is not None:
+            line = os.pread(self._fd, data_end - last_line_start, last_line_start)
+            try:
+                entry = decode(line)
+            except EntryError as exc:
+                raise LedgerBroken(
+                    f"the audit ledger `{self.path}` is broken: its last entry is not valid ({exc}); "
+                    "it takes no more entries until it is repaired"
+                ) from None
+            seq, hash_ = entry["seq"], entry["hash"]
+        if data_end < self._floor or seq < self._seq:
+            raise LedgerBroken(
+                f"the audit ledger `{self.path}` was cut short: it ends at entry {seq}, "
+                f"but entry {self._seq} was already in it; it takes no more entries until it is repaired"
+            )
+        self._seq, self._hash = seq, hash_
+        if torn:
+            self._recover(data_end, now)
+        else:
+            self._stamp = _Stamp.of(os.fstat(self._fd))
+
+    def _recover(self, good_size: int, now: str) -> None:
+        """Move the torn bytes after ``good_size`` aside and record that in the chain."""
+        size = os.fstat(self._fd).st_size
+        torn = os.pread(self._fd, size - good_size, good_size)
+        # (1) keep the torn bytes next to the ledger, durably
+        aside = _save_aside(self.path, self._seq + 1, torn)
+        # (2) cut them off the ledger, durably
+        try:
+            os.ftruncate(self._fd, good_size)
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise LedgerError(f"could not cut a torn write off the audit ledger `{self.path}`: {exc.strerror or exc}") from exc
+        log.warning("moved a torn write of %d bytes from the audit ledger %s to %s", len(torn), self.path, aside.name)
+        # (3) say so in the chain
+        self._write_locked(
+            [(RECOVERED, now, {"torn_bytes": len(torn), "torn_sha256": hashlib.sha256(torn).hexdigest(), "moved_to": aside.name})]
+        )
+
+    def _size_of_lines(self, count: int) -> int:
+        size = 0
+        with os.fdopen(os.dup(self._fd), "rb") as handle:
+            handle.seek(0)
+            for _, line in zip(range(count), handle, strict=False):
+                size += len(line)
+        return size
+
+    def _check_same_file(self) -> None:
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            raise LedgerError(f"the audit ledger `{self.path}` was removed while open") from None
+        mine = os.fstat(self._fd)
+        if (on_disk.st_dev, on_disk.st_ino) != (mine.st_dev, mine.st_ino):
+            raise LedgerError(f"the audit ledger `{self.path}` was replaced by another file while open")
+
+
+class _Locked:
+    """An exclusive ``flock`` held for a ``with`` block; errors become ``LedgerError``."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self._fd = fd
+        self._path = path
+
+    def __enter__(self) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise LedgerError(f"cannot lock the audit ledger `{self._path}`: {exc.strerror or exc}") from exc
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
+# --- file helpers ------------------------------------------------------------------
+
+
+def _open_file(path: Path) -> int:
+    """Open the ledger for appending, creating it (and its directory) if needed."""
+    flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        except FileExistsError:
+            return os.open(path, flags)
+        try:
+            os.fchmod(fd, FILE_MODE)  # whatever the umask
+            os.fsync(fd)
+            _fsync_dir(path.parent)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+    except OSError as exc:
+        raise LedgerError(f"cannot open the audit ledger `{path}`: {exc.strerror or exc}") from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, blob: bytes) -> None:
+    view = memoryview(blob)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(errno.EIO, "short write")
+        view = view[written:]
+
+
+def _tail(fd: int, size: int) -> tuple[int, int | None, bool]:
+    """Find the last complete line of the file.
+
+    Returns ``(end, start, torn)``: the complete lines end at byte ``end``; the
+    last of them starts at ``start`` (``None`` if there is none); ``torn`` if
+    bytes follow ``end`` (a last line without its newline) or the last line
+    ending in a newline is not JSON, as ``verify_lines`` counts torn writes.
+    """
+    newlines: list[int] = []
+    position = size
+    while position > 0 and len(newlines) < 3:
+        start = max(0, position - _TAIL_CHUNK)
+        chunk = os.pread(fd, position - start, start)
+        index = len(chunk)
+        while len(newlines) < 3:
+            index = chunk.rfind(b"\n", 0, index)
+            if index < 0:
+                break
+            newlines.append(start + index)
+        position = start
+    # newlines holds up to three offsets of "\n", last first
+    if not newlines:
+        return 0, None, size > 0
+    end = newlines[0] + 1
+    torn = end < size
+    if not torn:
+        last_start = newlines[1] + 1 if len(newlines) > 1 else 0
+        last = os.pread(fd, end - last_start, last_start)
+        if not _is_json(last[:-1]):
+            torn, end = True, last_start
+            newlines = newlines[1:]
+            if not newlines:
+                return 0, None, True
+    start_of_last = newlines[1] + 1 if len(newlines) > 1 else 0
+    return end, start_of_last, torn
+
+
+def _is_json(body: bytes) -> bool:
+    try:
+        parse_json(body)
+    except ValueError:
+        return False
+    return True
+
+
+def _save_aside(path: Path, seq: int, data: bytes) -> Path:
+    """Write ``data`` to a new ``<path>.torn-<seq>`` (``.1``, ``.2``... if taken) and fsync it."""
+    for n in range(1000):
+        aside = path.with_name(f"{path.name}.torn-{seq}" + (f".{n}" if n else ""))
+        try:
+            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise LedgerError(f"cannot save a torn write next to the audit ledger `{path}`: {exc.strerror or exc}") from exc
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except OSError as exc:
+            raise LedgerError(f"cannot save a torn write next to the audit ledger `{path}`: {exc.strerror or exc}") from exc
+        finally:
+            os.close(fd)
+        _fsync_dir(path.parent)
+        return aside
+    raise LedgerError(f"too many torn writes saved next to the audit ledger `{path}`")
+
+
+# --- the in-memory twin ------------------------------------------------------------
+
+
+class MemoryLedger:
+    """The same chain in memory, for unit tests: same ``append``/``entries``/``verify``."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lines: list[bytes] = []
+        self._seq = 0
+        self._hash = GENESIS
+        self._closed = False
+        self.fail: Exception | None = None  # set to make the next appends raise this
+
+    async def append(self, kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        if self._closed:
+            raise LedgerError("the audit ledger is closed")
+        check_kind(kind)
+        plain = check_data(data)
+        if self.fail is not None:
+            raise self.fail
+        entry = make_entry(self._hash, self._seq + 1, isoformat(self._clock()), kind, plain)
+        self._lines.append(encode(entry))
+        self._seq, self._hash = entry["seq"], entry["hash"]
+        return entry
+
+    async def entries(self) -> list[dict[str, Any]]:
+        return [decode(line) for line in self._lines]
+
+    async def verify(self) -> ChainReport:
+        return verify_lines(self._lines)
+
+    def lines(self) -> list[bytes]:
+        """The ledger's bytes, line by line, as a file would hold them."""
+        return list(self._lines)
+
+    async def close(self) -> None:
+        self._closed = True

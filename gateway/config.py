@@ -1,0 +1,374 @@
+"""``regions.toml`` parsed once into frozen objects whose invariants hold.
+
+``load_config`` reads and validates the whole file and raises ``ConfigError``
+with every problem found, each with its key path
+(``regions.eu-west-1.jurisdiction: unknown jurisdiction `XX` ``). The engine and
+services trust the resulting ``Config`` and never re-check it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.canonical import canonical, sha256_hex
+from gateway.errors import ConfigError, Finding
+from gateway.legal.policy import TABLES as LEGAL_TABLES
+from gateway.legal.policy import LegalPolicy, parse_legal
+from gateway.model import (
+    Bloc,
+    FileStoreSpec,
+    Identity,
+    Jurisdiction,
+    MemoryStoreSpec,
+    Region,
+    S3StoreSpec,
+    StoreSpec,
+    TransferMechanism,
+    is_country,
+    is_identifier,
+)
+
+SUPPORTED_VERSIONS = (1,)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_record_bytes: int = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    version: int
+    categories: tuple[str, ...]
+    identity: Identity
+    limits: Limits
+    blocs: Mapping[str, Bloc]
+    jurisdictions: Mapping[str, Jurisdiction]
+    regions: Mapping[str, Region]
+    transfer_mechanisms: Mapping[str, TransferMechanism]
+    legal: LegalPolicy
+    source: str = ""
+    digest: str = ""  # sha256 of the canonical parsed document, for the ledger
+    rank: Mapping[str, int] = field(default_factory=dict)  # category -> ladder rank
+
+    def jurisdiction_of(self, region_id: str) -> Jurisdiction:
+        return self.jurisdictions[self.regions[region_id].jurisdiction]
+
+
+class _Reader:
+    """Typed access to one TOML table that records findings instead of raising.
+
+    Every key read is remembered; ``finish()`` reports the rest as unknown.
+    """
+
+    def __init__(self, table: Any, path: str, findings: list[Finding]) -> None:
+        self.path = path
+        self.findings = findings
+        self.ok = isinstance(table, dict)
+        if not self.ok:
+            self.problem(path, "must be a table")
+        self.table: dict[str, Any] = table if self.ok else {}
+        self.seen: set[str] = set()
+
+    def problem(self, path: str, message: str) -> None:
+        self.findings.append(Finding(path, message))
+
+    def at(self, key: str) -> str:
+        quoted = key if is_identifier(key) and "." not in key else f'"{key}"'
+        return f"{self.path}.{quoted}" if self.path else quoted
+
+    def get(self, key: str, kind: type | tuple[type, ...], *, required: bool = True, default: Any = None) -> Any:
+        self.seen.add(key)
+        if key not in self.table:
+            if required:
+                self.problem(self.at(key), "is required")
+            return default
+        value = self.table[key]
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            self.problem(self.at(key), f"must be {_TYPE_WORDS.get(name, name)}")
+            return default
+        return value
+
+    def str_list(self, key: str, *, required: bool = True) -> list[str]:
+        values = self.get(key, list, required=required, default=[])
+        out: list[str] = []
+        for i, value in enumerate(values):
+            if not isinstance(value, str):
+                self.problem(f"{self.at(key)}[{i}]", "must be a string")
+            else:
+                out.append(value)
+        return out
+
+    def sub(self, key: str, *, required: bool = True) -> _Reader | None:
+        self.seen.add(key)
+        if key not in self.table:
+            if required:
+                self.problem(self.at(key), "is required")
+            return None
+        return _Reader(self.table[key], self.at(key), self.findings)
+
+    def items(self, key: str, *, required: bool = True) -> Iterator[tuple[str, _Reader]]:
+        """Each entry of a table of tables, as a reader."""
+        parent = self.sub(key, required=required)
+        if parent is None or not parent.ok:
+            return
+        for name in parent.table:
+            parent.seen.add(name)
+            yield name, _Reader(parent.table[name], parent.at(name), self.findings)
+
+    def finish(self, *, also_known: tuple[str, ...] = ()) -> None:
+        if not self.ok:
+            return
+        for key in self.table:
+            if key not in self.seen and key not in also_known:
+                self.problem(self.at(key), "unknown key")
+
+
+_TYPE_WORDS = {"str": "a string", "int": "an integer", "bool": "true or false", "list": "a list", "dict": "a table"}
+
+
+def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
+    """Validate a parsed TOML document; raise ``ConfigError`` listing every finding."""
+    findings: list[Finding] = []
+    root = _Reader(dict(raw), "", findings)
+
+    version = root.get("version", int, default=1)
+    if version is not None and version not in SUPPORTED_VERSIONS:
+        findings.append(Finding("version", f"unsupported version `{version}`; this gateway reads {SUPPORTED_VERSIONS}"))
+
+    categories = tuple(root.str_list("categories"))
+    if not categories:
+        findings.append(Finding("categories", "must list at least one category, lowest rung first"))
+    for i, name in enumerate(categories):
+        if not is_identifier(name):
+            findings.append(Finding(f"categories[{i}]", f"`{name}` is not a valid identifier"))
+    if len(set(categories)) != len(categories):
+        findings.append(Finding("categories", "lists a category twice"))
+
+    identity = _parse_identity(root.sub("identity"), findings)
+    limits = _parse_limits(root.sub("limits", required=False))
+    blocs = _parse_blocs(root, findings)
+    jurisdictions = _parse_jurisdictions(root, blocs, findings)
+    regions = _parse_regions(root, jurisdictions, findings)
+    mechanisms = _parse_mechanisms(root, blocs, jurisdictions, findings)
+
+    legal = parse_legal(
+        raw,
+        categories=categories,
+        jurisdictions=jurisdictions,
+        blocs=blocs,
+        regions=regions,
+        findings=findings,
+    )
+    root.finish(also_known=tuple(LEGAL_TABLES))
+
+    if findings:
+        raise ConfigError(findings)
+    return Config(
+        version=version,
+        categories=categories,
+        identity=identity,  # type: ignore[arg-type]
+        limits=limits,
+        blocs=blocs,
+        jurisdictions=jurisdictions,
+        regions=regions,
+        transfer_mechanisms=mechanisms,
+        legal=legal,
+        source=source,
+        digest=sha256_hex(canonical(_jsonable(raw))),
+        rank={name: i for i, name in enumerate(categories)},
+    )
+
+
+def load_config(path: Path) -> Config:
+    """Read, parse and validate a config file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([Finding("", f"config file `{path}` does not exist")]) from None
+    except OSError as exc:
+        raise ConfigError([Finding("", f"cannot read config file `{path}`: {exc.strerror}")]) from exc
+    except UnicodeDecodeError:
+        raise ConfigError([Finding("", f"config file `{path}` is not UTF-8")]) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Finding("", f"`{path}` is not valid TOML: {exc}")]) from exc
+    return parse_config(raw, source=str(path))
+
+
+def _jsonable(value: Any) -> Any:
+    """TOML values as JSON values (dates become strings) for hashing."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _parse_identity(r: _Reader | None, findings: list[Finding]) -> Identity | None:
+    if r is None or not r.ok:
+        return None
+    identity = Identity(
+        issuer=r.get("issuer", str, default=""),
+        audience=r.get("audience", str, default=""),
+        token_public_key=r.get("token_public_key", str, default=""),
+        token_private_key=r.get("token_private_key", str, default=""),
+        provider_key=r.get("provider_key", str, default=""),
+        token_ttl_seconds=r.get("token_ttl_seconds", int, required=False, default=3600),
+    )
+    if identity.token_ttl_seconds is not None and not 0 < identity.token_ttl_seconds <= 86400:
+        findings.append(Finding(r.at("token_ttl_seconds"), "must be between 1 and 86400 seconds"))
+    for key in ("issuer", "audience", "token_public_key", "token_private_key", "provider_key"):
+        if key in r.table and r.table[key] == "":
+            findings.append(Finding(r.at(key), "must not be empty"))
+    r.finish()
+    return identity
+
+
+def _parse_limits(r: _Reader | None) -> Limits:
+    if r is None or not r.ok:
+        return Limits()
+    max_bytes = r.get("max_record_bytes", int, required=False, default=Limits.max_record_bytes)
+    if max_bytes is not None and max_bytes <= 0:
+        r.problem(r.at("max_record_bytes"), "must be a positive number of bytes")
+    r.finish()
+    return Limits(max_record_bytes=max_bytes or Limits.max_record_bytes)
+
+
+def _parse_blocs(root: _Reader, findings: list[Finding]) -> dict[str, Bloc]:
+    blocs: dict[str, Bloc] = {}
+    for bloc_id, r in root.items("blocs", required=False):
+        if not r.ok:
+            continue
+        if not is_identifier(bloc_id):
+            findings.append(Finding(r.path, f"bloc id `{bloc_id}` is not a valid identifier"))
+        blocs[bloc_id] = Bloc(
+            id=bloc_id,
+            name=r.get("name", str, default=bloc_id),
+            free_flow=r.get("free_flow", bool, required=False, default=False),
+        )
+        r.finish()
+    return blocs
+
+
+def _parse_jurisdictions(root: _Reader, blocs: Mapping[str, Bloc], findings: list[Finding]) -> dict[str, Jurisdiction]:
+    jurisdictions: dict[str, Jurisdiction] = {}
+    for code, r in root.items("jurisdictions"):
+        if not r.ok:
+            continue
+        if not is_country(code):
+            findings.append(Finding(r.path, f"`{code}` is not an ISO 3166-1 alpha-2 code (two capital letters)"))
+        if code in blocs:
+            findings.append(Finding(r.path, f"`{code}` is also a bloc id; ids must be distinct"))
+        member_of = r.str_list("blocs", required=False)
+        for i, bloc in enumerate(member_of):
+            if bloc not in blocs:
+                findings.append(Finding(f"{r.at('blocs')}[{i}]", f"unknown bloc `{bloc}`"))
+        jurisdictions[code] = Jurisdiction(code=code, name=r.get("name", str, default=code), blocs=frozenset(member_of))
+        r.finish()
+    return jurisdictions
+
+
+def _parse_store(r: _Reader | None, region_id: str, findings: list[Finding]) -> StoreSpec:
+    if r is None or not r.ok:
+        return MemoryStoreSpec()
+    kind = r.get("kind", str, default="")
+    spec: StoreSpec
+    if kind == "file":
+        spec = FileStoreSpec(path=r.get("path", str, default=f"stores/{region_id}"))
+    elif kind == "s3":
+        bucket = r.get("bucket", str, default="")
+        if bucket and not (3 <= len(bucket) <= 63 and bucket.replace("-", "").replace(".", "").isalnum() and bucket.islower()):
+            findings.append(Finding(r.at("bucket"), f"`{bucket}` is not a valid S3 bucket name"))
+        endpoint = r.get("endpoint_url", str, required=False)
+        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+            findings.append(Finding(r.at("endpoint_url"), f"`{endpoint}` must start with `http://` or `https://`"))
+        spec = S3StoreSpec(
+            bucket=bucket,
+            region_name=r.get("region_name", str, required=False, default=region_id),
+            endpoint_url=endpoint,
+            object_lock=r.get("object_lock", bool, required=False, default=False),
+            create_bucket=r.get("create_bucket", bool, required=False, default=True),
+        )
+    elif kind == "memory":
+        spec = MemoryStoreSpec()
+    else:
+        if kind:
+            findings.append(Finding(r.at("kind"), f"unknown store kind `{kind}`; use `file` or `s3`"))
+        return MemoryStoreSpec()
+    r.finish()
+    return spec
+
+
+def _parse_regions(root: _Reader, jurisdictions: Mapping[str, Jurisdiction], findings: list[Finding]) -> dict[str, Region]:
+    regions: dict[str, Region] = {}
+    for region_id, r in root.items("regions"):
+        if not r.ok:
+            continue
+        if not is_identifier(region_id):
+            findings.append(Finding(r.path, f"region id `{region_id}` is not a valid identifier"))
+        code = r.get("jurisdiction", str, default="")
+        if code and code not in jurisdictions:
+            findings.append(Finding(r.at("jurisdiction"), f"unknown jurisdiction `{code}`"))
+        regions[region_id] = Region(
+            id=region_id,
+            location=r.get("location", str, default=""),
+            jurisdiction=code,
+            store=_parse_store(r.sub("store"), region_id, findings),
+            tag_key=r.get("tag_key", str, required=False, default=f"keys/tags/{region_id}.key"),
+        )
+        r.finish()
+    if not regions and not any(f.path.startswith("regions") for f in findings):
+        findings.append(Finding("regions", "must define at least one region"))
+    buckets: dict[tuple[str | None, str], str] = {}
+    for region in regions.values():
+        if isinstance(region.store, S3StoreSpec) and region.store.bucket:
+            where = (region.store.endpoint_url, region.store.bucket)
+            if where in buckets:
+                findings.append(Finding(f"regions.{region.id}.store.bucket", f"bucket `{region.store.bucket}` is already the store of region `{buckets[where]}`"))
+            buckets[where] = region.id
+    return regions
+
+
+def _parse_mechanisms(
+    root: _Reader, blocs: Mapping[str, Bloc], jurisdictions: Mapping[str, Jurisdiction], findings: list[Finding]
+) -> dict[str, TransferMechanism]:
+    mechanisms: dict[str, TransferMechanism] = {}
+    for mech_id, r in root.items("transfer_mechanisms", required=False):
+        if not r.ok:
+            continue
+        places: dict[str, frozenset[str]] = {}
+        for key in ("from", "to"):
+            values = r.str_list(key)
+            if not values:
+                findings.append(Finding(r.at(key), "must name at least one jurisdiction or bloc"))
+            for i, value in enumerate(values):
+                if value not in jurisdictions and value not in blocs:
+                    findings.append(Finding(f"{r.at(key)}[{i}]", f"unknown jurisdiction or bloc `{value}`"))
+            places[key] = frozenset(values)
+        services = r.str_list("services")
+        purposes = r.str_list("purposes")
+        for key, values in (("services", services), ("purposes", purposes)):
+            if not values:
+                findings.append(Finding(r.at(key), "must list at least one entry; an empty list would cover nothing"))
+        mechanisms[mech_id] = TransferMechanism(
+            id=mech_id,
+            kind=r.get("kind", str, default=""),
+            description=r.get("description", str, required=False, default=""),
+            sources=places["from"],
+            destinations=places["to"],
+            services=frozenset(services),
+            purposes=frozenset(purposes),
+        )
+        r.finish()
+    return mechanisms

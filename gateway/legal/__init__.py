@@ -1,0 +1,1 @@
+"""Legal orders: the policy schema, order types and the pure disclosure engine."""

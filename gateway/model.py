@@ -1,0 +1,239 @@
+"""Frozen domain types shared by every part of the gateway.
+
+Nothing here knows any particular country, instrument or region: those come
+from ``regions.toml`` (see ``gateway.config``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+# Identifiers that appear in URLs, object keys and the ledger: subjects, record
+# keys, services, region ids. Conservative on purpose: they become path
+# segments in the file store and object keys in S3.
+IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+COUNTRY = re.compile(r"^[A-Z]{2}$")  # ISO 3166-1 alpha-2
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def is_identifier(value: object) -> bool:
+    return isinstance(value, str) and bool(IDENTIFIER.match(value)) and ".." not in value
+
+
+def is_country(value: object) -> bool:
+    return isinstance(value, str) and bool(COUNTRY.match(value))
+
+
+def isoformat(moment: datetime) -> str:
+    """UTC, second precision unless finer is present, with a ``Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: str) -> datetime:
+    """Parse an RFC 3339 time; a bare date means midnight UTC. Naive times are UTC."""
+    text = value.strip()
+    if len(text) == 10:
+        text += "T00:00:00"
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+# --- configuration objects ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Bloc:
+    id: str
+    name: str
+    free_flow: bool  # personal data moves freely between members
+
+
+@dataclass(frozen=True, slots=True)
+class Jurisdiction:
+    code: str  # ISO 3166-1 alpha-2
+    name: str
+    blocs: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class FileStoreSpec:
+    path: str  # relative paths are under the data directory
+    kind: Literal["file"] = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class S3StoreSpec:
+    bucket: str
+    region_name: str
+    endpoint_url: str | None = None
+    object_lock: bool = False
+    create_bucket: bool = True
+    kind: Literal["s3"] = "s3"
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryStoreSpec:
+    kind: Literal["memory"] = "memory"
+
+
+StoreSpec = FileStoreSpec | S3StoreSpec | MemoryStoreSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    id: str
+    location: str
+    jurisdiction: str
+    store: StoreSpec
+    tag_key: str  # private key file; relative paths are under the data directory
+
+
+@dataclass(frozen=True, slots=True)
+class TransferMechanism:
+    """A lawful basis for moving personal data out of a jurisdiction or bloc.
+
+    It covers reads of data stored in any of ``sources`` (jurisdiction codes or
+    bloc ids) by callers in any of ``destinations``, for the listed services and
+    only for the listed purposes.
+    """
+
+    id: str
+    kind: str  # e.g. dpf, scc, bcr, adequacy
+    description: str
+    sources: frozenset[str]
+    destinations: frozenset[str]
+    services: frozenset[str]
+    purposes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    token_public_key: str  # path; relative paths are under the data directory
+    token_private_key: str  # used only by `gateway token issue`
+    provider_key: str  # signs packages and ledger checkpoints
+    issuer: str
+    audience: str
+    token_ttl_seconds: int
+
+
+# --- requests and records ------------------------------------------------------
+
+Role = Literal["service", "intake", "legal", "ops"]
+ROLES: tuple[str, ...] = ("service", "intake", "legal", "ops")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, from a verified token."""
+
+    principal: str  # token subject: service name or person/system id
+    role: str
+    service: str | None = None
+    region: str | None = None
+    purpose: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    id: str
+    home_region: str
+    residence: str
+    nationality: str | None = None
+    us_person: bool | None = None
+    location: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "subject": self.id,
+            "home_region": self.home_region,
+            "residence": self.residence,
+            "nationality": self.nationality,
+            "us_person": self.us_person,
+            "location": self.location,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ResidencyTag:
+    """What the gateway signs at write time; bound to one object in one region."""
+
+    region: str
+    jurisdiction: str
+    subject: str
+    key: str
+    category: str
+    sha256: str
+    size: int
+    written_at: str  # RFC 3339, UTC
+
+    def claims(self) -> dict[str, object]:
+        return {
+            "v": 1,
+            "region": self.region,
+            "jurisdiction": self.jurisdiction,
+            "subject": self.subject,
+            "key": self.key,
+            "category": self.category,
+            "sha256": self.sha256,
+            "size": self.size,
+            "written_at": self.written_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMeta:
+    subject: str
+    key: str
+    category: str
+    region: str
+    sha256: str
+    size: int
+    written_at: str
+    legal_hold: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "subject": self.subject,
+            "key": self.key,
+            "category": self.category,
+            "region": self.region,
+            "sha256": self.sha256,
+            "size": self.size,
+            "written_at": self.written_at,
+            "legal_hold": self.legal_hold,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """A stable kebab-case code and the rule that produced it."""
+
+    code: str
+    rule: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ResidencyDecision:
+    allowed: bool
+    reasons: tuple[Reason, ...]  # the deciding reason first
+    caller_jurisdiction: str
+    data_region: str
+    data_jurisdiction: str
+    mechanism: str | None = None
+    trace: tuple[str, ...] = field(default=())
+
+    @property
+    def outcome(self) -> str:
+        return "allow" if self.allowed else "refuse"

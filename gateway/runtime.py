@@ -1,0 +1,112 @@
+"""Wiring in one place: settings -> config, keys, stores, ledger and services.
+
+Both the web app and the CLI build a ``Runtime``; nothing else constructs
+stores, ledgers or services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from gateway.audit import FileLedger
+from gateway.config import Config, load_config
+from gateway.keys import generate_ed25519_pair, load_ed25519_private, load_ed25519_public, load_public_key, plan_keys, public_path_for, resolve
+from gateway.keys import PublicKey
+from gateway.metrics import GatewayMetrics
+from gateway.model import Clock, system_clock
+from gateway.services.records import RecordService
+from gateway.stores import RecordStore
+from gateway.stores.factory import open_store, prepare_store
+from gateway.tags import TagSigner, TagVerifier
+
+log = logging.getLogger("gateway.runtime")
+
+DEFAULT_CONFIG = Path("regions.toml")
+DEFAULT_DATA_DIR = Path("data")
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_path: Path = DEFAULT_CONFIG
+    data_dir: Path = DEFAULT_DATA_DIR
+    clock: Clock = system_clock
+    init_keys: bool = True  # make missing dev keys on start (the laptop default)
+    metrics_public: bool = True  # False: /metrics needs an ops token
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.data_dir / "ledger" / "ledger.jsonl"
+
+
+def init_keys(config: Config, data_dir: Path) -> list[str]:
+    """Create every key the configuration names that does not exist yet; return what was made."""
+    plan = plan_keys(
+        config.identity.token_private_key,
+        config.identity.provider_key,
+        {r.id: r.tag_key for r in config.regions.values()},
+        data_dir,
+    )
+    made = []
+    for purpose, private_path in plan.pairs:
+        public = resolve(data_dir, config.identity.token_public_key) if purpose == "service tokens" else public_path_for(private_path)
+        if generate_ed25519_pair(private_path, public):
+            made.append(f"{purpose}: {private_path}")
+    return made
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: Config
+    stores: dict[str, RecordStore]
+    ledger: FileLedger
+    records: RecordService
+    metrics: GatewayMetrics
+    token_key: PublicKey
+
+    @classmethod
+    async def open(cls, settings: Settings, metrics: GatewayMetrics | None = None) -> Runtime:
+        config = load_config(settings.config_path)
+        data_dir = settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if settings.init_keys:
+            for made in init_keys(config, data_dir):
+                log.warning("generated a development key for %s", made)
+        token_key = load_public_key(resolve(data_dir, config.identity.token_public_key))
+        tag_private = {r.id: load_ed25519_private(resolve(data_dir, r.tag_key)) for r in config.regions.values()}
+        tag_public = {}
+        for region in config.regions.values():
+            public_path = public_path_for(resolve(data_dir, region.tag_key))
+            tag_public[region.id] = load_ed25519_public(public_path) if public_path.exists() else tag_private[region.id].public_key()
+        metrics = metrics or GatewayMetrics(CollectorRegistry())
+        stores = {r.id: open_store(r, data_dir) for r in config.regions.values()}
+        ledger: FileLedger | None = None
+        try:
+            await asyncio.gather(*(prepare_store(s) for s in stores.values()))
+            ledger = await FileLedger.open(settings.ledger_path, settings.clock)
+            await ledger.append("config.loaded", {"digest": config.digest, "source": Path(config.source).name})
+        except BaseException:
+            await asyncio.gather(*(s.close() for s in stores.values()), return_exceptions=True)
+            if ledger is not None:
+                await ledger.close()
+            raise
+        records = RecordService(
+            config=config,
+            stores=stores,
+            signer=TagSigner(tag_private),
+            verifier=TagVerifier(tag_public, {r.id: r.jurisdiction for r in config.regions.values()}),
+            ledger=ledger,
+            clock=settings.clock,
+            observer=metrics,
+        )
+        return cls(settings, config, stores, ledger, records, metrics, token_key)
+
+    async def close(self) -> None:
+        await self.ledger.close()
+        await asyncio.gather(*(s.close() for s in self.stores.values()), return_exceptions=True)

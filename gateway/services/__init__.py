@@ -1,0 +1,1 @@
+"""Use cases: records, subjects, orders, cases, reports. No HTTP here."""

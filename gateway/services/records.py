@@ -1,0 +1,407 @@
+"""Subjects and records: routing to the home region, residency tags, read decisions.
+
+Every read is decided before any byte is fetched, recorded in the ledger
+before any byte is served, and refused if the ledger cannot be written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from gateway.canonical import sha256_hex
+from gateway.config import Config
+from gateway.errors import Conflict, Forbidden, GatewayError, InvalidRequest, LedgerError, LegalRefusal, NotFound, PayloadTooLarge, StoreError
+from gateway.model import Caller, Clock, RecordMeta, ResidencyDecision, ResidencyTag, Subject, is_country, is_identifier, isoformat
+from gateway.policy.residency import ResidencyPolicy
+from gateway.services.observer import NullObserver, Observer
+from gateway.stores import ObjectNotFound, RecordStore
+from gateway.tags import TagSigner, TagVerifier, TagViolation
+
+log = logging.getLogger("gateway.records")
+
+T = TypeVar("T")
+
+TAG_METADATA = "residency-tag"
+PROFILE = "profile"
+SUBJECT_FIELDS = {"home_region", "residence", "nationality", "us_person", "location"}
+
+
+class Ledger(Protocol):
+    async def append(self, kind: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+class ResidencyRefused(LegalRefusal):
+    code = "residency-refused"
+
+
+class ResidencyViolation(LegalRefusal):
+    code = "residency-violation"
+
+
+class UnknownSubject(NotFound):
+    code = "unknown-subject"
+
+
+class RecordNotFound(NotFound):
+    code = "record-not-found"
+
+
+def subject_prefix(subject: str) -> str:
+    return f"subjects/{subject}/"
+
+
+def record_key(subject: str, key: str) -> str:
+    return f"subjects/{subject}/records/{key}"
+
+
+def profile_key(subject: str) -> str:
+    return f"subjects/{subject}/{PROFILE}"
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    body: bytes
+    meta: RecordMeta
+    decision: ResidencyDecision
+    ledger_seq: int
+
+
+class RecordService:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        stores: Mapping[str, RecordStore],
+        signer: TagSigner,
+        verifier: TagVerifier,
+        ledger: Ledger,
+        clock: Clock,
+        observer: Observer | None = None,
+    ) -> None:
+        self.config = config
+        self.stores = stores
+        self.signer = signer
+        self.verifier = verifier
+        self.ledger = ledger
+        self.clock = clock
+        self.observer = observer or NullObserver()
+        self.residency = ResidencyPolicy.build(
+            regions={r.id: r.jurisdiction for r in config.regions.values()},
+            jurisdictions=config.jurisdictions,
+            blocs=config.blocs,
+            mechanisms=config.transfer_mechanisms,
+        )
+        self._subjects: dict[str, Subject] = {}
+
+    # --- store access, timed and observed ----------------------------------
+
+    async def _op(self, region: str, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        started = time.perf_counter()
+        ok = False
+        try:
+            result = await call()
+            ok = True
+            return result
+        except ObjectNotFound:
+            ok = True  # an answer, not a failure of the store
+            raise
+        finally:
+            self.observer.store_operation(region=region, operation=operation, seconds=time.perf_counter() - started, ok=ok)
+
+    async def _record(self, kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            entry = await self.ledger.append(kind, data)
+        except GatewayError:
+            self.observer.ledger_append(ok=False)
+            raise
+        except Exception as exc:  # the ledger must never fail open
+            self.observer.ledger_append(ok=False)
+            raise LedgerError("the audit ledger could not be written; nothing was served") from exc
+        self.observer.ledger_append(ok=True)
+        return entry
+
+    # --- subjects ------------------------------------------------------------
+
+    def parse_subject(self, subject_id: str, body: Any) -> Subject:
+        if not is_identifier(subject_id):
+            raise InvalidRequest(f"subject id `{subject_id}` must be letters, digits, `.`, `_` or `-`", code="invalid-subject")
+        if not isinstance(body, dict):
+            raise InvalidRequest("subject must be a JSON object", code="invalid-subject")
+        unknown = sorted(set(body) - SUBJECT_FIELDS)
+        if unknown:
+            raise InvalidRequest(f"unknown subject field `{unknown[0]}`; allowed: {', '.join(sorted(SUBJECT_FIELDS))}", code="invalid-subject")
+        home = body.get("home_region")
+        if not isinstance(home, str):
+            raise InvalidRequest("`home_region` is required", code="invalid-subject")
+        if home not in self.config.regions:
+            raise InvalidRequest(f"unknown region `{home}`; configured: {', '.join(self.config.regions)}", code="unknown-region")
+        for name in ("residence", "nationality", "location"):
+            value = body.get(name)
+            if value is None and name != "residence":
+                continue
+            if not is_country(value):
+                raise InvalidRequest(f"`{name}` must be an ISO 3166-1 alpha-2 country code such as `IE`", code="invalid-subject")
+        us_person = body.get("us_person")
+        if us_person is not None and not isinstance(us_person, bool):
+            raise InvalidRequest("`us_person` must be true, false or absent (unknown)", code="invalid-subject")
+        return Subject(
+            id=subject_id,
+            home_region=home,
+            residence=body["residence"],
+            nationality=body.get("nationality"),
+            us_person=us_person,
+            location=body.get("location"),
+        )
+
+    async def register_subject(self, caller: Caller, subject: Subject) -> tuple[Subject, bool]:
+        """Store a subject's profile in its home region; True if it is new."""
+        existing = await self._find_subject(subject.id, missing_ok=True)
+        if existing is not None and existing.home_region != subject.home_region:
+            raise Conflict(
+                f"subject `{subject.id}` already lives in `{existing.home_region}`; moving a subject between regions is a migration, not a registration",
+                code="subject-region-conflict",
+            )
+        store = self.stores[subject.home_region]
+        body = json.dumps(subject.to_json(), sort_keys=True).encode()
+        await self._op(subject.home_region, "put", lambda: store.put(profile_key(subject.id), body, {}))
+        await self._record(
+            "subject.registered",
+            {"subject": subject.id, "region": subject.home_region, "by": _who(caller), "profile_sha256": sha256_hex(body)},
+        )
+        self._subjects[subject.id] = subject
+        return subject, existing is None
+
+    async def subject(self, subject_id: str) -> Subject:
+        found = await self._find_subject(subject_id, missing_ok=False)
+        assert found is not None
+        return found
+
+    async def _find_subject(self, subject_id: str, *, missing_ok: bool) -> Subject | None:
+        if not is_identifier(subject_id):
+            raise InvalidRequest(f"subject id `{subject_id}` must be letters, digits, `.`, `_` or `-`", code="invalid-subject")
+        cached = self._subjects.get(subject_id)
+        if cached is not None:
+            return cached
+
+        async def probe(region: str, store: RecordStore) -> Subject | None:
+            try:
+                obj = await self._op(region, "get", lambda: store.get(profile_key(subject_id)))
+            except ObjectNotFound:
+                return None
+            data = json.loads(obj.body)
+            return Subject(
+                id=subject_id,
+                home_region=region,
+                residence=data["residence"],
+                nationality=data.get("nationality"),
+                us_person=data.get("us_person"),
+                location=data.get("location"),
+            )
+
+        results = await asyncio.gather(*(probe(r, s) for r, s in self.stores.items()), return_exceptions=True)
+        found = [r for r in results if isinstance(r, Subject)]
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if len(found) > 1:
+            regions = ", ".join(f"`{s.home_region}`" for s in found)
+            raise Conflict(f"subject `{subject_id}` is registered in several regions ({regions}); resolve before use", code="subject-ambiguous")
+        if found:
+            self._subjects[subject_id] = found[0]
+            return found[0]
+        if failed:
+            # A region we could not ask may hold the subject: do not guess.
+            error = failed[0]
+            if isinstance(error, GatewayError):
+                raise error
+            raise StoreError(f"could not look up subject `{subject_id}` in every region") from error
+        if missing_ok:
+            return None
+        raise UnknownSubject(f"subject `{subject_id}` is not registered; register it with PUT /v1/subjects/{subject_id}")
+
+    # --- records -------------------------------------------------------------
+
+    async def put_record(self, caller: Caller, subject_id: str, key: str, category: str | None, body: bytes) -> tuple[ResidencyTag, bool]:
+        _require_service(caller)
+        if not is_identifier(key):
+            raise InvalidRequest(f"record key `{key}` must be letters, digits, `.`, `_` or `-`", code="invalid-key")
+        if category is None:
+            raise InvalidRequest(f"query parameter `category` is required: one of {', '.join(self.config.categories)}", code="invalid-category")
+        if category not in self.config.rank:
+            raise InvalidRequest(f"unknown category `{category}`; use one of {', '.join(self.config.categories)}", code="invalid-category")
+        if len(body) > self.config.limits.max_record_bytes:
+            raise PayloadTooLarge(f"record is {len(body)} bytes; the limit is {self.config.limits.max_record_bytes}")
+        subject = await self.subject(subject_id)
+        region = self.config.regions[subject.home_region]
+        store = self.stores[region.id]
+        tag = ResidencyTag(
+            region=region.id,
+            jurisdiction=region.jurisdiction,
+            subject=subject.id,
+            key=key,
+            category=category,
+            sha256=sha256_hex(body),
+            size=len(body),
+            written_at=isoformat(self.clock()),
+        )
+        blob = self.signer.sign(tag)
+        metadata = {
+            TAG_METADATA: blob,
+            "residency-region": region.id,
+            "residency-jurisdiction": region.jurisdiction,
+            "residency-category": category,
+        }
+        object_key = record_key(subject.id, key)
+        try:
+            await self._op(region.id, "head", lambda: store.head(object_key))
+            created = False
+        except ObjectNotFound:
+            created = True
+        await self._op(region.id, "put", lambda: store.put(object_key, body, metadata))
+        await self._record(
+            "record.written",
+            {
+                "subject": subject.id,
+                "key": key,
+                "region": region.id,
+                "category": category,
+                "sha256": tag.sha256,
+                "size": tag.size,
+                "by": _who(caller),
+            },
+        )
+        return tag, created
+
+    def decide_read(self, caller: Caller, subject: Subject) -> ResidencyDecision:
+        assert caller.region and caller.service and caller.purpose
+        return self.residency.decide(
+            caller_region=caller.region, service=caller.service, purpose=caller.purpose, data_region=subject.home_region
+        )
+
+    async def _decided(self, caller: Caller, subject: Subject, kind: str, extra: Mapping[str, Any]) -> ResidencyDecision:
+        decision = self.decide_read(caller, subject)
+        reason = decision.reasons[0]
+        self.observer.residency_decision(
+            outcome=decision.outcome, caller_jurisdiction=decision.caller_jurisdiction, data_region=decision.data_region, reason=reason.code
+        )
+        if not decision.allowed:
+            await self._record(kind, _read_entry(caller, subject, decision, extra))
+            raise ResidencyRefused(
+                f"`{decision.caller_jurisdiction}` callers may not read data stored in `{decision.data_region}` ({decision.data_jurisdiction}): {reason.detail}",
+                reasons=[{"code": r.code, "rule": r.rule, "detail": r.detail} for r in decision.reasons],
+                region=decision.data_region,
+            )
+        return decision
+
+    async def _violation(self, caller: Caller, subject: Subject, key: str, region: str, violation: TagViolation) -> ResidencyViolation:
+        self.observer.residency_violation(region=region, reason=violation.code)
+        log.warning(
+            "residency violation",
+            extra={"event": "residency-violation", "region": region, "subject": subject.id, "key": key, "reason": violation.code},
+        )
+        await self._record(
+            "residency.violation",
+            {"subject": subject.id, "key": key, "region": region, "reason": violation.code, "by": _who(caller)},
+        )
+        return ResidencyViolation(
+            f"record `{key}` cannot be proven to belong in `{region}`; it is not served",
+            reasons=[{"code": violation.code, "rule": "residency.tag", "detail": violation.detail}],
+            region=region,
+        )
+
+    async def get_record(self, caller: Caller, subject_id: str, key: str) -> ReadResult:
+        _require_service(caller)
+        if not is_identifier(key):
+            raise InvalidRequest(f"record key `{key}` must be letters, digits, `.`, `_` or `-`", code="invalid-key")
+        subject = await self.subject(subject_id)
+        decision = await self._decided(caller, subject, "service.read", {"key": key})
+        region = subject.home_region
+        store = self.stores[region]
+        try:
+            obj = await self._op(region, "get", lambda: store.get(record_key(subject.id, key)))
+        except ObjectNotFound:
+            raise RecordNotFound(f"subject `{subject.id}` has no record `{key}`") from None
+        try:
+            tag = self.verifier.verify(
+                obj.metadata.get(TAG_METADATA),
+                store_region=region,
+                subject=subject.id,
+                key=key,
+                sha256=sha256_hex(obj.body),
+                size=len(obj.body),
+            )
+        except TagViolation as violation:
+            raise await self._violation(caller, subject, key, region, violation) from None
+        entry = await self._record("service.read", _read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}))
+        return ReadResult(body=obj.body, meta=_meta(tag, obj.legal_hold), decision=decision, ledger_seq=int(entry.get("seq", 0)))
+
+    async def list_records(self, caller: Caller, subject_id: str) -> tuple[list[RecordMeta], ResidencyDecision]:
+        _require_service(caller)
+        subject = await self.subject(subject_id)
+        decision = await self._decided(caller, subject, "service.list", {})
+        region = subject.home_region
+        store = self.stores[region]
+        prefix = f"{subject_prefix(subject.id)}records/"
+        keys = await self._op(region, "list", lambda: store.list(prefix))
+        limiter = asyncio.Semaphore(16)
+
+        async def one(object_key: str) -> RecordMeta | None:
+            key = object_key[len(prefix) :]
+            async with limiter:
+                try:
+                    info = await self._op(region, "head", lambda: store.head(object_key))
+                except ObjectNotFound:
+                    return None  # deleted while listing
+            try:
+                tag = self.verifier.verify(
+                    info.metadata.get(TAG_METADATA), store_region=region, subject=subject.id, key=key, sha256=None, size=None
+                )
+            except TagViolation as violation:
+                await self._violation(caller, subject, key, region, violation)
+                return None
+            return _meta(tag, info.legal_hold)
+
+        metas = [m for m in await asyncio.gather(*(one(k) for k in keys)) if m is not None]
+        await self._record("service.list", _read_entry(caller, subject, decision, {"count": len(metas)}))
+        return metas, decision
+
+
+def _who(caller: Caller) -> dict[str, Any]:
+    who: dict[str, Any] = {"principal": caller.principal, "role": caller.role}
+    if caller.role == "service":
+        who |= {"service": caller.service, "region": caller.region, "purpose": caller.purpose}
+    return who
+
+
+def _read_entry(caller: Caller, subject: Subject, decision: ResidencyDecision, extra: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "by": _who(caller),
+        "subject": subject.id,
+        "region": decision.data_region,
+        "outcome": decision.outcome,
+        "reasons": [{"code": r.code, "rule": r.rule} for r in decision.reasons],
+        "mechanism": decision.mechanism,
+        **extra,
+    }
+
+
+def _meta(tag: ResidencyTag, legal_hold: bool) -> RecordMeta:
+    return RecordMeta(
+        subject=tag.subject,
+        key=tag.key,
+        category=tag.category,
+        region=tag.region,
+        sha256=tag.sha256,
+        size=tag.size,
+        written_at=tag.written_at,
+        legal_hold=legal_hold,
+    )
+
+
+def _require_service(caller: Caller) -> None:
+    if caller.role != "service":
+        raise Forbidden(f"role `{caller.role}` may not use the data plane; a service token is needed")

@@ -1,0 +1,129 @@
+"""The ``RecordStore`` port.
+
+A store holds the objects of one region: opaque bytes plus a small map of
+string metadata (the residency tag travels there). It knows nothing about
+subjects, categories or law. Adapters: ``FileStore`` (the embedded default),
+``S3Store`` (boto3; one bucket per region) and ``MemoryStore`` (unit tests).
+All three pass the same contract suite (``tests/stores/test_contract.py``).
+
+Rules every adapter keeps:
+- ``put`` is atomic: a reader sees the old object or the new one, never a mix,
+  and a crash leaves no partial object visible.
+- Keys are ``/``-separated identifiers (``gateway.model.IDENTIFIER`` per
+  segment); anything else is ``InvalidRequest`` before any I/O.
+- Metadata keys are lower-case ``[a-z0-9-]``, values printable ASCII, at most
+  2 KiB in all (what S3 user metadata allows).
+- An object under legal hold can be neither overwritten nor deleted
+  (``ObjectLocked``) until the hold is lifted.
+- Library errors never escape: they become ``StoreError`` (unreachable,
+  denied, unexpected) or one of the errors below.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from gateway.errors import Conflict, InvalidRequest, NotFound
+from gateway.model import is_identifier
+
+METADATA_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+METADATA_LIMIT = 2048
+
+
+class ObjectNotFound(NotFound):
+    code = "object-not-found"
+
+
+class ObjectLocked(Conflict):
+    code = "legal-hold"
+
+
+class PreconditionFailed(Conflict):
+    code = "precondition-failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    key: str
+    size: int
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    legal_hold: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    key: str
+    body: bytes
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    legal_hold: bool = False
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    region: str
+
+    async def put(self, key: str, body: bytes, metadata: Mapping[str, str], *, if_absent: bool = False) -> None:
+        """Store atomically. ``if_absent``: fail with ``PreconditionFailed`` if the key exists."""
+        ...
+
+    async def get(self, key: str) -> StoredObject:
+        """The object, or ``ObjectNotFound``."""
+        ...
+
+    async def head(self, key: str) -> ObjectInfo:
+        """Size, metadata and hold state without the body, or ``ObjectNotFound``."""
+        ...
+
+    async def list(self, prefix: str) -> list[str]:
+        """Keys starting with ``prefix`` (a ``/``-terminated folder or empty), sorted."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove; ``ObjectLocked`` under a legal hold; deleting a missing key is ``ObjectNotFound``."""
+        ...
+
+    async def set_legal_hold(self, key: str, on: bool) -> None:
+        """Place or lift a legal hold; ``ObjectNotFound`` if the key is missing."""
+        ...
+
+    async def check(self) -> None:
+        """Raise ``StoreError`` if the store cannot serve requests now."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def validate_key(key: str) -> str:
+    if not isinstance(key, str) or not key:
+        raise InvalidRequest("object key must be a non-empty string", code="invalid-key")
+    parts = key.split("/")
+    if not all(is_identifier(p) for p in parts):
+        raise InvalidRequest(f"object key `{key}` must be `/`-separated identifiers", code="invalid-key")
+    return key
+
+
+def validate_prefix(prefix: str) -> str:
+    if prefix == "":
+        return prefix
+    if not prefix.endswith("/"):
+        raise InvalidRequest(f"list prefix `{prefix}` must end with `/`", code="invalid-key")
+    validate_key(prefix[:-1])
+    return prefix
+
+
+def validate_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    total = 0
+    out: dict[str, str] = {}
+    for name, value in metadata.items():
+        if not METADATA_KEY.match(name):
+            raise InvalidRequest(f"metadata key `{name}` must match `[a-z0-9-]`", code="invalid-metadata")
+        if not isinstance(value, str) or not value.isascii() or not value.isprintable():
+            raise InvalidRequest(f"metadata `{name}` must be printable ASCII", code="invalid-metadata")
+        total += len(name) + len(value)
+        out[name] = value
+    if total > METADATA_LIMIT:
+        raise InvalidRequest(f"metadata is {total} bytes, more than {METADATA_LIMIT}", code="invalid-metadata")
+    return out

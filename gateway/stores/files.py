@@ -1,0 +1,330 @@
+"""``FileStore``: a region's objects in a local folder (the embedded default).
+
+Layout under ``root``::
+
+    objects/<key path>   one file per object: ``GWOBJ1\\n``, the metadata as one
+                         line of JSON, then the raw body
+    holds/<key path>     an (empty) marker file while a legal hold is placed
+    tmp/                 temp files, on the same filesystem as ``objects/``
+    .lock                ``flock``-ed by every mutation
+
+How it keeps the port's rules:
+- Atomic put: the object is written to ``tmp/``, flushed and fsynced, then
+  moved into place with ``os.replace`` (or ``os.link`` for ``if_absent``, which
+  fails atomically when the target exists), and the directory is fsynced. A
+  crash leaves at most a temp file, which the next ``open()`` removes; readers
+  see the old object or the new one, never part of one.
+- Check-then-act: ``put``, ``delete`` and ``set_legal_hold`` hold an exclusive
+  ``flock`` on ``root/.lock`` while they check the hold and the target, so they
+  are safe across threads and processes sharing the folder. Reads take no lock.
+- Nothing blocks the event loop: every filesystem call runs in
+  ``asyncio.to_thread``.
+
+One limit S3 does not have: a key cannot also be the folder of other keys
+(``a`` and ``a/b``), because ``objects/a`` cannot be both a file and a
+directory; such a put is a ``Conflict`` (``key-conflict``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from gateway.errors import Conflict, GatewayError, StoreError
+from gateway.model import is_identifier
+from gateway.stores.base import (
+    ObjectInfo,
+    ObjectLocked,
+    ObjectNotFound,
+    PreconditionFailed,
+    StoredObject,
+    validate_key,
+    validate_metadata,
+    validate_prefix,
+)
+
+T = TypeVar("T")
+
+MAGIC = b"GWOBJ1\n"
+# The metadata line is at most 2 KiB of names and values plus JSON quoting;
+# anything much longer than this is not a header we wrote.
+MAX_HEADER = 16 * 1024
+TEMP_PREFIX = ".tmp-"
+
+
+class FileStore:
+    """One region's objects under ``root``; see the module docstring for the layout."""
+
+    def __init__(self, region: str, root: Path) -> None:
+        self.region = region
+        self.root = Path(root)
+        self._objects = self.root / "objects"
+        self._holds = self.root / "holds"
+        self._tmp = self.root / "tmp"
+        self._lock_path = self.root / ".lock"
+        self._opened = False
+        self._open_lock = threading.Lock()
+
+    # --- lifecycle -------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the folders and remove temp files left by a crash; idempotent.
+
+        Called by ``prepare_store`` at start-up, and otherwise before the first
+        operation.
+        """
+        await self._run("open", None, lambda: None)
+
+    async def check(self) -> None:
+        """The root exists and a file can be created in it and removed."""
+        await asyncio.to_thread(self._check_sync)
+
+    async def close(self) -> None:
+        return None
+
+    # --- the port --------------------------------------------------------------
+
+    async def put(self, key: str, body: bytes, metadata: Mapping[str, str], *, if_absent: bool = False) -> None:
+        validate_key(key)
+        clean = validate_metadata(metadata)
+        await self._run("put", key, lambda: self._put_sync(key, bytes(body), clean, if_absent))
+
+    async def get(self, key: str) -> StoredObject:
+        validate_key(key)
+        return await self._run("get", key, lambda: self._get_sync(key))
+
+    async def head(self, key: str) -> ObjectInfo:
+        validate_key(key)
+        return await self._run("head", key, lambda: self._head_sync(key))
+
+    async def list(self, prefix: str) -> list[str]:
+        validate_prefix(prefix)
+        return await self._run("list", None, lambda: self._list_sync(prefix))
+
+    async def delete(self, key: str) -> None:
+        validate_key(key)
+        await self._run("delete", key, lambda: self._delete_sync(key))
+
+    async def set_legal_hold(self, key: str, on: bool) -> None:
+        validate_key(key)
+        await self._run("set_legal_hold", key, lambda: self._hold_sync(key, on))
+
+    # --- running blocking work off the loop ---------------------------------
+
+    async def _run(self, operation: str, key: str | None, work: Callable[[], T]) -> T:
+        def call() -> T:
+            self._open_sync()
+            return work()
+
+        try:
+            return await asyncio.to_thread(call)
+        except GatewayError:
+            raise
+        except OSError as exc:
+            what = f" `{key}`" if key else ""
+            raise StoreError(
+                f"file store of `{self.region}` failed to {operation}{what}: {exc.strerror or exc}",
+                region=self.region,
+                operation=operation,
+            ) from exc
+
+    def _open_sync(self) -> None:
+        if self._opened:
+            return
+        with self._open_lock:
+            if self._opened:
+                return
+            for folder in (self._objects, self._holds, self._tmp):
+                folder.mkdir(parents=True, exist_ok=True)
+            with self._locked():
+                # Every temp file is made under the lock, so any we find while
+                # holding it belongs to a writer that died.
+                for stale in self._tmp.iterdir():
+                    with contextlib.suppress(FileNotFoundError):
+                        stale.unlink()
+            self._opened = True
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    # --- operations (in a worker thread) --------------------------------------
+
+    def _put_sync(self, key: str, body: bytes, metadata: dict[str, str], if_absent: bool) -> None:
+        target = self._objects / key
+        header = MAGIC + json.dumps({"metadata": metadata}, separators=(",", ":"), sort_keys=True).encode("ascii") + b"\n"
+        with self._locked():
+            if self._is_held(key):
+                raise ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
+            self._make_parent(key, target)
+            if target.is_dir():
+                raise self._key_conflict(key)
+            if if_absent and target.exists():
+                raise PreconditionFailed(f"object `{key}` already exists in `{self.region}`")
+            fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self._tmp)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(header)
+                    out.write(body)
+                    out.flush()
+                    os.fsync(out.fileno())
+                if if_absent:
+                    try:
+                        os.link(temp, target)
+                    except FileExistsError:
+                        raise PreconditionFailed(f"object `{key}` already exists in `{self.region}`") from None
+                else:
+                    os.replace(temp, target)
+                _fsync_dir(target.parent)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+
+    def _get_sync(self, key: str) -> StoredObject:
+        with self._open_object(key) as stream:
+            metadata = self._read_header(key, stream)
+            body = stream.read()
+        return StoredObject(key, body, metadata, self._is_held(key))
+
+    def _head_sync(self, key: str) -> ObjectInfo:
+        with self._open_object(key) as stream:
+            metadata = self._read_header(key, stream)
+            size = os.fstat(stream.fileno()).st_size - stream.tell()
+        return ObjectInfo(key, size, metadata, self._is_held(key))
+
+    def _list_sync(self, prefix: str) -> list[str]:
+        base = self._objects / prefix if prefix else self._objects
+        if not base.is_dir():
+            return []
+        keys: list[str] = []
+        for folder, dirs, files in os.walk(base):
+            dirs[:] = [d for d in dirs if is_identifier(d)]
+            relative = Path(folder).relative_to(self._objects)
+            for name in files:
+                if is_identifier(name):
+                    keys.append((relative / name).as_posix())
+        return sorted(keys)
+
+    def _delete_sync(self, key: str) -> None:
+        target = self._objects / key
+        with self._locked():
+            if not target.is_file():
+                raise self._not_found(key)
+            if self._is_held(key):
+                raise ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
+            target.unlink()
+            _fsync_dir(target.parent)
+            _prune(target.parent, self._objects)
+
+    def _hold_sync(self, key: str, on: bool) -> None:
+        target = self._objects / key
+        marker = self._holds / key
+        with self._locked():
+            if not target.is_file():
+                raise self._not_found(key)
+            if on:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch(exist_ok=True)
+                _fsync_dir(marker.parent)
+            elif marker.is_file():
+                marker.unlink()
+                _fsync_dir(marker.parent)
+                _prune(marker.parent, self._holds)
+
+    def _check_sync(self) -> None:
+        if not self.root.is_dir():
+            raise StoreError(f"file store root `{self.root}` of `{self.region}` does not exist or is not a folder", region=self.region)
+        try:
+            self._open_sync()
+            fd, probe = tempfile.mkstemp(prefix=".check-", dir=self._tmp)
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(probe)
+        except OSError as exc:
+            raise StoreError(
+                f"file store root `{self.root}` of `{self.region}` is not writable: {exc.strerror or exc}",
+                region=self.region,
+            ) from exc
+
+    # --- helpers -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _open_object(self, key: str) -> Iterator[BinaryIO]:
+        try:
+            stream = open(self._objects / key, "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise self._not_found(key) from None
+        with stream:
+            yield stream
+
+    def _read_header(self, key: str, stream: BinaryIO) -> dict[str, str]:
+        magic = stream.read(len(MAGIC))
+        line = stream.readline(MAX_HEADER)
+        try:
+            if magic != MAGIC or not line.endswith(b"\n"):
+                raise ValueError("bad magic or unterminated header")
+            header = json.loads(line)
+            metadata = header["metadata"]
+            if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+                raise ValueError("metadata is not a map of strings")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"object `{key}` in `{self.region}` is corrupt: its header is unreadable",
+                code="object-corrupt",
+                region=self.region,
+                key=key,
+            ) from exc
+        return metadata
+
+    def _is_held(self, key: str) -> bool:
+        return (self._holds / key).is_file()
+
+    def _make_parent(self, key: str, target: Path) -> None:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise self._key_conflict(key) from None
+
+    def _not_found(self, key: str) -> ObjectNotFound:
+        return ObjectNotFound(f"object `{key}` does not exist in `{self.region}`")
+
+    def _key_conflict(self, key: str) -> Conflict:
+        return Conflict(
+            f"object `{key}` cannot be stored in the file store of `{self.region}`: a key cannot also be a folder of other keys",
+            code="key-conflict",
+        )
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some filesystems cannot fsync a directory
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _prune(folder: Path, top: Path) -> None:
+    """Remove empty folders from ``folder`` up to (not including) ``top``."""
+    while folder != top and top in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent

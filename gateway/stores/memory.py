@@ -1,0 +1,83 @@
+"""``MemoryStore``: the in-memory twin of the regional stores, for unit tests.
+
+Same validation and semantics as ``FileStore`` and ``S3Store`` (it passes the
+same contract suite), no I/O. Every method completes without awaiting
+anything, so check-then-act (legal hold, ``if_absent``) is atomic on the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from gateway.stores.base import (
+    ObjectInfo,
+    ObjectLocked,
+    ObjectNotFound,
+    PreconditionFailed,
+    StoredObject,
+    validate_key,
+    validate_metadata,
+    validate_prefix,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    body: bytes
+    metadata: Mapping[str, str]
+
+
+class MemoryStore:
+    """Objects in a dict; legal holds in a set."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self._objects: dict[str, _Entry] = {}
+        self._holds: set[str] = set()
+
+    async def put(self, key: str, body: bytes, metadata: Mapping[str, str], *, if_absent: bool = False) -> None:
+        validate_key(key)
+        clean = validate_metadata(metadata)
+        if key in self._holds:
+            raise ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
+        if if_absent and key in self._objects:
+            raise PreconditionFailed(f"object `{key}` already exists in `{self.region}`")
+        self._objects[key] = _Entry(bytes(body), clean)
+
+    async def get(self, key: str) -> StoredObject:
+        entry = self._entry(validate_key(key))
+        return StoredObject(key, entry.body, dict(entry.metadata), key in self._holds)
+
+    async def head(self, key: str) -> ObjectInfo:
+        entry = self._entry(validate_key(key))
+        return ObjectInfo(key, len(entry.body), dict(entry.metadata), key in self._holds)
+
+    async def list(self, prefix: str) -> list[str]:
+        validate_prefix(prefix)
+        return sorted(k for k in self._objects if k.startswith(prefix))
+
+    async def delete(self, key: str) -> None:
+        self._entry(validate_key(key))
+        if key in self._holds:
+            raise ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
+        del self._objects[key]
+
+    async def set_legal_hold(self, key: str, on: bool) -> None:
+        self._entry(validate_key(key))
+        if on:
+            self._holds.add(key)
+        else:
+            self._holds.discard(key)
+
+    async def check(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def _entry(self, key: str) -> _Entry:
+        try:
+            return self._objects[key]
+        except KeyError:
+            raise ObjectNotFound(f"object `{key}` does not exist in `{self.region}`") from None

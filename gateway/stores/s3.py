@@ -1,0 +1,310 @@
+"""``S3Store``: a region's objects in one S3 bucket (boto3; any S3-compatible endpoint).
+
+How it keeps the port's rules:
+- Every boto3 call runs in a thread pool owned by the store (one per region,
+  so a slow region cannot starve the others' calls), never on the event loop.
+- botocore's errors become ours here and nowhere else: a missing key is
+  ``ObjectNotFound``, a failed ``If-None-Match`` is ``PreconditionFailed``,
+  anything else (no such bucket, access denied, unreachable endpoint, time-outs,
+  unexpected answers) is ``StoreError`` naming the region and the operation,
+  always chained to the botocore exception.
+- Metadata is S3 user metadata. In addition, entries whose name starts with
+  ``residency-`` are mirrored as S3 object tags, so bucket policies and
+  lifecycle rules can match on them. S3 allows at most 10 tags of at most 256
+  characters from a small alphabet, so an entry is mirrored only if its value
+  is at most 256 characters of letters, digits, spaces and ``_ . : / = + - @``,
+  and only the first 10 such entries in name order are; the rest stay in the
+  metadata alone, which remains the source of truth.
+- ``if_absent`` is a conditional write (``If-None-Match: *``), atomic on the
+  server.
+- Legal holds are S3 Object Lock legal holds on the current version; the bucket
+  must have Object Lock enabled (``object_lock = true`` creates it so), or
+  placing a hold is ``StoreError`` ``object-lock-unavailable``. Object Lock
+  implies versioning, and in a versioned bucket an overwrite or a delete
+  succeeds even when the current version is held (S3 keeps the held version).
+  So ``put`` and ``delete`` first read the hold state and refuse with
+  ``ObjectLocked``; a hold placed between that read and the write still
+  preserves the held version in S3.
+- ``delete`` removes the current object: in a versioned bucket that leaves a
+  delete marker, and older versions remain until a lifecycle rule expires them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from gateway.errors import GatewayError, StoreError
+from gateway.model import S3StoreSpec
+from gateway.stores.base import (
+    ObjectInfo,
+    ObjectLocked,
+    ObjectNotFound,
+    PreconditionFailed,
+    StoredObject,
+    validate_key,
+    validate_metadata,
+    validate_prefix,
+)
+
+T = TypeVar("T")
+
+TAG_PREFIX = "residency-"
+MAX_TAGS = 10
+MAX_TAG_VALUE = 256
+TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:/=+\-@]*$")
+MAX_WORKERS = 16
+NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+NO_OBJECT_LOCK = "object-lock-unavailable"
+
+
+def client_config() -> Config:
+    """Short time-outs and few retries: a region that does not answer fails fast."""
+    return Config(
+        connect_timeout=2,
+        read_timeout=10,
+        retries={"max_attempts": 2, "mode": "standard"},
+        max_pool_connections=32,
+    )
+
+
+def residency_tags(metadata: Mapping[str, str]) -> dict[str, str]:
+    """The metadata entries mirrored as object tags (see the module docstring)."""
+    eligible = sorted(
+        (name, value)
+        for name, value in metadata.items()
+        if name.startswith(TAG_PREFIX) and len(value) <= MAX_TAG_VALUE and TAG_VALUE.match(value)
+    )
+    return dict(eligible[:MAX_TAGS])
+
+
+class S3Store:
+    """One region's objects in the bucket ``spec.bucket``.
+
+    ``client`` lets a caller pass a ready boto3 S3 client (the caller then owns
+    it and closes it); otherwise the store makes its own on first use, with
+    ``region_name`` and ``endpoint_url`` from the spec, and closes it.
+    """
+
+    def __init__(self, region: str, spec: S3StoreSpec, *, client: Any = None) -> None:
+        self.region = region
+        self.spec = spec
+        self.bucket = spec.bucket
+        self._client: Any = client
+        self._owns_client = client is None
+        self._client_lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix=f"s3-{region}")
+        self._closed = False
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    async def ensure_bucket(self) -> None:
+        """Create the bucket in ``spec.region_name`` if it is missing.
+
+        With ``create_bucket = false`` only check that it exists. With
+        ``object_lock`` the bucket is created with Object Lock, and an existing
+        bucket without it is refused (``object-lock-unavailable``).
+        """
+        if not self.spec.create_bucket:
+            await self.check()
+            return
+        params: dict[str, Any] = {"Bucket": self.bucket}
+        if self.spec.region_name != "us-east-1":  # S3 rejects us-east-1 as a location constraint
+            params["CreateBucketConfiguration"] = {"LocationConstraint": self.spec.region_name}
+        if self.spec.object_lock:
+            params["ObjectLockEnabledForBucket"] = True
+        try:
+            await self._call("create bucket", None, lambda c: c.create_bucket(**params))
+        except StoreError as exc:
+            if _error_code(exc.__cause__) != "BucketAlreadyOwnedByYou":
+                raise
+            if self.spec.object_lock:
+                await self._require_object_lock()
+
+    async def check(self) -> None:
+        await self._call("check", None, lambda c: c.head_bucket(Bucket=self.bucket))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client and self._client is not None:
+            client = self._client
+            await asyncio.get_running_loop().run_in_executor(self._executor, client.close)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # --- the port ----------------------------------------------------------------
+
+    async def put(self, key: str, body: bytes, metadata: Mapping[str, str], *, if_absent: bool = False) -> None:
+        validate_key(key)
+        clean = validate_metadata(metadata)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": bytes(body), "Metadata": clean}
+        tags = residency_tags(clean)
+        if tags:
+            params["Tagging"] = urlencode(tags)
+        if if_absent:
+            params["IfNoneMatch"] = "*"
+        try:
+            info = await self.head(key)
+        except ObjectNotFound:
+            pass
+        else:
+            if info.legal_hold:
+                raise ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
+            if if_absent:
+                raise PreconditionFailed(f"object `{key}` already exists in `{self.region}`")
+        await self._call("put", key, lambda c: c.put_object(**params))
+
+    async def get(self, key: str) -> StoredObject:
+        validate_key(key)
+
+        def fetch(client: Any) -> StoredObject:
+            answer = client.get_object(Bucket=self.bucket, Key=key)
+            with answer["Body"] as stream:
+                body = stream.read()
+            return StoredObject(key, body, dict(answer.get("Metadata", {})), _held(answer))
+
+        return await self._call("get", key, fetch)
+
+    async def head(self, key: str) -> ObjectInfo:
+        validate_key(key)
+        answer = await self._call("head", key, lambda c: c.head_object(Bucket=self.bucket, Key=key))
+        return ObjectInfo(key, int(answer.get("ContentLength", 0)), dict(answer.get("Metadata", {})), _held(answer))
+
+    async def list(self, prefix: str) -> list[str]:
+        validate_prefix(prefix)
+
+        def collect(client: Any) -> list[str]:
+            keys: list[str] = []
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", []))
+            return sorted(keys)
+
+        return await self._call("list", None, collect)
+
+    async def delete(self, key: str) -> None:
+        info = await self.head(key)  # validates the key; ObjectNotFound if missing
+        if info.legal_hold:
+            raise ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
+        await self._call("delete", key, lambda c: c.delete_object(Bucket=self.bucket, Key=key))
+
+    async def set_legal_hold(self, key: str, on: bool) -> None:
+        validate_key(key)
+        await self.head(key)  # ObjectNotFound if missing
+        status = "ON" if on else "OFF"
+        try:
+            await self._call(
+                "set legal hold",
+                key,
+                lambda c: c.put_object_legal_hold(Bucket=self.bucket, Key=key, LegalHold={"Status": status}),
+            )
+        except StoreError as exc:
+            if _error_code(exc.__cause__) == "InvalidRequest":
+                raise self._no_object_lock(exc.__cause__) from exc.__cause__
+            raise
+
+    # --- running boto3 off the loop, translating its errors -----------------
+
+    async def _call(self, operation: str, key: str | None, work: Callable[[Any], T]) -> T:
+        if self._closed:
+            raise StoreError(f"S3 store of `{self.region}` is closed; cannot {operation}", region=self.region, operation=operation)
+
+        def call() -> T:
+            return work(self._client_now())
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except GatewayError:
+            raise
+        except ClientError as exc:
+            raise self._translate(exc, operation, key) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable(operation, key, str(exc)) from exc
+        except RuntimeError as exc:  # the executor was shut down by close() meanwhile
+            raise self._unavailable(operation, key, str(exc)) from exc
+
+    def _client_now(self) -> Any:
+        with self._client_lock:
+            if self._client is None:
+                config = client_config()
+                if self.spec.endpoint_url:
+                    # S3-compatible endpoints (and IP addresses) want path-style URLs.
+                    config = config.merge(Config(s3={"addressing_style": "path"}))
+                session = boto3.session.Session()
+                self._client = session.client(
+                    "s3",
+                    region_name=self.spec.region_name,
+                    endpoint_url=self.spec.endpoint_url,
+                    config=config,
+                )
+            return self._client
+
+    def _translate(self, exc: ClientError, operation: str, key: str | None) -> GatewayError:
+        code = _error_code(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if key is not None and (code in NOT_FOUND or (status == 404 and code != "NoSuchBucket")):
+            return ObjectNotFound(f"object `{key}` does not exist in `{self.region}`")
+        if code == "PreconditionFailed" or status == 412:
+            return PreconditionFailed(f"object `{key}` already exists in `{self.region}`")
+        if code == "NoSuchBucket" or (key is None and status == 404):
+            return self._unavailable(operation, key, f"bucket `{self.bucket}` does not exist")
+        if code in ("AccessDenied", "403") or status == 403:
+            return self._unavailable(operation, key, f"access to bucket `{self.bucket}` is denied")
+        message = exc.response.get("Error", {}).get("Message") or code or "unexpected answer"
+        return self._unavailable(operation, key, f"{code}: {message}" if code else message)
+
+    def _unavailable(self, operation: str, key: str | None, why: str) -> StoreError:
+        what = f" `{key}`" if key else ""
+        return StoreError(
+            f"S3 store of `{self.region}` failed to {operation}{what}: {why}",
+            region=self.region,
+            operation=operation,
+            bucket=self.bucket,
+        )
+
+    def _no_object_lock(self, cause: BaseException | None) -> StoreError:
+        return StoreError(
+            f"bucket `{self.bucket}` of `{self.region}` has no S3 Object Lock, so it cannot place legal holds; "
+            "create the bucket with `object_lock = true`",
+            code=NO_OBJECT_LOCK,
+            region=self.region,
+            bucket=self.bucket,
+        )
+
+    async def _require_object_lock(self) -> None:
+        try:
+            answer = await self._call(
+                "read object lock configuration",
+                None,
+                lambda c: c.get_object_lock_configuration(Bucket=self.bucket),
+            )
+        except StoreError as exc:
+            if _error_code(exc.__cause__) == "ObjectLockConfigurationNotFoundError":
+                raise self._no_object_lock(exc.__cause__) from exc.__cause__
+            raise
+        if answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") != "Enabled":
+            raise self._no_object_lock(None)
+
+
+def _held(answer: Mapping[str, Any]) -> bool:
+    return answer.get("ObjectLockLegalHoldStatus") == "ON"
+
+
+def _error_code(exc: BaseException | None) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+# Keep functools imported for callers that build partial work functions.
+_ = functools

@@ -1,0 +1,27 @@
+"""Typed application keys for shared state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.metrics import GatewayMetrics
+from gateway.runtime import Runtime, Settings
+
+
+@dataclass
+class AppState:
+    """Filled in when the app starts (cleanup_ctx); app keys cannot change after that."""
+
+    runtime: Runtime | None = None
+
+    @property
+    def rt(self) -> Runtime:
+        assert self.runtime is not None, "the app has not started"
+        return self.runtime
+
+
+STATE_KEY = web.AppKey("state", AppState)
+SETTINGS_KEY = web.AppKey("settings", Settings)
+METRICS_KEY = web.AppKey("metrics", GatewayMetrics)

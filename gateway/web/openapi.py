@@ -1,0 +1,116 @@
+"""The OpenAPI 3.1 description of the routes this gateway serves (`GET /openapi.json`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+import gateway
+
+routes = web.RouteTableDef()
+
+PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"description": "problem document", **PROBLEM} for s in statuses}
+
+
+SUBJECT_PATH = {"name": "subject", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}}
+KEY_PATH = {"name": "key", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "Disclosure gateway", "version": gateway.__version__},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        "schemas": {
+            "Problem": {
+                "type": "object",
+                "required": ["type", "title", "status", "code", "detail"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "code": {"type": "string"},
+                    "detail": {"type": "string"},
+                    "instance": {"type": "string"},
+                    "request_id": {"type": "string"},
+                    "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
+                },
+            },
+            "Reason": {
+                "type": "object",
+                "properties": {"code": {"type": "string"}, "rule": {"type": "string"}, "detail": {"type": "string"}},
+            },
+            "Subject": {
+                "type": "object",
+                "required": ["home_region", "residence"],
+                "additionalProperties": False,
+                "properties": {
+                    "home_region": {"type": "string"},
+                    "residence": {"type": "string", "pattern": "^[A-Z]{2}$"},
+                    "nationality": {"type": ["string", "null"], "pattern": "^[A-Z]{2}$"},
+                    "us_person": {"type": ["boolean", "null"]},
+                    "location": {"type": ["string", "null"], "pattern": "^[A-Z]{2}$"},
+                },
+            },
+            "RecordMeta": {
+                "type": "object",
+                "properties": {
+                    "subject": {"type": "string"},
+                    "key": {"type": "string"},
+                    "category": {"type": "string"},
+                    "region": {"type": "string"},
+                    "sha256": {"type": "string"},
+                    "size": {"type": "integer"},
+                    "written_at": {"type": "string", "format": "date-time"},
+                    "legal_hold": {"type": "boolean"},
+                },
+            },
+        },
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/v1/subjects/{subject}": {
+            "put": {
+                "summary": "Register a subject in its home region",
+                "parameters": [SUBJECT_PATH],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Subject"}}}},
+                "responses": {"200": {"description": "updated"}, "201": {"description": "registered"}, **_problems(400, 401, 403, 409, 503)},
+            }
+        },
+        "/v1/subjects/{subject}/records/{key}": {
+            "put": {
+                "summary": "Store a record in the subject's home region",
+                "parameters": [SUBJECT_PATH, KEY_PATH, {"name": "category", "in": "query", "required": True, "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": {"200": {"description": "overwritten"}, "201": {"description": "stored"}, **_problems(400, 401, 403, 404, 409, 413, 503)},
+            },
+            "get": {
+                "summary": "Read a record if residency allows",
+                "parameters": [SUBJECT_PATH, KEY_PATH],
+                "responses": {
+                    "200": {"description": "the record", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                    **_problems(401, 403, 404, 451, 503),
+                },
+            },
+        },
+        "/v1/subjects/{subject}/records": {
+            "get": {
+                "summary": "List record metadata",
+                "parameters": [SUBJECT_PATH],
+                "responses": {"200": {"description": "record metadata"}, **_problems(401, 403, 404, 451, 503)},
+            }
+        },
+        "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "alive"}}}},
+        "/readyz": {"get": {"summary": "Readiness per region", "security": [], "responses": {"200": {"description": "ready or degraded"}, "503": {"description": "no region answers"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition"}}}},
+    },
+}
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(SPEC)

@@ -1,0 +1,94 @@
+"""RFC 9457 problem documents, rendered in exactly one place."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.errors import GatewayError, http_status
+from gateway.web.keys import METRICS_KEY
+
+log = logging.getLogger("gateway.web")
+
+PROBLEM_TYPE = "urn:disclosure-gateway:problem:"
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    451: "Unavailable For Legal Reasons",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def problem(request: web.Request, status: int, code: str, detail: str, **extra: Any) -> web.Response:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE + code,
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "code": code,
+        "detail": detail,
+        "instance": request.path,
+        "request_id": request.get("request_id"),
+    }
+    body.update(extra)
+    response = web.json_response(body, status=status, content_type="application/problem+json")
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="disclosure-gateway"'
+    if status == 451:
+        # RFC 7725: identify who implements the block
+        response.headers["Link"] = '<urn:disclosure-gateway>; rel="blocked-by"'
+    return response
+
+
+def route_template(request: web.Request) -> str:
+    info = request.match_info
+    resource = info.route.resource if info.route is not None else None
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    supplied = request.headers.get("X-Request-ID", "")
+    request["request_id"] = supplied if REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+    except GatewayError as error:
+        status = http_status(error)
+        if status >= 500:
+            log.error("%s: %s", error.code, error.message, extra={"request_id": request["request_id"], "code": error.code})
+        response = problem(request, status, error.code, error.message, **error.details)
+    except web.HTTPException as exc:
+        status = exc.status
+        if status < 400:
+            raise
+        code = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(status, "http-error")
+        response = problem(request, status, code, exc.reason.lower())
+    except Exception:
+        log.exception("unhandled error", extra={"request_id": request["request_id"]})
+        response = problem(request, 500, "internal-error", "the gateway failed to handle this request; it has been logged")
+    finally:
+        metrics = request.app.get(METRICS_KEY)
+        if metrics is not None:
+            route = route_template(request)
+            metrics.http_requests.labels(route, request.method, str(status)).inc()
+            metrics.http_seconds.labels(route, request.method).observe(time.perf_counter() - started)
+    response.headers["X-Request-ID"] = request["request_id"]
+    return response
+

@@ -1,0 +1,77 @@
+"""Data-plane routes: subjects and records. Handlers translate HTTP to service calls and back."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from gateway.errors import InvalidRequest, PayloadTooLarge
+from gateway.web.auth import authenticate
+from gateway.web.keys import STATE_KEY
+
+routes = web.RouteTableDef()
+
+
+async def _json_body(request: web.Request) -> object:
+    if request.content_type != "application/json":
+        raise InvalidRequest("send the body as `application/json`", code="unsupported-media-type")
+    try:
+        return json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("body is not valid JSON", code="invalid-json") from None
+
+
+@routes.put("/v1/subjects/{subject}")
+async def put_subject(request: web.Request) -> web.Response:
+    caller = authenticate(request, "service")
+    records = request.app[STATE_KEY].rt.records
+    subject = records.parse_subject(request.match_info["subject"], await _json_body(request))
+    subject, created = await records.register_subject(caller, subject)
+    return web.json_response(subject.to_json(), status=201 if created else 200)
+
+
+@routes.put("/v1/subjects/{subject}/records/{key}")
+async def put_record(request: web.Request) -> web.Response:
+    caller = authenticate(request, "service")
+    rt = request.app[STATE_KEY].rt
+    limit = rt.config.limits.max_record_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"record is {request.content_length} bytes; the limit is {limit}")
+    body = await request.read()
+    tag, created = await rt.records.put_record(
+        caller, request.match_info["subject"], request.match_info["key"], request.query.get("category"), body
+    )
+    return web.json_response({"tag": tag.claims()}, status=201 if created else 200)
+
+
+@routes.get("/v1/subjects/{subject}/records/{key}")
+async def get_record(request: web.Request) -> web.Response:
+    caller = authenticate(request, "service")
+    result = await request.app[STATE_KEY].rt.records.get_record(caller, request.match_info["subject"], request.match_info["key"])
+    meta = result.meta
+    return web.Response(
+        body=result.body,
+        content_type="application/octet-stream",
+        headers={
+            "ETag": f'"{meta.sha256}"',
+            "X-Residency-Region": meta.region,
+            "X-Residency-Jurisdiction": result.decision.data_jurisdiction,
+            "X-Data-Category": meta.category,
+            "X-Residency-Decision": result.decision.reasons[0].code,
+            "X-Audit-Seq": str(result.ledger_seq),
+        },
+    )
+
+
+@routes.get("/v1/subjects/{subject}/records")
+async def list_records(request: web.Request) -> web.Response:
+    caller = authenticate(request, "service")
+    metas, decision = await request.app[STATE_KEY].rt.records.list_records(caller, request.match_info["subject"])
+    return web.json_response(
+        {
+            "subject": request.match_info["subject"],
+            "region": decision.data_region,
+            "records": [m.to_json() for m in metas],
+        }
+    )

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator, Mapping
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from prometheus_client import CollectorRegistry
+
+from gateway.audit import MemoryLedger
+from gateway.config import Config, parse_config
+from gateway.metrics import GatewayMetrics
+from gateway.model import Caller, Subject
+from gateway.services.records import RecordService
+from gateway.stores import RecordStore
+from gateway.tags import TagSigner, TagVerifier
+from tests.support import SHIPPED_CONFIG, FrozenClock
+
+WRITER = Caller("crm", "service", service="crm", region="us-east-1", purpose="crm")
+AOIFE = Subject("aoife", "eu-west-1", "IE", "IE", False, "IE")
+
+
+def s3_config(bucket_prefix: str = "records") -> Config:
+    raw = tomllib.loads(SHIPPED_CONFIG.read_text())
+    for region_id, region in raw["regions"].items():
+        region["store"] = {"kind": "s3", "bucket": f"{bucket_prefix}-{region_id}", "region_name": region_id, "object_lock": True}
+    return parse_config(raw)
+
+
+def shipped_config() -> Config:
+    return parse_config(tomllib.loads(SHIPPED_CONFIG.read_text()))
+
+
+def build_service(config: Config, stores: Mapping[str, RecordStore]) -> tuple[RecordService, GatewayMetrics, MemoryLedger]:
+    keys = {r: ed25519.Ed25519PrivateKey.generate() for r in config.regions}
+    metrics = GatewayMetrics(CollectorRegistry())
+    ledger = MemoryLedger(FrozenClock())
+    service = RecordService(
+        config=config,
+        stores=stores,
+        signer=TagSigner(keys),
+        verifier=TagVerifier({r: k.public_key() for r, k in keys.items()}, {r.id: r.jurisdiction for r in config.regions.values()}),
+        ledger=ledger,
+        clock=FrozenClock(),
+        observer=metrics,
+    )
+    return service, metrics, ledger
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from moto import mock_aws
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield

@@ -1,0 +1,103 @@
+"""RecordService with in-memory twins: routing, tags, violations, ledger."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.model import Caller
+from gateway.services.records import ResidencyRefused, ResidencyViolation, record_key
+from gateway.stores.memory import MemoryStore
+from tests.services.conftest import AOIFE, WRITER, build_service, shipped_config
+
+US_SUPPORT = Caller("support", "service", service="support", region="us-east-1", purpose="support")
+EU_SUPPORT = Caller("support", "service", service="support", region="eu-central-1", purpose="support")
+
+
+@pytest.fixture
+def setup():
+    config = shipped_config()
+    stores = {r: MemoryStore(r) for r in config.regions}
+    service, metrics, ledger = build_service(config, stores)
+    return service, stores, metrics, ledger
+
+
+def violations(metrics, region: str, reason: str) -> float:
+    return metrics.registry.get_sample_value("gateway_residency_violations_total", {"region": region, "reason": reason}) or 0.0
+
+
+async def test_a_record_is_written_only_to_its_subjects_home_region(setup) -> None:
+    service, stores, _, _ = setup
+    await service.register_subject(WRITER, AOIFE)
+    await service.put_record(WRITER, "aoife", "mail-1", "content", b"x")
+    assert await stores["eu-west-1"].list("subjects/aoife/records/") == ["subjects/aoife/records/mail-1"]
+    assert all(await stores[r].list("subjects/") == [] for r in stores if r != "eu-west-1")
+
+
+async def test_a_tampered_body_is_refused_and_counted(setup) -> None:
+    service, stores, metrics, _ = setup
+    await service.register_subject(WRITER, AOIFE)
+    await service.put_record(WRITER, "aoife", "mail-1", "content", b"original")
+    store = stores["eu-west-1"]
+    obj = await store.get(record_key("aoife", "mail-1"))
+    await store.put(obj.key, b"tampered", obj.metadata)
+    with pytest.raises(ResidencyViolation) as caught:
+        await service.get_record(EU_SUPPORT, "aoife", "mail-1")
+    assert caught.value.details["reasons"][0]["code"] == "tag-content-mismatch"
+    assert violations(metrics, "eu-west-1", "tag-content-mismatch") == 1
+
+
+async def test_a_record_with_its_tag_removed_is_refused_and_counted(setup) -> None:
+    service, stores, metrics, _ = setup
+    await service.register_subject(WRITER, AOIFE)
+    await service.put_record(WRITER, "aoife", "mail-1", "content", b"x")
+    store = stores["eu-west-1"]
+    obj = await store.get(record_key("aoife", "mail-1"))
+    await store.put(obj.key, obj.body, {})
+    with pytest.raises(ResidencyViolation):
+        await service.get_record(EU_SUPPORT, "aoife", "mail-1")
+    assert violations(metrics, "eu-west-1", "tag-missing") == 1
+
+
+async def test_a_violation_is_written_to_the_ledger(setup) -> None:
+    service, stores, _, ledger = setup
+    await service.register_subject(WRITER, AOIFE)
+    await service.put_record(WRITER, "aoife", "mail-1", "content", b"x")
+    obj = await stores["eu-west-1"].get(record_key("aoife", "mail-1"))
+    await stores["eu-west-1"].put(obj.key, b"y", obj.metadata)
+    with pytest.raises(ResidencyViolation):
+        await service.get_record(EU_SUPPORT, "aoife", "mail-1")
+    assert (await ledger.entries())[-1]["kind"] == "residency.violation"
+
+
+async def test_a_refused_read_is_ledgered_before_the_refusal(setup) -> None:
+    service, _, _, ledger = setup
+    await service.register_subject(WRITER, AOIFE)
+    await service.put_record(WRITER, "aoife", "mail-1", "content", b"x")
+    with pytest.raises(ResidencyRefused):
+        await service.get_record(US_SUPPORT, "aoife", "mail-1")
+    last = (await ledger.entries())[-1]
+    assert (last["kind"], last["data"]["outcome"]) == ("service.read", "refuse")
+
+
+async def test_a_refused_read_never_touches_the_record(setup, monkeypatch) -> None:
+    service, stores, _, _ = setup
+    await service.register_subject(WRITER, AOIFE)
+    await service.put_record(WRITER, "aoife", "mail-1", "content", b"x")
+
+    async def must_not_be_called(key):
+        raise AssertionError("the body was fetched for a refused read")
+
+    monkeypatch.setattr(stores["eu-west-1"], "get", must_not_be_called)
+    with pytest.raises(ResidencyRefused):
+        await service.get_record(US_SUPPORT, "aoife", "mail-1")
+
+
+async def test_a_subject_found_in_two_regions_is_refused_as_ambiguous(setup) -> None:
+    service, stores, _, _ = setup
+    await service.register_subject(WRITER, AOIFE)
+    profile = await stores["eu-west-1"].get("subjects/aoife/profile")
+    await stores["us-east-1"].put("subjects/aoife/profile", profile.body, {})
+    service._subjects.clear()
+    with pytest.raises(Exception) as caught:
+        await service.subject("aoife")
+    assert getattr(caught.value, "code", "") == "subject-ambiguous"

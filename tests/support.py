@@ -1,0 +1,64 @@
+"""Helpers shared by tests: a settable clock, a gateway in a temporary folder, tokens."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from gateway.config import load_config
+from gateway.keys import load_private_key, resolve
+from gateway.model import Caller
+from gateway.runtime import Settings
+from gateway.tokens import issue_token
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG = ROOT / "regions.toml"
+CASE_DATE = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
+
+
+class FrozenClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: datetime = CASE_DATE) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class Env:
+    settings: Settings
+    clock: FrozenClock
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    def token(self, caller: Caller, *, ttl: timedelta | None = None) -> str:
+        config = load_config(self.settings.config_path)
+        key = load_private_key(resolve(self.data_dir, config.identity.token_private_key))
+        return issue_token(caller, key=key, identity=config.identity, now=self.clock(), ttl=ttl)
+
+    def service(self, service: str, region: str, purpose: str | None = None) -> dict[str, str]:
+        caller = Caller(service, "service", service=service, region=region, purpose=purpose or service)
+        return {"Authorization": f"Bearer {self.token(caller)}"}
+
+    def person(self, role: str, name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(Caller(name, role))}"}
+
+
+def make_env(tmp_path: Path, config_text: str | None = None) -> Env:
+    config_path = tmp_path / "regions.toml"
+    if config_text is None:
+        shutil.copy(SHIPPED_CONFIG, config_path)
+    else:
+        config_path.write_text(config_text)
+    clock = FrozenClock()
+    settings = Settings(config_path=config_path, data_dir=tmp_path / "data", clock=clock)
+    return Env(settings, clock)

@@ -1,0 +1,103 @@
+"""The `gateway` command: exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+from gateway.config import load_config
+from gateway.keys import load_public_key
+from gateway.tokens import verify_token
+from gateway.model import system_clock
+from tests.support import SHIPPED_CONFIG
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    shutil.copy(SHIPPED_CONFIG, tmp_path / "regions.toml")
+    return tmp_path
+
+
+def run(workdir: Path, *args: str) -> int:
+    """`gateway WORDS... --config C --data-dir D OPTIONS...` in the work folder."""
+    words, rest = [], list(args)
+    while rest and not rest[0].startswith("-"):
+        words.append(rest.pop(0))
+    return main([*words, "--config", str(workdir / "regions.toml"), "--data-dir", str(workdir / "data"), *rest])
+
+
+def test_check_of_a_clean_file_prints_nothing_and_exits_0(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(workdir, "check") == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_check_of_a_bad_file_lists_every_problem_with_its_key_path_and_exits_3(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = (workdir / "regions.toml").read_text()
+    text = text.replace('jurisdiction = "IE"', 'jurisdiction = "XX"').replace('location = "Sydney"', 'locaton = "Sydney"')
+    bad = workdir / "bad.toml"
+    bad.write_text(text)
+    assert main(["check", str(bad)]) == 3
+    err = capsys.readouterr().err
+    assert "regions.eu-west-1.jurisdiction: unknown jurisdiction `XX`" in err
+    assert "regions.ap-southeast-2.locaton: unknown key" in err
+    assert "regions.ap-southeast-2.location: is required" in err
+
+
+def test_check_can_answer_in_json(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = workdir / "bad.toml"
+    bad.write_text((workdir / "regions.toml").read_text().replace('jurisdiction = "IE"', 'jurisdiction = "XX"'))
+    assert main(["check", str(bad), "--format", "json"]) == 3
+    report = json.loads(capsys.readouterr().out)
+    assert {"path": "regions.eu-west-1.jurisdiction", "message": "unknown jurisdiction `XX`"} in report["findings"]
+
+
+def test_keys_init_creates_private_keys_readable_only_by_their_owner(workdir: Path) -> None:
+    assert run(workdir, "keys", "init") == 0
+    key = workdir / "data/keys/tags/eu-west-1.key"
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert (workdir / "data/keys/tags/eu-west-1.pub").exists()
+
+
+def test_keys_init_keeps_existing_keys(workdir: Path) -> None:
+    run(workdir, "keys", "init")
+    before = (workdir / "data/keys/tokens.key").read_bytes()
+    run(workdir, "keys", "init")
+    assert (workdir / "data/keys/tokens.key").read_bytes() == before
+
+
+def test_token_issue_prints_a_token_the_gateway_accepts(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(workdir, "keys", "init")
+    capsys.readouterr()
+    assert run(workdir, "token", "issue", "--service", "billing", "--region", "us-east-1", "--purpose", "billing") == 0
+    token = capsys.readouterr().out.strip()
+    config = load_config(workdir / "regions.toml")
+    caller = verify_token(
+        token, key=load_public_key(workdir / "data/keys/tokens.pub"), identity=config.identity, now=system_clock(), regions=config.regions
+    )
+    assert (caller.service, caller.region, caller.purpose) == ("billing", "us-east-1", "billing")
+
+
+def test_token_issue_for_a_person_needs_a_subject(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(workdir, "keys", "init")
+    assert run(workdir, "token", "issue", "--role", "legal") == 1
+    assert "--subject" in capsys.readouterr().err
+
+
+def test_token_issue_for_an_unknown_region_is_refused(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(workdir, "keys", "init")
+    assert run(workdir, "token", "issue", "--service", "s", "--region", "mars-1", "--purpose", "p") == 1
+    assert "`mars-1`" in capsys.readouterr().err
+
+
+def test_token_issue_refuses_a_public_key_in_place_of_the_private_key(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(workdir, "keys", "init")
+    shutil.copy(workdir / "data/keys/tokens.pub", workdir / "data/keys/tokens.key")
+    assert run(workdir, "token", "issue", "--role", "ops", "--subject", "oncall") == 1
+    assert "public key" in capsys.readouterr().err

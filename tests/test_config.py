@@ -1,0 +1,147 @@
+"""regions.toml parsing: every problem reported with its key path."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from gateway.config import load_config, parse_config
+from gateway.errors import ConfigError, Finding
+from gateway.model import FileStoreSpec, S3StoreSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "regions.toml"
+
+
+def shipped() -> dict:
+    return tomllib.loads(SHIPPED.read_text())
+
+
+def findings_of(raw: dict) -> list[Finding]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw)
+    return caught.value.findings
+
+
+def paths(findings: list[Finding]) -> set[str]:
+    return {f.path for f in findings}
+
+
+def test_the_shipped_regions_file_is_valid() -> None:
+    config = load_config(SHIPPED)
+    assert set(config.regions) == {"us-east-1", "eu-west-1", "eu-central-1", "eu-west-2", "ap-southeast-2"}
+
+
+def test_the_shipped_regions_have_the_legal_model_jurisdictions() -> None:
+    config = load_config(SHIPPED)
+    assert {r.id: r.jurisdiction for r in config.regions.values()} == {
+        "us-east-1": "US",
+        "eu-west-1": "IE",
+        "eu-central-1": "DE",
+        "eu-west-2": "GB",
+        "ap-southeast-2": "AU",
+    }
+
+
+def test_the_category_ladder_keeps_its_order() -> None:
+    config = load_config(SHIPPED)
+    assert config.categories == ("subscriber", "identification", "traffic", "content")
+    assert config.rank["content"] > config.rank["traffic"] > config.rank["subscriber"]
+
+
+def test_an_unknown_jurisdiction_in_a_region_is_reported_with_its_path() -> None:
+    raw = shipped()
+    raw["regions"]["eu-west-1"]["jurisdiction"] = "XX"
+    assert Finding("regions.eu-west-1.jurisdiction", "unknown jurisdiction `XX`") in findings_of(raw)
+
+
+def test_every_problem_is_reported_not_only_the_first() -> None:
+    raw = shipped()
+    raw["regions"]["eu-west-1"]["jurisdiction"] = "XX"
+    raw["regions"]["us-east-1"]["store"] = {"kind": "tape"}
+    raw["transfer_mechanisms"]["eu-us-dpf"]["to"] = ["ZZ"]
+    found = paths(findings_of(raw))
+    assert {"regions.eu-west-1.jurisdiction", "regions.us-east-1.store.kind", "transfer_mechanisms.eu-us-dpf.to[0]"} <= found
+
+
+def test_unknown_keys_are_errors() -> None:
+    raw = shipped()
+    raw["regions"]["eu-west-2"]["jurisdicton"] = "GB"
+    raw["colour"] = "blue"
+    found = findings_of(raw)
+    assert Finding("regions.eu-west-2.jurisdicton", "unknown key") in found
+    assert Finding("colour", "unknown key") in found
+
+
+def test_a_missing_required_key_is_reported() -> None:
+    raw = shipped()
+    del raw["regions"]["ap-southeast-2"]["location"]
+    assert Finding("regions.ap-southeast-2.location", "is required") in findings_of(raw)
+
+
+def test_a_value_of_the_wrong_type_is_reported() -> None:
+    raw = shipped()
+    raw["identity"]["token_ttl_seconds"] = "an hour"
+    assert Finding("identity.token_ttl_seconds", "must be an integer") in findings_of(raw)
+
+
+def test_an_unknown_bloc_in_a_jurisdiction_is_reported() -> None:
+    raw = shipped()
+    raw["jurisdictions"]["NO"]["blocs"] = ["EEA", "NORDIC"]
+    assert Finding("jurisdictions.NO.blocs[1]", "unknown bloc `NORDIC`") in findings_of(raw)
+
+
+def test_a_jurisdiction_code_must_be_iso_alpha_2() -> None:
+    raw = shipped()
+    raw["jurisdictions"]["USA"] = {"name": "United States"}
+    assert any(f.path == "jurisdictions.USA" and "ISO 3166-1" in f.message for f in findings_of(raw))
+
+
+def test_a_transfer_mechanism_with_no_purposes_covers_nothing_and_is_rejected() -> None:
+    raw = shipped()
+    raw["transfer_mechanisms"]["eu-us-dpf"]["purposes"] = []
+    assert any(f.path == "transfer_mechanisms.eu-us-dpf.purposes" for f in findings_of(raw))
+
+
+def test_two_regions_may_not_share_a_bucket() -> None:
+    raw = shipped()
+    raw["regions"]["eu-west-1"]["store"] = {"kind": "s3", "bucket": "records-shared", "region_name": "eu-west-1"}
+    raw["regions"]["eu-central-1"]["store"] = {"kind": "s3", "bucket": "records-shared", "region_name": "eu-central-1"}
+    assert any(f.path == "regions.eu-central-1.store.bucket" for f in findings_of(raw))
+
+
+def test_an_s3_store_is_parsed_with_its_options() -> None:
+    raw = shipped()
+    raw["regions"]["eu-west-1"]["store"] = {
+        "kind": "s3",
+        "bucket": "exampleco-records-eu-west-1",
+        "region_name": "eu-west-1",
+        "endpoint_url": "http://127.0.0.1:5000",
+        "object_lock": True,
+    }
+    store = parse_config(raw).regions["eu-west-1"].store
+    assert store == S3StoreSpec("exampleco-records-eu-west-1", "eu-west-1", "http://127.0.0.1:5000", True, True)
+
+
+def test_a_file_store_keeps_its_path() -> None:
+    assert parse_config(shipped()).regions["us-east-1"].store == FileStoreSpec("stores/us-east-1")
+
+
+def test_a_missing_file_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(Path("/nonexistent/regions.toml"))
+    assert "does not exist" in caught.value.findings[0].message
+
+
+def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "regions.toml"
+    bad.write_text("[regions\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(bad)
+    assert "not valid TOML" in caught.value.findings[0].message
+
+
+def test_the_config_digest_is_stable_for_the_same_content() -> None:
+    assert parse_config(shipped()).digest == parse_config(shipped()).digest

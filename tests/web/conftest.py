@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
+
+from gateway.web.app import create_app
+from gateway.web.keys import STATE_KEY
+from tests.support import Env, make_env
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    return make_env(tmp_path)
+
+
+@pytest.fixture
+async def client(env: Env, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> TestClient:
+    return await aiohttp_client(create_app(env.settings, registry=CollectorRegistry()))
+
+
+@pytest.fixture
+def runtime(client: TestClient):
+    return client.app[STATE_KEY].rt
