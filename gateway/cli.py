@@ -161,15 +161,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     written = asyncio.run(load())
     base = f"http://{args.host}:{args.port}"
-    gw = f"gateway --config {args.config} --data-dir {args.data_dir}"
+    opts = f"--config {args.config} --data-dir {args.data_dir}"
     print(
         f"""
 Demo data: {written} records for 5 subjects, one per region (alice us-east-1, aoife eu-west-1,
 klaus eu-central-1, oliver eu-west-2, mia ap-southeast-2). Try, in another shell:
 
-  US=$({gw} token issue --service billing --region us-east-1 --purpose billing)
-  ADS=$({gw} token issue --service analytics --region us-east-1 --purpose analytics)
-  EU=$({gw} token issue --service support --region eu-west-1 --purpose support)
+  US=$(gateway token issue --service billing --region us-east-1 --purpose billing {opts})
+  ADS=$(gateway token issue --service analytics --region us-east-1 --purpose analytics {opts})
+  EU=$(gateway token issue --service support --region eu-west-1 --purpose support {opts})
 
   curl -s {base}/v1/subjects/alice/records/profile -H "Authorization: Bearer $US"        # 200, same jurisdiction
   curl -s {base}/v1/subjects/klaus/records/inbox-0001 -H "Authorization: Bearer $EU"     # 200, EU free flow

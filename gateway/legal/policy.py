@@ -1,20 +1,460 @@
-"""The legal policy (placeholder while the schema is written; replaced shortly)."""
+"""The legal policy: ``regions.toml``'s legal tables parsed into frozen objects.
+
+``parse_legal`` reads ``authorities``, ``instruments``, ``instrument_templates``,
+``agreements``, ``blocking`` and ``disclosure``, records every problem as a
+``Finding`` with its key path (``instruments."eu.epoc".reaches: unknown
+category `contnet` ``) instead of stopping at the first, and returns a
+best-effort ``LegalPolicy``. The caller raises ``ConfigError`` when findings
+is not empty; the engine trusts a policy parsed without findings.
+
+Every list of places is expanded here, once: bloc ids become their member
+jurisdictions, so the engine only ever tests set membership of jurisdiction
+codes (and region ids, where a ``stored_in`` list names a region). Nothing in
+this module names a country, bloc or instrument: those are the data.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 from gateway.errors import Finding
-from gateway.model import Bloc, Jurisdiction, Region
+from gateway.legal.orders import Authority
+from gateway.model import Bloc, Jurisdiction, Region, is_identifier
 
-TABLES = ("authorities", "instruments", "agreements", "blocking", "disclosure")
+# The top-level tables of regions.toml this module reads (config.py treats them as known).
+TABLES: tuple[str, ...] = ("authorities", "instruments", "instrument_templates", "agreements", "blocking", "disclosure")
+
+# Vocabularies of the schema. They describe kinds of thing, never a country.
+AUTHORITY_KINDS: tuple[str, ...] = (
+    "court",
+    "judge",
+    "investigating-judge",
+    "prosecutor",
+    "police",
+    "agency",
+    "designated-authority",
+    "tribunal",
+)
+COMPELS: tuple[str, ...] = ("anywhere", "agreement", "own-jurisdiction", "nothing")
+EMERGENCY_MODES: tuple[str, ...] = ("none", "request", "required", "own-procedure")
+CHANNEL_EFFECTS: tuple[str, ...] = ("grant", "restrict")
+ADVERSE_OUTCOMES: tuple[str, ...] = ("route-mlat", "legal-review", "refuse")
+NOTIFY_TARGETS: tuple[str, ...] = ("enforcing-state",)
+VOLUNTARY_TO: tuple[str, ...] = ("domestic", "foreign", "any")
+EMERGENCY_DOMESTIC: tuple[str, ...] = ("disclose", "legal-review")
+EXTRATERRITORIAL_OUTCOMES: tuple[str, ...] = ("legal-review", "route-mlat")
+
+_CODE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")  # kebab-case reason codes
 
 
-@dataclass(frozen=True)
+# --- the policy objects ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PreservationRule:
+    ttl_days: int
+    extension_days: int
+    max_extensions: int
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRule:
+    served_by_kind: str | None = None
+    within_months_of_made: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OffenceRule:
+    required_from: str  # category: orders for it or above must name an offence
+    min_max_penalty_years: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyRule:
+    mode: str = "none"
+    reaches: str | None = None  # replaces the instrument's reach for emergency requests
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    id: str
+    name: str
+    legal_basis: str
+    issuer_places: tuple[str, ...]  # as written (jurisdictions and blocs)
+    issuers: frozenset[str]  # expanded jurisdiction codes, `except` included
+    not_bound: frozenset[str]  # expanded `except`
+    kinds: frozenset[str]
+    competence: Mapping[str, str]  # kind -> highest category that kind may order
+    reaches: str | None  # None for preservation instruments
+    preservation: PreservationRule | None
+    compels: str
+    emergency: EmergencyRule = EmergencyRule()
+    in_force_from: datetime | None = None
+    offence: OffenceRule | None = None
+    service: ServiceRule | None = None
+    foreign_establishment_required: bool = False
+    conflict_objection_days: int | None = None
+    template: str | None = None  # the template it was expanded from
+
+    @property
+    def compulsory(self) -> bool:
+        return self.compels != "nothing"
+
+
+@dataclass(frozen=True, slots=True)
+class Targeting:
+    not_person_of: frozenset[str] = frozenset()  # jurisdiction codes
+    not_located_in: frozenset[str] = frozenset()  # jurisdiction codes
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    categories: frozenset[str]
+    notify: str  # "enforcing-state"
+    hold_days: int
+    exempt_when_offence_and_residence_in_issuing_state: bool = False
+    emergency_disclose_hours: int | None = None
+    emergency_objection_hours: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One direction of an agreement: issuers → data stored in ``stored_in``."""
+
+    agreement: str
+    index: int
+    issuers: frozenset[str]
+    instruments: frozenset[str]
+    stored_in: frozenset[str]  # jurisdiction codes and region ids
+    effect: str  # grant | restrict
+    min_max_penalty_years: float | None = None
+    targeting: Targeting | None = None
+    on_violation: str = "route-mlat"
+    disclose_within_days: int | None = None
+    motion_to_quash_days: int | None = None
+    notification: Notification | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.agreement}.channels[{self.index}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Agreement:
+    id: str
+    name: str
+    kind: str
+    legal_basis: str
+    parties: frozenset[str]  # expanded jurisdiction codes
+    in_force_from: datetime | None
+    channels: tuple[Channel, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockingRule:
+    id: str
+    name: str
+    legal_basis: str
+    stored_in: frozenset[str]  # jurisdiction codes and region ids
+    unless_issuer_in: frozenset[str]  # jurisdiction codes
+    categories: frozenset[str]
+    reason: str
+    when_compelled: str
+    when_not_compelled: str
+    review_days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Establishment:
+    id: str
+    name: str
+    jurisdiction: str
+    receives: frozenset[str]  # instrument ids
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyPolicy:
+    domestic: str = "legal-review"
+    foreign_up_to: str | None = None  # highest category disclosed to foreign authorities; None: none
+    foreign_review_stored_in: frozenset[str] = frozenset()
+    review_hours: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraterritorialPolicy:
+    outcome: str = "legal-review"
+    review_days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VoluntaryRule:
+    id: str
+    to: str  # domestic | foreign | any
+    stored_in: frozenset[str]  # jurisdiction codes and region ids
+    up_to: str  # highest category
+
+
+@dataclass(frozen=True, eq=False)
 class LegalPolicy:
-    pass
+    """The legal tables, validated and expanded. Identity-hashed (one per config)."""
+
+    categories: tuple[str, ...] = ()
+    authorities: Mapping[str, Authority] = field(default_factory=dict)
+    instruments: Mapping[str, Instrument] = field(default_factory=dict)
+    agreements: Mapping[str, Agreement] = field(default_factory=dict)
+    blocking: Mapping[str, BlockingRule] = field(default_factory=dict)
+    establishments: Mapping[str, Establishment] = field(default_factory=dict)
+    emergency: EmergencyPolicy = EmergencyPolicy()
+    extraterritorial: ExtraterritorialPolicy = ExtraterritorialPolicy()
+    voluntary: tuple[VoluntaryRule, ...] = ()
+    person_status_jurisdiction: str | None = None
+    review_days: int = 10
+
+    def rank(self, category: str) -> int:
+        return self.categories.index(category)
+
+
+# --- a small reader that records findings --------------------------------------------
+
+
+def _quote(key: str) -> str:
+    return key if is_identifier(key) and "." not in key else f'"{key}"'
+
+
+class _Table:
+    """Typed access to one TOML table; remembers keys read; ``finish`` reports the rest."""
+
+    def __init__(self, table: Any, path: str, findings: list[Finding]) -> None:
+        self.path = path
+        self.findings = findings
+        self.ok = isinstance(table, dict)
+        if not self.ok:
+            findings.append(Finding(path, "must be a table"))
+        self.table: dict[str, Any] = table if self.ok else {}
+        self.seen: set[str] = set()
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{_quote(key)}" if self.path else _quote(key)
+
+    def problem(self, path: str, message: str) -> None:
+        self.findings.append(Finding(path, message))
+
+    def has(self, key: str) -> bool:
+        return key in self.table
+
+    def raw(self, key: str) -> Any:
+        self.seen.add(key)
+        return self.table.get(key)
+
+    def text(self, key: str, *, required: bool = False, default: str = "") -> str:
+        self.seen.add(key)
+        if key not in self.table:
+            if required:
+                self.problem(self.at(key), "is required")
+            return default
+        value = self.table[key]
+        if not isinstance(value, str):
+            self.problem(self.at(key), "must be a string")
+            return default
+        if required and not value.strip():
+            self.problem(self.at(key), "must not be empty")
+        return value
+
+    def choice(self, key: str, options: tuple[str, ...], *, required: bool = False, default: str | None = None) -> str | None:
+        if key not in self.table:
+            self.seen.add(key)
+            if required:
+                self.problem(self.at(key), f"is required; one of {_options(options)}")
+            return default
+        value = self.text(key)
+        if value not in options:
+            if isinstance(self.table[key], str):
+                self.problem(self.at(key), f"unknown value `{value}`; use {_options(options)}")
+            return default
+        return value
+
+    def flag(self, key: str, *, default: bool = False) -> bool:
+        self.seen.add(key)
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        if not isinstance(value, bool):
+            self.problem(self.at(key), "must be true or false")
+            return default
+        return value
+
+    def positive_int(self, key: str, *, required: bool = False, allow_zero: bool = False) -> int | None:
+        self.seen.add(key)
+        if key not in self.table:
+            if required:
+                self.problem(self.at(key), "is required")
+            return None
+        value = self.table[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(self.at(key), "must be a whole number")
+            return None
+        if value < 0 or (value == 0 and not allow_zero):
+            self.problem(self.at(key), f"must be {'zero or more' if allow_zero else 'a positive number'}, not `{value}`")
+            return None
+        return value
+
+    def positive_number(self, key: str) -> float | None:
+        self.seen.add(key)
+        if key not in self.table:
+            return None
+        value = self.table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.problem(self.at(key), "must be a number")
+            return None
+        if value <= 0:
+            self.problem(self.at(key), f"must be a positive number, not `{value}`")
+            return None
+        return float(value)
+
+    def moment(self, key: str) -> datetime | None:
+        self.seen.add(key)
+        if key not in self.table:
+            return None
+        value = self.table[key]
+        parsed = to_datetime(value)
+        if parsed is None:
+            self.problem(self.at(key), f"`{value}` is not a date (write e.g. 2026-08-18)")
+        return parsed
+
+    def strings(self, key: str, *, required: bool = False) -> list[tuple[str, str]]:
+        """A list of strings as (path, value) pairs; a lone string counts as a one-item list."""
+        self.seen.add(key)
+        if key not in self.table:
+            if required:
+                self.problem(self.at(key), "is required")
+            return []
+        values = self.table[key]
+        if isinstance(values, str):
+            values = [values]
+        if not isinstance(values, list):
+            self.problem(self.at(key), "must be a list of strings")
+            return []
+        out: list[tuple[str, str]] = []
+        for i, value in enumerate(values):
+            if not isinstance(value, str):
+                self.problem(f"{self.at(key)}[{i}]", "must be a string")
+            else:
+                out.append((f"{self.at(key)}[{i}]", value))
+        if required and not values:
+            self.problem(self.at(key), "must not be empty")
+        return out
+
+    def sub(self, key: str) -> _Table | None:
+        self.seen.add(key)
+        if key not in self.table:
+            return None
+        return _Table(self.table[key], self.at(key), self.findings)
+
+    def entries(self) -> Iterator[tuple[str, _Table]]:
+        for name, value in self.table.items():
+            self.seen.add(name)
+            yield name, _Table(value, self.at(name), self.findings)
+
+    def finish(self) -> None:
+        if not self.ok:
+            return
+        for key in self.table:
+            if key not in self.seen:
+                self.problem(self.at(key), "unknown key")
+
+
+def _options(options: tuple[str, ...]) -> str:
+    return ", ".join(f"`{o}`" for o in options)
+
+
+def to_datetime(value: object) -> datetime | None:
+    """A TOML date or date-time (or an RFC 3339 string) as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) == 10:
+            text += "T00:00:00"
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return None
+
+
+# --- parsing ------------------------------------------------------------------------
+
+
+class _Context:
+    """What every parser needs: the foundation config and the findings list."""
+
+    def __init__(
+        self,
+        categories: tuple[str, ...],
+        jurisdictions: Mapping[str, Jurisdiction],
+        blocs: Mapping[str, Bloc],
+        regions: Mapping[str, Region],
+        findings: list[Finding],
+    ) -> None:
+        self.categories = categories
+        self.jurisdictions = jurisdictions
+        self.blocs = blocs
+        self.regions = regions
+        self.findings = findings
+        self.members: dict[str, frozenset[str]] = {
+            bloc: frozenset(code for code, j in jurisdictions.items() if bloc in j.blocs) for bloc in blocs
+        }
+
+    def problem(self, path: str, message: str) -> None:
+        self.findings.append(Finding(path, message))
+
+    def category(self, t: _Table, key: str, *, required: bool = False) -> str | None:
+        if not t.has(key):
+            t.seen.add(key)
+            if required:
+                t.problem(t.at(key), "is required")
+            return None
+        value = t.text(key)
+        if value not in self.categories:
+            if isinstance(t.table.get(key), str):
+                t.problem(t.at(key), f"unknown category `{value}`")
+            return None
+        return value
+
+    def jurisdictions_in(self, t: _Table, key: str, *, required: bool = False, regions: bool = False) -> frozenset[str]:
+        """Expand a list of jurisdictions and blocs (and, if allowed, regions) to codes (and region ids)."""
+        out: set[str] = set()
+        for path, value in t.strings(key, required=required):
+            if value in self.jurisdictions:
+                out.add(value)
+            elif value in self.blocs:
+                out |= self.members[value]
+            elif regions and value in self.regions:
+                out.add(value)
+            else:
+                what = "jurisdiction, bloc or region" if regions else "jurisdiction or bloc"
+                self.problem(path, f"unknown {what} `{value}`")
+        return frozenset(out)
+
+    def jurisdiction(self, t: _Table, key: str, *, required: bool = False) -> str | None:
+        if not t.has(key):
+            t.seen.add(key)
+            if required:
+                t.problem(t.at(key), "is required")
+            return None
+        value = t.text(key)
+        if value not in self.jurisdictions:
+            if isinstance(t.table.get(key), str):
+                t.problem(t.at(key), f"unknown jurisdiction `{value}`")
+            return None
+        return value
 
 
 def parse_legal(
@@ -26,4 +466,501 @@ def parse_legal(
     regions: Mapping[str, Region],
     findings: list[Finding],
 ) -> LegalPolicy:
-    return LegalPolicy()
+    """Parse the legal tables of a whole regions.toml document; append every problem to ``findings``."""
+    cx = _Context(tuple(categories), jurisdictions, blocs, regions, findings)
+
+    instruments: dict[str, Instrument] = {}
+    for instrument_id, t in _tables(raw, "instruments", cx):
+        if not is_identifier(instrument_id):
+            cx.problem(t.path, f"instrument id `{instrument_id}` is not a valid identifier")
+        issuers, not_bound, places = _issuers(t, cx)
+        instruments[instrument_id] = _instrument(t, instrument_id, places, issuers, not_bound, None, cx)
+    for template_id, t in _tables(raw, "instrument_templates", cx):
+        for instrument in _template(t, template_id, cx):
+            if instrument.id in instruments:
+                cx.problem(t.path, f"instrument `{instrument.id}` is defined in `instruments` too; leave its jurisdiction out with `not_for`")
+                continue
+            instruments[instrument.id] = instrument
+    if not instruments and not any(f.path.startswith(("instruments", "instrument_templates")) for f in findings):
+        cx.problem("instruments", "must define at least one instrument")
+
+    authorities = {authority_id: _authority(t, authority_id, instruments, cx) for authority_id, t in _tables(raw, "authorities", cx)}
+    if not authorities and not any(f.path.startswith("authorities") for f in findings):
+        cx.problem("authorities", "must register at least one authority")
+
+    disclosure = _Table(raw.get("disclosure", {}), "disclosure", findings)
+    establishments = _establishments(disclosure, instruments, cx)
+    received: dict[str, str] = {}
+    for establishment in establishments.values():
+        for instrument_id in sorted(establishment.receives):
+            if instrument_id in received:
+                cx.problem(
+                    f"disclosure.establishments.{_quote(establishment.id)}.receives",
+                    f"instrument `{instrument_id}` is already received by establishment `{received[instrument_id]}`",
+                )
+            received[instrument_id] = establishment.id
+    for instrument in instruments.values():
+        if instrument.foreign_establishment_required and instrument.id not in received:
+            path = f"instrument_templates.{_quote(instrument.template)}" if instrument.template else f"instruments.{_quote(instrument.id)}"
+            cx.problem(
+                f"{path}.foreign_establishment_required",
+                f"no establishment in `disclosure.establishments` receives `{instrument.id}`",
+            )
+
+    agreements = {agreement_id: _agreement(t, agreement_id, instruments, received, cx) for agreement_id, t in _tables(raw, "agreements", cx)}
+    _check_overlaps(agreements, cx)
+    blocking = {rule_id: _blocking(t, rule_id, cx) for rule_id, t in _tables(raw, "blocking", cx)}
+
+    person_status = cx.jurisdiction(disclosure, "person_status_jurisdiction")
+    review_days = disclosure.positive_int("review_days") or 10
+    emergency = _emergency(disclosure.sub("emergency"), cx)
+    extraterritorial = _extraterritorial(disclosure.sub("extraterritorial"))
+    voluntary = _voluntary(disclosure, cx)
+    disclosure.finish()
+
+    return LegalPolicy(
+        categories=tuple(categories),
+        authorities=authorities,
+        instruments=instruments,
+        agreements=agreements,
+        blocking=blocking,
+        establishments=establishments,
+        emergency=emergency,
+        extraterritorial=extraterritorial,
+        voluntary=voluntary,
+        person_status_jurisdiction=person_status,
+        review_days=review_days,
+    )
+
+
+def _tables(raw: Mapping[str, Any], key: str, cx: _Context) -> Iterator[tuple[str, _Table]]:
+    if key not in raw:
+        return
+    parent = _Table(raw[key], _quote(key), cx.findings)
+    if not parent.ok:
+        return
+    for name, t in parent.entries():
+        if t.ok:
+            yield name, t
+
+
+def _issuers(t: _Table, cx: _Context) -> tuple[frozenset[str], frozenset[str], tuple[str, ...]]:
+    places = tuple(v for _, v in t.strings("issuer_jurisdictions", required=True))
+    issuers = cx.jurisdictions_in(t, "issuer_jurisdictions")
+    not_bound = cx.jurisdictions_in(t, "except")
+    for path, value in t.strings("except"):
+        if value in cx.jurisdictions and value not in issuers:
+            cx.problem(path, f"`{value}` is not among `issuer_jurisdictions`")
+    return issuers, not_bound, places
+
+
+def _instrument(
+    t: _Table,
+    instrument_id: str,
+    issuer_places: tuple[str, ...],
+    issuers: frozenset[str],
+    not_bound: frozenset[str],
+    template: str | None,
+    cx: _Context,
+) -> Instrument:
+    name = t.text("name", required=True, default=instrument_id)
+    legal_basis = t.text("legal_basis")
+
+    kinds: set[str] = set()
+    for path, kind in t.strings("kinds", required=True):
+        if kind not in AUTHORITY_KINDS:
+            cx.problem(path, f"unknown authority kind `{kind}`; use {_options(AUTHORITY_KINDS)}")
+        else:
+            kinds.add(kind)
+
+    competence: dict[str, str] = {}
+    caps = t.sub("competence")
+    if caps is not None and caps.ok:
+        for kind, value in caps.table.items():
+            caps.seen.add(kind)
+            path = caps.at(kind)
+            if kind not in kinds:
+                cx.problem(path, f"kind `{kind}` is not in `kinds`")
+            elif not isinstance(value, str) or value not in cx.categories:
+                cx.problem(path, f"unknown category `{value}`")
+            else:
+                competence[kind] = value
+
+    reaches = cx.category(t, "reaches")
+    preservation: PreservationRule | None = None
+    p = t.sub("preservation")
+    if p is not None and p.ok:
+        ttl = p.positive_int("ttl_days", required=True)
+        extension = p.positive_int("extension_days", allow_zero=True) or 0
+        max_extensions = p.positive_int("max_extensions", allow_zero=True) or 0
+        if max_extensions and not extension:
+            cx.problem(p.at("extension_days"), "must be a positive number of days when `max_extensions` allows extensions")
+        preservation = PreservationRule(ttl_days=ttl or 1, extension_days=extension, max_extensions=max_extensions)
+        p.finish()
+    if t.has("reaches") and t.has("preservation"):
+        cx.problem(t.path, "give either `reaches` or `preservation`, not both")
+    elif not t.has("reaches") and not t.has("preservation"):
+        cx.problem(t.at("reaches"), "is required (or `preservation` for a preservation instrument)")
+
+    compels = t.choice("compels", COMPELS, required=True, default="nothing") or "nothing"
+
+    emergency = EmergencyRule()
+    e = t.sub("emergency")
+    if e is not None and e.ok:
+        mode = e.choice("mode", EMERGENCY_MODES, required=True, default="none") or "none"
+        emergency_reaches = cx.category(e, "reaches")
+        if emergency_reaches is not None and mode not in ("request", "required"):
+            cx.problem(e.at("reaches"), f"only applies to modes `request` and `required`, not `{mode}`")
+        if mode in ("request", "required") and compels != "nothing":
+            cx.problem(e.at("mode"), f"mode `{mode}` is for requests that cannot compel (`compels = \"nothing\"`)")
+        emergency = EmergencyRule(mode=mode, reaches=emergency_reaches)
+        e.finish()
+
+    offence: OffenceRule | None = None
+    o = t.sub("offence")
+    if o is not None and o.ok:
+        required_from = cx.category(o, "required_from", required=True)
+        offence = OffenceRule(required_from=required_from or cx.categories[0] if cx.categories else "", min_max_penalty_years=o.positive_number("min_max_penalty_years"))
+        o.finish()
+
+    service: ServiceRule | None = None
+    s = t.sub("service")
+    if s is not None and s.ok:
+        served_by_kind = s.choice("served_by_kind", AUTHORITY_KINDS)
+        within = s.positive_int("within_months_of_made")
+        if served_by_kind is None and within is None and not s.findings_since_start():
+            cx.problem(s.path, "must set `served_by_kind` or `within_months_of_made`")
+        service = ServiceRule(served_by_kind=served_by_kind, within_months_of_made=within)
+        s.finish()
+
+    instrument = Instrument(
+        id=instrument_id,
+        name=name,
+        legal_basis=legal_basis,
+        issuer_places=issuer_places,
+        issuers=issuers,
+        not_bound=not_bound,
+        kinds=frozenset(kinds),
+        competence=competence,
+        reaches=reaches if preservation is None else None,
+        preservation=preservation,
+        compels=compels,
+        emergency=emergency,
+        in_force_from=t.moment("in_force_from"),
+        offence=offence,
+        service=service,
+        foreign_establishment_required=t.flag("foreign_establishment_required"),
+        conflict_objection_days=t.positive_int("conflict_objection_days"),
+        template=template,
+    )
+    t.finish()
+    return instrument
+
+
+def _template(t: _Table, template_id: str, cx: _Context) -> list[Instrument]:
+    if not is_identifier(template_id) or "." in template_id:
+        cx.problem(t.path, f"template id `{template_id}` must be an identifier without dots")
+    t.seen.add("for")
+    targets: set[str] = set()
+    if t.table.get("for") == "all":
+        targets = set(cx.jurisdictions)
+    else:
+        targets = set(cx.jurisdictions_in(t, "for", required=True))
+    targets -= cx.jurisdictions_in(t, "not_for")
+    for key in ("issuer_jurisdictions", "except"):
+        if t.has(key):
+            t.seen.add(key)
+            cx.problem(t.at(key), "is not used in a template: each copy is issued by its own jurisdiction (`for`)")
+    # Parse the shared keys once, then copy per jurisdiction (findings reported once).
+    prototype = _instrument(t, f"*.{template_id}", (), frozenset(), frozenset(), template_id, cx)
+    out: list[Instrument] = []
+    for code in sorted(targets):
+        out.append(
+            Instrument(
+                id=f"{code.lower()}.{template_id}",
+                name=f"{cx.jurisdictions[code].name} {prototype.name}",
+                legal_basis=prototype.legal_basis,
+                issuer_places=(code,),
+                issuers=frozenset({code}),
+                not_bound=frozenset(),
+                kinds=prototype.kinds,
+                competence=prototype.competence,
+                reaches=prototype.reaches,
+                preservation=prototype.preservation,
+                compels=prototype.compels,
+                emergency=prototype.emergency,
+                in_force_from=prototype.in_force_from,
+                offence=prototype.offence,
+                service=prototype.service,
+                foreign_establishment_required=prototype.foreign_establishment_required,
+                conflict_objection_days=prototype.conflict_objection_days,
+                template=template_id,
+            )
+        )
+    return out
+
+
+def _authority(t: _Table, authority_id: str, instruments: Mapping[str, Instrument], cx: _Context) -> Authority:
+    if not is_identifier(authority_id):
+        cx.problem(t.path, f"authority id `{authority_id}` is not a valid identifier")
+    designated: set[str] = set()
+    for path, instrument_id in t.strings("designated_for"):
+        if instrument_id not in instruments:
+            cx.problem(path, f"unknown instrument `{instrument_id}`")
+        designated.add(instrument_id)
+    authority = Authority(
+        id=authority_id,
+        name=t.text("name", required=True, default=authority_id),
+        jurisdiction=cx.jurisdiction(t, "jurisdiction", required=True) or "",
+        kind=t.choice("kind", AUTHORITY_KINDS, required=True, default="") or "",
+        public_key=t.text("public_key", required=True),
+        designated_for=frozenset(designated),
+    )
+    t.finish()
+    return authority
+
+
+def _establishments(disclosure: _Table, instruments: Mapping[str, Instrument], cx: _Context) -> dict[str, Establishment]:
+    out: dict[str, Establishment] = {}
+    parent = disclosure.sub("establishments")
+    if parent is None or not parent.ok:
+        return out
+    for establishment_id, t in parent.entries():
+        if not t.ok:
+            continue
+        receives: set[str] = set()
+        for path, instrument_id in t.strings("receives", required=True):
+            if instrument_id not in instruments:
+                cx.problem(path, f"unknown instrument `{instrument_id}`")
+            receives.add(instrument_id)
+        out[establishment_id] = Establishment(
+            id=establishment_id,
+            name=t.text("name", required=True, default=establishment_id),
+            jurisdiction=cx.jurisdiction(t, "jurisdiction", required=True) or "",
+            receives=frozenset(receives),
+        )
+        t.finish()
+    return out
+
+
+def _agreement(
+    t: _Table,
+    agreement_id: str,
+    instruments: Mapping[str, Instrument],
+    received: Mapping[str, str],
+    cx: _Context,
+) -> Agreement:
+    if not is_identifier(agreement_id):
+        cx.problem(t.path, f"agreement id `{agreement_id}` is not a valid identifier")
+    parties = cx.jurisdictions_in(t, "parties", required=True)
+    name = t.text("name", required=True, default=agreement_id)
+    kind = t.text("kind", required=True)
+    legal_basis = t.text("legal_basis")
+    in_force_from = t.moment("in_force_from")
+    channels: list[Channel] = []
+    t.seen.add("channels")
+    raw_channels = t.table.get("channels")
+    if not isinstance(raw_channels, list) or not raw_channels:
+        cx.problem(t.at("channels"), "must list at least one channel (`[[agreements.<id>.channels]]`)")
+        raw_channels = []
+    for index, item in enumerate(raw_channels):
+        c = _Table(item, f"{t.at('channels')}[{index}]", cx.findings)
+        if c.ok:
+            channels.append(_channel(c, agreement_id, index, parties, instruments, received, cx))
+    agreement = Agreement(
+        id=agreement_id,
+        name=name,
+        kind=kind,
+        legal_basis=legal_basis,
+        parties=parties,
+        in_force_from=in_force_from,
+        channels=tuple(channels),
+    )
+    t.finish()
+    return agreement
+
+
+def _channel(
+    c: _Table,
+    agreement_id: str,
+    index: int,
+    parties: frozenset[str],
+    instruments: Mapping[str, Instrument],
+    received: Mapping[str, str],
+    cx: _Context,
+) -> Channel:
+    issuers = cx.jurisdictions_in(c, "issuers", required=True)
+    stored_in = cx.jurisdictions_in(c, "stored_in", required=True, regions=True)
+    for key, places in (("issuers", issuers), ("stored_in", stored_in)):
+        outside = sorted(p for p in places if p in cx.jurisdictions and p not in parties)
+        if outside and parties:
+            cx.problem(c.at(key), f"{', '.join(f'`{p}`' for p in outside)} not among the agreement's `parties`")
+    named: set[str] = set()
+    for path, instrument_id in c.strings("instruments", required=True):
+        instrument = instruments.get(instrument_id)
+        if instrument is None:
+            cx.problem(path, f"unknown instrument `{instrument_id}`")
+            continue
+        named.add(instrument_id)
+        if issuers and not (instrument.issuers & issuers):
+            cx.problem(path, f"instrument `{instrument_id}` is not issued by any of the channel's `issuers`")
+    effect = c.choice("effect", CHANNEL_EFFECTS, required=True, default="restrict") or "restrict"
+
+    targeting: Targeting | None = None
+    tg = c.sub("targeting")
+    if tg is not None and tg.ok:
+        targeting = Targeting(
+            not_person_of=cx.jurisdictions_in(tg, "not_person_of"),
+            not_located_in=cx.jurisdictions_in(tg, "not_located_in"),
+        )
+        tg.finish()
+
+    notification: Notification | None = None
+    n = c.sub("notification")
+    if n is not None and n.ok:
+        notified: set[str] = set()
+        for path, category in n.strings("categories", required=True):
+            if category not in cx.categories:
+                cx.problem(path, f"unknown category `{category}`")
+            notified.add(category)
+        notify = n.choice("notify", NOTIFY_TARGETS, required=True, default="enforcing-state") or "enforcing-state"
+        notification = Notification(
+            categories=frozenset(notified),
+            notify=notify,
+            hold_days=n.positive_int("hold_days", required=True) or 1,
+            exempt_when_offence_and_residence_in_issuing_state=n.flag("exempt_when_offence_and_residence_in_issuing_state"),
+            emergency_disclose_hours=n.positive_int("emergency_disclose_hours"),
+            emergency_objection_hours=n.positive_int("emergency_objection_hours"),
+        )
+        n.finish()
+        if effect != "grant":
+            cx.problem(c.at("notification"), "only a `grant` channel can hold data for a notification")
+        for instrument_id in sorted(named):
+            if instrument_id not in received:
+                cx.problem(
+                    n.at("notify"),
+                    f"the enforcing state of `{instrument_id}` is unknown: no establishment in `disclosure.establishments` receives it",
+                )
+
+    channel = Channel(
+        agreement=agreement_id,
+        index=index,
+        issuers=issuers,
+        instruments=frozenset(named),
+        stored_in=stored_in,
+        effect=effect,
+        min_max_penalty_years=c.positive_number("min_max_penalty_years"),
+        targeting=targeting,
+        on_violation=c.choice("on_violation", ADVERSE_OUTCOMES, default="route-mlat") or "route-mlat",
+        disclose_within_days=c.positive_int("disclose_within_days"),
+        motion_to_quash_days=c.positive_int("motion_to_quash_days"),
+        notification=notification,
+    )
+    if channel.motion_to_quash_days is not None and effect != "restrict":
+        cx.problem(c.at("motion_to_quash_days"), "only a `restrict` channel carries a motion-to-quash window")
+    if effect == "restrict" and targeting is None and channel.min_max_penalty_years is None and channel.motion_to_quash_days is None:
+        cx.problem(c.path, "a `restrict` channel must set `targeting`, `min_max_penalty_years` or `motion_to_quash_days`")
+    c.finish()
+    return channel
+
+
+def _check_overlaps(agreements: Mapping[str, Agreement], cx: _Context) -> None:
+    """Two grant channels must never cover the same instrument, issuer and storage place."""
+    seen: dict[tuple[str, str, str], str] = {}
+    for agreement in agreements.values():
+        for channel in agreement.channels:
+            if channel.effect != "grant":
+                continue
+            for instrument in channel.instruments:
+                for issuer in channel.issuers:
+                    for place in channel.stored_in:
+                        key = (instrument, issuer, place)
+                        if key in seen and seen[key] != channel.id:
+                            cx.problem(
+                                f"agreements.{_quote(agreement.id)}.channels[{channel.index}]",
+                                f"overlaps `{seen[key]}` for `{instrument}` from `{issuer}` to data stored in `{place}`",
+                            )
+                            return
+                        seen[key] = channel.id
+
+
+def _blocking(t: _Table, rule_id: str, cx: _Context) -> BlockingRule:
+    if not is_identifier(rule_id):
+        cx.problem(t.path, f"blocking rule id `{rule_id}` is not a valid identifier")
+    categories: set[str] = set()
+    if t.has("categories"):
+        for path, category in t.strings("categories", required=True):
+            if category not in cx.categories:
+                cx.problem(path, f"unknown category `{category}`")
+            categories.add(category)
+    else:
+        categories = set(cx.categories)
+    reason = t.text("reason", required=True)
+    if reason and not _CODE.match(reason):
+        cx.problem(t.at("reason"), f"`{reason}` is not a kebab-case reason code")
+    rule = BlockingRule(
+        id=rule_id,
+        name=t.text("name", required=True, default=rule_id),
+        legal_basis=t.text("legal_basis"),
+        stored_in=cx.jurisdictions_in(t, "stored_in", required=True, regions=True),
+        unless_issuer_in=cx.jurisdictions_in(t, "unless_issuer_in"),
+        categories=frozenset(categories),
+        reason=reason or rule_id,
+        when_compelled=t.choice("when_compelled", ADVERSE_OUTCOMES, default="legal-review") or "legal-review",
+        when_not_compelled=t.choice("when_not_compelled", ADVERSE_OUTCOMES, default="route-mlat") or "route-mlat",
+        review_days=t.positive_int("review_days"),
+    )
+    t.finish()
+    return rule
+
+
+def _emergency(t: _Table | None, cx: _Context) -> EmergencyPolicy:
+    if t is None or not t.ok:
+        return EmergencyPolicy()
+    policy = EmergencyPolicy(
+        domestic=t.choice("domestic", EMERGENCY_DOMESTIC, default="legal-review") or "legal-review",
+        foreign_up_to=cx.category(t, "foreign_up_to"),
+        foreign_review_stored_in=cx.jurisdictions_in(t, "foreign_review_stored_in", regions=True),
+        review_hours=t.positive_int("review_hours") or 2,
+    )
+    t.finish()
+    return policy
+
+
+def _extraterritorial(t: _Table | None) -> ExtraterritorialPolicy:
+    if t is None or not t.ok:
+        return ExtraterritorialPolicy()
+    policy = ExtraterritorialPolicy(
+        outcome=t.choice("outcome", EXTRATERRITORIAL_OUTCOMES, default="legal-review") or "legal-review",
+        review_days=t.positive_int("review_days"),
+    )
+    t.finish()
+    return policy
+
+
+def _voluntary(disclosure: _Table, cx: _Context) -> tuple[VoluntaryRule, ...]:
+    disclosure.seen.add("voluntary")
+    items = disclosure.table.get("voluntary", [])
+    if not isinstance(items, list):
+        cx.problem(disclosure.at("voluntary"), "must be a list of tables (`[[disclosure.voluntary]]`)")
+        return ()
+    rules: list[VoluntaryRule] = []
+    ids: set[str] = set()
+    for index, item in enumerate(items):
+        t = _Table(item, f"disclosure.voluntary[{index}]", cx.findings)
+        if not t.ok:
+            continue
+        rule_id = t.text("id", required=True, default=f"voluntary-{index}")
+        if rule_id in ids:
+            cx.problem(t.at("id"), f"rule id `{rule_id}` is used twice")
+        ids.add(rule_id)
+        rules.append(
+            VoluntaryRule(
+                id=rule_id,
+                to=t.choice("to", VOLUNTARY_TO, required=True, default="foreign") or "foreign",
+                stored_in=cx.jurisdictions_in(t, "stored_in", required=True, regions=True),
+                up_to=cx.category(t, "up_to", required=True) or (cx.categories[0] if cx.categories else ""),
+            )
+        )
+        t.finish()
+    return tuple(rules)

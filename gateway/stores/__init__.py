@@ -1,4 +1,8 @@
-"""Regional record stores: one port, a file, an S3 and an in-memory adapter."""
+"""Regional record stores: one port, a file, an S3 and an in-memory adapter.
+
+``S3Store`` lives in ``gateway.stores.s3`` (not re-exported here, so importing
+the package does not import boto3).
+"""
 
 from gateway.stores.base import (
     ObjectInfo,
@@ -8,8 +12,12 @@ from gateway.stores.base import (
     RecordStore,
     StoredObject,
 )
+from gateway.stores.files import FileStore
+from gateway.stores.memory import MemoryStore
 
 __all__ = [
+    "FileStore",
+    "MemoryStore",
     "ObjectInfo",
     "ObjectLocked",
     "ObjectNotFound",

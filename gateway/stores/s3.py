@@ -32,7 +32,6 @@ How it keeps the port's rules:
 from __future__ import annotations
 
 import asyncio
-import functools
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -210,7 +209,7 @@ class S3Store:
             )
         except StoreError as exc:
             if _error_code(exc.__cause__) == "InvalidRequest":
-                raise self._no_object_lock(exc.__cause__) from exc.__cause__
+                raise self._no_object_lock() from exc.__cause__
             raise
 
     # --- running boto3 off the loop, translating its errors -----------------
@@ -272,7 +271,7 @@ class S3Store:
             bucket=self.bucket,
         )
 
-    def _no_object_lock(self, cause: BaseException | None) -> StoreError:
+    def _no_object_lock(self) -> StoreError:
         return StoreError(
             f"bucket `{self.bucket}` of `{self.region}` has no S3 Object Lock, so it cannot place legal holds; "
             "create the bucket with `object_lock = true`",
@@ -290,10 +289,10 @@ class S3Store:
             )
         except StoreError as exc:
             if _error_code(exc.__cause__) == "ObjectLockConfigurationNotFoundError":
-                raise self._no_object_lock(exc.__cause__) from exc.__cause__
+                raise self._no_object_lock() from exc.__cause__
             raise
         if answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") != "Enabled":
-            raise self._no_object_lock(None)
+            raise self._no_object_lock()
 
 
 def _held(answer: Mapping[str, Any]) -> bool:
@@ -305,6 +304,3 @@ def _error_code(exc: BaseException | None) -> str:
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
 
-
-# Keep functools imported for callers that build partial work functions.
-_ = functools

@@ -7,7 +7,7 @@ from aiohttp import web
 from gateway.errors import Forbidden, Unauthenticated
 from gateway.model import Caller
 from gateway.tokens import verify_token
-from gateway.web.keys import STATE_KEY
+from gateway.web.keys import CALLER_KEY, STATE_KEY
 
 
 def authenticate(request: web.Request, *roles: str) -> Caller:
@@ -22,5 +22,5 @@ def authenticate(request: web.Request, *roles: str) -> Caller:
     )
     if roles and caller.role not in roles:
         raise Forbidden(f"role `{caller.role}` may not call this route; it needs {' or '.join(f'`{r}`' for r in roles)}")
-    request["caller"] = caller
+    request[CALLER_KEY] = caller
     return caller

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gateway.metrics import GatewayMetrics
+from gateway.model import Caller
 from gateway.runtime import Runtime, Settings
 
 
@@ -25,3 +26,5 @@ class AppState:
 STATE_KEY = web.AppKey("state", AppState)
 SETTINGS_KEY = web.AppKey("settings", Settings)
 METRICS_KEY = web.AppKey("metrics", GatewayMetrics)
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+CALLER_KEY = web.RequestKey("caller", Caller)

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.errors import GatewayError, http_status
-from gateway.web.keys import METRICS_KEY
+from gateway.web.keys import METRICS_KEY, REQUEST_ID_KEY
 
 log = logging.getLogger("gateway.web")
 
@@ -42,7 +42,7 @@ def problem(request: web.Request, status: int, code: str, detail: str, **extra: 
         "code": code,
         "detail": detail,
         "instance": request.path,
-        "request_id": request.get("request_id"),
+        "request_id": request.get(REQUEST_ID_KEY),
     }
     body.update(extra)
     response = web.json_response(body, status=status, content_type="application/problem+json")
@@ -63,7 +63,7 @@ def route_template(request: web.Request) -> str:
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     supplied = request.headers.get("X-Request-ID", "")
-    request["request_id"] = supplied if REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    request[REQUEST_ID_KEY] = supplied if REQUEST_ID.match(supplied) else uuid.uuid4().hex
     started = time.perf_counter()
     status = 500
     try:
@@ -72,7 +72,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except GatewayError as error:
         status = http_status(error)
         if status >= 500:
-            log.error("%s: %s", error.code, error.message, extra={"request_id": request["request_id"], "code": error.code})
+            log.error("%s: %s", error.code, error.message, extra={"request_id": request[REQUEST_ID_KEY], "code": error.code})
         response = problem(request, status, error.code, error.message, **error.details)
     except web.HTTPException as exc:
         status = exc.status
@@ -81,7 +81,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         code = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(status, "http-error")
         response = problem(request, status, code, exc.reason.lower())
     except Exception:
-        log.exception("unhandled error", extra={"request_id": request["request_id"]})
+        log.exception("unhandled error", extra={"request_id": request[REQUEST_ID_KEY]})
         response = problem(request, 500, "internal-error", "the gateway failed to handle this request; it has been logged")
     finally:
         metrics = request.app.get(METRICS_KEY)
@@ -89,6 +89,6 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             route = route_template(request)
             metrics.http_requests.labels(route, request.method, str(status)).inc()
             metrics.http_seconds.labels(route, request.method).observe(time.perf_counter() - started)
-    response.headers["X-Request-ID"] = request["request_id"]
+    response.headers["X-Request-ID"] = request[REQUEST_ID_KEY]
     return response
 

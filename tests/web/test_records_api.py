@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from aiohttp.test_utils import TestClient
 
 from gateway.audit import verify_file
@@ -209,8 +211,9 @@ async def test_a_read_is_refused_when_the_ledger_cannot_be_written(client: TestC
 
 async def test_a_record_larger_than_the_limit_is_413(client: TestClient, env: Env, runtime) -> None:
     await register(client, env, "aoife", AOIFE)
-    big = b"x" * (runtime.config.limits.max_record_bytes + 1)
-    response = await client.put("/v1/subjects/aoife/records/big", params={"category": "content"}, data=big, headers=env.service(*WRITER))
+    big = io.BytesIO(b"x" * (runtime.config.limits.max_record_bytes + 1))
+    headers = {**env.service(*WRITER), "Content-Length": str(runtime.config.limits.max_record_bytes + 1)}
+    response = await client.put("/v1/subjects/aoife/records/big", params={"category": "content"}, data=big, headers=headers)
     assert response.status == 413
 
 

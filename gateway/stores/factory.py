@@ -1,0 +1,33 @@
+"""Build a region's store from its spec: the one place that knows every adapter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.model import FileStoreSpec, MemoryStoreSpec, Region, S3StoreSpec
+from gateway.stores.base import RecordStore
+from gateway.stores.files import FileStore
+from gateway.stores.memory import MemoryStore
+from gateway.stores.s3 import S3Store
+
+
+def open_store(region: Region, data_dir: Path) -> RecordStore:
+    """The store for ``region``; no I/O happens until ``prepare_store`` or the first call."""
+    spec = region.store
+    match spec:
+        case FileStoreSpec(path=path):
+            root = Path(path)
+            return FileStore(region.id, root if root.is_absolute() else data_dir / root)
+        case S3StoreSpec():
+            return S3Store(region.id, spec)
+        case MemoryStoreSpec():
+            return MemoryStore(region.id)
+    raise AssertionError(f"unknown store spec {spec!r}")  # config parsing admits no other kind
+
+
+async def prepare_store(store: RecordStore) -> None:
+    """Make the store ready at start-up: create the S3 bucket, or the file store's folders."""
+    if isinstance(store, S3Store):
+        await store.ensure_bucket()
+    elif isinstance(store, FileStore):
+        await store.open()
