@@ -88,7 +88,7 @@ class _Reader:
                 self.problem(self.at(key), "is required")
             return default
         value = self.table[key]
-        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
             name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             self.problem(self.at(key), f"must be {_TYPE_WORDS.get(name, name)}")
             return default
@@ -335,7 +335,8 @@ def _parse_regions(root: _Reader, jurisdictions: Mapping[str, Jurisdiction], fin
         if isinstance(region.store, S3StoreSpec) and region.store.bucket:
             where = (region.store.endpoint_url, region.store.bucket)
             if where in buckets:
-                findings.append(Finding(f"regions.{region.id}.store.bucket", f"bucket `{region.store.bucket}` is already the store of region `{buckets[where]}`"))
+                message = f"bucket `{region.store.bucket}` is already the store of region `{buckets[where]}`"
+                findings.append(Finding(f"regions.{region.id}.store.bucket", message))
             buckets[where] = region.id
     return regions
 

@@ -104,7 +104,7 @@ class LedgerBroken(GatewayError):
 class Finding:
     """One configuration problem at a key path, e.g. ``regions.eu-west-1.jurisdiction``."""
 
-    __slots__ = ("path", "message")
+    __slots__ = ("message", "path")
 
     def __init__(self, path: str, message: str) -> None:
         self.path = path

@@ -15,8 +15,16 @@ from prometheus_client import CollectorRegistry
 
 from gateway.audit import FileLedger
 from gateway.config import Config, load_config
-from gateway.keys import generate_ed25519_pair, load_ed25519_private, load_ed25519_public, load_public_key, plan_keys, public_path_for, resolve
-from gateway.keys import PublicKey
+from gateway.keys import (
+    PublicKey,
+    generate_ed25519_pair,
+    load_ed25519_private,
+    load_ed25519_public,
+    load_public_key,
+    plan_keys,
+    public_path_for,
+    resolve,
+)
 from gateway.metrics import GatewayMetrics
 from gateway.model import Clock, system_clock
 from gateway.services.records import RecordService

@@ -13,8 +13,8 @@ import pytest
 from gateway.cli import main
 from gateway.config import load_config
 from gateway.keys import load_public_key
-from gateway.tokens import verify_token
 from gateway.model import system_clock
+from gateway.tokens import verify_token
 from tests.support import SHIPPED_CONFIG
 
 
@@ -101,3 +101,49 @@ def test_token_issue_refuses_a_public_key_in_place_of_the_private_key(workdir: P
     shutil.copy(workdir / "data/keys/tokens.pub", workdir / "data/keys/tokens.key")
     assert run(workdir, "token", "issue", "--role", "ops", "--subject", "oncall") == 1
     assert "public key" in capsys.readouterr().err
+
+
+def _ledger_with_entries(workdir: Path) -> Path:
+    import asyncio
+
+    from gateway.audit import FileLedger
+    from gateway.model import system_clock
+
+    path = workdir / "data/ledger/ledger.jsonl"
+
+    async def fill() -> None:
+        ledger = await FileLedger.open(path, system_clock)
+        for i in range(5):
+            await ledger.append("service.read", {"subject": f"s{i}", "outcome": "allow"})
+        await ledger.close()
+
+    asyncio.run(fill())
+    return path
+
+
+def test_audit_verify_of_an_intact_ledger_exits_0(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _ledger_with_entries(workdir)
+    assert run(workdir, "audit", "verify") == 0
+    assert capsys.readouterr().out.startswith("ok: 5 entries")
+
+
+def test_audit_verify_of_an_edited_line_exits_3_and_names_it(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _ledger_with_entries(workdir)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"allow"', b'"refuse"')
+    path.write_bytes(b"".join(lines))
+    assert run(workdir, "audit", "verify", "--format", "json") == 3
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["broken_at"] == 3
+
+
+def test_audit_verify_of_a_deleted_line_exits_3(workdir: Path) -> None:
+    path = _ledger_with_entries(workdir)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:1] + lines[2:]))
+    assert run(workdir, "audit", "verify") == 3
+
+
+def test_audit_verify_of_a_missing_ledger_exits_3(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(workdir, "audit", "verify") == 3
+    assert "does not exist" in capsys.readouterr().err

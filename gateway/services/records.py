@@ -291,7 +291,8 @@ class RecordService:
         if not decision.allowed:
             await self._record(kind, _read_entry(caller, subject, decision, extra))
             raise ResidencyRefused(
-                f"`{decision.caller_jurisdiction}` callers may not read data stored in `{decision.data_region}` ({decision.data_jurisdiction}): {reason.detail}",
+                f"`{decision.caller_jurisdiction}` callers may not read data stored in `{decision.data_region}` "
+                f"({decision.data_jurisdiction}): {reason.detail}",
                 reasons=[{"code": r.code, "rule": r.rule, "detail": r.detail} for r in decision.reasons],
                 region=decision.data_region,
             )

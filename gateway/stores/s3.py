@@ -239,13 +239,13 @@ class S3Store:
                 if self.spec.endpoint_url:
                     # S3-compatible endpoints (and IP addresses) want path-style URLs.
                     config = config.merge(Config(s3={"addressing_style": "path"}))
-                session = boto3.session.Session()
-                self._client = session.client(
-                    "s3",
-                    region_name=self.spec.region_name,
-                    endpoint_url=self.spec.endpoint_url,
-                    config=config,
-                )
+                with _SESSION_LOCK:  # sessions are not thread-safe; making one per store costs ~130 ms
+                    self._client = _session().client(
+                        "s3",
+                        region_name=self.spec.region_name,
+                        endpoint_url=self.spec.endpoint_url,
+                        config=config,
+                    )
             return self._client
 
     def _translate(self, exc: ClientError, operation: str, key: str | None) -> GatewayError:
@@ -293,6 +293,17 @@ class S3Store:
             raise
         if answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") != "Enabled":
             raise self._no_object_lock()
+
+
+_SESSION_LOCK = threading.Lock()
+_SESSION: list[boto3.session.Session] = []
+
+
+def _session() -> boto3.session.Session:
+    """One boto3 session for every store of the process (call with ``_SESSION_LOCK`` held)."""
+    if not _SESSION:
+        _SESSION.append(boto3.session.Session())
+    return _SESSION[0]
 
 
 def _held(answer: Mapping[str, Any]) -> bool:

@@ -105,7 +105,13 @@ SPEC: dict[str, Any] = {
             }
         },
         "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "alive"}}}},
-        "/readyz": {"get": {"summary": "Readiness per region", "security": [], "responses": {"200": {"description": "ready or degraded"}, "503": {"description": "no region answers"}}}},
+        "/readyz": {
+            "get": {
+                "summary": "Readiness per region",
+                "security": [],
+                "responses": {"200": {"description": "ready or degraded"}, "503": {"description": "no region answers"}},
+            }
+        },
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition"}}}},
     },
 }

@@ -103,3 +103,33 @@ async def test_a_subject_found_in_two_regions_is_refused_as_ambiguous(setup) -> 
     with pytest.raises(Exception) as caught:
         await service.subject("aoife")
     assert getattr(caught.value, "code", "") == "subject-ambiguous"
+
+
+async def test_a_record_with_a_forged_tag_is_refused_and_counted(setup) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from gateway.canonical import sha256_hex
+    from gateway.model import ResidencyTag
+    from gateway.tags import TagSigner
+
+    service, stores, metrics, _ = setup
+    await service.register_subject(WRITER, AOIFE)
+    body = b"planted"
+    forged = TagSigner({"eu-west-1": ed25519.Ed25519PrivateKey.generate()}).sign(
+        ResidencyTag("eu-west-1", "IE", "aoife", "planted-1", "content", sha256_hex(body), len(body), "2026-10-01T00:00:00Z")
+    )
+    await stores["eu-west-1"].put(record_key("aoife", "planted-1"), body, {"residency-tag": forged})
+    with pytest.raises(ResidencyViolation) as caught:
+        await service.get_record(EU_SUPPORT, "aoife", "planted-1")
+    assert caught.value.details["reasons"][0]["code"] == "tag-signature-invalid"
+    assert violations(metrics, "eu-west-1", "tag-signature-invalid") == 1
+
+
+async def test_a_listing_leaves_out_records_whose_tag_fails(setup) -> None:
+    service, stores, metrics, _ = setup
+    await service.register_subject(WRITER, AOIFE)
+    await service.put_record(WRITER, "aoife", "good", "content", b"x")
+    await stores["eu-west-1"].put(record_key("aoife", "untagged"), b"y", {})
+    metas, _ = await service.list_records(EU_SUPPORT, "aoife")
+    assert [m.key for m in metas] == ["good"]
+    assert violations(metrics, "eu-west-1", "tag-missing") == 1

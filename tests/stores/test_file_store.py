@@ -1,0 +1,215 @@
+"""FileStore specifics: crash safety, cross-process check-then-act, corrupt files, its layout."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import shutil
+import threading
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import Conflict, StoreError
+from gateway.stores import FileStore, PreconditionFailed
+
+KEY = "subjects/aoife/records/mail-1"
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> FileStore:
+    store = FileStore("eu-west-1", tmp_path / "store")
+    await store.open()
+    return store
+
+
+async def test_an_object_is_one_file_under_objects_at_its_key_path(store: FileStore) -> None:
+    await store.put(KEY, b"hello", {"residency-region": "eu-west-1"})
+    raw = (store.root / "objects" / KEY).read_bytes()
+    assert raw == b'GWOBJ1\n{"metadata":{"residency-region":"eu-west-1"}}\nhello'
+
+
+async def test_a_legal_hold_is_a_marker_under_holds(store: FileStore) -> None:
+    await store.put(KEY, b"x", {})
+    await store.set_legal_hold(KEY, True)
+    assert (store.root / "holds" / KEY).is_file()
+    await store.set_legal_hold(KEY, False)
+    assert not (store.root / "holds" / "subjects").exists()
+
+
+async def test_a_failed_rename_leaves_the_old_object_and_no_temp_file(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    await store.put(KEY, b"old", {"v": "1"})
+
+    def crash(src: object, dst: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(StoreError):
+        await store.put(KEY, b"new", {"v": "2"})
+    monkeypatch.undo()
+    obj = await store.get(KEY)
+    assert (obj.body, dict(obj.metadata)) == (b"old", {"v": "1"})
+    assert list((store.root / "tmp").iterdir()) == []
+
+
+async def test_a_write_that_dies_before_the_rename_leaves_no_visible_object(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(StoreError):
+        await store.put(KEY, b"partial", {})
+    monkeypatch.undo()
+    assert await store.list("") == []
+
+
+async def test_temp_files_left_by_a_crash_are_removed_on_open_and_never_listed(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    first = FileStore("eu-west-1", root)
+    await first.put(KEY, b"old", {})
+    leftover = root / "tmp" / ".tmp-crashed"
+    leftover.write_bytes(b"GWOBJ1\n{}\nhalf a bo")
+    assert await first.list("") == [KEY]
+    again = FileStore("eu-west-1", root)
+    await again.open()
+    assert not leftover.exists()
+    assert (await again.get(KEY)).body == b"old"
+
+
+def _race_if_absent(root: str, name: str, keys: list[str], barrier: Barrier, results: Queue[tuple[str, list[str]]]) -> None:
+    """In a child process: try every key with ``if_absent``; report the keys it won."""
+    store = FileStore("eu-west-1", Path(root))
+
+    async def run() -> list[str]:
+        won = []
+        barrier.wait()
+        for key in keys:
+            try:
+                await store.put(key, name.encode(), {"writer": name}, if_absent=True)
+            except PreconditionFailed:
+                continue
+            won.append(key)
+        return won
+
+    results.put((name, asyncio.run(run())))
+
+
+def test_two_processes_racing_if_absent_puts_have_exactly_one_winner_per_key(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    keys = [f"race/k{i}" for i in range(20)]
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    results: Queue[tuple[str, list[str]]] = context.Queue()
+    workers = [context.Process(target=_race_if_absent, args=(str(root), name, keys, barrier, results)) for name in ("p1", "p2")]
+    for worker in workers:
+        worker.start()
+    won = dict((results.get(timeout=60) for _ in workers))
+    for worker in workers:
+        worker.join(timeout=10)
+        assert worker.exitcode == 0
+    assert set(won["p1"]).isdisjoint(won["p2"])
+    assert set(won["p1"]) | set(won["p2"]) == set(keys)
+
+    async def read_back() -> None:
+        store = FileStore("eu-west-1", root)
+        for key in keys:
+            obj = await store.get(key)
+            writer = obj.body.decode()
+            assert key in won[writer] and obj.metadata == {"writer": writer}
+
+    asyncio.run(read_back())
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not an object", b"GWOBJ1\n", b"GWOBJ1\n{not json}\nbody", b'GWOBJ1\n{"metadata":[1]}\nbody', b"GWOBJ1\n" + b"x" * 20000],
+    ids=["empty", "no-magic", "no-header", "bad-json", "wrong-shape", "unterminated"],
+)
+async def test_a_corrupt_object_file_is_a_store_error_not_a_crash(store: FileStore, content: bytes) -> None:
+    path = store.root / "objects" / KEY
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    for read in (store.get, store.head):
+        with pytest.raises(StoreError) as caught:
+            await read(KEY)
+        assert caught.value.code == "object-corrupt"
+
+
+async def test_check_fails_when_the_root_disappears(store: FileStore) -> None:
+    shutil.rmtree(store.root)
+    with pytest.raises(StoreError, match="does not exist"):
+        await store.check()
+
+
+async def test_check_fails_when_the_root_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "store").write_text("not a folder")
+    with pytest.raises(StoreError):
+        await FileStore("eu-west-1", tmp_path / "store").check()
+
+
+async def test_check_does_not_create_a_missing_root(tmp_path: Path) -> None:
+    with pytest.raises(StoreError):
+        await FileStore("eu-west-1", tmp_path / "unmounted").check()
+    assert not (tmp_path / "unmounted").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to a read-only folder")
+async def test_check_fails_on_a_read_only_root(store: FileStore) -> None:
+    for folder in (store.root, store.root / "tmp"):
+        folder.chmod(0o555)
+    try:
+        with pytest.raises(StoreError, match="not writable"):
+            await store.check()
+    finally:
+        for folder in (store.root, store.root / "tmp"):
+            folder.chmod(0o755)
+
+
+async def test_check_fails_when_no_file_can_be_created_in_the_store(store: FileStore) -> None:
+    shutil.rmtree(store.root / "tmp")
+    (store.root / "tmp").write_text("in the way")
+    with pytest.raises(StoreError, match="not writable"):
+        await store.check()
+
+
+async def test_a_failing_filesystem_is_a_store_error_naming_region_and_operation(store: FileStore) -> None:
+    shutil.rmtree(store.root)
+    (store.root.parent / "store").write_text("")  # the root is now a file
+    with pytest.raises(StoreError) as caught:
+        await store.put(KEY, b"x", {})
+    assert "`eu-west-1`" in caught.value.message and "put" in caught.value.message
+
+
+async def test_a_key_cannot_also_be_a_folder_of_keys(store: FileStore) -> None:
+    await store.put("a", b"x", {})
+    await store.put("b/c", b"x", {})
+    with pytest.raises(Conflict) as caught:
+        await store.put("a/b", b"y", {})
+    assert caught.value.code == "key-conflict"
+    with pytest.raises(Conflict):
+        await store.put("b", b"y", {})
+    assert await store.list("") == ["a", "b/c"]
+
+
+async def test_deleting_the_last_object_of_a_folder_removes_the_empty_folders(store: FileStore) -> None:
+    await store.put(KEY, b"x", {})
+    await store.delete(KEY)
+    assert list((store.root / "objects").iterdir()) == []
+
+
+async def test_reads_and_writes_do_not_run_on_the_event_loop(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    real_open = os.open
+
+    def spying_open(*args: object, **kwargs: object) -> int:
+        seen.append(threading.get_ident())
+        return real_open(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", spying_open)
+    await store.put(KEY, b"x", {})
+    await store.delete(KEY)
+    assert seen and loop_thread not in seen
