@@ -51,6 +51,7 @@ class Config:
     regions: Mapping[str, Region]
     transfer_mechanisms: Mapping[str, TransferMechanism]
     legal: LegalPolicy
+    control: StoreSpec = FileStoreSpec("control")
     source: str = ""
     digest: str = ""  # sha256 of the canonical parsed document, for the ledger
     rank: Mapping[str, int] = field(default_factory=dict)  # category -> ladder rank
@@ -156,6 +157,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
     jurisdictions = _parse_jurisdictions(root, blocs, findings)
     regions = _parse_regions(root, jurisdictions, findings)
     mechanisms = _parse_mechanisms(root, blocs, jurisdictions, findings)
+    control = _parse_control(root.sub("control", required=False), findings)
 
     legal = parse_legal(
         raw,
@@ -179,6 +181,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
         regions=regions,
         transfer_mechanisms=mechanisms,
         legal=legal,
+        control=control,
         source=source,
         digest=sha256_hex(canonical(_jsonable(raw))),
         rank={name: i for i, name in enumerate(categories)},
@@ -306,6 +309,15 @@ def _parse_store(r: _Reader | None, region_id: str, findings: list[Finding]) -> 
         if kind:
             findings.append(Finding(r.at("kind"), f"unknown store kind `{kind}`; use `file` or `s3`"))
         return MemoryStoreSpec()
+    r.finish()
+    return spec
+
+
+def _parse_control(r: _Reader | None, findings: list[Finding]) -> StoreSpec:
+    """Where orders, replay claims and holds are kept: not customer data, so not in a region."""
+    if r is None or not r.ok:
+        return FileStoreSpec("control")
+    spec = _parse_store(r.sub("store"), "control", findings)
     r.finish()
     return spec
 

@@ -145,3 +145,15 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
 
 def test_the_config_digest_is_stable_for_the_same_content() -> None:
     assert parse_config(shipped()).digest == parse_config(shipped()).digest
+
+
+def test_the_control_store_defaults_to_a_local_folder() -> None:
+    raw = shipped()
+    del raw["control"]
+    assert parse_config(raw).control == FileStoreSpec("control")
+
+
+def test_an_unknown_control_store_kind_is_reported() -> None:
+    raw = shipped()
+    raw["control"]["store"] = {"kind": "floppy"}
+    assert any(f.path == "control.store.kind" for f in findings_of(raw))

@@ -122,6 +122,9 @@ def validate_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
             raise InvalidRequest(f"metadata key `{name}` must match `[a-z0-9-]`", code="invalid-metadata")
         if not isinstance(value, str) or not value.isascii() or not value.isprintable():
             raise InvalidRequest(f"metadata `{name}` must be printable ASCII", code="invalid-metadata")
+        if value != value.strip():
+            # S3 trims header values, so such a value would not read back the same
+            raise InvalidRequest(f"metadata `{name}` must not start or end with spaces", code="invalid-metadata")
         total += len(name) + len(value)
         out[name] = value
     if total > METADATA_LIMIT:

@@ -28,6 +28,7 @@ directory; such a put is a ``Conflict`` (``key-conflict``).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import errno
 import fcntl
@@ -206,11 +207,11 @@ class FileStore:
             size = os.fstat(stream.fileno()).st_size - stream.tell()
         return ObjectInfo(key, size, metadata, self._is_held(key))
 
-    def _list_sync(self, prefix: str) -> list[str]:
+    def _list_sync(self, prefix: str) -> builtins.list[str]:
         base = self._objects / prefix if prefix else self._objects
         if not base.is_dir():
             return []
-        keys: list[str] = []
+        keys: builtins.list[str] = []
         for folder, dirs, files in os.walk(base):
             dirs[:] = [d for d in dirs if is_identifier(d)]
             relative = Path(folder).relative_to(self._objects)
@@ -262,14 +263,11 @@ class FileStore:
 
     # --- helpers -----------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _open_object(self, key: str) -> Iterator[BinaryIO]:
+    def _open_object(self, key: str) -> BinaryIO:
         try:
-            stream = open(self._objects / key, "rb")
+            return open(self._objects / key, "rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise self._not_found(key) from None
-        with stream:
-            yield stream
 
     def _read_header(self, key: str, stream: BinaryIO) -> dict[str, str]:
         magic = stream.read(len(MAGIC))

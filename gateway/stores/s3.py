@@ -7,7 +7,9 @@ How it keeps the port's rules:
   ``ObjectNotFound``, a failed ``If-None-Match`` is ``PreconditionFailed``,
   anything else (no such bucket, access denied, unreachable endpoint, time-outs,
   unexpected answers) is ``StoreError`` naming the region and the operation,
-  always chained to the botocore exception.
+  always chained to the botocore exception. (S3 answers a HEAD on a missing
+  bucket with a bare 404, so ``head`` cannot tell it from a missing key;
+  ``check()`` and every other call can.)
 - Metadata is S3 user metadata. In addition, entries whose name starts with
   ``residency-`` are mirrored as S3 object tags, so bucket policies and
   lifecycle rules can match on them. S3 allows at most 10 tags of at most 256
@@ -39,9 +41,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+import boto3  # type: ignore[import-untyped]
+from botocore.config import Config  # type: ignore[import-untyped]
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
 from gateway.errors import GatewayError, StoreError
 from gateway.model import S3StoreSpec
@@ -80,9 +82,7 @@ def client_config() -> Config:
 def residency_tags(metadata: Mapping[str, str]) -> dict[str, str]:
     """The metadata entries mirrored as object tags (see the module docstring)."""
     eligible = sorted(
-        (name, value)
-        for name, value in metadata.items()
-        if name.startswith(TAG_PREFIX) and len(value) <= MAX_TAG_VALUE and TAG_VALUE.match(value)
+        (name, value) for name, value in metadata.items() if name.startswith(TAG_PREFIX) and len(value) <= MAX_TAG_VALUE and TAG_VALUE.match(value)
     )
     return dict(eligible[:MAX_TAGS])
 
@@ -273,8 +273,7 @@ class S3Store:
 
     def _no_object_lock(self) -> StoreError:
         return StoreError(
-            f"bucket `{self.bucket}` of `{self.region}` has no S3 Object Lock, so it cannot place legal holds; "
-            "create the bucket with `object_lock = true`",
+            f"bucket `{self.bucket}` of `{self.region}` has no S3 Object Lock, so it cannot place legal holds; create the bucket with `object_lock = true`",
             code=NO_OBJECT_LOCK,
             region=self.region,
             bucket=self.bucket,
@@ -314,4 +313,3 @@ def _error_code(exc: BaseException | None) -> str:
     if isinstance(exc, ClientError):
         return str(exc.response.get("Error", {}).get("Code", ""))
     return ""
-

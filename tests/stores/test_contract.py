@@ -101,8 +101,8 @@ async def test_an_invalid_list_prefix_is_refused(store: RecordStore, prefix: str
 
 @pytest.mark.parametrize(
     "metadata",
-    [{"Upper": "x"}, {"under_score": "x"}, {"-lead": "x"}, {"k": "tab\there"}, {"k": "naïve"}, {"k": "x" * 2100}],
-    ids=["upper-case-key", "underscore-key", "leading-dash", "control-character", "non-ascii", "too-large"],
+    [{"Upper": "x"}, {"under_score": "x"}, {"-lead": "x"}, {"k": "tab\there"}, {"k": "naïve"}, {"k": "x" * 2100}, {"k": " padded "}],
+    ids=["upper-case-key", "underscore-key", "leading-dash", "control-character", "non-ascii", "too-large", "surrounding-spaces"],
 )
 async def test_invalid_metadata_is_refused_and_nothing_is_written(store: RecordStore, metadata: dict[str, str]) -> None:
     with pytest.raises(InvalidRequest) as caught:
@@ -188,7 +188,7 @@ async def test_a_binary_body_with_every_byte_value_roundtrips(store: RecordStore
 
 
 async def test_metadata_at_the_size_limit_roundtrips(store: RecordStore) -> None:
-    metadata = {"note": "x" * (2048 - len("note") - 20), "quote": "a \"b\" {c} \\d"}
+    metadata = {"note": "x" * (2048 - len("note") - 20), "quote": 'a "b" {c} \\d'}
     await store.put(KEY, b"x", metadata)
     assert dict((await store.get(KEY)).metadata) == metadata
 

@@ -106,7 +106,7 @@ def test_two_processes_racing_if_absent_puts_have_exactly_one_winner_per_key(tmp
     workers = [context.Process(target=_race_if_absent, args=(str(root), name, keys, barrier, results)) for name in ("p1", "p2")]
     for worker in workers:
         worker.start()
-    won = dict((results.get(timeout=60) for _ in workers))
+    won = dict(results.get(timeout=60) for _ in workers)
     for worker in workers:
         worker.join(timeout=10)
         assert worker.exitcode == 0

@@ -1,0 +1,194 @@
+"""S3Store specifics, through boto3 against moto (in-process, and over HTTP for the failure cases)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import boto3  # type: ignore[import-untyped]
+import pytest
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+
+from gateway.errors import StoreError
+from gateway.model import S3StoreSpec
+from gateway.stores.s3 import S3Store, residency_tags
+
+pytestmark = pytest.mark.s3
+
+KEY = "subjects/aoife/records/mail-1"
+
+
+@pytest.fixture
+def mocked(aws_credentials: None) -> Iterator[None]:
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+def bucket_name() -> str:
+    return f"records-{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+async def plain_store(mocked: None) -> AsyncIterator[S3Store]:
+    """A store on a bucket made without Object Lock."""
+    store = S3Store("eu-west-1", S3StoreSpec(bucket=bucket_name(), region_name="eu-west-1"))
+    await store.ensure_bucket()
+    yield store
+    await store.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_the_bucket_is_created_in_the_regions_location(mocked: None) -> None:
+    spec = S3StoreSpec(bucket=bucket_name(), region_name="eu-central-1", object_lock=True)
+    store = S3Store("eu-central-1", spec)
+    await store.ensure_bucket()
+    await store.close()
+    location = boto3.client("s3", region_name="eu-central-1").get_bucket_location(Bucket=spec.bucket)
+    assert location["LocationConstraint"] == "eu-central-1"
+
+
+async def test_a_us_east_1_bucket_is_created_without_a_location_constraint(mocked: None) -> None:
+    spec = S3StoreSpec(bucket=bucket_name(), region_name="us-east-1")
+    store = S3Store("us-east-1", spec)
+    await store.ensure_bucket()
+    await store.close()
+    location = boto3.client("s3", region_name="us-east-1").get_bucket_location(Bucket=spec.bucket)
+    assert location["LocationConstraint"] is None
+
+
+async def test_ensuring_an_existing_bucket_twice_is_harmless(mocked: None) -> None:
+    store = S3Store("eu-west-1", S3StoreSpec(bucket=bucket_name(), region_name="eu-west-1", object_lock=True))
+    await store.ensure_bucket()
+    await store.ensure_bucket()
+    await store.check()
+    await store.close()
+
+
+async def test_an_existing_bucket_without_object_lock_is_refused_when_the_spec_needs_it(plain_store: S3Store) -> None:
+    strict = S3Store("eu-west-1", S3StoreSpec(bucket=plain_store.bucket, region_name="eu-west-1", object_lock=True))
+    with pytest.raises(StoreError) as caught:
+        await strict.ensure_bucket()
+    await strict.close()
+    assert caught.value.code == "object-lock-unavailable"
+
+
+async def test_a_missing_bucket_is_not_created_when_the_spec_says_so(mocked: None) -> None:
+    store = S3Store("eu-west-1", S3StoreSpec(bucket=bucket_name(), region_name="eu-west-1", create_bucket=False))
+    with pytest.raises(StoreError) as caught:
+        await store.ensure_bucket()
+    await store.close()
+    assert caught.value.code == "store-unavailable"
+
+
+async def test_residency_metadata_appear_as_object_tags(plain_store: S3Store) -> None:
+    metadata = {"residency-region": "eu-west-1", "residency-category": "content", "note": "not a residency entry"}
+    await plain_store.put(KEY, b"x", metadata)
+    tags = boto3.client("s3", region_name="eu-west-1").get_object_tagging(Bucket=plain_store.bucket, Key=KEY)
+    assert sorted((t["Key"], t["Value"]) for t in tags["TagSet"]) == [("residency-category", "content"), ("residency-region", "eu-west-1")]
+
+
+def test_only_short_tag_safe_residency_entries_are_mirrored_and_at_most_ten() -> None:
+    metadata = {f"residency-{i:02d}": "v" for i in range(12)} | {
+        "residency-long": "x" * 257,
+        "residency-odd": "a,b",
+        "other": "v",
+    }
+    assert residency_tags(metadata) == {f"residency-{i:02d}": "v" for i in range(10)}
+
+
+async def test_tags_are_replaced_on_overwrite(plain_store: S3Store) -> None:
+    await plain_store.put(KEY, b"x", {"residency-region": "eu-west-1"})
+    await plain_store.put(KEY, b"y", {})
+    tags = boto3.client("s3", region_name="eu-west-1").get_object_tagging(Bucket=plain_store.bucket, Key=KEY)
+    assert tags["TagSet"] == []
+
+
+async def test_a_legal_hold_on_a_bucket_without_object_lock_is_a_clear_store_error(plain_store: S3Store) -> None:
+    await plain_store.put(KEY, b"x", {})
+    with pytest.raises(StoreError) as caught:
+        await plain_store.set_legal_hold(KEY, True)
+    assert caught.value.code == "object-lock-unavailable"
+    assert "object_lock = true" in caught.value.message
+
+
+async def test_the_hold_is_an_s3_object_lock_legal_hold(mocked: None) -> None:
+    store = S3Store("eu-west-1", S3StoreSpec(bucket=bucket_name(), region_name="eu-west-1", object_lock=True))
+    await store.ensure_bucket()
+    await store.put(KEY, b"evidence", {})
+    await store.set_legal_hold(KEY, True)
+    await store.close()
+    hold = boto3.client("s3", region_name="eu-west-1").get_object_legal_hold(Bucket=store.bucket, Key=KEY)
+    assert hold["LegalHold"]["Status"] == "ON"
+
+
+async def test_a_missing_bucket_is_a_store_error_naming_region_and_operation(mocked: None) -> None:
+    store = S3Store("eu-west-1", S3StoreSpec(bucket=bucket_name(), region_name="eu-west-1"))
+    for call, operation in ((store.check, "check"), (lambda: store.get(KEY), "get"), (lambda: store.list(""), "list")):
+        with pytest.raises(StoreError) as caught:
+            await call()
+        assert caught.value.code == "store-unavailable"
+        assert "`eu-west-1`" in caught.value.message and operation in caught.value.message
+        assert isinstance(caught.value.__cause__, ClientError)
+    await store.close()
+
+
+async def test_an_unreachable_endpoint_is_a_store_error_quickly(aws_credentials: None) -> None:
+    spec = S3StoreSpec(bucket="records", region_name="eu-west-1", endpoint_url=f"http://127.0.0.1:{closed_port()}")
+    store = S3Store("eu-west-1", spec)
+    started = time.monotonic()
+    for call in (store.check, lambda: store.get(KEY), lambda: store.put(KEY, b"x", {})):
+        with pytest.raises(StoreError) as caught:
+            await call()
+        assert caught.value.code == "store-unavailable"
+        assert isinstance(caught.value.__cause__, BotoCoreError)
+    await store.close()
+    assert time.monotonic() - started < 10
+
+
+async def test_the_store_works_over_http_against_a_real_endpoint(aws_credentials: None, moto_server: str) -> None:
+    spec = S3StoreSpec(bucket=bucket_name(), region_name="eu-west-1", endpoint_url=moto_server, object_lock=True)
+    store = S3Store("eu-west-1", spec)
+    await store.ensure_bucket()
+    await store.put(KEY, b"hello", {"residency-region": "eu-west-1"})
+    await store.close()
+    raw = boto3.client("s3", region_name="eu-west-1", endpoint_url=moto_server)
+    answer = raw.get_object(Bucket=spec.bucket, Key=KEY)
+    assert answer["Body"].read() == b"hello" and answer["Metadata"] == {"residency-region": "eu-west-1"}
+    answer["Body"].close()
+    raw.close()
+
+
+async def test_boto3_calls_run_off_the_event_loop(mocked: None) -> None:
+    client = boto3.client("s3", region_name="eu-west-1")
+    threads: list[int] = []
+
+    def record(**_: Any) -> None:
+        threads.append(threading.get_ident())
+
+    client.meta.events.register("before-call.s3", record)
+    store = S3Store("eu-west-1", S3StoreSpec(bucket=bucket_name(), region_name="eu-west-1"), client=client)
+    await store.ensure_bucket()
+    await store.put(KEY, b"x", {})
+    await store.get(KEY)
+    await asyncio.gather(*(store.head(KEY) for _ in range(8)))
+    await store.close()
+    client.close()
+    assert len(threads) >= 11 and threading.get_ident() not in threads
+
+
+async def test_a_closed_store_refuses_calls_with_a_store_error(plain_store: S3Store) -> None:
+    await plain_store.close()
+    with pytest.raises(StoreError, match="closed"):
+        await plain_store.get(KEY)
