@@ -51,7 +51,7 @@ class Config:
     regions: Mapping[str, Region]
     transfer_mechanisms: Mapping[str, TransferMechanism]
     legal: LegalPolicy
-    control: StoreSpec = FileStoreSpec("control")
+    control: StoreSpec = field(default_factory=lambda: FileStoreSpec("control"))
     source: str = ""
     digest: str = ""  # sha256 of the canonical parsed document, for the ledger
     rank: Mapping[str, int] = field(default_factory=dict)  # category -> ladder rank

@@ -71,7 +71,7 @@ def check_data(data: Mapping[str, Any]) -> dict[str, Any]:
     re-encoding byte for byte.
     """
     if not isinstance(data, Mapping):
-        raise ValueError(f"ledger data must be a mapping, not {_kind_of(data)}")  # noqa: TRY004 - one error type for bad data
+        raise ValueError(f"ledger data must be a mapping, not {_kind_of(data)}")
     copied = _plain(data, "data", 0)
     assert isinstance(copied, dict)
     return copied
@@ -93,7 +93,7 @@ def _plain(value: Any, path: str, depth: int) -> Any:
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ValueError(f"`{path}` has a key that is not a string: {key!r}")  # noqa: TRY004
+                raise ValueError(f"`{path}` has a key that is not a string: {key!r}")
             _check_text(key, path)
             out[key] = _plain(item, f"{path}.{key}", depth + 1)
         return out
