@@ -127,6 +127,106 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return EXIT_INVALID
 
 
+def _read_json_file(path: Path, what: str) -> Any:
+    from gateway.errors import InvalidRequest
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidRequest(f"{what} `{path}` does not exist", code="invalid-arguments") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"{what} `{path}` is not valid JSON: {exc}", code="invalid-arguments") from None
+
+
+def cmd_order_sign(args: argparse.Namespace) -> int:
+    """Sign a claims file as an authority: for tests, demos and the intake portal's test harness."""
+    from gateway.errors import InvalidRequest
+    from gateway.legal.verify import sign_order
+    from gateway.model import parse_time
+
+    claims = _read_json_file(args.claims, "claims file")
+    if not isinstance(claims, dict):
+        raise InvalidRequest(f"claims file `{args.claims}` must hold a JSON object", code="invalid-arguments")
+    key = load_private_key(args.authority_key)
+    now = system_clock()
+    claims.setdefault("iat", int(now.timestamp()))
+    for name in ("iat", "exp", "nbf"):
+        if isinstance(claims.get(name), str):
+            try:
+                claims[name] = int(parse_time(claims[name]).timestamp())
+            except ValueError:
+                raise InvalidRequest(f"claim `{name}` must be a NumericDate or an RFC 3339 time", code="invalid-arguments") from None
+    kid = args.kid or claims.get("iss")
+    if not isinstance(kid, str) or not kid:
+        raise InvalidRequest("name the signing authority with `--kid ID` or an `iss` claim", code="invalid-arguments")
+    print(sign_order(claims, key=key, kid=kid))
+    return EXIT_OK
+
+
+def _read_order(path: Path) -> str:
+    from gateway.errors import InvalidRequest
+
+    try:
+        return (sys.stdin.read() if str(path) == "-" else path.read_text(encoding="ascii")).strip()
+    except FileNotFoundError:
+        raise InvalidRequest(f"order file `{path}` does not exist", code="invalid-arguments") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"order file `{path}` is not a compact JWS", code="invalid-arguments") from None
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Dry-run an order against the stores: the decision document with its trace; changes nothing."""
+    from gateway.legal.verify import OrderRejected
+    from gateway.model import parse_time
+    from gateway.runtime import Runtime
+
+    token = _read_order(args.order)
+    at = parse_time(args.at) if args.at else None
+
+    async def run() -> dict[str, Any]:
+        rt = await Runtime.open(_settings(args, init_keys=False), read_only=True)
+        try:
+            return await rt.orders.explain(token, at=at)
+        finally:
+            await rt.close()
+
+    try:
+        document = asyncio.run(run())
+    except OrderRejected as rejected:
+        data = {"outcome": "refuse", "reasons": [{"code": rejected.code, "rule": rejected.rule, "detail": rejected.message}]}
+        _emit(args, f"refuse: {rejected.code} ({rejected.rule}): {rejected.message}", data)
+        return EXIT_DECISION
+    if args.format == "json":
+        print(json.dumps(document, indent=2, sort_keys=True))
+    else:
+        print(f"order {document['id']} from {document['authority']} ({document['instrument']})")
+        for item in document["items"]:
+            reason = item["reasons"][0]
+            print(f"  {item['subject']} / {item['region'] or '-'} / {item['category']}: {item['outcome']} ({reason['code']}, {item['rule']})")
+        print("trace:")
+        for line in document["trace"]:
+            print(f"  {line}")
+    return EXIT_OK if document["items"] and all(i["outcome"] == "disclose" for i in document["items"]) else EXIT_DECISION
+
+
+def cmd_package_verify(args: argparse.Namespace) -> int:
+    from gateway.config import load_config
+    from gateway.keys import load_ed25519_public, public_path_for
+    from gateway.packages import verify_package
+
+    if args.key is not None:
+        key_path = args.key
+    else:
+        key_path = public_path_for(resolve(args.data_dir, load_config(args.config).identity.provider_key))
+    report = verify_package(args.package, load_ed25519_public(key_path))
+    data = {"ok": report.ok, "order": report.order, "records": report.records, "problems": list(report.problems)}
+    if report.ok:
+        _emit(args, f"ok: package for order {report.order}, {report.records} records, signature and hashes verify", data)
+        return EXIT_OK
+    _emit(args, "broken:\n" + "\n".join(f"  {p}" for p in report.problems), data)
+    return EXIT_FAILURE
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -150,7 +250,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _configure_logging(args.log_level)
     settings = _settings(args)
     config = load_config(args.config)
-    init_keys(config, args.data_dir)
+    init_keys(config, args.data_dir, demo_authorities=True)
 
     async def load() -> int:
         rt = await Runtime.open(settings)
@@ -219,6 +319,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", choices=ROLES, help="role for people and systems")
     p.add_argument("--subject", help="who the token is for (required for intake, legal and ops)")
     p.add_argument("--ttl", type=int, help="lifetime in seconds (default: identity.token_ttl_seconds)")
+
+    order = sub.add_parser("order", help="legal orders").add_subparsers(dest="order_command", required=True, metavar="ACTION")
+    p = command("sign", "sign a JSON claims file as an authority (compact JWS on stdout)", cmd_order_sign, order)
+    p.add_argument("--authority-key", type=Path, required=True, help="the authority's private key (Ed25519 or P-256 PEM)")
+    p.add_argument("--claims", type=Path, required=True, help="JSON claims; iat/exp/nbf may be RFC 3339 times")
+    p.add_argument("--kid", help="signing authority id (default: the `iss` claim)")
+
+    p = command("explain", "decide an order without acting and print the trace; exit 2 unless all is disclosed", cmd_explain)
+    p.add_argument("order", type=Path, help="file with the compact JWS, or - for stdin")
+    p.add_argument("--at", help="decide as at this RFC 3339 time (default: now)")
+
+    package = sub.add_parser("package", help="disclosure packages").add_subparsers(dest="package_command", required=True, metavar="ACTION")
+    p = command("verify", "check a package's signature and every record's hash, offline", cmd_package_verify, package)
+    p.add_argument("package", type=Path)
+    p.add_argument("--key", type=Path, help="the provider's public key (default: from the config's identity.provider_key)")
 
     audit = sub.add_parser("audit", help="the audit ledger").add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     p = command("verify", "verify the ledger's hash chain; exit 3 at the first broken entry", cmd_audit_verify, audit)

@@ -26,7 +26,8 @@ from gateway.keys import (
     resolve,
 )
 from gateway.metrics import GatewayMetrics
-from gateway.model import Clock, system_clock
+from gateway.model import Clock, Region, system_clock
+from gateway.services.orders import OrderService, Trust
 from gateway.services.records import RecordService
 from gateway.stores import RecordStore
 from gateway.stores.factory import open_store, prepare_store
@@ -45,6 +46,7 @@ class Settings:
     clock: Clock = system_clock
     init_keys: bool = True  # make missing dev keys on start (the laptop default)
     metrics_public: bool = True  # False: /metrics needs an ops token
+    sweep_seconds: float = 30.0  # how often due holds are released; 0 turns the sweeper off
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -52,8 +54,13 @@ class Settings:
         return self.data_dir / "ledger" / "ledger.jsonl"
 
 
-def init_keys(config: Config, data_dir: Path) -> list[str]:
-    """Create every key the configuration names that does not exist yet; return what was made."""
+def init_keys(config: Config, data_dir: Path, *, demo_authorities: bool = False) -> list[str]:
+    """Create every key the configuration names that does not exist yet; return what was made.
+
+    ``demo_authorities`` also makes a key pair for every registered authority
+    that has no public key yet, so the demo can sign orders as them. A real
+    deployment receives authorities' public keys and never holds their private keys.
+    """
     plan = plan_keys(
         config.identity.token_private_key,
         config.identity.provider_key,
@@ -61,6 +68,10 @@ def init_keys(config: Config, data_dir: Path) -> list[str]:
         data_dir,
     )
     made = []
+    for authority in config.legal.authorities.values() if demo_authorities else ():
+        public = resolve(data_dir, authority.public_key)
+        if generate_ed25519_pair(public.with_suffix(".key"), public):
+            made.append(f"demo authority `{authority.id}`: {public.with_suffix('.key')}")
     for purpose, private_path in plan.pairs:
         public = resolve(data_dir, config.identity.token_public_key) if purpose == "service tokens" else public_path_for(private_path)
         if generate_ed25519_pair(private_path, public):
@@ -68,18 +79,45 @@ def init_keys(config: Config, data_dir: Path) -> list[str]:
     return made
 
 
+class _ReadOnlyLedger:
+    """For commands that must not change anything: any append is an error."""
+
+    async def append(self, kind: str, data: object) -> dict[str, object]:
+        from gateway.errors import LedgerError
+
+        raise LedgerError(f"this command is read-only; it tried to record `{kind}`")
+
+    async def close(self) -> None:
+        pass
+
+
+def load_authority_keys(config: Config, data_dir: Path) -> dict[str, PublicKey]:
+    """Public keys of registered authorities; one whose key file is missing cannot be verified (its orders are refused)."""
+    keys: dict[str, PublicKey] = {}
+    for authority in config.legal.authorities.values():
+        path = resolve(data_dir, authority.public_key)
+        if not path.exists():
+            log.warning("no public key for authority `%s` at %s: its orders will be refused", authority.id, path)
+            continue
+        keys[authority.id] = load_public_key(path)
+    return keys
+
+
 @dataclass
 class Runtime:
     settings: Settings
     config: Config
     stores: dict[str, RecordStore]
-    ledger: FileLedger
+    ledger: FileLedger | _ReadOnlyLedger
     records: RecordService
+    orders: OrderService
+    control: RecordStore
     metrics: GatewayMetrics
     token_key: PublicKey
 
     @classmethod
-    async def open(cls, settings: Settings, metrics: GatewayMetrics | None = None) -> Runtime:
+    async def open(cls, settings: Settings, metrics: GatewayMetrics | None = None, *, read_only: bool = False) -> Runtime:
+        """Build everything from settings. ``read_only`` (explain, reports) never writes the ledger."""
         config = load_config(settings.config_path)
         data_dir = settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -94,13 +132,17 @@ class Runtime:
             tag_public[region.id] = load_ed25519_public(public_path) if public_path.exists() else tag_private[region.id].public_key()
         metrics = metrics or GatewayMetrics(CollectorRegistry())
         stores = {r.id: open_store(r, data_dir) for r in config.regions.values()}
-        ledger: FileLedger | None = None
+        control = open_store(Region("control", "control", "", config.control, ""), data_dir)
+        ledger: FileLedger | _ReadOnlyLedger | None = None
         try:
-            await asyncio.gather(*(prepare_store(s) for s in stores.values()))
-            ledger = await FileLedger.open(settings.ledger_path, settings.clock)
-            await ledger.append("config.loaded", {"digest": config.digest, "source": Path(config.source).name})
+            await asyncio.gather(*(prepare_store(s) for s in [*stores.values(), control]))
+            if read_only:
+                ledger = _ReadOnlyLedger()
+            else:
+                ledger = await FileLedger.open(settings.ledger_path, settings.clock)
+                await ledger.append("config.loaded", {"digest": config.digest, "source": Path(config.source).name})
         except BaseException:
-            await asyncio.gather(*(s.close() for s in stores.values()), return_exceptions=True)
+            await asyncio.gather(*(s.close() for s in [*stores.values(), control]), return_exceptions=True)
             if ledger is not None:
                 await ledger.close()
             raise
@@ -113,8 +155,16 @@ class Runtime:
             clock=settings.clock,
             observer=metrics,
         )
-        return cls(settings, config, stores, ledger, records, metrics, token_key)
+        orders = OrderService(
+            config=config,
+            records=records,
+            control=control,
+            trust=Trust(load_authority_keys(config, data_dir)),
+            provider_key=load_ed25519_private(resolve(data_dir, config.identity.provider_key)),
+            clock=settings.clock,
+        )
+        return cls(settings, config, stores, ledger, records, orders, control, metrics, token_key)
 
     async def close(self) -> None:
         await self.ledger.close()
-        await asyncio.gather(*(s.close() for s in self.stores.values()), return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in [*self.stores.values(), self.control]), return_exceptions=True)

@@ -408,9 +408,7 @@ class _Context:
         self.blocs = blocs
         self.regions = regions
         self.findings = findings
-        self.members: dict[str, frozenset[str]] = {
-            bloc: frozenset(code for code, j in jurisdictions.items() if bloc in j.blocs) for bloc in blocs
-        }
+        self.members: dict[str, frozenset[str]] = {bloc: frozenset(code for code, j in jurisdictions.items() if bloc in j.blocs) for bloc in blocs}
 
     def problem(self, path: str, message: str) -> None:
         self.findings.append(Finding(path, message))
@@ -612,7 +610,7 @@ def _instrument(
         if emergency_reaches is not None and mode not in ("request", "required"):
             cx.problem(e.at("reaches"), f"only applies to modes `request` and `required`, not `{mode}`")
         if mode in ("request", "required") and compels != "nothing":
-            cx.problem(e.at("mode"), f"mode `{mode}` is for requests that cannot compel (`compels = \"nothing\"`)")
+            cx.problem(e.at("mode"), f'mode `{mode}` is for requests that cannot compel (`compels = "nothing"`)')
         emergency = EmergencyRule(mode=mode, reaches=emergency_reaches)
         e.finish()
 
@@ -620,15 +618,17 @@ def _instrument(
     o = t.sub("offence")
     if o is not None and o.ok:
         required_from = cx.category(o, "required_from", required=True)
-        offence = OffenceRule(required_from=required_from or cx.categories[0] if cx.categories else "", min_max_penalty_years=o.positive_number("min_max_penalty_years"))
+        lowest = cx.categories[0] if cx.categories else ""
+        offence = OffenceRule(required_from=required_from or lowest, min_max_penalty_years=o.positive_number("min_max_penalty_years"))
         o.finish()
 
     service: ServiceRule | None = None
     s = t.sub("service")
     if s is not None and s.ok:
+        before = len(cx.findings)
         served_by_kind = s.choice("served_by_kind", AUTHORITY_KINDS)
         within = s.positive_int("within_months_of_made")
-        if served_by_kind is None and within is None and not s.findings_since_start():
+        if served_by_kind is None and within is None and len(cx.findings) == before:
             cx.problem(s.path, "must set `served_by_kind` or `within_months_of_made`")
         service = ServiceRule(served_by_kind=served_by_kind, within_months_of_made=within)
         s.finish()

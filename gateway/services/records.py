@@ -276,6 +276,20 @@ class RecordService:
         )
         return tag, created
 
+    async def delete_record(self, caller: Caller, subject_id: str, key: str) -> None:
+        """Erase a record, under the same residency decision as a read; a legal hold refuses it (409 `legal-hold`)."""
+        _require_service(caller)
+        if not is_identifier(key):
+            raise InvalidRequest(f"record key `{key}` must be letters, digits, `.`, `_` or `-`", code="invalid-key")
+        subject = await self.subject(subject_id)
+        decision = await self._decided(caller, subject, "record.delete", {"key": key})
+        store = self.stores[subject.home_region]
+        try:
+            await self._op(subject.home_region, "delete", lambda: store.delete(record_key(subject.id, key)))
+        except ObjectNotFound:
+            raise RecordNotFound(f"subject `{subject.id}` has no record `{key}`") from None
+        await self._record("record.deleted", _read_entry(caller, subject, decision, {"key": key}))
+
     def decide_read(self, caller: Caller, subject: Subject) -> ResidencyDecision:
         assert caller.region and caller.service and caller.purpose
         return self.residency.decide(

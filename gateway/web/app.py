@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -9,13 +12,25 @@ from prometheus_client import CollectorRegistry
 
 from gateway.metrics import GatewayMetrics
 from gateway.runtime import Runtime, Settings
-from gateway.web import openapi, ops, records
+from gateway.web import openapi, ops, orders, records
 from gateway.web.keys import METRICS_KEY, SETTINGS_KEY, STATE_KEY, AppState
 from gateway.web.problem import problem_middleware
+
+log = logging.getLogger("gateway.web")
 
 # Request bodies above the record limit are refused by the handler with a
 # problem document; this is the hard ceiling for any body.
 MAX_BODY = 64 * 1024 * 1024
+
+
+async def _sweep_forever(runtime: Runtime) -> None:
+    """Release due holds on a timer; a failed sweep is logged and retried next time."""
+    while True:
+        await asyncio.sleep(runtime.settings.sweep_seconds)
+        try:
+            await runtime.orders.sweep()
+        except Exception:
+            log.exception("hold sweep failed; retrying in %ss", runtime.settings.sweep_seconds)
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
@@ -27,11 +42,17 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     async def runtime_ctx(app: web.Application) -> AsyncIterator[None]:
         runtime = await Runtime.open(settings, app[METRICS_KEY])
         app[STATE_KEY].runtime = runtime
+        sweeper = asyncio.create_task(_sweep_forever(runtime)) if settings.sweep_seconds > 0 else None
         yield
+        if sweeper is not None:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
         await runtime.close()
 
     app.cleanup_ctx.append(runtime_ctx)
     app.add_routes(records.routes)
+    app.add_routes(orders.routes)
     app.add_routes(ops.routes)
     app.add_routes(openapi.routes)
     return app

@@ -20,6 +20,16 @@ def _problems(*statuses: int) -> dict[str, Any]:
 SUBJECT_PATH = {"name": "subject", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}}
 KEY_PATH = {"name": "key", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}}
 
+ORDER_PATH = {"name": "order", "in": "path", "required": True, "schema": {"type": "string"}}
+AUTHORITY_QUERY = {
+    "name": "authority",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "needed when two authorities used the same order id",
+}
+EXPLAIN_BODY = {"type": "object", "required": ["order"], "properties": {"order": {"type": "string"}, "at": {"type": "string"}}}
+
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "Disclosure gateway", "version": gateway.__version__},
@@ -96,12 +106,55 @@ SPEC: dict[str, Any] = {
                     **_problems(401, 403, 404, 451, 503),
                 },
             },
+            "delete": {
+                "summary": "Erase a record (refused with 409 `legal-hold` while a legal hold is on it)",
+                "parameters": [SUBJECT_PATH, KEY_PATH],
+                "responses": {"204": {"description": "erased"}, **_problems(401, 403, 404, 409, 451, 503)},
+            },
         },
         "/v1/subjects/{subject}/records": {
             "get": {
                 "summary": "List record metadata",
                 "parameters": [SUBJECT_PATH],
                 "responses": {"200": {"description": "record metadata"}, **_problems(401, 403, 404, 451, 503)},
+            }
+        },
+        "/v1/orders": {
+            "post": {
+                "summary": "Submit a signed legal order (compact JWS); returns the decision document",
+                "requestBody": {"required": True, "content": {"application/jose": {"schema": {"type": "string"}}}},
+                "responses": {
+                    "200": {"description": "identical resubmission: the stored decision"},
+                    "201": {"description": "decided"},
+                    **_problems(401, 403, 409, 422, 503),
+                },
+            }
+        },
+        "/v1/orders/{order}": {
+            "get": {
+                "summary": "The decision document as it stands now",
+                "parameters": [ORDER_PATH, AUTHORITY_QUERY],
+                "responses": {"200": {"description": "decision document"}, **_problems(401, 403, 404, 409)},
+            }
+        },
+        "/v1/orders/{order}/package": {
+            "get": {
+                "summary": "The signed disclosure package (POSIX tar: manifest.json, manifest.sig, records/...)",
+                "parameters": [ORDER_PATH, AUTHORITY_QUERY],
+                "responses": {
+                    "200": {"description": "package", "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}},
+                    **_problems(401, 403, 404, 409),
+                },
+            }
+        },
+        "/v1/explain": {
+            "post": {
+                "summary": "Dry run: the decision document with the full trace; changes nothing",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": EXPLAIN_BODY}},
+                },
+                "responses": {"200": {"description": "decision document with trace"}, **_problems(400, 401, 403, 422)},
             }
         },
         "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "alive"}}}},

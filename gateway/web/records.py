@@ -64,6 +64,13 @@ async def get_record(request: web.Request) -> web.Response:
     )
 
 
+@routes.delete("/v1/subjects/{subject}/records/{key}")
+async def delete_record(request: web.Request) -> web.Response:
+    caller = authenticate(request, "service")
+    await request.app[STATE_KEY].rt.records.delete_record(caller, request.match_info["subject"], request.match_info["key"])
+    return web.Response(status=204)
+
+
 @routes.get("/v1/subjects/{subject}/records")
 async def list_records(request: web.Request) -> web.Response:
     caller = authenticate(request, "service")

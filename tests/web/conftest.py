@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.web.app import create_app
 from gateway.web.keys import STATE_KEY
+from tests.orders_support import prepare_authorities
 from tests.support import Env, make_env
 
 
@@ -19,6 +20,7 @@ def env(tmp_path: Path) -> Env:
 
 @pytest.fixture
 async def client(env: Env, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> TestClient:
+    prepare_authorities(env)  # authorities' public keys are read when the app starts
     return await aiohttp_client(create_app(env.settings, registry=CollectorRegistry()))
 
 

@@ -1,0 +1,987 @@
+"""The disclosure engine: one legal order, one subject, one storage region, one category.
+
+Pure: no I/O, no clock reads, no logging. The time (``now``) and everything the
+engine cannot know by itself (whether records exist, whether the order id was
+replayed, a recorded objection, the preservation a renewal names) are passed in.
+
+The rule families run in a fixed order, first match wins (R0, the signature, is
+checked before the engine; ``refusal`` builds its decisions in the same shape):
+
+- R1 form validity            (refuse, or route-mlat for a party not bound)
+- R2 preservation             (preserve until the instrument's TTL)
+- R3 the category ladder      (refuse), then no records -> ``no-data``
+- R4 emergency requests       (disclose with basis emergency, or legal-review)
+- R5 jurisdiction             a. agreement channels  b. same jurisdiction
+                              c. extraterritorial conflict  d. blocking rules
+                              e. voluntary disclosure  f. no agreement
+- R6 objections               (a recorded objection turns a hold into refuse)
+
+Every country-specific fact (which instrument reaches what, who is bound, which
+agreement covers which storage place, which law blocks what) is configuration
+(``gateway.legal.policy``); the engine knows only predicates. Deny is the
+default: an order the rules cannot place is routed to MLAT (``no-agreement``)
+or refused, never disclosed.
+"""
+
+from __future__ import annotations
+
+import calendar
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from gateway.legal.orders import Objection, Order, PriorPreservation
+from gateway.legal.policy import Channel, Instrument, LegalPolicy, PreservationRule
+from gateway.model import Reason, Region, Subject, isoformat
+
+# The outcome vocabulary (PRODUCT.md). Deny-side outcomes are listed last.
+DISCLOSE = "disclose"
+HOLD = "hold"
+PRESERVE = "preserve"
+ROUTE_MLAT = "route-mlat"
+LEGAL_REVIEW = "legal-review"
+REFUSE = "refuse"
+NO_DATA = "no-data"
+OUTCOMES: tuple[str, ...] = (DISCLOSE, HOLD, PRESERVE, ROUTE_MLAT, LEGAL_REVIEW, REFUSE, NO_DATA)
+
+COMPELLED = "compelled"
+VOLUNTARY = "voluntary"
+EMERGENCY = "emergency"
+BASES: tuple[str, ...] = (COMPELLED, VOLUNTARY, EMERGENCY)
+
+# Characters that make a subject identifier non-specific (a pattern, not an account).
+_WILDCARDS = frozenset("*?%")
+
+
+@dataclass(frozen=True, slots=True)
+class Obligations:
+    """What a decision obliges the provider to do, and by when (all UTC)."""
+
+    deadline: datetime | None = None  # legal-review: the case must be decided by
+    release_at: datetime | None = None  # hold: disclose then, unless an objection is recorded
+    until: datetime | None = None  # preserve: legal hold until
+    notify: str | None = None  # jurisdiction to notify (the enforcing state)
+    objection_window_until: datetime | None = None  # the notified state may object until
+    motion_to_quash_by: datetime | None = None  # last day to move to quash or modify
+    disclose_within: datetime | None = None  # disclose no later than
+    nondisclosure_until: datetime | None = None  # customer notice barred until (from the order)
+    extensions: int | None = None  # preserve: extensions granted so far, including this one
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = isoformat(value) if isinstance(value, datetime) else value
+        return out
+
+
+NO_OBLIGATIONS = Obligations()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome for one (order, subject, region, category), with its reasons.
+
+    ``reasons[0]`` is the deciding reason; ``rule`` is the rule that decided
+    (``R5.same-jurisdiction``, ``R5.agreement.uk-us``...). ``trace`` explains
+    every rule considered, and is empty unless the caller asked for it.
+    """
+
+    outcome: str
+    basis: str | None
+    reasons: tuple[Reason, ...]
+    obligations: Obligations
+    rule: str
+    trace: tuple[str, ...] = ()
+    order_id: str = ""
+    subject: str = ""
+    region: str = ""
+    category: str = ""
+
+    @property
+    def reason(self) -> str:
+        return self.reasons[0].code if self.reasons else ""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "order": self.order_id,
+            "subject": self.subject,
+            "region": self.region,
+            "category": self.category,
+            "outcome": self.outcome,
+            "basis": self.basis,
+            "rule": self.rule,
+            "reasons": [{"code": r.code, "rule": r.rule, "detail": r.detail} for r in self.reasons],
+            "obligations": self.obligations.to_json(),
+            "trace": list(self.trace),
+        }
+
+
+def refusal(
+    code: str,
+    rule: str,
+    detail: str = "",
+    *,
+    order_id: str = "",
+    subject: str = "",
+    region: str = "",
+    category: str = "",
+    trace: bool = False,
+) -> Decision:
+    """A refusal in the engine's shape, for checks made outside it (R0: signature, authority)."""
+    return Decision(
+        outcome=REFUSE,
+        basis=None,
+        reasons=(Reason(code, rule, detail),),
+        obligations=NO_OBLIGATIONS,
+        rule=rule,
+        trace=(f"{rule}: {REFUSE} ({code}): {detail}",) if trace else (),
+        order_id=order_id,
+        subject=subject,
+        region=region,
+        category=category,
+    )
+
+
+def _specific(subjects: tuple[str, ...]) -> bool:
+    """Every subject names one account: not blank, no wildcard characters."""
+    return all(name.strip() and _WILDCARDS.isdisjoint(name) for name in subjects)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """Calendar months later; the day is clamped to the month's end (31 Jan + 1 month = 28/29 Feb)."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    day = moment.day if moment.day <= 28 else min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def _when(moment: datetime | None) -> str:
+    return isoformat(moment) if moment is not None else "never"
+
+
+class _ConfigLike(Protocol):
+    """What the engine needs of ``gateway.config.Config``."""
+
+    @property
+    def legal(self) -> LegalPolicy: ...
+
+    @property
+    def regions(self) -> Mapping[str, Region]: ...
+
+
+class Engine:
+    """A ``LegalPolicy`` compiled into lookup tables: built once, used for every decision.
+
+    Build it from the policy (``Engine(config.legal, regions=config.regions)``)
+    or from the whole config (``Engine(config)``); ``regions`` is needed only to
+    pass region ids to ``decide`` instead of ``Region`` objects.
+    """
+
+    def __init__(self, policy: LegalPolicy | _ConfigLike, *, regions: Mapping[str, Region] | None = None) -> None:
+        if not isinstance(policy, LegalPolicy):
+            regions = policy.regions if regions is None else regions
+            policy = policy.legal
+        self.policy = policy
+        self.regions: Mapping[str, Region] = dict(regions or {})
+        self.rank: Mapping[str, int] = {c: i for i, c in enumerate(policy.categories)}
+        top = len(policy.categories) - 1
+        self.reach: Mapping[str, int] = {i.id: (self.rank[i.reaches] if i.reaches is not None else top) for i in policy.instruments.values()}
+        self.emergency_reach: Mapping[str, int] = {i.id: self.rank[i.emergency.reaches] for i in policy.instruments.values() if i.emergency.reaches is not None}
+        self.competence: Mapping[tuple[str, str], int] = {
+            (i.id, kind): self.rank[cap] for i in policy.instruments.values() for kind, cap in i.competence.items()
+        }
+        self.enforcing_state: Mapping[str, str] = {instrument: e.jurisdiction for e in policy.establishments.values() for instrument in e.receives}
+        channels: dict[str, list[tuple[Channel, datetime | None, str]]] = {}
+        for agreement in policy.agreements.values():
+            for channel in agreement.channels:
+                for instrument in channel.instruments:
+                    channels.setdefault(instrument, []).append((channel, agreement.in_force_from, agreement.name))
+        self.channels: Mapping[str, tuple[tuple[Channel, datetime | None, str], ...]] = {k: tuple(v) for k, v in channels.items()}
+        self.blocking = tuple(policy.blocking.values())
+        self.voluntary = tuple((rule, self.rank[rule.up_to]) for rule in policy.voluntary)
+        e = policy.emergency
+        self.emergency_foreign_rank = self.rank[e.foreign_up_to] if e.foreign_up_to is not None else -1
+
+    # -- public API --------------------------------------------------------------------
+
+    def check_order(self, order: Order, *, now: datetime, replayed: bool = False, trace: bool = False) -> Decision | None:
+        """R1 checks that need no subject or category; a refusal for the whole order, or None."""
+        lines: list[str] | None = [] if trace else None
+        instrument = self.policy.instruments.get(order.instrument)
+        decided = self._form(order, instrument, None, None, now, replayed, lines, (order.id, "", "", ""))
+        return decided if decided is None or lines is None else replace(decided, trace=tuple(lines))
+
+    def decide(
+        self,
+        order: Order,
+        subject: Subject | None,
+        region: Region | str | None,
+        category: str,
+        *,
+        now: datetime,
+        has_records: bool = True,
+        replayed: bool = False,
+        objection: Objection | None = None,
+        prior_preservation: PriorPreservation | None = None,
+        trace: bool = False,
+        subject_id: str | None = None,
+    ) -> Decision:
+        """Decide one (order, subject, storage region, category).
+
+        ``subject`` is None for an account the gateway does not know (give its
+        id as ``subject_id``); such a subject has no records, so a valid order
+        ends in ``no-data`` (a preservation order is still placed). ``region`` is
+        the region the subject's data is stored in, as a ``Region`` or an id.
+        """
+        lines: list[str] | None = [] if trace else None
+        instrument = self.policy.instruments.get(order.instrument)
+        who = subject.id if subject is not None else (subject_id or "")
+        place: Region | None
+        if isinstance(region, str):
+            place = self.regions.get(region)
+        else:
+            place = region
+        region_id = region if isinstance(region, str) else (region.id if region is not None else "")
+        # R1: form validity
+        meta = (order.id, who, region_id, category)
+        decided = self._form(order, instrument, who, category, now, replayed, lines, meta)
+        if decided is None and isinstance(region, str) and place is None:
+            decided = _refuse_unplaced(region, lines, meta)
+        if decided is None:
+            assert instrument is not None  # _form refuses unknown instruments
+            run = _Run(order.received_at or now, order.nondisclosure_until, self.policy.review_days, lines, meta)
+            decided = self._substance(order, instrument, subject, place, category, now, has_records, objection, prior_preservation, run)
+        return decided if lines is None else replace(decided, trace=tuple(lines))
+
+    # -- R1 ----------------------------------------------------------------------------
+
+    def _form(
+        self,
+        order: Order,
+        instrument: Instrument | None,
+        subject_id: str | None,
+        category: str | None,
+        now: datetime,
+        replayed: bool,
+        lines: list[str] | None,
+        meta: tuple[str, str, str, str],
+    ) -> Decision | None:
+        issuer = order.issuer
+        served_by = order.served_by
+
+        def no(outcome: str, code: str, rule: str, detail: str) -> Decision:
+            if lines is not None:
+                lines.append(f"{rule}: {outcome} ({code}): {detail}")
+            return Decision(outcome, None, (Reason(code, rule, detail),), NO_OBLIGATIONS, rule, (), *meta)
+
+        def ok(rule: str, detail: str) -> None:
+            if lines is not None:
+                lines.append(f"{rule}: ok: {detail}")
+
+        # (1) the instrument is one the policy defines
+        if instrument is None:
+            return no(REFUSE, "unknown-instrument", "R1.instrument", f"instrument `{order.instrument}` is not defined in the policy")
+        if lines is not None:
+            ok("R1.instrument", f"`{instrument.id}` ({instrument.name})")
+
+        # (2) validity period: `exp` (the execute-by date) and `nbf`
+        if order.expires_at is not None and now >= order.expires_at:
+            return no(REFUSE, "expired", "R1.expired", f"the order expired at {_when(order.expires_at)}")
+        if order.not_before is not None and now < order.not_before:
+            return no(REFUSE, "not-yet-valid", "R1.expired", f"the order is not valid before {_when(order.not_before)}")
+        if lines is not None:
+            ok("R1.expired", f"valid until {_when(order.expires_at)}" if order.expires_at is not None else "no expiry date")
+
+        # (3) the instrument's regime applies: to the order's date and to now
+        if instrument.in_force_from is not None:
+            dated = order.made_at or order.issued_at or now
+            if dated < instrument.in_force_from or now < instrument.in_force_from:
+                return no(
+                    REFUSE,
+                    "regime-not-in-force",
+                    "R1.regime-not-in-force",
+                    f"`{instrument.id}` applies from {_when(instrument.in_force_from)}; the order is dated {_when(dated)}",
+                )
+            if lines is not None:
+                ok("R1.regime-not-in-force", f"`{instrument.id}` applies since {_when(instrument.in_force_from)}")
+        else:
+            if lines is not None:
+                ok("R1.regime-not-in-force", f"`{instrument.id}` has no start date")
+
+        # (4) the issuer's state takes part in the instrument
+        if issuer.jurisdiction in instrument.not_bound:
+            return no(
+                ROUTE_MLAT,
+                "not-bound",
+                "R1.not-bound",
+                f"`{issuer.jurisdiction}` is not bound by `{instrument.id}`; use mutual legal assistance",
+            )
+        if issuer.jurisdiction not in instrument.issuers:
+            return no(
+                REFUSE,
+                "issuer-not-competent",
+                "R1.issuer-not-competent",
+                f"`{instrument.id}` is not issued by authorities of `{issuer.jurisdiction}`",
+            )
+        # (5) the issuer's kind is competent for the instrument, and for the category
+        if issuer.kind not in instrument.kinds:
+            return no(
+                REFUSE,
+                "issuer-not-competent",
+                "R1.issuer-not-competent",
+                f"`{issuer.id}` ({issuer.kind}) may not issue `{instrument.id}`; competent: {', '.join(sorted(instrument.kinds))}",
+            )
+        if category is not None:
+            rank = self.rank.get(category)
+            if rank is None:
+                return no(REFUSE, "unknown-category", "R1.category", f"category `{category}` is not on the ladder")
+            if category not in order.categories:
+                return no(REFUSE, "category-not-ordered", "R1.category", f"the order does not ask for `{category}` data")
+            cap = self.competence.get((instrument.id, issuer.kind))
+            if cap is not None and rank > cap:
+                return no(
+                    REFUSE,
+                    "issuer-not-competent",
+                    "R1.issuer-not-competent",
+                    f"under `{instrument.id}` a {issuer.kind} may order `{self.policy.categories[cap]}` data at most, not `{category}`",
+                )
+        if lines is not None:
+            ok("R1.not-bound", f"`{issuer.jurisdiction}` takes part in `{instrument.id}`")
+        if lines is not None:
+            for_category = f" for `{category}` data" if category else ""
+            ok("R1.issuer-not-competent", f"`{issuer.id}` ({issuer.kind}, `{issuer.jurisdiction}`) may issue `{instrument.id}`{for_category}")
+
+        # (6) an emergency-only instrument carries an emergency reason
+        if instrument.emergency.mode == "required" and not order.emergency_reason:
+            return no(REFUSE, "missing-claim", "R1.emergency", f"`{instrument.id}` needs an `emergency` reason")
+
+        # (7) the offence, for the categories where the instrument requires one
+        rule = instrument.offence
+        if rule is not None and category is not None and self.rank[category] >= self.rank[rule.required_from]:
+            offence = order.offence
+            if offence is None:
+                return no(REFUSE, "missing-claim", "R1.offence", f"`{instrument.id}` for `{category}` data must name the `offence`")
+            if rule.min_max_penalty_years is not None:
+                if offence.max_penalty_years is None:
+                    return no(REFUSE, "missing-claim", "R1.offence", "the offence must give `max_penalty_years`")
+                if offence.max_penalty_years < rule.min_max_penalty_years:
+                    return no(
+                        REFUSE,
+                        "not-serious-crime",
+                        "R1.offence",
+                        f"`{instrument.id}` for `{category}` data needs an offence punishable by at least "
+                        f"{rule.min_max_penalty_years:g} years; `{offence.description}` carries {offence.max_penalty_years:g}",
+                    )
+            if lines is not None:
+                ok("R1.offence", f"offence `{offence.description}` ({_years(offence.max_penalty_years)})")
+        elif rule is not None and category is not None and lines is not None:
+            ok("R1.offence", f"`{instrument.id}` needs no offence for `{category}` data")
+
+        # (8) specific identifiers: named accounts, no wildcards
+        if not order.subjects or not _specific(order.subjects):
+            return no(REFUSE, "no-specific-identifiers", "R1.no-specific-identifiers", "the order must name specific accounts, not a pattern")
+        if subject_id is not None and subject_id not in order.subjects:
+            return no(REFUSE, "subject-not-named", "R1.no-specific-identifiers", f"the order does not name `{subject_id}`")
+        if lines is not None:
+            ok("R1.no-specific-identifiers", f"{len(order.subjects)} account(s) named")
+
+        # (9) service: who served (signed) the order, and when
+        service = instrument.service
+        if served_by.jurisdiction != issuer.jurisdiction:
+            return no(
+                REFUSE,
+                "improper-service",
+                "R1.improper-service",
+                f"served by `{served_by.id}` of `{served_by.jurisdiction}`, not an authority of the issuing state",
+            )
+        if service is not None and service.served_by_kind is not None:
+            if served_by.kind != service.served_by_kind or (served_by.designated_for and instrument.id not in served_by.designated_for):
+                return no(
+                    REFUSE,
+                    "improper-service",
+                    "R1.improper-service",
+                    f"`{instrument.id}` must be served by the {service.served_by_kind} designated for it, not by `{served_by.id}` ({served_by.kind})",
+                )
+        elif served_by.id != issuer.id and instrument.id not in served_by.designated_for:
+            return no(
+                REFUSE,
+                "improper-service",
+                "R1.improper-service",
+                f"`{served_by.id}` is not designated to serve `{instrument.id}` for `{issuer.id}`",
+            )
+        if lines is not None:
+            ok("R1.improper-service", f"served by `{served_by.id}` ({served_by.kind})")
+        if service is not None and service.within_months_of_made is not None:
+            if order.made_at is None:
+                return no(REFUSE, "missing-claim", "R1.served-too-late", f"`{instrument.id}` must state when it was made (`made_at`)")
+            served_at = order.received_at or now
+            last = add_months(order.made_at, service.within_months_of_made)
+            if served_at > last:
+                return no(
+                    REFUSE,
+                    "served-too-late",
+                    "R1.served-too-late",
+                    f"made {_when(order.made_at)}, served {_when(served_at)}: more than {service.within_months_of_made} month(s) later",
+                )
+            if lines is not None:
+                ok("R1.served-too-late", f"served in time (by {_when(last)})")
+
+        # (10) addressed to an establishment in another state than the issuer's
+        if instrument.foreign_establishment_required:
+            establishment = self.enforcing_state.get(instrument.id)
+            if establishment is None or establishment == issuer.jurisdiction:
+                return no(
+                    REFUSE,
+                    "domestic-instrument-required",
+                    "R1.domestic-instrument-required",
+                    f"`{instrument.id}` is addressed to the provider's establishment in `{establishment}`, the issuer's own state; use a domestic order",
+                )
+            if lines is not None:
+                ok("R1.domestic-instrument-required", f"addressed to the provider's establishment in `{establishment}`, another state")
+
+        # (11) the order id was not used before by this authority with a different body
+        if replayed:
+            return no(REFUSE, "replayed", "R1.replayed", f"order id `{order.id}` was already used by `{issuer.id}` with a different body")
+        if lines is not None:
+            ok("R1.replayed", f"order id `{order.id}` is new or identical")
+        return None
+
+    # -- R2 to R6 ----------------------------------------------------------------------
+
+    def _substance(
+        self,
+        order: Order,
+        instrument: Instrument,
+        subject: Subject | None,
+        region: Region | None,
+        category: str,
+        now: datetime,
+        has_records: bool,
+        objection: Objection | None,
+        prior: PriorPreservation | None,
+        run: _Run,
+    ) -> Decision:
+        policy = self.policy
+        issuer_j = order.issuer.jurisdiction
+        rank = self.rank[category]
+
+        # R2: preservation instruments preserve, wherever the data is stored
+        keep = instrument.preservation
+        if keep is not None:
+            return self._preserve(order, instrument, keep, prior, run)
+        if run.lines is not None:
+            run.note("R2.preservation: not a preservation instrument")
+
+        # R3: the ladder (an emergency request may reach further, if configured)
+        mode = instrument.emergency.mode
+        emergency_request = mode == "required" or (mode == "request" and bool(order.emergency_reason))
+        reach = self.reach[instrument.id]
+        if emergency_request:
+            reach = self.emergency_reach.get(instrument.id, reach)
+        if rank > reach:
+            return run.done(
+                REFUSE,
+                "instrument-insufficient",
+                "R3.ladder",
+                f"`{instrument.id}` reaches `{policy.categories[reach]}` data, not `{category}`",
+            )
+        if run.lines is not None:
+            run.note(f"R3.ladder: ok: `{instrument.id}` reaches `{policy.categories[reach]}` data")
+        if subject is None or region is None:
+            return run.done(NO_DATA, "no-records", "R3.no-data", "the gateway knows no such subject")
+        if not has_records:
+            return run.done(NO_DATA, "no-records", "R3.no-data", f"no `{category}` record of `{subject.id}` in `{region.id}`")
+        stored_j = region.jurisdiction
+
+        # R4: emergency requests (instruments that cannot compel)
+        if emergency_request:
+            return self._emergency(order, region, category, rank, run)
+        if run.lines is not None:
+            run.note("R4.emergency: not an emergency request")
+
+        # R5: jurisdiction, first match wins:
+        found = self._channels(order, instrument, subject, region, category, now, run)
+        decided: Decision
+        if found is not None:
+            # a. an agreement channel for this instrument and storage place decided
+            decided = found
+        elif issuer_j == stored_j:
+            # b. same jurisdiction: compelled, or a domestic request the voluntary policy allows
+            if run.lines is not None:
+                run.note("R5.extraterritorial, R5.blocking: not considered: same jurisdiction")
+            if instrument.compulsory:
+                decided = run.done(
+                    DISCLOSE,
+                    "same-jurisdiction",
+                    "R5.same-jurisdiction",
+                    f"`{instrument.id}` from `{issuer_j}` for data stored in `{stored_j}`",
+                    basis=COMPELLED,
+                    obligations=run.plain(),
+                )
+            else:
+                decided = self._voluntary(True, region, rank, run) or run.done(
+                    REFUSE,
+                    "legal-process-required",
+                    "R5.same-jurisdiction",
+                    f"`{instrument.id}` cannot compel, and no voluntary rule covers `{category}` data stored in `{stored_j}` for its own authorities",
+                )
+        elif instrument.compels == "anywhere":
+            # c. extraterritorial conflict: the issuer's law compels wherever the data is stored
+            if run.lines is not None:
+                run.note(f"R5.same-jurisdiction: no (`{issuer_j}` asks for data stored in `{stored_j}`)")
+            x = policy.extraterritorial
+            quash_by = run.quash_by
+            decided = run.done(
+                x.outcome,
+                "extraterritorial-conflict",
+                "R5.extraterritorial",
+                f"`{instrument.id}` compels disclosure wherever the data is stored; it is stored in `{stored_j}`, whose law may forbid it",
+                more=run.quash_reasons,
+                obligations=Obligations(
+                    deadline=quash_by or run.received + timedelta(days=x.review_days or policy.review_days),
+                    motion_to_quash_by=quash_by,
+                    nondisclosure_until=run.nondisclosure,
+                )
+                if x.outcome == LEGAL_REVIEW
+                else NO_OBLIGATIONS,
+            )
+        else:
+            # d. blocking rules, e. voluntary disclosure, f. no agreement (the default)
+            if run.lines is not None:
+                run.note(f"R5.same-jurisdiction: no (`{issuer_j}` asks for data stored in `{stored_j}`)")
+            if run.lines is not None:
+                run.note(f"R5.extraterritorial: no (`{instrument.id}` compels `{instrument.compels}`)")
+            decided = (
+                self._blocking(instrument, issuer_j, region, category, run)
+                or self._voluntary(False, region, rank, run)
+                or run.done(
+                    ROUTE_MLAT,
+                    "no-agreement",
+                    "R5.no-agreement",
+                    f"no agreement, rule or policy lets `{issuer_j}` obtain `{category}` data stored in `{stored_j}`",
+                )
+            )
+        return self._objection(decided, objection, run)
+
+    def _preserve(self, order: Order, instrument: Instrument, keep: PreservationRule, prior: PriorPreservation | None, run: _Run) -> Decision:
+        """R2: a new preservation, or the renewal of an earlier one."""
+        fresh = Obligations(until=run.received + timedelta(days=keep.ttl_days), extensions=0, nondisclosure_until=run.nondisclosure)
+        if order.renews is None:
+            return run.done(PRESERVE, "preservation", "R2.preservation", f"`{instrument.id}` preserves for {keep.ttl_days} days", obligations=fresh)
+        if prior is None or prior.instrument != instrument.id or prior.issuer_jurisdiction != order.issuer.jurisdiction:
+            return run.done(
+                REFUSE,
+                "unknown-preservation",
+                "R2.preservation",
+                f"`{order.renews}` is not an earlier `{instrument.id}` preservation by `{order.issuer.jurisdiction}`",
+            )
+        if prior.until <= run.received:
+            return run.done(
+                PRESERVE,
+                "preservation",
+                "R2.preservation",
+                f"`{prior.order_id}` lapsed at {_when(prior.until)}; preserved afresh for {keep.ttl_days} days",
+                obligations=fresh,
+            )
+        if prior.extensions >= keep.max_extensions:
+            return run.done(
+                REFUSE,
+                "extensions-exhausted",
+                "R2.preservation",
+                f"`{prior.order_id}` was extended {prior.extensions} time(s); `{instrument.id}` allows {keep.max_extensions}",
+            )
+        return run.done(
+            PRESERVE,
+            "preservation-extended",
+            "R2.preservation",
+            f"`{prior.order_id}` extended by {keep.extension_days} days",
+            obligations=Obligations(
+                until=prior.until + timedelta(days=keep.extension_days),
+                extensions=prior.extensions + 1,
+                nondisclosure_until=run.nondisclosure,
+            ),
+        )
+
+    def _emergency(self, order: Order, region: Region, category: str, rank: int, run: _Run) -> Decision:
+        """R4: an emergency request, from the storage country's own authority or a foreign one."""
+        e = self.policy.emergency
+        issuer_j = order.issuer.jurisdiction
+        stored_j = region.jurisdiction
+        if issuer_j == stored_j:
+            if e.domestic == DISCLOSE:
+                return run.done(
+                    DISCLOSE,
+                    "emergency-request",
+                    "R4.emergency",
+                    f"emergency request from the storage country `{stored_j}`: {order.emergency_reason}",
+                    basis=EMERGENCY,
+                    obligations=run.plain(),
+                )
+            return run.done(
+                LEGAL_REVIEW,
+                "emergency-domestic",
+                "R4.emergency",
+                f"the policy sends emergency requests from `{stored_j}` for its own data to review",
+                obligations=run.review(hours=e.review_hours),
+            )
+        reviewed_place = stored_j in e.foreign_review_stored_in or region.id in e.foreign_review_stored_in
+        if rank <= self.emergency_foreign_rank and not reviewed_place:
+            return run.done(
+                DISCLOSE,
+                "emergency-request",
+                "R4.emergency",
+                f"emergency request from `{issuer_j}` for `{category}` data stored in `{stored_j}`: {order.emergency_reason}",
+                basis=EMERGENCY,
+                obligations=run.plain(),
+            )
+        why = f"data stored in `{stored_j}`" if reviewed_place else f"`{category}` data"
+        return run.done(
+            LEGAL_REVIEW,
+            "emergency-foreign",
+            "R4.emergency",
+            f"emergency request from `{issuer_j}` for {why}: the policy sends it to review",
+            obligations=run.review(hours=e.review_hours),
+        )
+
+    def _channels(self, order: Order, instrument: Instrument, subject: Subject, region: Region, category: str, now: datetime, run: _Run) -> Decision | None:
+        """R5.a: agreement channels naming the instrument and covering the storage place.
+
+        A grant channel decides; a restrict channel decides only when one of its
+        conditions is violated, else it records a motion-to-quash window on ``run``.
+        """
+        issuer_j = order.issuer.jurisdiction
+        stored_j = region.jurisdiction
+        considered = False
+        for channel, in_force_from, agreement_name in self.channels.get(instrument.id, ()):
+            if issuer_j not in channel.issuers or (stored_j not in channel.stored_in and region.id not in channel.stored_in):
+                continue
+            considered = True
+            rule = f"R5.agreement.{channel.agreement}"
+            if in_force_from is not None and now < in_force_from:
+                if run.lines is not None:
+                    run.note(f"{rule}: skipped: not in force until {_when(in_force_from)}")
+                continue
+            violation, unknown = self._conditions(channel, order, subject, run, rule)
+            if violation is not None:
+                code, detail = violation
+                outcome = channel.on_violation
+                return run.done(outcome, code, rule, detail, obligations=run.review() if outcome == LEGAL_REVIEW else NO_OBLIGATIONS)
+            if channel.effect == "restrict":
+                if run.lines is not None:
+                    run.note(f"{rule}: ok: {channel.id} restricts but does not decide" + (f" ({unknown})" if unknown else ""))
+                if channel.motion_to_quash_days is not None:
+                    if self._person_of(subject, issuer_j) is False and subject.residence != issuer_j:
+                        quash_by = run.received + timedelta(days=channel.motion_to_quash_days)
+                        run.quash_by = quash_by
+                        run.quash_reasons = (
+                            Reason(
+                                "motion-to-quash-available",
+                                rule,
+                                f"the subject is not a person of `{issuer_j}` and does not live there, and `{stored_j}` is party to "
+                                f"{agreement_name}: a motion to quash may be filed within {channel.motion_to_quash_days} days of service",
+                            ),
+                        )
+                    else:
+                        if run.lines is not None:
+                            run.note(f"{rule}: no motion to quash: the subject is, or may be, a person of `{issuer_j}`, or lives there")
+                continue
+            if unknown is not None:
+                return run.done(LEGAL_REVIEW, "targeting-unverified", rule, f"{channel.id}: {unknown}", obligations=run.review())
+            return self._grant(channel, order, instrument, subject, category, run, rule)
+        if not considered and run.lines is not None:
+            run.note(f"R5.agreement: no channel covers `{instrument.id}` from `{issuer_j}` to data stored in `{stored_j}`")
+        return None
+
+    def _conditions(self, channel: Channel, order: Order, subject: Subject, run: _Run, rule: str) -> tuple[tuple[str, str] | None, str | None]:
+        """A channel's conditions: a definite violation as (code, detail), else an unknown fact or None."""
+        unknown: str | None = None
+        targeting = channel.targeting
+        if targeting is not None:
+            for place in sorted(targeting.not_person_of):
+                status = self._person_of(subject, place)
+                if status is True:
+                    return ("targeting-restriction", f"{channel.id} may not target a person of `{place}`"), None
+                if status is None and unknown is None:
+                    unknown = f"whether the subject is a person of `{place}` is unknown"
+            if targeting.not_located_in:
+                if subject.location is None:
+                    unknown = unknown or "the subject's location is unknown"
+                elif subject.location in targeting.not_located_in:
+                    return ("targeting-restriction", f"{channel.id} may not target a person located in `{subject.location}`"), None
+        minimum = channel.min_max_penalty_years
+        if minimum is not None:
+            offence = order.offence
+            years = offence.max_penalty_years if offence is not None else None
+            if years is None or years < minimum:
+                return (
+                    "not-serious-crime",
+                    f"{channel.id} covers offences punishable by at least {minimum:g} years; the order's offence carries {_years(years)}",
+                ), None
+        if run.lines is not None:
+            run.note(f"{rule}: conditions of {channel.id} hold" + (f", but {unknown}" if unknown else ""))
+        return None, unknown
+
+    def _grant(self, channel: Channel, order: Order, instrument: Instrument, subject: Subject, category: str, run: _Run, rule: str) -> Decision:
+        """A grant channel whose conditions hold: disclose, or hold while the enforcing state is notified."""
+        emergency = instrument.emergency.mode == "own-procedure" and bool(order.emergency_reason)
+        n = channel.notification
+        issuer_j = order.issuer.jurisdiction
+        detail = f"agreement:{channel.agreement}: `{instrument.id}` from `{issuer_j}` ({channel.id})"
+        if n is not None and category in n.categories:
+            offence = order.offence
+            exempt = (
+                n.exempt_when_offence_and_residence_in_issuing_state
+                and offence is not None
+                and offence.committed_in == issuer_j
+                and subject.residence == issuer_j
+            )
+            if not exempt:
+                notify = self.enforcing_state[instrument.id]
+                if emergency and n.emergency_disclose_hours is not None:
+                    window = run.received + timedelta(hours=n.emergency_objection_hours) if n.emergency_objection_hours else None
+                    return run.done(
+                        DISCLOSE,
+                        "agreement",
+                        rule,
+                        f"{detail}; emergency: disclose within {n.emergency_disclose_hours} hours",
+                        basis=COMPELLED,
+                        more=(Reason("enforcing-state-notification", rule, f"`{notify}` is notified and may object for {n.emergency_objection_hours} hours"),),
+                        obligations=Obligations(
+                            disclose_within=run.received + timedelta(hours=n.emergency_disclose_hours),
+                            notify=notify,
+                            objection_window_until=window,
+                            nondisclosure_until=run.nondisclosure,
+                        ),
+                    )
+                release = run.received + timedelta(days=n.hold_days)
+                return run.done(
+                    HOLD,
+                    "enforcing-state-notification",
+                    rule,
+                    f"`{category}` data: `{notify}` (the enforcing state) is notified and may object for {n.hold_days} days; "
+                    f"{_why_notified(offence.committed_in if offence is not None else None, subject.residence, issuer_j)}",
+                    more=(Reason("agreement", rule, detail),),
+                    obligations=Obligations(release_at=release, notify=notify, objection_window_until=release, nondisclosure_until=run.nondisclosure),
+                )
+            detail += "; no notification: the offence was committed in the issuing state and the subject resides there"
+        within: datetime | None = None
+        if emergency and n is not None and n.emergency_disclose_hours is not None:
+            within = run.received + timedelta(hours=n.emergency_disclose_hours)
+        elif channel.disclose_within_days is not None:
+            within = run.received + timedelta(days=channel.disclose_within_days)
+        return run.done(
+            DISCLOSE,
+            "agreement",
+            rule,
+            detail,
+            basis=COMPELLED,
+            obligations=Obligations(disclose_within=within, nondisclosure_until=run.nondisclosure),
+        )
+
+    def _blocking(self, instrument: Instrument, issuer_j: str, region: Region, category: str, run: _Run) -> Decision | None:
+        """R5.d: the first blocking rule of the storage place that applies to this issuer and category."""
+        stored_j = region.jurisdiction
+        compelled = instrument.compels in ("anywhere", "agreement")
+        for rule in self.blocking:
+            name = f"R5.blocking.{rule.id}"
+            if stored_j not in rule.stored_in and region.id not in rule.stored_in:
+                if run.lines is not None:
+                    run.note(f"{name}: does not apply to data stored in `{stored_j}`")
+                continue
+            if category not in rule.categories:
+                if run.lines is not None:
+                    run.note(f"{name}: does not apply to `{category}` data")
+                continue
+            if issuer_j in rule.unless_issuer_in:
+                if run.lines is not None:
+                    run.note(f"{name}: does not apply to issuers of `{issuer_j}`")
+                continue
+            if compelled and instrument.conflict_objection_days is not None:
+                return run.done(
+                    LEGAL_REVIEW,
+                    "third-country-conflict",
+                    name,
+                    f"`{instrument.id}` compels a disclosure that {rule.name} forbids; the provider may object within "
+                    f"{instrument.conflict_objection_days} days",
+                    more=(Reason(rule.reason, name, rule.legal_basis),),
+                    obligations=run.review(days=instrument.conflict_objection_days),
+                )
+            outcome = rule.when_compelled if compelled else rule.when_not_compelled
+            how = "compels" if compelled else "cannot compel"
+            return run.done(
+                outcome,
+                rule.reason,
+                name,
+                f"`{instrument.id}` from `{issuer_j}` {how} disclosure of `{category}` data stored in `{stored_j}`: {rule.name}",
+                obligations=run.review(days=rule.review_days) if outcome == LEGAL_REVIEW else NO_OBLIGATIONS,
+            )
+        return None
+
+    def _voluntary(self, domestic: bool, region: Region, rank: int, run: _Run) -> Decision | None:
+        """R5.b/e: the first voluntary-disclosure rule covering this direction, storage place and category."""
+        wanted = "domestic" if domestic else "foreign"
+        for rule, up_to in self.voluntary:
+            name = f"R5.voluntary.{rule.id}"
+            if rule.to not in (wanted, "any"):
+                if run.lines is not None:
+                    run.note(f"{name}: not for {wanted} authorities")
+            elif region.jurisdiction not in rule.stored_in and region.id not in rule.stored_in:
+                if run.lines is not None:
+                    run.note(f"{name}: not for data stored in `{region.jurisdiction}`")
+            elif rank > up_to:
+                if run.lines is not None:
+                    run.note(f"{name}: only up to `{rule.up_to}` data")
+            else:
+                return run.done(
+                    DISCLOSE,
+                    "voluntary-disclosure",
+                    name,
+                    f"policy `{rule.id}` lets the provider give {wanted} authorities `{rule.up_to}` data and below stored in `{region.jurisdiction}`",
+                    basis=VOLUNTARY,
+                    obligations=run.plain(),
+                )
+        return None
+
+    def _objection(self, decided: Decision, objection: Objection | None, run: _Run) -> Decision:
+        """R6: an objection by the notified state, in time, stops a hold (or an emergency disclosure)."""
+        obligations = decided.obligations
+        window = obligations.objection_window_until or obligations.release_at
+        if objection is None:
+            if window is not None and run.lines is not None:
+                run.note(f"R6.objection: none recorded; `{obligations.notify}` may object until {_when(window)}")
+            return decided
+        if window is None or decided.outcome not in (HOLD, DISCLOSE):
+            if run.lines is not None:
+                run.note(f"R6.objection: ignored: the decision ({decided.outcome}) awaits no objection")
+            return decided
+        if objection.by != obligations.notify:
+            if run.lines is not None:
+                run.note(f"R6.objection: ignored: `{objection.by}` is not the notified state `{obligations.notify}`")
+            return decided
+        if objection.at > window:
+            if run.lines is not None:
+                run.note(f"R6.objection: ignored: made {_when(objection.at)}, after the window closed at {_when(window)}")
+            return decided
+        return run.done(
+            REFUSE,
+            "enforcing-state-objection",
+            "R6.objection",
+            f"`{objection.by}` objected at {_when(objection.at)}" + (f": {objection.reason}" if objection.reason else ""),
+            more=decided.reasons,
+            obligations=Obligations(notify=obligations.notify, nondisclosure_until=run.nondisclosure),
+        )
+
+    def _person_of(self, subject: Subject, jurisdiction: str) -> bool | None:
+        """Whether the subject is a national or permanent resident of ``jurisdiction``; None if unknown.
+
+        For the jurisdiction named by ``person_status_jurisdiction`` the subject's
+        ``us_person`` flag decides (a national is always a person); for others,
+        nationality: a known other nationality counts as not a person.
+        """
+        if subject.nationality == jurisdiction:
+            return True
+        if jurisdiction == self.policy.person_status_jurisdiction:
+            return subject.us_person
+        return None if subject.nationality is None else False
+
+
+class _Run:
+    """Per-decision working state for R2 to R6: the service time, the trace, the pending motion to quash."""
+
+    __slots__ = ("lines", "meta", "nondisclosure", "quash_by", "quash_reasons", "received", "review_days")
+
+    def __init__(self, received: datetime, nondisclosure: datetime | None, review_days: int, lines: list[str] | None, meta: tuple[str, str, str, str]) -> None:
+        self.meta = meta
+        self.received = received
+        self.nondisclosure = nondisclosure
+        self.review_days = review_days
+        self.lines = lines
+        self.quash_by: datetime | None = None
+        self.quash_reasons: tuple[Reason, ...] = ()
+
+    def note(self, text: str) -> None:
+        if self.lines is not None:
+            self.lines.append(text)
+
+    def plain(self) -> Obligations:
+        return NO_OBLIGATIONS if self.nondisclosure is None else Obligations(nondisclosure_until=self.nondisclosure)
+
+    def review(self, *, days: int | None = None, hours: int | None = None) -> Obligations:
+        span = timedelta(hours=hours) if hours is not None else timedelta(days=days or self.review_days)
+        return Obligations(deadline=self.received + span, nondisclosure_until=self.nondisclosure)
+
+    def done(
+        self,
+        outcome: str,
+        code: str,
+        rule: str,
+        detail: str,
+        *,
+        basis: str | None = None,
+        more: tuple[Reason, ...] = (),
+        obligations: Obligations = NO_OBLIGATIONS,
+    ) -> Decision:
+        if self.lines is not None:
+            self.lines.append(f"{rule}: decides {outcome}{' (' + basis + ')' if basis else ''} ({code}): {detail}")
+        return Decision(outcome, basis, (Reason(code, rule, detail), *more), obligations, rule, (), *self.meta)
+
+
+def _refuse_unplaced(region: str, lines: list[str] | None, meta: tuple[str, str, str, str]) -> Decision:
+    detail = f"region `{region}` is not configured; the engine cannot place the data"
+    if lines is not None:
+        lines.append(f"R1.region: {REFUSE} (unknown-region): {detail}")
+    return Decision(REFUSE, None, (Reason("unknown-region", "R1.region", detail),), NO_OBLIGATIONS, "R1.region", (), *meta)
+
+
+def _why_notified(committed_in: str | None, residence: str, issuer_j: str) -> str:
+    where = f"was committed in `{committed_in}`" if committed_in else "has no stated place"
+    return f"the offence {where} and the subject resides in `{residence}`, not both in the issuing state `{issuer_j}`"
+
+
+def _years(years: float | None) -> str:
+    return "no stated maximum penalty" if years is None else f"{years:g} years"
+
+
+_ENGINES: weakref.WeakKeyDictionary[LegalPolicy, Engine] = weakref.WeakKeyDictionary()
+
+
+def compile_policy(policy: LegalPolicy) -> Engine:
+    """The compiled engine for a policy (memoised per policy object)."""
+    engine = _ENGINES.get(policy)
+    if engine is None:
+        engine = _ENGINES[policy] = Engine(policy)
+    return engine
+
+
+def decide(
+    order: Order,
+    subject: Subject | None,
+    region: Region | str | None,
+    category: str,
+    *,
+    policy: LegalPolicy | Engine,
+    now: datetime,
+    has_records: bool = True,
+    replayed: bool = False,
+    objection: Objection | None = None,
+    prior_preservation: PriorPreservation | None = None,
+    trace: bool = False,
+) -> Decision:
+    """Decide one (order, subject, storage region, category). See the module docstring."""
+    engine = policy if isinstance(policy, Engine) else compile_policy(policy)
+    return engine.decide(
+        order,
+        subject,
+        region,
+        category,
+        now=now,
+        has_records=has_records,
+        replayed=replayed,
+        objection=objection,
+        prior_preservation=prior_preservation,
+        trace=trace,
+    )

@@ -1,0 +1,462 @@
+"""Legal orders: verify, decide per (subject, region, category), act, record.
+
+``submit`` is the intake path: it verifies the signed order, claims its id
+exactly once (an identical resubmission returns the stored decision; a
+different body under a used id is refused as ``replayed``), lists the named
+subjects' records in every region concerned in parallel, asks the pure engine
+for each (subject, region, category), acts (legal holds for ``preserve`` and
+``hold``) and writes the ledger before it answers.
+
+``explain`` runs the same verification and decisions with the full trace and
+changes nothing: no claim, no hold, no ledger entry.
+
+A decision document is stored once; what it means *now* (a hold whose window
+closed, a preservation that expired) is computed from it and the clock, and
+``sweep`` lifts holds that are due. Everything here is ids, hashes and
+decisions: never record content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from gateway.config import Config
+from gateway.errors import Conflict, GatewayError, InvalidRequest, NotFound
+from gateway.keys import PublicKey
+from gateway.legal.engine import Decision, Engine
+from gateway.legal.orders import Order, PriorPreservation
+from gateway.legal.verify import OrderRejected, order_fingerprint, verify_order
+from gateway.model import Clock, Subject, is_identifier, isoformat, parse_time
+from gateway.packages import PackageItem, build_manifest, provider_key_id, stream_package
+from gateway.services.records import TAG_METADATA, RecordService, UnknownSubject, record_key, subject_prefix
+from gateway.stores import ObjectLocked, ObjectNotFound, PreconditionFailed, RecordStore
+
+log = logging.getLogger("gateway.orders")
+
+DISCLOSED = "disclose"
+
+
+class OrderNotFound(NotFound):
+    code = "order-not-found"
+
+
+class Replayed(Conflict):
+    code = "replayed"
+
+
+def _doc_key(authority: str, order_id: str) -> str:
+    return f"orders/{authority}/{order_id}/decision"
+
+
+def _claim_key(authority: str, order_id: str) -> str:
+    return f"orders/{authority}/{order_id}/claim"
+
+
+def _index_key(order_id: str, authority: str) -> str:
+    return f"order-ids/{order_id}/{authority}"
+
+
+def _hold_key(region: str, subject: str, key: str) -> str:
+    return f"holds/{region}/{subject}/{key}"
+
+
+@dataclass(frozen=True)
+class Trust:
+    """Registered authorities and the public keys that verify their orders."""
+
+    keys: Mapping[str, PublicKey]
+
+
+class OrderService:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        records: RecordService,
+        control: RecordStore,
+        trust: Trust,
+        provider_key: ed25519.Ed25519PrivateKey,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.records = records
+        self.stores = records.stores
+        self.control = control
+        self.trust = trust
+        self.provider_key = provider_key
+        self.provider_id = provider_key_id(provider_key.public_key())
+        self.clock = clock
+        self.engine = Engine(config)
+        self._holds_lock = asyncio.Lock()
+
+    # --- verification ----------------------------------------------------------
+
+    def verify(self, token: str, *, now: datetime) -> Order:
+        return verify_order(
+            token,
+            authorities=self.config.legal.authorities,
+            keys=self.trust.keys,
+            instruments=self.config.legal.instruments.keys(),
+            categories=self.config.categories,
+            now=now,
+            received_at=now,
+        )
+
+    # --- intake ----------------------------------------------------------------
+
+    async def submit(self, token: str, *, submitted_by: str) -> tuple[dict[str, Any], bool]:
+        """Decide and act on a signed order. Returns (document, created)."""
+        now = self.clock()
+        fingerprint = order_fingerprint(token)
+        try:
+            order = self.verify(token, now=now)
+        except OrderRejected as rejected:
+            await self.records._record(
+                "order.rejected",
+                {"fingerprint": fingerprint, "reason": rejected.code, "rule": rejected.rule, "by": submitted_by},
+            )
+            raise
+        authority = order.issuer.id
+
+        # (1) claim the order id once, across replicas
+        claim = json.dumps({"fingerprint": fingerprint, "received_at": isoformat(now)}).encode()
+        try:
+            await self.control.put(_claim_key(authority, order.id), claim, {}, if_absent=True)
+        except PreconditionFailed:
+            existing = json.loads((await self.control.get(_claim_key(authority, order.id))).body)
+            if existing["fingerprint"] != fingerprint:
+                await self.records._record(
+                    "order.rejected", {"order": order.id, "authority": authority, "fingerprint": fingerprint, "reason": "replayed", "rule": "R1"}
+                )
+                raise Replayed(
+                    f"order id `{order.id}` was already used by `{authority}` for a different order",
+                    outcome="refuse",
+                    reasons=[{"code": "replayed", "rule": "R1", "detail": "same order id, different body"}],
+                ) from None
+            return await self._wait_for_document(authority, order.id), False
+
+        await self.records._record(
+            "order.received",
+            {"order": order.id, "authority": authority, "served_by": order.served_by.id, "instrument": order.instrument, "fingerprint": fingerprint},
+        )
+        # (2) decide every (subject, region, category)
+        items, _, whole = await self._decide_all(order, now=now, trace=False)
+        # (3) act
+        await self._act(order, items, now=now)
+        document = self._document(order, items, fingerprint=fingerprint, received_at=now, whole=whole)
+        # (4) record, then store the document for GET and resubmissions
+        await self.records._record(
+            "order.decided",
+            {
+                "order": order.id,
+                "authority": authority,
+                "whole_order": whole.reason if whole else None,
+                "items": [
+                    {"subject": i["subject"], "region": i["region"], "category": i["category"], "outcome": i["outcome"], "reason": i["reasons"][0]["code"]}
+                    for i in items
+                ],
+            },
+        )
+        await self.control.put(_doc_key(authority, order.id), json.dumps(document).encode(), {})
+        await self.control.put(_index_key(order.id, authority), b"", {})
+        return self.view(document, now=now), True
+
+    async def _wait_for_document(self, authority: str, order_id: str) -> dict[str, Any]:
+        """A resubmission racing the first submission waits briefly for its document."""
+        for _ in range(50):
+            try:
+                return self.view(json.loads((await self.control.get(_doc_key(authority, order_id))).body), now=self.clock())
+            except ObjectNotFound:
+                await asyncio.sleep(0.1)
+        raise Conflict(f"order `{order_id}` is still being decided; ask again shortly", code="order-in-progress")
+
+    async def explain(self, token: str, *, at: datetime | None = None) -> dict[str, Any]:
+        """The decision document with the full trace; changes nothing."""
+        now = at or self.clock()
+        order = self.verify(token, now=now)
+        items, trace, whole = await self._decide_all(order, now=now, trace=True)
+        document = self._document(order, items, fingerprint=order_fingerprint(token), received_at=now, whole=whole)
+        document["trace"] = trace
+        document["explain"] = {"at": isoformat(now), "side_effects": False}
+        return document
+
+    # --- deciding --------------------------------------------------------------
+
+    async def _subject_records(self, subject_id: str) -> tuple[Subject | None, list[dict[str, Any]]]:
+        """A subject and its records' metadata (category, sha256, tag), or (None, [])."""
+        try:
+            subject = await self.records.subject(subject_id)
+        except UnknownSubject:
+            return None, []
+        except InvalidRequest:
+            return None, []
+        store = self.stores[subject.home_region]
+        prefix = f"{subject_prefix(subject.id)}records/"
+        keys = await store.list(prefix)
+        limiter = asyncio.Semaphore(16)
+
+        async def one(object_key: str) -> dict[str, Any] | None:
+            key = object_key[len(prefix) :]
+            async with limiter:
+                try:
+                    info = await store.head(object_key)
+                except ObjectNotFound:
+                    return None
+            try:
+                tag = self.records.verifier.verify(
+                    info.metadata.get(TAG_METADATA), store_region=subject.home_region, subject=subject.id, key=key, sha256=None, size=None
+                )
+            except Exception:  # a record that cannot prove its residency is never disclosed
+                self.records.observer.residency_violation(region=subject.home_region, reason="tag-invalid-on-order")
+                return None
+            return {"key": key, "category": tag.category, "sha256": tag.sha256, "size": tag.size, "tag": info.metadata[TAG_METADATA]}
+
+        found = [r for r in await asyncio.gather(*(one(k) for k in keys)) if r is not None]
+        return subject, sorted(found, key=lambda r: r["key"])
+
+    async def _prior_preservation(self, order: Order) -> PriorPreservation | None:
+        if not order.renews:
+            return None
+        for authority in (order.issuer.id, *sorted(set(self.config.legal.authorities) - {order.issuer.id})):
+            try:
+                doc = json.loads((await self.control.get(_doc_key(authority, order.renews))).body)
+            except ObjectNotFound:
+                continue
+            untils = [parse_time(i["obligations"]["until"]) for i in doc["items"] if i["outcome"] == "preserve" and i["obligations"].get("until")]
+            if not untils:
+                return None
+            return PriorPreservation(
+                order_id=order.renews,
+                instrument=doc["instrument"],
+                issuer_jurisdiction=self.config.legal.authorities[doc["authority"]].jurisdiction,
+                until=max(untils),
+                extensions=int(doc.get("extensions", 0)),
+                subjects=tuple(doc["subjects"]),
+            )
+        return None
+
+    async def _decide_all(self, order: Order, *, now: datetime, trace: bool) -> tuple[list[dict[str, Any]], list[str], Decision | None]:
+        """Items for every named (subject, category), the trace, and the whole-order decision when R1 settles it."""
+        whole = self.engine.check_order(order, now=now, trace=trace)
+        if whole is not None:
+            # R1 checks that need no subject (no specific identifiers, a regime not in force, not bound...) decide the whole order.
+            items = [self._item(s, None, c, whole, []) for s in dict.fromkeys(order.subjects) for c in order.categories]
+            return items, list(whole.trace), whole
+        looked_up = await asyncio.gather(*(self._subject_records(s) for s in dict.fromkeys(order.subjects)))
+        prior = await self._prior_preservation(order)
+        items: list[dict[str, Any]] = []
+        lines: list[str] = []
+        for subject_id, (subject, records) in zip(dict.fromkeys(order.subjects), looked_up, strict=True):
+            for category in order.categories:
+                matching = [r for r in records if r["category"] == category]
+                decision = self.engine.decide(
+                    order,
+                    subject,
+                    subject.home_region if subject else None,
+                    category,
+                    now=now,
+                    has_records=bool(matching),
+                    prior_preservation=prior,
+                    trace=trace,
+                    subject_id=subject_id,
+                )
+                items.append(self._item(subject_id, subject, category, decision, matching))
+                if trace:
+                    lines.append(f"## {subject_id} / {subject.home_region if subject else '-'} / {category}")
+                    lines.extend(decision.trace)
+        return items, lines, None
+
+    def _item(self, subject_id: str, subject: Subject | None, category: str, decision: Decision, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        data = decision.to_json()
+        return {
+            "subject": subject_id,
+            "region": subject.home_region if subject else None,
+            "category": category,
+            **{k: data[k] for k in ("outcome", "basis", "reasons", "obligations", "rule")},
+            "records": [dict(r) for r in records] if decision.outcome in (DISCLOSED, "hold", "preserve") else [],
+            "record_count": len(records),
+        }
+
+    def _document(
+        self, order: Order, items: list[dict[str, Any]], *, fingerprint: str, received_at: datetime, whole: Decision | None = None
+    ) -> dict[str, Any]:
+        return {
+            "id": order.id,
+            "authority": order.issuer.id,
+            "served_by": order.served_by.id,
+            "instrument": order.instrument,
+            "subjects": list(order.subjects),
+            "categories": list(order.categories),
+            "received_at": isoformat(received_at),
+            "expires_at": isoformat(order.expires_at) if order.expires_at else None,
+            "nondisclosure_until": isoformat(order.nondisclosure_until) if order.nondisclosure_until else None,
+            "case_ref": order.case_ref,
+            "renews": order.renews,
+            "fingerprint": fingerprint,
+            "whole_order": None if whole is None else {k: whole.to_json()[k] for k in ("outcome", "rule", "reasons")},
+            "extensions": 0,
+            "objections": [],
+            "items": items,
+        }
+
+    # --- acting ----------------------------------------------------------------
+
+    async def _act(self, order: Order, items: list[dict[str, Any]], *, now: datetime) -> None:
+        for item in items:
+            if item["outcome"] == "preserve":
+                until = item["obligations"]["until"]
+            elif item["outcome"] == "hold":
+                until = item["obligations"]["release_at"]
+            else:
+                continue
+            for record in item["records"]:
+                await self._place_hold(item["region"], item["subject"], record["key"], f"{order.issuer.id}/{order.id}", until)
+        if order.renews and any(i["outcome"] == "preserve" for i in items):
+            await self._count_extension(order)
+
+    async def _count_extension(self, order: Order) -> None:
+        for authority in self.config.legal.authorities:
+            try:
+                obj = await self.control.get(_doc_key(authority, order.renews or ""))
+            except ObjectNotFound:
+                continue
+            doc = json.loads(obj.body)
+            doc["extensions"] = int(doc.get("extensions", 0)) + 1
+            await self.control.put(_doc_key(authority, order.renews or ""), json.dumps(doc).encode(), {})
+            return
+
+    async def _place_hold(self, region: str, subject: str, key: str, holder: str, until: str) -> None:
+        async with self._holds_lock:
+            index_key = _hold_key(region, subject, key)
+            try:
+                book = json.loads((await self.control.get(index_key)).body)
+            except ObjectNotFound:
+                book = {"region": region, "subject": subject, "key": key, "holds": {}}
+            book["holds"][holder] = max(until, book["holds"].get(holder, until))
+            await self.control.put(index_key, json.dumps(book, sort_keys=True).encode(), {})
+            await self.stores[region].set_legal_hold(record_key(subject, key), True)
+        await self.records._record("hold.placed", {"region": region, "subject": subject, "key": key, "holder": holder, "until": until})
+
+    async def sweep(self) -> int:
+        """Lift every hold whose time has come; returns how many records were released."""
+        now = isoformat(self.clock())
+        released = 0
+        async with self._holds_lock:
+            for index_key in await self.control.list("holds/"):
+                try:
+                    book = json.loads((await self.control.get(index_key)).body)
+                except ObjectNotFound:
+                    continue
+                live = {holder: until for holder, until in book["holds"].items() if until > now}
+                if live == book["holds"]:
+                    continue
+                if live:
+                    book["holds"] = live
+                    await self.control.put(index_key, json.dumps(book, sort_keys=True).encode(), {})
+                    continue
+                with contextlib.suppress(ObjectNotFound):  # erased since: nothing left to release
+                    await self.stores[book["region"]].set_legal_hold(record_key(book["subject"], book["key"]), False)
+                await self.control.delete(index_key)
+                await self.records._record("hold.released", {"region": book["region"], "subject": book["subject"], "key": book["key"]})
+                released += 1
+        return released
+
+    # --- reading ---------------------------------------------------------------
+
+    async def _find(self, order_id: str, authority: str | None) -> dict[str, Any]:
+        if not is_identifier(order_id) or (authority is not None and not is_identifier(authority)):
+            raise InvalidRequest(f"order id `{order_id}` is not a valid identifier", code="invalid-order-id")
+        if authority is None:
+            owners = [k.rsplit("/", 1)[1] for k in await self.control.list(f"order-ids/{order_id}/")]
+            if not owners:
+                raise OrderNotFound(f"no order `{order_id}`")
+            if len(owners) > 1:
+                raise Conflict(
+                    f"order id `{order_id}` was used by {', '.join(f'`{o}`' for o in owners)}; add `?authority=ID`", code="ambiguous-order-id"
+                )
+            authority = owners[0]
+        try:
+            return json.loads((await self.control.get(_doc_key(authority, order_id))).body)
+        except ObjectNotFound:
+            raise OrderNotFound(f"no order `{order_id}` from `{authority}`") from None
+
+    async def document(self, order_id: str, authority: str | None = None) -> dict[str, Any]:
+        return self.view(await self._find(order_id, authority), now=self.clock())
+
+    def view(self, document: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+        """The stored document as it stands at ``now``: holds past their window are released."""
+        stamp = isoformat(now)
+        objected = {(o["subject"], o["region"]) for o in document.get("objections", [])}
+        items = []
+        for item in document["items"]:
+            item = dict(item)
+            item["state"] = "decided"
+            if item["outcome"] == "hold":
+                if (item["subject"], item["region"]) in objected:
+                    item["state"] = "objected"
+                elif item["obligations"].get("release_at", "9999") <= stamp:
+                    item["state"] = "released"
+                else:
+                    item["state"] = "holding"
+            elif item["outcome"] == "preserve":
+                item["state"] = "preserving" if item["obligations"].get("until", "") > stamp else "expired"
+            items.append(item)
+        view = {**document, "items": items}
+        disclosable = [i for i in items if _disclosable(i)]
+        view["summary"] = {o: sum(1 for i in items if i["outcome"] == o) for o in sorted({i["outcome"] for i in items})}
+        view["package"] = {
+            "available": any(i["records"] for i in disclosable),
+            "records": sum(len(i["records"]) for i in disclosable),
+            "href": f"/v1/orders/{document['id']}/package?authority={document['authority']}",
+        }
+        return view
+
+    # --- packages --------------------------------------------------------------
+
+    async def package(self, order_id: str, authority: str | None = None) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
+        """The signed manifest and a stream of the tar; recorded in the ledger before the first byte."""
+        view = await self.document(order_id, authority)
+        items = [
+            PackageItem(i["subject"], i["region"], i["category"], r["key"], r["sha256"], r["size"], r["tag"])
+            for i in view["items"]
+            if _disclosable(i)
+            for r in i["records"]
+        ]
+        if not items:
+            raise NotFound(f"order `{order_id}` has nothing disclosed (yet)", code="nothing-disclosed")
+        manifest = build_manifest(view["id"], view["authority"], self.clock(), items, self.provider_id)
+        await self.records._record(
+            "package.produced",
+            {"order": view["id"], "authority": view["authority"], "records": len(items), "manifest_sha256": _manifest_hash(manifest)},
+        )
+
+        async def fetch(item: Mapping[str, Any]) -> bytes:
+            obj = await self.stores[item["region"]].get(record_key(item["subject"], item["key"]))
+            return obj.body
+
+        return manifest, stream_package(manifest, signing_key=self.provider_key, fetch=fetch)
+
+    # --- writes through the gateway must respect holds ------------------------
+
+    @staticmethod
+    def is_locked(error: GatewayError) -> bool:
+        return isinstance(error, ObjectLocked)
+
+
+def _disclosable(item: Mapping[str, Any]) -> bool:
+    return item["outcome"] == DISCLOSED or item.get("state") == "released"
+
+
+def _manifest_hash(manifest: Mapping[str, Any]) -> str:
+    from gateway.canonical import canonical, sha256_hex
+
+    return sha256_hex(canonical(manifest))

@@ -1,0 +1,97 @@
+"""Legal-order routes: intake, decision documents, packages, explain."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from gateway.errors import InvalidRequest
+from gateway.legal.verify import OrderRejected
+from gateway.model import parse_time
+from gateway.web.auth import authenticate
+from gateway.web.keys import STATE_KEY
+from gateway.web.problem import problem
+
+routes = web.RouteTableDef()
+MAX_ORDER_BYTES = 256 * 1024
+
+
+async def _order_text(request: web.Request) -> str:
+    body = await request.read()
+    if len(body) > MAX_ORDER_BYTES:
+        raise InvalidRequest(f"an order is at most {MAX_ORDER_BYTES} bytes", code="order-too-large")
+    try:
+        return body.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise InvalidRequest("send the order as its compact JWS text (`application/jose`)", code="malformed-order") from None
+
+
+def _rejected(request: web.Request, rejected: OrderRejected) -> web.Response:
+    """A refused order is a decision too: a problem document carrying outcome and reason."""
+    return problem(
+        request,
+        422,
+        rejected.code,
+        rejected.message,
+        outcome="refuse",
+        reasons=[{"code": rejected.code, "rule": rejected.rule, "detail": rejected.message}],
+    )
+
+
+@routes.post("/v1/orders")
+async def submit_order(request: web.Request) -> web.Response:
+    caller = authenticate(request, "intake")
+    orders = request.app[STATE_KEY].rt.orders
+    try:
+        document, created = await orders.submit(await _order_text(request), submitted_by=caller.principal)
+    except OrderRejected as rejected:
+        return _rejected(request, rejected)
+    return web.json_response(document, status=201 if created else 200, headers={"Location": f"/v1/orders/{document['id']}"})
+
+
+@routes.get("/v1/orders/{order}")
+async def get_order(request: web.Request) -> web.Response:
+    authenticate(request, "intake", "legal")
+    document = await request.app[STATE_KEY].rt.orders.document(request.match_info["order"], request.query.get("authority"))
+    return web.json_response(document)
+
+
+@routes.get("/v1/orders/{order}/package")
+async def get_package(request: web.Request) -> web.StreamResponse:
+    authenticate(request, "intake")
+    manifest, chunks = await request.app[STATE_KEY].rt.orders.package(request.match_info["order"], request.query.get("authority"))
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "application/x-tar",
+            "Content-Disposition": f'attachment; filename="{manifest["order"]}.tar"',
+            "X-Package-Records": str(len(manifest["records"])),
+        }
+    )
+    await response.prepare(request)
+    async for chunk in chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+@routes.post("/v1/explain")
+async def explain(request: web.Request) -> web.Response:
+    authenticate(request, "legal")
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("body must be JSON: {\"order\": \"<compact JWS>\", \"at\": \"<RFC 3339>\"?}", code="invalid-json") from None
+    if not isinstance(body, dict) or not isinstance(body.get("order"), str) or set(body) - {"order", "at"}:
+        raise InvalidRequest("body must be {\"order\": \"<compact JWS>\", \"at\": \"<RFC 3339>\"?}", code="invalid-request")
+    at = None
+    if body.get("at") is not None:
+        try:
+            at = parse_time(str(body["at"]))
+        except ValueError:
+            raise InvalidRequest(f"`at` must be an RFC 3339 time, not `{body['at']}`", code="invalid-time") from None
+    try:
+        document = await request.app[STATE_KEY].rt.orders.explain(body["order"].strip(), at=at)
+    except OrderRejected as rejected:
+        return _rejected(request, rejected)
+    return web.json_response(document)

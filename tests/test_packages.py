@@ -1,0 +1,253 @@
+"""Disclosure packages: streamed one record at a time, verified offline byte for byte."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import itertools
+import tarfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from gateway.packages import (
+    PackageError,
+    PackageItem,
+    build_manifest,
+    provider_key_id,
+    stream_package,
+    verify_package,
+)
+
+CREATED = datetime(2026, 10, 1, 9, 30, tzinfo=UTC)
+PROVIDER = ed25519.Ed25519PrivateKey.generate()
+BODIES = {
+    ("acct-1", "north-1", "mail-1"): b"Subject: hello\r\n\r\nsee you at noon\r\n",
+    ("acct-1", "north-1", "login-log"): b"x" * 512,  # exactly one block: no padding
+    ("acct-2", "south-1", "empty"): b"",
+    ("acct-2", "south-1", "photo.jpg"): bytes(range(256)) * 9,
+}
+
+
+def items() -> list[PackageItem]:
+    return [
+        PackageItem(subject, region, "content", key, hashlib.sha256(body).hexdigest(), len(body), f"tag-of-{key}")
+        for (subject, region, key), body in BODIES.items()
+    ]
+
+
+def manifest(key: ed25519.Ed25519PrivateKey = PROVIDER) -> dict[str, Any]:
+    return build_manifest("order-1", "aa-court", CREATED, items(), provider_key_id(key.public_key()))
+
+
+class Store:
+    """Record bytes by (subject, region, key); counts fetches in flight."""
+
+    def __init__(self, bodies: Mapping[tuple[str, str, str], bytes] = BODIES) -> None:
+        self.bodies = dict(bodies)
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.events: list[str] = []
+
+    async def fetch(self, record: Mapping[str, Any]) -> bytes:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.events.append(f"fetch {record['path']}")
+        await asyncio.sleep(0)
+        self.in_flight -= 1
+        return self.bodies[(record["subject"], record["region"], record["key"])]
+
+
+async def produce(path: Path, manifest_: dict[str, Any], *, store: Store | None = None, key: ed25519.Ed25519PrivateKey = PROVIDER) -> Path:
+    store = store or Store()
+    with path.open("wb") as fh:
+        async for chunk in stream_package(manifest_, signing_key=key, fetch=store.fetch):
+            fh.write(chunk)
+    return path
+
+
+@pytest.fixture
+async def package(tmp_path: Path) -> Path:
+    return await produce(tmp_path / "package.tar", manifest())
+
+
+def flipped(source: Path, position: int, target: Path) -> Path:
+    data = bytearray(source.read_bytes())
+    data[position] ^= 0xFF
+    target.write_bytes(bytes(data))
+    return target
+
+
+def offsets(path: Path) -> dict[str, tarfile.TarInfo]:
+    with tarfile.open(path, "r:") as tar:
+        return {member.name: member for member in tar}
+
+
+def test_a_streamed_package_verifies(package: Path) -> None:
+    report = verify_package(package, PROVIDER.public_key())
+    assert (report.ok, report.order, report.records, report.problems) == (True, "order-1", len(BODIES), [])
+
+
+def test_a_streamed_package_is_a_plain_tar_with_the_manifest_first_and_the_records_after(package: Path) -> None:
+    with tarfile.open(package, "r:") as tar:
+        names = tar.getnames()
+        contents = {name: tar.extractfile(name).read() for name in names[2:]}  # type: ignore[union-attr]
+    assert names[:2] == ["manifest.json", "manifest.sig"]
+    assert contents == {f"records/{s}/{r}/{k}": body for (s, r, k), body in BODIES.items()}
+
+
+def test_flipping_any_sampled_byte_fails_verification(package: Path, tmp_path: Path) -> None:
+    members = offsets(package)
+    size = package.stat().st_size
+    record = members["records/acct-2/south-1/photo.jpg"]
+    mail = members["records/acct-1/north-1/mail-1"]
+    positions = {
+        "manifest header: name": members["manifest.json"].offset,
+        "manifest header: checksum byte tar ignores": members["manifest.json"].offset + 155,
+        "manifest body": members["manifest.json"].offset_data + 10,
+        "signature body": members["manifest.sig"].offset_data + 5,
+        "signature's last character": members["manifest.sig"].offset_data + members["manifest.sig"].size - 1,
+        "record header: size field": record.offset + 124 + 5,
+        "record header: mtime field": record.offset + 136 + 3,
+        "record body": record.offset_data + 100,
+        "padding after a record": mail.offset_data + mail.size + 3,
+        "first end-of-archive block": size - 1024,
+        "last byte": size - 1,
+    }
+    survivors = [
+        name
+        for name, position in positions.items()
+        if verify_package(flipped(package, position, tmp_path / "flipped.tar"), PROVIDER.public_key()).ok
+    ]
+    assert survivors == []
+
+
+def test_flipping_every_seventh_byte_of_the_whole_file_fails_verification(package: Path, tmp_path: Path) -> None:
+    original = package.read_bytes()
+    target = tmp_path / "flipped.tar"
+    survivors = []
+    for position in range(0, len(original), 7):
+        if verify_package(flipped(package, position, target), PROVIDER.public_key()).ok:
+            survivors.append(position)
+    assert survivors == []
+
+
+def test_bytes_appended_after_the_end_fail_verification(package: Path) -> None:
+    with package.open("ab") as fh:
+        fh.write(b"\0" * 512)
+    assert not verify_package(package, PROVIDER.public_key()).ok
+
+
+async def test_a_record_changed_in_the_store_after_the_decision_stops_the_stream(tmp_path: Path) -> None:
+    store = Store({**BODIES, ("acct-1", "north-1", "mail-1"): b"Subject: hello\r\n\r\nsee you at ONE\r\n"})
+    with pytest.raises(PackageError) as caught:
+        await produce(tmp_path / "package.tar", manifest(), store=store)
+    assert caught.value.code == "package-integrity"
+    assert not verify_package(tmp_path / "package.tar", PROVIDER.public_key()).ok
+
+
+async def test_the_changed_record_sends_none_of_its_bytes(tmp_path: Path) -> None:
+    changed = b"Subject: hello\r\n\r\nsee you at ONE\r\n"
+    store = Store({**BODIES, ("acct-1", "north-1", "mail-1"): changed})
+    chunks: list[bytes] = []
+    with pytest.raises(PackageError):
+        async for chunk in stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch):
+            chunks.append(chunk)
+    assert changed not in b"".join(chunks)
+
+
+def test_a_missing_member_fails_verification(package: Path) -> None:
+    member = offsets(package)["records/acct-1/north-1/mail-1"]
+    end = member.offset_data + member.size + (-member.size % 512)
+    data = package.read_bytes()
+    package.write_bytes(data[: member.offset] + data[end:])
+    report = verify_package(package, PROVIDER.public_key())
+    assert not report.ok
+    assert "record `records/acct-1/north-1/mail-1` is missing" in report.problems
+
+
+def test_an_extra_member_fails_verification(package: Path) -> None:
+    data = package.read_bytes()[:-1024]
+    extra = tarfile.TarInfo("records/acct-9/north-1/planted")
+    extra.size = 3
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(extra, io.BytesIO(b"bad"))
+    package.write_bytes(data + buffer.getvalue())
+    report = verify_package(package, PROVIDER.public_key())
+    assert "unexpected member `records/acct-9/north-1/planted`" in report.problems
+
+
+async def test_a_package_signed_by_another_key_fails_verification(tmp_path: Path) -> None:
+    other = ed25519.Ed25519PrivateKey.generate()
+    path = await produce(tmp_path / "package.tar", manifest(other), key=other)
+    report = verify_package(path, PROVIDER.public_key())
+    assert not report.ok
+    assert "manifest.sig does not verify under the provider key" in report.problems
+
+
+def test_a_file_that_is_not_a_tar_is_reported_not_raised(tmp_path: Path) -> None:
+    path = tmp_path / "package.tar"
+    path.write_bytes(b"not a tar at all")
+    report = verify_package(path, PROVIDER.public_key())
+    assert (report.ok, report.order, report.records) == (False, None, 0)
+
+
+async def test_the_stream_fetches_one_record_at_a_time(tmp_path: Path) -> None:
+    store = Store()
+    events = store.events
+    async for chunk in stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch):
+        for (subject, region, key), body in BODIES.items():
+            if chunk == body and body:
+                events.append(f"sent records/{subject}/{region}/{key}")
+    assert store.most_in_flight == 1
+    fetched = [e.removeprefix("fetch ") for e in events if e.startswith("fetch ")]
+    assert fetched == [r["path"] for r in manifest()["records"]]
+    # no record is fetched before the previous record's bytes went out
+    for earlier, later in itertools.pairwise(fetched):
+        sent = f"sent {earlier}"
+        if sent in events:
+            assert events.index(sent) < events.index(f"fetch {later}")
+
+
+async def test_nothing_is_fetched_until_the_manifest_has_been_consumed() -> None:
+    store = Store()
+    stream = stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch)
+    await anext(stream)  # manifest.json
+    await anext(stream)  # manifest.sig
+    assert store.events == []
+    await anext(stream)
+    assert len(store.events) == 1
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
+def test_the_manifest_lists_records_by_path_with_their_hashes() -> None:
+    records = manifest()["records"]
+    assert [r["path"] for r in records] == sorted(f"records/{s}/{r}/{k}" for s, r, k in BODIES)
+    assert {r["path"]: (r["sha256"], r["size"]) for r in records} == {
+        f"records/{s}/{r}/{k}": (hashlib.sha256(b).hexdigest(), len(b)) for (s, r, k), b in BODIES.items()
+    }
+
+
+async def test_a_record_with_a_path_longer_than_ustar_allows_travels_in_a_pax_header(tmp_path: Path) -> None:
+    key = "k" * 128
+    body = b"long name"
+    item = PackageItem("acct-1", "north-1", "content", key, hashlib.sha256(body).hexdigest(), len(body), "tag")
+    manifest_ = build_manifest("order-1", "aa-court", CREATED, [item], provider_key_id(PROVIDER.public_key()))
+    path = await produce(tmp_path / "package.tar", manifest_, store=Store({("acct-1", "north-1", key): body}))
+    pax_header = offsets(path)[f"records/acct-1/north-1/{key}"].offset  # tarfile reports the pax header's offset
+    pax_record = path.read_bytes().index(b"path=", pax_header)
+    assert verify_package(path, PROVIDER.public_key()).ok
+    for position in (pax_header + 3, pax_record + 20):
+        assert not verify_package(flipped(path, position, tmp_path / "flipped.tar"), PROVIDER.public_key()).ok
+
+
+def test_a_record_key_that_is_not_an_identifier_cannot_enter_a_manifest() -> None:
+    bad = PackageItem("acct-1", "north-1", "content", "../../etc/passwd", "0" * 64, 1, "tag")
+    with pytest.raises(PackageError):
+        build_manifest("order-1", "aa-court", CREATED, [bad], provider_key_id(PROVIDER.public_key()))
