@@ -227,6 +227,33 @@ def cmd_package_verify(args: argparse.Namespace) -> int:
     return EXIT_FAILURE
 
 
+def cmd_policy_test(args: argparse.Namespace) -> int:
+    """Run decision cases against the configured rules; on failure print expected versus actual."""
+    from gateway.config import load_config
+    from gateway.legal.cases import CaseFileError, load_cases, run_case
+    from gateway.legal.engine import Engine
+
+    config = load_config(args.config)
+    try:
+        cases = load_cases(args.paths)
+    except CaseFileError as error:
+        print(error.diagnostics(), file=sys.stderr)
+        return EXIT_INVALID
+    if not cases:
+        print("no cases found: an empty test proves nothing", file=sys.stderr)
+        return EXIT_FAILURE
+    engine = Engine(config)
+    results = [run_case(case, engine, config.regions) for case in cases]
+    failed = [r for r in results if not r.passed]
+    if args.format == "json":
+        print(json.dumps({"passed": len(results) - len(failed), "failed": len(failed), "failures": [r.diff_text for r in failed]}, indent=2))
+    else:
+        for result in failed:
+            print(f"FAIL {result.diff_text}\n")
+        print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -244,7 +271,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.config import load_config
-    from gateway.demo import seed
+    from gateway.demo import seed, write_demo_orders
     from gateway.runtime import Runtime, init_keys
 
     _configure_logging(args.log_level)
@@ -260,6 +287,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             await rt.close()
 
     written = asyncio.run(load())
+    orders = write_demo_orders(config, args.data_dir, system_clock())
     base = f"http://{args.host}:{args.port}"
     opts = f"--config {args.config} --data-dir {args.data_dir}"
     print(
@@ -276,6 +304,17 @@ klaus eu-central-1, oliver eu-west-2, mia ap-southeast-2). Try, in another shell
   curl -s {base}/v1/subjects/aoife/records/profile -H "Authorization: Bearer $US"        # 200, EU-US DPF covers billing
   curl -s {base}/v1/subjects/aoife/records/profile -H "Authorization: Bearer $ADS"       # 451, no mechanism covers analytics
   curl -s {base}/v1/subjects/aoife/records -H "Authorization: Bearer $EU"                # record metadata
+
+Example legal orders, signed by the demo authorities, are in {args.data_dir}/demo-orders/:
+{chr(10).join(f"  {path.name}" for path, _ in orders.values())}
+
+  INTAKE=$(gateway token issue --role intake --subject portal {opts})
+  LEGAL=$(gateway token issue --role legal --subject counsel-1 {opts})
+  curl -s -X POST {base}/v1/orders -H "Authorization: Bearer $INTAKE" -H 'Content-Type: application/jose' \\
+       --data-binary @{args.data_dir}/demo-orders/us-warrant-alice.jws                # 201, disclose
+  curl -s -o package.tar {base}/v1/orders/{orders["us-warrant-alice"][1]}/package -H "Authorization: Bearer $INTAKE"
+  gateway package verify package.tar {opts}
+  gateway explain {args.data_dir}/demo-orders/us-warrant-aoife.jws {opts}              # legal-review, with the trace
 """,
         flush=True,
     )
@@ -319,6 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", choices=ROLES, help="role for people and systems")
     p.add_argument("--subject", help="who the token is for (required for intake, legal and ops)")
     p.add_argument("--ttl", type=int, help="lifetime in seconds (default: identity.token_ttl_seconds)")
+
+    policy = sub.add_parser("policy", help="the legal policy").add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    p = command("test", "decide every case in the given files or folders and compare with its expectation", cmd_policy_test, policy)
+    p.add_argument("paths", nargs="+", type=Path, help="case files (*.toml) or folders of them")
 
     order = sub.add_parser("order", help="legal orders").add_subparsers(dest="order_command", required=True, metavar="ACTION")
     p = command("sign", "sign a JSON claims file as an authority (compact JWS on stdout)", cmd_order_sign, order)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from gateway.config import Config
+from gateway.keys import load_private_key, resolve
+from gateway.legal.verify import sign_order
 from gateway.model import Caller, Subject
 from gateway.services.records import RecordService
 
@@ -37,4 +43,50 @@ async def seed(records: RecordService) -> int:
                 continue
             await records.put_record(DEMO_SERVICE, subject_id, key, category, template.format(subject=subject_id).encode())
             written += 1
+    return written
+
+
+# (file name, signing authority, claims) for example orders the demo signs as its demo authorities.
+DEMO_ORDERS: tuple[tuple[str, str, dict[str, object]], ...] = (
+    ("us-warrant-alice", "us-court-sdny", {"iss": "us-court-sdny", "instrument": "us.warrant", "subjects": ["alice"], "categories": ["content"]}),
+    ("us-warrant-aoife", "us-court-sdny", {"iss": "us-court-sdny", "instrument": "us.warrant", "subjects": ["aoife"], "categories": ["content"]}),
+    ("us-preservation-mia", "us-fbi", {"iss": "us-fbi", "instrument": "us.preservation", "subjects": ["mia"], "categories": ["content"]}),
+    ("fr-epoc-klaus", "fr-prosecutor", {"iss": "fr-prosecutor", "instrument": "eu.epoc", "subjects": ["klaus"], "categories": ["subscriber"]}),
+    (
+        "gb-opo-alice",
+        "gb-sos",
+        {
+            "iss": "gb-court",
+            "instrument": "gb.opo",
+            "subjects": ["alice"],
+            "categories": ["content"],
+            "offence": {"description": "terrorism", "max_penalty_years": 14, "committed_in": "GB"},
+        },
+    ),
+    ("br-court-order-alice", "br-court", {"iss": "br-court", "instrument": "br.court-order", "subjects": ["alice"], "categories": ["content"]}),
+)
+
+
+def write_demo_orders(config: Config, data_dir: Path, now: datetime) -> dict[str, tuple[Path, str]]:
+    """Sign the example orders as the demo authorities; returns {name: (file, order id)}."""
+    folder = data_dir / "demo-orders"
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = now.strftime("%Y%m%d%H%M%S")
+    written: dict[str, tuple[Path, str]] = {}
+    for name, kid, claims in DEMO_ORDERS:
+        authority = config.legal.authorities.get(kid)
+        if authority is None or claims["instrument"] not in config.legal.instruments:
+            continue
+        key = load_private_key(resolve(data_dir, authority.public_key).with_suffix(".key"))
+        body = {
+            "jti": f"{name}-{stamp}",
+            "iat": int(now.timestamp()),
+            "exp": int((now + timedelta(days=30)).timestamp()),
+            **claims,
+        }
+        if claims["instrument"] == "gb.opo":
+            body["made_at"] = int((now - timedelta(days=7)).timestamp())
+        path = folder / f"{name}.jws"
+        path.write_text(sign_order(body, key=key, kid=kid) + "\n")
+        written[name] = (path, str(body["jti"]))
     return written
