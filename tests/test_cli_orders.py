@@ -81,7 +81,11 @@ reason = "not-serious-crime"
 
 def test_policy_test_rejects_a_case_file_with_an_unknown_key(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = workdir / "bad.toml"
-    bad.write_text('[[case]]\nname = "x"\nstored = "us-east-1"\ncolour = "red"\n[case.order]\nissuer = "us-doj"\ninstrument = "us.subpoena"\ncategories = ["subscriber"]\n[case.subject]\nresidence = "US"\n[case.expect]\noutcome = "disclose"\n')
+    bad.write_text(
+        '[[case]]\nname = "x"\nstored = "us-east-1"\ncolour = "red"\n'
+        '[case.order]\nissuer = "us-doj"\ninstrument = "us.subpoena"\ncategories = ["subscriber"]\n'
+        '[case.subject]\nresidence = "US"\n[case.expect]\noutcome = "disclose"\n'
+    )
     assert run(workdir, "policy", "test", str(bad)) == 3
     assert "colour" in capsys.readouterr().err
 
