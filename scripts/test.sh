@@ -1,11 +1,29 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs and run all of it.
 # Usage: bash scripts/test.sh [pytest args...]
+#
+# System packages: Chromium (browser tests and report screenshots) and
+# Prometheus (promtool rule tests, a real scrape). They are installed with
+# apt-get when missing and this runs as root; otherwise the tests that need
+# them say so and are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # the Debian package starts a Prometheus service; the tests start their own
+  if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
+  pkill -x prometheus >/dev/null 2>&1 || true
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
@@ -13,4 +31,5 @@ fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -e '.[test]'
 
+"$VENV/bin/ruff" check --quiet .
 exec "$VENV/bin/python" -m pytest "$@"
