@@ -159,9 +159,23 @@ class OrderService:
             {
                 "order": order.id,
                 "authority": authority,
+                "issuer_jurisdiction": order.issuer.jurisdiction,
+                "instrument": order.instrument,
+                "preservation": self.config.legal.instruments[order.instrument].preservation is not None,
+                "emergency": order.emergency,
                 "whole_order": whole.reason if whole else None,
                 "items": [
-                    {"subject": i["subject"], "region": i["region"], "category": i["category"], "outcome": i["outcome"], "reason": i["reasons"][0]["code"]}
+                    {
+                        "subject": i["subject"],
+                        "region": i["region"],
+                        "data_jurisdiction": self.config.regions[i["region"]].jurisdiction if i["region"] else None,
+                        "category": i["category"],
+                        "outcome": i["outcome"],
+                        "basis": i["basis"],
+                        "reason": i["reasons"][0]["code"],
+                        "notify": i["obligations"].get("notify"),
+                        "records": len(i["records"]),
+                    }
                     for i in items
                 ],
             },
