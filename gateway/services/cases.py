@@ -1,0 +1,340 @@
+"""Legal review: cases that need people, four-eyes approval, objections, deadlines, notices.
+
+A case is opened for every (order, subject, region) whose decision needs a
+person: ``legal-review`` (a cross-border exception, an emergency from abroad,
+a third-country conflict...) or ``hold`` (an EU notification window). Cases
+live in the control store as JSON documents; every action on one is written
+to the ledger.
+
+State machine::
+
+    legal-review:  open ──approve×2──▶ approved      hold:  holding ──window ends──▶ released
+                     ├──deny─────────▶ denied                  └──objection─────────▶ objected
+                     ├──deadline─────▶ expired
+                     └──withdraw─────▶ withdrawn
+
+Approval needs two distinct legal principals, neither of whom submitted the
+order; one denial is enough. An approval is scoped (categories) and expires;
+a case is approved only by two approvals valid at the same moment, and the
+disclosure it allows lasts until the earlier of the two expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from gateway.model import Caller, Clock, is_country, isoformat, parse_time
+from gateway.stores import ObjectNotFound, PreconditionFailed, RecordStore
+
+log = logging.getLogger("gateway.cases")
+
+OPEN, APPROVED, DENIED, EXPIRED, WITHDRAWN = "open", "approved", "denied", "expired", "withdrawn"
+HOLDING, RELEASED, OBJECTED = "holding", "released", "objected"
+STATES = (OPEN, APPROVED, DENIED, EXPIRED, WITHDRAWN, HOLDING, RELEASED, OBJECTED)
+ACTIVE = (OPEN, HOLDING)
+DECISIONS = ("approve", "deny", "withdraw")
+MIN_JUSTIFICATION = 10
+
+
+class CaseNotFound(NotFound):
+    code = "case-not-found"
+
+
+class CaseClosed(Conflict):
+    code = "case-closed"
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    approval_ttl: timedelta = timedelta(hours=72)
+    emergency_notice_delay: timedelta = timedelta(hours=48)
+    warn_before: tuple[timedelta, ...] = (timedelta(hours=72), timedelta(hours=24))
+
+
+Recorder = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def case_id_for(authority: str, order_id: str, subject: str, region: str) -> str:
+    digest = hashlib.sha256(f"{authority}\0{order_id}\0{subject}\0{region}".encode()).hexdigest()
+    return f"case-{digest[:16]}"
+
+
+def _case_key(case_id: str) -> str:
+    return f"cases/{case_id}"
+
+
+class CaseService:
+    def __init__(self, *, control: RecordStore, record: Recorder, clock: Clock, settings: ReviewSettings | None = None) -> None:
+        self.control = control
+        self.record = record
+        self.clock = clock
+        self.settings = settings or ReviewSettings()
+        self._lock = asyncio.Lock()
+        # called once when a case lets data go (two approvals, or a hold's window closing): customer notices
+        self.on_disclosed: Callable[[Mapping[str, Any]], Awaitable[None]] | None = None
+
+    # --- opening ----------------------------------------------------------------
+
+    async def open_for(self, document: Mapping[str, Any], *, submitted_by: str, traces: Mapping[tuple[str, str], list[str]]) -> list[str]:
+        """Open a case for each (subject, region) of a decided order whose items need people; returns case ids."""
+        now = self.clock()
+        groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        for item in document["items"]:
+            if item["outcome"] in ("legal-review", "hold") and item["region"]:
+                groups.setdefault((item["subject"], item["region"]), []).append(item)
+        opened = []
+        for (subject, region), items in groups.items():
+            kind = "hold" if any(i["outcome"] == "hold" for i in items) else "legal-review"
+            first = items[0]
+            obligations = first["obligations"]
+            deadline = obligations.get("release_at") if kind == "hold" else (obligations.get("deadline") or obligations.get("motion_to_quash_by"))
+            case_id = case_id_for(document["authority"], document["id"], subject, region)
+            case = {
+                "id": case_id,
+                "kind": kind,
+                "state": HOLDING if kind == "hold" else OPEN,
+                "order": document["id"],
+                "authority": document["authority"],
+                "served_by": document["served_by"],
+                "instrument": document["instrument"],
+                "issuer_jurisdiction": document.get("issuer_jurisdiction"),
+                "subject": subject,
+                "region": region,
+                "categories": [i["category"] for i in items],
+                "outcome": first["outcome"],
+                "rule": first["rule"],
+                "reasons": first["reasons"],
+                "obligations": obligations,
+                "deadline": deadline,
+                "records": [{k: r[k] for k in ("key", "category", "sha256", "size")} for i in items for r in i.get("records", [])],
+                "trace": traces.get((subject, region), []),
+                "submitted_by": submitted_by,
+                "nondisclosure_until": document.get("nondisclosure_until"),
+                "assignee": None,
+                "approvals": [],
+                "objections": [],
+                "history": [{"at": isoformat(now), "by": "gateway", "action": "opened", "note": f"{first['outcome']}: {first['reasons'][0]['code']}"}],
+                "created_at": isoformat(now),
+            }
+            try:
+                await self.control.put(_case_key(case_id), json.dumps(case).encode(), {}, if_absent=True)
+            except PreconditionFailed:
+                continue  # opened already (an identical resubmission)
+            await self.record("case.opened", {"case": case_id, "order": document["id"], "authority": document["authority"], "kind": kind, "deadline": deadline})
+            opened.append(case_id)
+        return opened
+
+    # --- reading ----------------------------------------------------------------
+
+    async def get(self, case_id: str) -> dict[str, Any]:
+        if not case_id.startswith("case-") or not case_id[5:].isalnum():
+            raise InvalidRequest(f"`{case_id}` is not a case id", code="invalid-case-id")
+        try:
+            return json.loads((await self.control.get(_case_key(case_id))).body)
+        except ObjectNotFound:
+            raise CaseNotFound(f"no case `{case_id}`") from None
+
+    async def list(
+        self, *, state: str | None = None, jurisdiction: str | None = None, region: str | None = None, instrument: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Cases, soonest deadline first, filtered by state, issuing jurisdiction, region and instrument."""
+        if state is not None and state not in STATES:
+            raise InvalidRequest(f"unknown state `{state}`; use one of {', '.join(STATES)}", code="invalid-filter")
+        if jurisdiction is not None and not is_country(jurisdiction):
+            raise InvalidRequest(f"`{jurisdiction}` is not a country code", code="invalid-filter")
+        cases = []
+        for key in await self.control.list("cases/"):
+            try:
+                case = json.loads((await self.control.get(key)).body)
+            except ObjectNotFound:
+                continue
+            if state and case["state"] != state:
+                continue
+            if jurisdiction and case.get("issuer_jurisdiction") != jurisdiction:
+                continue
+            if region and case["region"] != region:
+                continue
+            if instrument and case["instrument"] != instrument:
+                continue
+            cases.append(case)
+        return sorted(cases, key=lambda c: (c["state"] not in ACTIVE, c["deadline"] or "9999", c["id"]))
+
+    # --- acting on a case ---------------------------------------------------------
+
+    async def _save(self, case: Mapping[str, Any]) -> None:
+        await self.control.put(_case_key(case["id"]), json.dumps(case).encode(), {})
+
+    async def decide(
+        self, case_id: str, caller: Caller, *, decision: str, justification: str, categories: list[str] | None = None
+    ) -> dict[str, Any]:
+        """Record one lawyer's approval, denial or withdrawal; returns the case as it now stands."""
+        if caller.role != "legal":
+            raise Forbidden("only the `legal` role may decide cases")
+        if decision not in DECISIONS:
+            raise InvalidRequest(f"`decision` must be one of {', '.join(DECISIONS)}", code="invalid-approval")
+        if not isinstance(justification, str) or len(justification.strip()) < MIN_JUSTIFICATION:
+            raise InvalidRequest(f"a written `justification` of at least {MIN_JUSTIFICATION} characters is required", code="invalid-approval")
+        now = self.clock()
+        async with self._lock:
+            case = await self.get(case_id)
+            if case["kind"] != "legal-review":
+                raise Conflict(f"case `{case_id}` is an EU notification hold; record an objection or let the window close", code="not-reviewable")
+            if case["state"] != OPEN:
+                raise CaseClosed(f"case `{case_id}` is {case['state']}; it can no longer be decided")
+            if caller.principal == case["submitted_by"]:
+                raise Forbidden(f"`{caller.principal}` submitted this order and may not decide it")
+            scope = sorted(set(categories or case["categories"]))
+            if not set(scope) <= set(case["categories"]):
+                raise InvalidRequest(f"approval scope {scope} is wider than the case's categories {case['categories']}", code="invalid-scope")
+            entry = {
+                "by": caller.principal,
+                "decision": decision,
+                "justification": justification.strip(),
+                "categories": scope,
+                "at": isoformat(now),
+                "expires_at": isoformat(now + self.settings.approval_ttl),
+            }
+            if decision == "approve":
+                if any(a["by"] == caller.principal and a["decision"] == "approve" and parse_time(a["expires_at"]) > now for a in case["approvals"]):
+                    raise Conflict(f"`{caller.principal}` has already approved this case; a second, different lawyer must approve", code="duplicate-approval")
+                case["approvals"].append(entry)
+                valid = [a for a in case["approvals"] if a["decision"] == "approve" and parse_time(a["expires_at"]) > now]
+                approvers = {a["by"] for a in valid}
+                if len(approvers) >= 2:
+                    pair = _latest_per_person(valid)[-2:]
+                    case["state"] = APPROVED
+                    case["approved"] = {
+                        "by": [a["by"] for a in pair],
+                        "categories": sorted(set(pair[0]["categories"]) & set(pair[1]["categories"])),
+                        "at": isoformat(now),
+                        "until": min(a["expires_at"] for a in pair),
+                    }
+            elif decision == "deny":
+                case["approvals"].append(entry)
+                case["state"] = DENIED
+                case["denied"] = {"by": caller.principal, "reason": entry["justification"], "at": entry["at"]}
+            else:
+                case["approvals"].append(entry)
+                case["state"] = WITHDRAWN
+            case["history"].append({"at": entry["at"], "by": caller.principal, "action": decision, "note": entry["justification"]})
+            await self._save(case)
+        kind = {"approve": "case.approval", "deny": "case.denied", "withdraw": "case.withdrawn"}[decision]
+        await self.record(kind, {"case": case_id, "order": case["order"], "by": caller.principal, "categories": scope, "state": case["state"]})
+        if case["state"] == APPROVED and decision == "approve":
+            approved = case["approved"]
+            await self.record("case.approved", {"case": case_id, "order": case["order"], "by": approved["by"], "categories": approved["categories"]})
+            if self.on_disclosed is not None:
+                await self.on_disclosed(case)
+        return case
+
+    async def object(self, case_id: str, caller: Caller, *, ground: str, authority: str, date: str) -> dict[str, Any]:
+        """Record an enforcing-state objection; a hold becomes a refusal."""
+        if caller.role != "legal":
+            raise Forbidden("only the `legal` role may record objections")
+        for name, value in (("ground", ground), ("authority", authority), ("date", date)):
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidRequest(f"`{name}` is required", code="invalid-objection")
+        try:
+            objected_on = parse_time(date)
+        except ValueError:
+            raise InvalidRequest(f"`date` must be an RFC 3339 date, not `{date}`", code="invalid-objection") from None
+        now = self.clock()
+        async with self._lock:
+            case = await self.get(case_id)
+            if case["kind"] != "hold":
+                raise Conflict(f"case `{case_id}` is not a notification hold; objections apply to holds", code="not-objectionable")
+            if case["state"] != HOLDING:
+                raise CaseClosed(f"case `{case_id}` is {case['state']}; the window for objections has closed")
+            window_end = case["obligations"].get("objection_window_until") or case["deadline"]
+            if window_end and now >= parse_time(window_end):
+                raise CaseClosed(f"the objection window of case `{case_id}` closed at {window_end}")
+            objection = {
+                "ground": ground.strip(),
+                "authority": authority.strip(),
+                "date": isoformat(objected_on),
+                "recorded_by": caller.principal,
+                "at": isoformat(now),
+            }
+            case["objections"].append(objection)
+            case["state"] = OBJECTED
+            case["history"].append({"at": objection["at"], "by": caller.principal, "action": "objection", "note": f"{authority}: {ground}"})
+            await self._save(case)
+        await self.record("case.objection", {"case": case_id, "order": case["order"], "by": caller.principal, "authority": authority.strip()})
+        return case
+
+    async def assign(self, case_id: str, caller: Caller, assignee: str) -> dict[str, Any]:
+        if caller.role != "legal":
+            raise Forbidden("only the `legal` role may assign cases")
+        async with self._lock:
+            case = await self.get(case_id)
+            case["assignee"] = assignee
+            case["history"].append({"at": isoformat(self.clock()), "by": caller.principal, "action": "assigned", "note": assignee})
+            await self._save(case)
+        await self.record("case.assigned", {"case": case_id, "by": caller.principal, "assignee": assignee})
+        return case
+
+    # --- time ----------------------------------------------------------------------
+
+    async def sweep(self) -> dict[str, int]:
+        """Close what time has decided: holds whose window ended are released, open cases past their deadline expire.
+
+        Safe with several replicas: each transition is claimed with a create-only
+        marker in the control store, so it happens (and is recorded) once.
+        """
+        now = self.clock()
+        counts = {"released": 0, "expired": 0}
+        for case in await self.list():
+            due = case["deadline"] is not None and parse_time(case["deadline"]) <= now
+            if not due or case["state"] not in ACTIVE:
+                continue
+            new = RELEASED if case["state"] == HOLDING else EXPIRED
+            if await self._transition(case["id"], case["state"], new, now):
+                counts["released" if new == RELEASED else "expired"] += 1
+        return counts
+
+    async def _transition(self, case_id: str, old: str, new: str, now: datetime) -> bool:
+        marker = f"transitions/{case_id}/{new}"
+        try:
+            await self.control.put(marker, isoformat(now).encode(), {}, if_absent=True)
+        except PreconditionFailed:
+            return False  # another replica (or an earlier run) did it
+        async with self._lock:
+            case = await self.get(case_id)
+            if case["state"] == old:
+                case["state"] = new
+                case["history"].append({"at": isoformat(now), "by": "gateway", "action": new, "note": "deadline reached"})
+                await self._save(case)
+        await self.record(f"case.{new}", {"case": case_id, "order": case["order"]})
+        if new == RELEASED and self.on_disclosed is not None:
+            await self.on_disclosed(case)
+        return True
+
+    async def deadlines(self) -> list[tuple[str, str, datetime]]:
+        """(case id, state, deadline) of every active case, soonest first."""
+        return [(c["id"], c["state"], parse_time(c["deadline"])) for c in await self.list() if c["state"] in ACTIVE and c["deadline"]]
+
+
+def _latest_per_person(approvals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    for approval in approvals:
+        latest[approval["by"]] = approval
+    return sorted(latest.values(), key=lambda a: a["at"])
+
+
+def disclosure_allowed(case: Mapping[str, Any], category: str, now: datetime) -> bool:
+    """Whether an approved case lets this category's records go, at ``now``."""
+    approved = case.get("approved")
+    return (
+        case["state"] == APPROVED
+        and approved is not None
+        and category in approved["categories"]
+        and now < parse_time(approved["until"])
+    )

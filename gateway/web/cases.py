@@ -1,0 +1,76 @@
+"""Legal-review routes: the case queue, approvals and objections."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from gateway.errors import InvalidRequest
+from gateway.web.auth import authenticate
+from gateway.web.keys import STATE_KEY
+
+routes = web.RouteTableDef()
+
+
+async def _json_object(request: web.Request, allowed: set[str]) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("body must be a JSON object", code="invalid-json") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("body must be a JSON object", code="invalid-json")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidRequest(f"unknown field `{unknown[0]}`; allowed: {', '.join(sorted(allowed))}", code="invalid-request")
+    return body
+
+
+@routes.get("/v1/cases")
+async def list_cases(request: web.Request) -> web.Response:
+    authenticate(request, "legal")
+    q = request.query
+    cases = await request.app[STATE_KEY].rt.orders.cases.list(
+        state=q.get("state"), jurisdiction=q.get("jurisdiction"), region=q.get("region"), instrument=q.get("instrument")
+    )
+    return web.json_response({"cases": cases})
+
+
+@routes.get("/v1/cases/{case}")
+async def get_case(request: web.Request) -> web.Response:
+    authenticate(request, "legal")
+    return web.json_response(await request.app[STATE_KEY].rt.orders.cases.get(request.match_info["case"]))
+
+
+@routes.post("/v1/cases/{case}/approvals")
+async def decide_case(request: web.Request) -> web.Response:
+    """Body: {"decision": "approve"|"deny"|"withdraw", "justification": "...", "categories": [...]?}."""
+    caller = authenticate(request, "legal")
+    body = await _json_object(request, {"decision", "justification", "categories"})
+    categories = body.get("categories")
+    if categories is not None and (not isinstance(categories, list) or not all(isinstance(c, str) for c in categories)):
+        raise InvalidRequest("`categories` must be a list of category names", code="invalid-approval")
+    case = await request.app[STATE_KEY].rt.orders.cases.decide(
+        request.match_info["case"],
+        caller,
+        decision=str(body.get("decision", "")),
+        justification=str(body.get("justification", "")),
+        categories=categories,
+    )
+    return web.json_response(case, status=201)
+
+
+@routes.post("/v1/cases/{case}/objections")
+async def object_case(request: web.Request) -> web.Response:
+    """Body: {"ground": "...", "authority": "...", "date": "YYYY-MM-DD"}: an enforcing-state objection."""
+    caller = authenticate(request, "legal")
+    body = await _json_object(request, {"ground", "authority", "date"})
+    case = await request.app[STATE_KEY].rt.orders.cases.object(
+        request.match_info["case"],
+        caller,
+        ground=str(body.get("ground", "")),
+        authority=str(body.get("authority", "")),
+        date=str(body.get("date", "")),
+    )
+    return web.json_response(case, status=201)
