@@ -40,6 +40,31 @@ class Limits:
     max_record_bytes: int = 16 * 1024 * 1024
 
 
+EXPORT_MODES = ("COMPLIANCE", "GOVERNANCE")
+CHECKPOINT_EVERY = 1000
+CHECKPOINT_SECONDS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class AuditExport:
+    """Where closed ledger segments are kept off the box: an S3 bucket with Object Lock."""
+
+    bucket: str
+    region_name: str
+    endpoint_url: str | None = None
+    retention_days: int = 2555  # about seven years
+    mode: str = "COMPLIANCE"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """The ``[audit]`` table: checkpoint cadence and the optional off-box copy."""
+
+    checkpoint_every: int = CHECKPOINT_EVERY
+    checkpoint_seconds: int = CHECKPOINT_SECONDS
+    export: AuditExport | None = None
+
+
 @dataclass(frozen=True)
 class Config:
     version: int
@@ -55,6 +80,7 @@ class Config:
     source: str = ""
     digest: str = ""  # sha256 of the canonical parsed document, for the ledger
     rank: Mapping[str, int] = field(default_factory=dict)  # category -> ladder rank
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     def jurisdiction_of(self, region_id: str) -> Jurisdiction:
         return self.jurisdictions[self.regions[region_id].jurisdiction]
@@ -158,6 +184,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
     regions = _parse_regions(root, jurisdictions, findings)
     mechanisms = _parse_mechanisms(root, blocs, jurisdictions, findings)
     control = _parse_control(root.sub("control", required=False), findings)
+    audit = _parse_audit(root.sub("audit", required=False), findings)
 
     legal = parse_legal(
         raw,
@@ -185,6 +212,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
         source=source,
         digest=sha256_hex(canonical(_jsonable(raw))),
         rank={name: i for i, name in enumerate(categories)},
+        audit=audit,
     )
 
 
@@ -320,6 +348,47 @@ def _parse_control(r: _Reader | None, findings: list[Finding]) -> StoreSpec:
     spec = _parse_store(r.sub("store"), "control", findings)
     r.finish()
     return spec
+
+
+def _parse_audit(r: _Reader | None, findings: list[Finding]) -> AuditSettings:
+    """The ledger's checkpoint cadence and where closed segments are uploaded."""
+    if r is None or not r.ok:
+        return AuditSettings()
+    every = r.get("checkpoint_every", int, required=False, default=CHECKPOINT_EVERY)
+    if every is not None and not 1 <= every <= 1_000_000:
+        findings.append(Finding(r.at("checkpoint_every"), "must be between 1 and 1000000 entries"))
+    seconds = r.get("checkpoint_seconds", int, required=False, default=CHECKPOINT_SECONDS)
+    if seconds is not None and not 0 <= seconds <= 86400:
+        findings.append(Finding(r.at("checkpoint_seconds"), "must be between 0 (by count only) and 86400 seconds"))
+    export: AuditExport | None = None
+    e = r.sub("export", required=False)
+    if e is not None and e.ok:
+        bucket = e.get("bucket", str, default="")
+        if bucket and not (3 <= len(bucket) <= 63 and bucket.replace("-", "").replace(".", "").isalnum() and bucket.islower()):
+            findings.append(Finding(e.at("bucket"), f"`{bucket}` is not a valid S3 bucket name"))
+        endpoint = e.get("endpoint_url", str, required=False)
+        if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+            findings.append(Finding(e.at("endpoint_url"), f"`{endpoint}` must start with `http://` or `https://`"))
+        days = e.get("retention_days", int, default=None)
+        if days is not None and not 1 <= days <= 36500:
+            findings.append(Finding(e.at("retention_days"), "must be between 1 and 36500 days"))
+        mode = e.get("mode", str, required=False, default="COMPLIANCE")
+        if mode is not None and mode not in EXPORT_MODES:
+            findings.append(Finding(e.at("mode"), f"unknown retention mode `{mode}`; use `COMPLIANCE` or `GOVERNANCE`"))
+        export = AuditExport(
+            bucket=bucket,
+            region_name=e.get("region_name", str, default=""),
+            endpoint_url=endpoint,
+            retention_days=days or 1,
+            mode=mode or "COMPLIANCE",
+        )
+        e.finish()
+    r.finish()
+    return AuditSettings(
+        checkpoint_every=every or CHECKPOINT_EVERY,
+        checkpoint_seconds=CHECKPOINT_SECONDS if seconds is None else seconds,
+        export=export,
+    )
 
 
 def _parse_regions(root: _Reader, jurisdictions: Mapping[str, Jurisdiction], findings: list[Finding]) -> dict[str, Region]:

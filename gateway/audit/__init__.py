@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.audit.chain import GENESIS, ChainReport, encode, make_entry, verify_lines
+from gateway.audit.chain import CHECKPOINT, GENESIS, ChainReport, check_checkpoint, checkpoint_data, encode, key_id, make_entry, verify_lines
 from gateway.audit.ledger import (
     RECOVERED,
     FileLedger,
@@ -12,12 +12,16 @@ from gateway.audit.ledger import (
 )
 
 __all__ = [
+    "CHECKPOINT",
     "GENESIS",
     "RECOVERED",
     "ChainReport",
     "FileLedger",
     "MemoryLedger",
+    "check_checkpoint",
+    "checkpoint_data",
     "encode",
+    "key_id",
     "make_entry",
     "read_entries",
     "verify_file",

@@ -11,6 +11,14 @@ entries breaks the chain at the first affected line. Cutting entries off the
 end leaves a shorter valid chain: only a checkpoint kept elsewhere (a signed
 ``(seq, hash)``) shows that, which is what ``verify_lines(checkpoint=...)`` is for.
 
+Every so often the writer adds a ``ledger.checkpoint`` entry: its data is
+``{"seq", "hash", "key", "signature"}``, where ``seq`` and ``hash`` name the
+entry just before it, ``key`` is the id of the provider's Ed25519 key (SHA-256
+of its raw public bytes) and ``signature`` is the base64url Ed25519 signature
+over ``canonical({"seq": seq, "hash": hash})``. The lines from one checkpoint
+(exclusive) to the next (inclusive) are a closed segment, which can be kept
+off the box and checked on its own.
+
 Nothing here reads files or clocks or logs: the writer passes the time in.
 """
 
@@ -23,10 +31,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.canonical import canonical, sha256_hex
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from gateway.canonical import b64url, b64url_decode, canonical, sha256_hex
 
 GENESIS = "0" * 64
 KEYS = frozenset({"seq", "time", "kind", "data", "prev", "hash"})
+CHECKPOINT = "ledger.checkpoint"
+CHECKPOINT_KEYS = frozenset({"seq", "hash", "key", "signature"})
 
 MAX_INT = 2**53 - 1  # I-JSON: integers beyond this are not exact in every reader
 MAX_DEPTH = 64
@@ -53,6 +67,9 @@ class ChainReport:
     problem: str | None = None
     broken_at: int | None = None
     torn_tail: bool = False
+    checkpoints: int = 0  # checkpoint entries in the valid prefix
+    last_checkpoint: int = 0  # seq of the last of them (0: none)
+    signatures_checked: bool = False  # checkpoint signatures were verified with a public key
 
 
 class EntryError(ValueError):
@@ -166,6 +183,56 @@ def _is_kind(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_KIND
 
 
+# --- checkpoints -----------------------------------------------------------------
+
+
+def key_id(public_key: ed25519.Ed25519PublicKey) -> str:
+    """A public key's id: SHA-256 (hex) of its raw 32 bytes."""
+    return sha256_hex(public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+
+
+def checkpoint_message(seq: int, hash_: str) -> bytes:
+    """The bytes a checkpoint signs: ``canonical({"seq": seq, "hash": hash})``."""
+    return canonical({"seq": seq, "hash": hash_})
+
+
+def checkpoint_data(key: ed25519.Ed25519PrivateKey, seq: int, hash_: str) -> dict[str, Any]:
+    """The data of a checkpoint entry covering entry ``seq`` whose hash is ``hash_``."""
+    return {"seq": seq, "hash": hash_, "key": key_id(key.public_key()), "signature": b64url(key.sign(checkpoint_message(seq, hash_)))}
+
+
+def check_checkpoint(entry: Mapping[str, Any], public_key: ed25519.Ed25519PublicKey | None) -> str | None:
+    """What is wrong with a checkpoint entry that follows its chain, or ``None``.
+
+    1. its data has exactly ``seq``, ``hash``, ``key`` and ``signature``;
+    2. it covers the entry just before it: ``seq`` is one less than its own and
+       ``hash`` is its ``prev``;
+    3. with ``public_key``: ``key`` names that key and the signature verifies.
+    """
+    data = entry["data"]
+    # (1) shape
+    if set(data) != CHECKPOINT_KEYS:
+        return "checkpoint data must hold exactly seq, hash, key and signature"
+    if isinstance(data["seq"], bool) or not isinstance(data["seq"], int) or not all(isinstance(data[k], str) for k in ("hash", "key", "signature")):
+        return "checkpoint data has a value of the wrong type"
+    # (2) what it covers
+    if data["seq"] != entry["seq"] - 1:
+        return f"checkpoint covers entry {data['seq']}, not the entry before it"
+    if data["hash"] != entry["prev"]:
+        return f"checkpoint hash does not match entry {data['seq']}"
+    # (3) the signature
+    if public_key is None:
+        return None
+    if data["key"] != key_id(public_key):
+        return "checkpoint is signed by another key than the provider key"
+    try:
+        signature = b64url_decode(data["signature"])
+        public_key.verify(signature, checkpoint_message(data["seq"], data["hash"]))
+    except (InvalidSignature, ValueError):
+        return "checkpoint signature does not verify with the provider key"
+    return None
+
+
 # --- reading entries -----------------------------------------------------------
 
 
@@ -250,7 +317,12 @@ def _with_last(items: Iterable[bytes]) -> Iterator[tuple[bytes, bool]]:
     yield current, True
 
 
-def verify_lines(lines: Iterable[bytes], *, checkpoint: tuple[int, str] | None = None) -> ChainReport:
+def verify_lines(
+    lines: Iterable[bytes],
+    *,
+    checkpoint: tuple[int, str] | None = None,
+    public_key: ed25519.Ed25519PublicKey | None = None,
+) -> ChainReport:
     """Verify a ledger given as its lines, each with its ``\\n``, in file order.
 
     Procedure, for line ``n`` (1-based):
@@ -262,7 +334,9 @@ def verify_lines(lines: Iterable[bytes], *, checkpoint: tuple[int, str] | None =
     5. ``hash`` matches its content;
     6. ``seq`` is ``n``;
     7. ``prev`` is the hash of line ``n - 1`` (``GENESIS`` for the first);
-    8. with ``checkpoint=(seq, hash)``: the chain reaches ``seq`` and the entry
+    8. a ``ledger.checkpoint`` entry covers the entry before it and, with
+       ``public_key``, carries that key's valid signature (``check_checkpoint``);
+    9. with ``checkpoint=(seq, hash)``: the chain reaches ``seq`` and the entry
        there has that hash, so cutting entries off the end is caught too.
 
     Stops at the first problem; ``entries`` counts the valid lines before it.
@@ -270,9 +344,15 @@ def verify_lines(lines: Iterable[bytes], *, checkpoint: tuple[int, str] | None =
     count = 0
     last_hash = GENESIS
     last_seq = 0
+    checkpoints = 0
+    last_checkpoint = 0
+    signed = public_key is not None
+
+    def report(ok: bool, problem: str | None = None, line_no: int | None = None, *, torn: bool = False) -> ChainReport:
+        return ChainReport(ok, count, last_hash, last_seq, problem, line_no, torn, checkpoints, last_checkpoint, signed)
 
     def broken(line_no: int, problem: str, *, torn: bool = False) -> ChainReport:
-        return ChainReport(False, count, last_hash, last_seq, problem, line_no, torn)
+        return report(False, problem, line_no, torn=torn)
 
     checkpoint_hash: str | None = None
     for line_no, (line, is_last) in enumerate(_with_last(lines), start=1):
@@ -303,14 +383,20 @@ def verify_lines(lines: Iterable[bytes], *, checkpoint: tuple[int, str] | None =
         if entry["prev"] != last_hash:
             what = "genesis" if line_no == 1 else f"the hash of entry {line_no - 1}"
             return broken(line_no, f"entry {line_no}: prev does not match {what}")
+        # (8) a checkpoint entry
+        if entry["kind"] == CHECKPOINT:
+            wrong = check_checkpoint(entry, public_key)
+            if wrong is not None:
+                return broken(line_no, f"entry {line_no}: {wrong}")
+            checkpoints, last_checkpoint = checkpoints + 1, line_no
         count, last_hash, last_seq = line_no, entry["hash"], line_no
         if checkpoint is not None and line_no == checkpoint[0]:
             checkpoint_hash = last_hash
-    # (8) the checkpoint
+    # (9) the checkpoint kept elsewhere
     if checkpoint is not None:
         seq, expected = checkpoint
         if last_seq < seq:
-            return ChainReport(False, count, last_hash, last_seq, f"ledger ends at entry {last_seq}, before checkpoint entry {seq}", last_seq + 1)
+            return broken(last_seq + 1, f"ledger ends at entry {last_seq}, before checkpoint entry {seq}")
         if checkpoint_hash != expected:
-            return ChainReport(False, count, last_hash, last_seq, f"entry {seq}: hash does not match the checkpoint", seq)
-    return ChainReport(True, count, last_hash, last_seq)
+            return broken(seq, f"entry {seq}: hash does not match the checkpoint")
+    return report(True)

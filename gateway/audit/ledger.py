@@ -11,6 +11,12 @@ file changed since this process last wrote it), numbers and links its entries,
 appends them (``O_APPEND``) and fsyncs. ``flock`` locks belong to the open file,
 so two ``FileLedger`` objects in one process exclude each other as well.
 
+With a ``checkpoint_key`` the writer also signs checkpoints: after every
+``checkpoint_every`` entries, and at the first batch (or timer tick) once
+``checkpoint_seconds`` have passed with entries not yet covered, it adds a
+``ledger.checkpoint`` entry to the batch it is writing, so a checkpoint costs no
+extra write or fsync. ``on_checkpoint`` is told of each one once it is durable.
+
 A failed batch is cut back off the file and its callers get ``LedgerError``;
 the next batch re-reads the tail. A torn last line (a crash mid-write) is moved
 to ``<path>.torn-<seq>`` and recorded as a ``ledger.recovered`` entry; any other
@@ -20,23 +26,30 @@ break in the chain raises ``LedgerBroken`` and nothing more is appended.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fcntl
 import hashlib
 import logging
 import os
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Self
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from gateway.audit.chain import (
+    CHECKPOINT,
     GENESIS,
     ChainReport,
     EntryError,
     check_data,
     check_kind,
     check_time,
+    checkpoint_data,
     decode,
     encode,
     make_entry,
@@ -70,16 +83,17 @@ def _shared_lock(handle: BinaryIO) -> bool:
     return True
 
 
-def verify_file(path: Path) -> ChainReport:
+def verify_file(path: Path, *, public_key: ed25519.Ed25519PublicKey | None = None) -> ChainReport:
     """Verify the ledger file at ``path`` (for ``gateway audit verify``).
 
     Takes a shared lock so a batch another process is writing right now is not
-    mistaken for a torn write. ``LedgerError`` if the file cannot be read.
+    mistaken for a torn write. With ``public_key`` checkpoint signatures are
+    verified too. ``LedgerError`` if the file cannot be read.
     """
     try:
         with open(path, "rb") as handle:
             _shared_lock(handle)
-            return verify_lines(_lines(handle))
+            return verify_lines(_lines(handle), public_key=public_key)
     except OSError as exc:
         raise LedgerError(f"cannot read the audit ledger `{path}`: {exc.strerror or exc}") from exc
 
@@ -105,7 +119,11 @@ class _Pending:
     kind: str
     time: str
     data: dict[str, Any]
-    future: asyncio.Future[dict[str, Any]] = field(repr=False)
+    future: asyncio.Future[Any] = field(repr=False)
+    checkpoint: bool = False  # a request for a checkpoint, not an entry
+
+
+CheckpointListener = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,12 +147,35 @@ class FileLedger:
     ``close`` when done (it waits for appends already made).
     """
 
-    def __init__(self, path: Path, clock: Clock, fd: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        clock: Clock,
+        fd: int,
+        *,
+        checkpoint_key: ed25519.Ed25519PrivateKey | None = None,
+        checkpoint_every: int = 1000,
+        checkpoint_seconds: float = 300,
+        on_checkpoint: CheckpointListener | None = None,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1")
+        if checkpoint_seconds < 0:
+            raise ValueError("checkpoint_seconds must not be negative")
         self.path = path
         self._clock = clock
         self._fd = fd
         self._seq = 0
         self._hash = GENESIS
+        self._checkpoint_key = checkpoint_key
+        self._checkpoint_every = checkpoint_every
+        self._checkpoint_seconds = checkpoint_seconds
+        self._on_checkpoint = on_checkpoint
+        # told of every group commit: entries in it, seconds to write and fsync it, and whether it succeeded (metrics)
+        self.on_batch: Callable[..., None] | None = None
+        self._uncovered = 0  # entries after the last checkpoint
+        self._last_checkpoint_at: datetime = clock()
+        self._ticker: asyncio.Task[None] | None = None
         self._stamp: _Stamp | None = None  # None: re-read the tail before writing
         # The file's complete entries never legitimately end before this offset:
         # writers only append, and recovery cuts only bytes after the last entry.
@@ -146,20 +187,42 @@ class FileLedger:
     # -- lifecycle ---------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path, clock: Clock) -> FileLedger:
+    async def open(
+        cls,
+        path: Path,
+        clock: Clock,
+        *,
+        checkpoint_key: ed25519.Ed25519PrivateKey | None = None,
+        checkpoint_every: int = 1000,
+        checkpoint_seconds: float = 300,
+        on_checkpoint: CheckpointListener | None = None,
+    ) -> FileLedger:
         """Open (or create) the ledger at ``path``, verifying the whole chain.
 
         A torn last line is moved aside and recorded; any other break raises
-        ``LedgerBroken``. ``LedgerError`` if the file cannot be opened.
+        ``LedgerBroken``. ``LedgerError`` if the file cannot be opened. With
+        ``checkpoint_key`` (the provider's Ed25519 key) signed checkpoints are
+        written every ``checkpoint_every`` entries or ``checkpoint_seconds``
+        (0: by count only); the key's public half verifies them on open.
         """
         now = isoformat(clock())
         fd = await asyncio.to_thread(_open_file, path)
-        ledger = cls(path, clock, fd)
         try:
+            ledger = cls(
+                path,
+                clock,
+                fd,
+                checkpoint_key=checkpoint_key,
+                checkpoint_every=checkpoint_every,
+                checkpoint_seconds=checkpoint_seconds,
+                on_checkpoint=on_checkpoint,
+            )
             await asyncio.to_thread(ledger._verify_and_recover, now)
         except BaseException:
             os.close(fd)
             raise
+        if checkpoint_key is not None and checkpoint_seconds > 0:
+            ledger._ticker = asyncio.create_task(ledger._tick(), name="ledger-checkpoint-timer")
         return ledger
 
     async def close(self) -> None:
@@ -167,6 +230,10 @@ class FileLedger:
         if self._closed:
             return
         self._closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
         os.close(self._fd)
@@ -190,10 +257,41 @@ class FileLedger:
             raise LedgerError(f"the audit ledger `{self.path}` is closed")
         # everything that could fail the batch for this entry alone is checked here
         pending = _Pending(check_kind(kind), check_time(isoformat(self._clock())), check_data(data), asyncio.get_running_loop().create_future())
+        return await self._enqueue(pending)  # type: ignore[no-any-return]
+
+    async def checkpoint(self) -> dict[str, Any] | None:
+        """Write a checkpoint now if entries follow the last one; return it (``None``: nothing to cover).
+
+        ``LedgerError`` if the ledger has no checkpoint key or is closed.
+        """
+        if self._closed:
+            raise LedgerError(f"the audit ledger `{self.path}` is closed")
+        if self._checkpoint_key is None:
+            raise LedgerError(f"the audit ledger `{self.path}` has no checkpoint key")
+        pending = _Pending(CHECKPOINT, "", {}, asyncio.get_running_loop().create_future(), checkpoint=True)
+        return await self._enqueue(pending)  # type: ignore[no-any-return]
+
+    async def _enqueue(self, pending: _Pending) -> Any:
         self._pending.append(pending)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="ledger-flush")
         return await pending.future
+
+    async def _tick(self) -> None:
+        """Checkpoint entries left uncovered for ``checkpoint_seconds`` when no batch comes to do it."""
+        interval = max(0.5, self._checkpoint_seconds / 4)
+        while True:
+            await asyncio.sleep(interval)
+            if self._uncovered and self._checkpoint_due():
+                try:
+                    await self.checkpoint()
+                except Exception:
+                    log.warning("timed checkpoint of the audit ledger %s failed; retrying", self.path, exc_info=True)
+
+    def _checkpoint_due(self) -> bool:
+        if self._checkpoint_key is None or self._checkpoint_seconds <= 0:
+            return False
+        return (self._clock() - self._last_checkpoint_at).total_seconds() >= self._checkpoint_seconds
 
     async def _flush(self) -> None:
         """Write pending entries batch by batch until none are left."""
@@ -202,26 +300,51 @@ class FileLedger:
             del self._pending[:MAX_BATCH]
             if not batch:
                 continue
-            now = isoformat(self._clock())
+            requests = [p for p in batch if p.checkpoint]
+            batch = [p for p in batch if not p.checkpoint]
+            clock_now = self._clock()
+            now = isoformat(clock_now)
+            force = bool(requests) or self._checkpoint_due()
+            started = time.perf_counter()
             try:
-                entries = await asyncio.to_thread(self._write_batch, [(p.kind, p.time, p.data) for p in batch], now)
+                entries, checkpoints = await asyncio.to_thread(self._write_batch, [(p.kind, p.time, p.data) for p in batch], now, force)
             except BaseException as exc:
+                if self.on_batch is not None:
+                    self.on_batch(size=len(batch), fsync_seconds=time.perf_counter() - started, ok=False)
                 error = exc if isinstance(exc, GatewayError) else LedgerError(f"the audit ledger `{self.path}` could not be written")
                 if error is not exc:
                     error.__cause__ = exc
-                for p in batch:
+                for p in [*batch, *requests]:
                     if not p.future.done():
                         p.future.set_exception(error)
                 if not isinstance(exc, Exception):
                     raise
                 continue
+            if self.on_batch is not None:
+                self.on_batch(size=len(batch), fsync_seconds=time.perf_counter() - started, ok=True)
             for p, entry in zip(batch, entries, strict=True):
                 if not p.future.done():
                     p.future.set_result(entry)
+            for p in requests:
+                if not p.future.done():
+                    p.future.set_result(checkpoints[-1] if checkpoints else None)
+            if checkpoints:
+                self._last_checkpoint_at = clock_now
+                self._tell(checkpoints)
+
+    def _tell(self, checkpoints: list[dict[str, Any]]) -> None:
+        if self._on_checkpoint is None:
+            return
+        for entry in checkpoints:
+            try:
+                self._on_checkpoint(entry)
+            except Exception:
+                log.warning("a checkpoint listener of the audit ledger %s failed", self.path, exc_info=True)
 
     async def verify(self) -> ChainReport:
-        """Verify this ledger's file as it is now."""
-        return await asyncio.to_thread(verify_file, self.path)
+        """Verify this ledger's file as it is now (checkpoint signatures too, with a key)."""
+        public = self._checkpoint_key.public_key() if self._checkpoint_key else None
+        return await asyncio.to_thread(lambda: verify_file(self.path, public_key=public))
 
     async def entries(self) -> list[dict[str, Any]]:
         """Every entry in the file (``LedgerBroken`` if it does not verify)."""
@@ -232,8 +355,10 @@ class FileLedger:
     def _verify_and_recover(self, now: str) -> None:
         with _Locked(self._fd, self.path):
             self._check_same_file()
+            # checkpoint signatures are `gateway audit verify`'s to check: a rotated key must not stop the writer
             with os.fdopen(os.dup(self._fd), "rb") as handle:
                 report = verify_lines(_lines(handle))
+            self._uncovered = report.last_seq - report.last_checkpoint
             if report.ok:
                 self._seq, self._hash = report.last_seq, report.last_hash
                 self._stamp = _Stamp.of(os.fstat(self._fd))
@@ -248,24 +373,60 @@ class FileLedger:
             good_size = self._size_of_lines(report.entries)
             self._recover(good_size, now)
 
-    def _write_batch(self, items: list[tuple[str, str, dict[str, Any]]], now: str) -> list[dict[str, Any]]:
+    def _write_batch(
+        self, items: list[tuple[str, str, dict[str, Any]]], now: str, checkpoint: bool = False
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         with _Locked(self._fd, self.path):
             self._check_same_file()
             st = os.fstat(self._fd)
             if self._stamp is None or _Stamp.of(st) != self._stamp:
                 self._read_tail(st.st_size, now)
-            return self._write_locked(items)
+            return self._write_checkpointed(items, now, checkpoint)
 
     def _write_locked(self, items: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
-        """Number, link, write and fsync ``items``; cut them off again on failure."""
-        seq, prev = self._seq, self._hash
+        """Number, link, write and fsync ``items`` (and any checkpoint due by count)."""
+        entries, _ = self._write_checkpointed(items, isoformat(self._clock()), False)
+        return entries
+
+    def _write_checkpointed(
+        self, items: list[tuple[str, str, dict[str, Any]]], now: str, checkpoint: bool
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Number, link, write and fsync ``items``; cut them off again on failure.
+
+        With a checkpoint key, a checkpoint follows every entry that makes
+        ``checkpoint_every`` uncovered entries, and one closes the batch when
+        ``checkpoint`` asks for it and any entry is left uncovered. Returns the
+        entries for ``items`` (in order) and the checkpoints written.
+        """
+        seq, prev, uncovered = self._seq, self._hash, self._uncovered
+        key = self._checkpoint_key
         entries: list[dict[str, Any]] = []
-        for kind, time, data in items:
+        checkpoints: list[dict[str, Any]] = []
+        written: list[dict[str, Any]] = []
+
+        def add_checkpoint() -> None:
+            nonlocal seq, prev, uncovered
+            assert key is not None
             seq += 1
-            entry = make_entry(prev, seq, time, kind, data)
+            entry = make_entry(prev, seq, now, CHECKPOINT, checkpoint_data(key, seq - 1, prev))
+            checkpoints.append(entry)
+            written.append(entry)
+            prev, uncovered = entry["hash"], 0
+
+        for kind, moment, data in items:
+            seq += 1
+            entry = make_entry(prev, seq, moment, kind, data)
             entries.append(entry)
+            written.append(entry)
             prev = entry["hash"]
-        blob = b"".join(encode(e) for e in entries)
+            uncovered += 1
+            if key is not None and uncovered >= self._checkpoint_every:
+                add_checkpoint()
+        if key is not None and checkpoint and uncovered:
+            add_checkpoint()
+        if not written:
+            return entries, checkpoints
+        blob = b"".join(encode(e) for e in written)
         start = os.fstat(self._fd).st_size
         self._stamp = None  # until the batch is known to be on disk
         try:
@@ -275,12 +436,12 @@ class FileLedger:
             self._roll_back(start)
             raise LedgerError(
                 f"the audit ledger `{self.path}` could not be written: {exc.strerror or exc}",
-                entries=len(entries),
+                entries=len(written),
             ) from exc
-        self._seq, self._hash = seq, prev
+        self._seq, self._hash, self._uncovered = seq, prev, uncovered
         self._stamp = _Stamp.of(os.fstat(self._fd))
         self._floor = self._stamp.size
-        return entries
+        return entries, checkpoints
 
     def _roll_back(self, size: int) -> None:
         """Cut a failed batch off the file so its entries never count."""
@@ -295,7 +456,7 @@ class FileLedger:
     def _read_tail(self, size: int, now: str) -> None:
         """Take ``seq`` and ``hash`` from the last complete line; recover a torn one."""
         data_end, last_line_start, torn = _tail(self._fd, size)
-        seq, hash_ = 0, GENESIS
+        seq, hash_, kind = 0, GENESIS, None
         if last_line_start is not None:
             line = os.pread(self._fd, data_end - last_line_start, last_line_start)
             try:
@@ -305,12 +466,14 @@ class FileLedger:
                     f"the audit ledger `{self.path}` is broken: its last entry is not valid ({exc}); "
                     "it takes no more entries until it is repaired"
                 ) from None
-            seq, hash_ = entry["seq"], entry["hash"]
+            seq, hash_, kind = entry["seq"], entry["hash"], entry["kind"]
         if data_end < self._floor or seq < self._seq:
             raise LedgerBroken(
                 f"the audit ledger `{self.path}` was cut short: it ends at entry {seq}, "
                 f"but entry {self._seq} was already in it; it takes no more entries until it is repaired"
             )
+        # another writer's entries count as uncovered unless it ended on a checkpoint
+        self._uncovered = 0 if kind == CHECKPOINT else self._uncovered + seq - self._seq
         self._seq, self._hash = seq, hash_
         if torn:
             self._recover(data_end, now)

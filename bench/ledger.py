@@ -1,0 +1,117 @@
+"""Durable ledger appends per second: group commit versus one fsync per entry.
+
+Run ``python -m bench.ledger`` (from the repository root). For 1, 32 and 256
+concurrent writers it appends for a bounded time (``--seconds`` per cell, at
+most ``--max-entries``) to a fresh ledger in a temporary folder on the same
+file system as the current directory (not /tmp, which may be a RAM disk), and
+prints a Markdown table. Every append counted has returned, so it is fsynced.
+
+- group commit: ``FileLedger`` as the gateway runs it (signed checkpoints every
+  1000 entries); concurrent appends share one write and one fsync per batch.
+- one fsync per entry: the same entries, each written and fsynced on its own
+  under a lock, as a naive durable log would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from gateway.audit import FileLedger
+from gateway.audit.chain import GENESIS, encode, make_entry
+from gateway.model import isoformat, system_clock
+
+WRITERS = (1, 32, 256)
+DATA = {"caller": "billing", "subject": "subject-0001", "key": "profile", "outcome": "allow", "sha256": "0" * 64}
+
+
+class FsyncEach:
+    """The baseline: one write and one fsync per entry, appends serialised by a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._lock = asyncio.Lock()
+        self._seq, self._hash = 0, GENESIS
+
+    async def append(self, kind: str, data: dict[str, object]) -> None:
+        async with self._lock:
+            entry = make_entry(self._hash, self._seq + 1, isoformat(system_clock()), kind, data)
+            await asyncio.to_thread(self._write, encode(entry))
+            self._seq, self._hash = entry["seq"], entry["hash"]
+
+    def _write(self, line: bytes) -> None:
+        os.write(self._fd, line)
+        os.fsync(self._fd)
+
+    async def close(self) -> None:
+        os.close(self._fd)
+
+
+async def measure(kind: str, writers: int, seconds: float, max_entries: int, folder: Path) -> float:
+    path = folder / f"{kind}-{writers}.jsonl"
+    ledger: FileLedger | FsyncEach
+    if kind == "group":
+        ledger = await FileLedger.open(path, system_clock, checkpoint_key=ed25519.Ed25519PrivateKey.generate(), checkpoint_seconds=0)
+    else:
+        ledger = FsyncEach(path)
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def writer() -> None:
+        nonlocal done
+        while time.perf_counter() < stop and done < max_entries:
+            await ledger.append("service.read", DATA)
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(writer() for _ in range(writers)))
+    elapsed = time.perf_counter() - start
+    await ledger.close()
+    return done / elapsed
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+async def run(seconds: float, max_entries: int) -> str:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix=".bench-ledger-", dir=Path.cwd()) as tmp:
+        for writers in WRITERS:
+            group = await measure("group", writers, seconds, max_entries, Path(tmp))
+            each = await measure("each", writers, seconds, max_entries, Path(tmp))
+            rows.append(f"| {writers} | {group:,.0f} | {each:,.0f} | {group / each:.1f}x |")
+    header = [
+        f"Durable ledger appends per second ({datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} CPUs, {cpu_model()}, "
+        f"Python {platform.python_version()}, {seconds:g} s per cell)",
+        "",
+        "| concurrent writers | group commit | one fsync per entry | ratio |",
+        "|---:|---:|---:|---:|",
+    ]
+    return "\n".join(header + rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per cell (default 3)")
+    parser.add_argument("--max-entries", type=int, default=200_000, help="stop a cell after this many appends")
+    args = parser.parse_args()
+    print(asyncio.run(run(args.seconds, args.max_entries)))
+
+
+if __name__ == "__main__":
+    main()

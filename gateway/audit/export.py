@@ -1,0 +1,364 @@
+"""Closed ledger segments kept off the box, in an S3 bucket with Object Lock.
+
+A closed segment is the lines after one ``ledger.checkpoint`` entry up to and
+including the next one; it ends with the provider's signature over its last
+hash and links to the segment before it, so it can be checked on its own. Each
+is uploaded once as ``segments/<first-seq>-<last-seq>.jsonl`` with Object Lock
+retention (``COMPLIANCE`` by default): the store then refuses to delete the
+locked version or shorten its retention, and an overwrite only stacks a new
+version on top of it (the exporter itself never overwrites: it writes with
+``If-None-Match: *``).
+
+boto3 runs in a thread pool owned by the exporter, never on the event loop;
+botocore's errors become ``ExportError`` here and nowhere else.
+
+``SegmentUploader`` is the runtime's background side: told of each checkpoint,
+it uploads whatever closed segments are new, logs a failure and retries later.
+It never blocks an append.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3  # type: ignore[import-untyped]
+from botocore.config import Config as BotoConfig  # type: ignore[import-untyped]
+from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+
+from gateway.audit.chain import CHECKPOINT
+from gateway.config import AuditExport
+from gateway.errors import GatewayError, LedgerBroken, StoreError
+from gateway.model import Clock
+
+log = logging.getLogger("gateway.audit.export")
+
+T = TypeVar("T")
+PREFIX = "segments/"
+SEGMENT_KEY = re.compile(r"^segments/(\d+)-(\d+)\.jsonl$")
+
+
+class ExportError(StoreError):
+    """The off-box copy of the ledger could not be read or written."""
+
+    code = "audit-export-failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Lines ``first``..``last`` of the ledger (``last`` is a checkpoint entry), with their bytes."""
+
+    first: int
+    last: int
+    body: bytes
+
+    @property
+    def key(self) -> str:
+        return segment_key(self.first, self.last)
+
+
+def segment_key(first: int, last: int) -> str:
+    return f"{PREFIX}{first}-{last}.jsonl"
+
+
+def parse_segment_key(key: str) -> tuple[int, int] | None:
+    match = SEGMENT_KEY.match(key)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def closed_segments(lines: Iterator[bytes] | list[bytes], *, first_seq: int = 1) -> Iterator[tuple[Segment, int]]:
+    """Closed segments of ledger ``lines`` that start at entry ``first_seq``, each with its size in bytes.
+
+    Pure: only complete lines count, and a segment ends at a checkpoint entry.
+    Lines after the last checkpoint are an open segment and are not returned.
+    """
+    seq = first_seq - 1
+    start = first_seq
+    buffer: list[bytes] = []
+    for line in lines:
+        if not line.endswith(b"\n"):
+            return
+        seq += 1
+        buffer.append(line)
+        try:
+            kind = json.loads(line).get("kind")
+        except ValueError:
+            return
+        if kind == CHECKPOINT:
+            body = b"".join(buffer)
+            yield Segment(start, seq, body), len(body)
+            buffer, start = [], seq + 1
+
+
+class SegmentExporter:
+    """Uploads closed segments of one ledger file to ``spec.bucket`` and reads them back.
+
+    ``client`` lets a caller pass a ready boto3 S3 client (the caller owns it);
+    otherwise the exporter makes its own on first use.
+    """
+
+    def __init__(self, spec: AuditExport, ledger_path: Path, clock: Clock, *, client: Any = None) -> None:
+        self.spec = spec
+        self.ledger_path = ledger_path
+        self.clock = clock
+        self._client: Any = client
+        self._owns_client = client is None
+        self._client_lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="audit-export")
+        self._lock = asyncio.Lock()
+        self._offset = 0  # bytes of the local file already uploaded (whole segments)
+        self._next_seq = 1  # first entry of the next segment to upload
+        self._started = False
+        self._closed = False
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Create the bucket with Object Lock if it is missing; refuse one without Object Lock."""
+
+        def ensure(client: Any) -> None:
+            try:
+                client.head_bucket(Bucket=self.spec.bucket)
+            except ClientError as exc:
+                if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+                    raise
+                params: dict[str, Any] = {"Bucket": self.spec.bucket, "ObjectLockEnabledForBucket": True}
+                if self.spec.region_name != "us-east-1":
+                    params["CreateBucketConfiguration"] = {"LocationConstraint": self.spec.region_name}
+                client.create_bucket(**params)
+            answer = client.get_object_lock_configuration(Bucket=self.spec.bucket)
+            if answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") != "Enabled":
+                raise ExportError(
+                    f"bucket `{self.spec.bucket}` has no S3 Object Lock; the ledger's segments must be kept in one that has",
+                    code="object-lock-unavailable",
+                )
+
+        await self._call("prepare the bucket", ensure)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client and self._client is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._client.close)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # --- uploading ------------------------------------------------------------------
+
+    async def upload_pending(self) -> list[str]:
+        """Upload every closed segment not uploaded yet; return their keys.
+
+        The first call lists the bucket to learn where the uploaded segments end.
+        """
+        async with self._lock:
+            if not self._started:
+                uploaded = await self.remote_segments()
+                self._offset, self._next_seq = 0, 1
+                if uploaded:
+                    through = max(last for _, last in uploaded)
+                    self._offset = await asyncio.to_thread(self._offset_after, through)
+                    self._next_seq = through + 1
+                self._started = True
+            segments = await asyncio.to_thread(self._read_new)
+            keys = []
+            for segment, size in segments:
+                await self._upload(segment)
+                self._offset += size
+                self._next_seq = segment.last + 1
+                keys.append(segment.key)
+                log.info("uploaded audit ledger segment %s", segment.key)
+            return keys
+
+    def _read_new(self) -> list[tuple[Segment, int]]:
+        with open(self.ledger_path, "rb") as handle:
+            handle.seek(self._offset)
+            return list(closed_segments(iter(handle), first_seq=self._next_seq))
+
+    def _offset_after(self, seq: int) -> int:
+        """Bytes of the local file up to and including entry ``seq``."""
+        size = 0
+        with open(self.ledger_path, "rb") as handle:
+            for n, line in enumerate(handle, start=1):
+                size += len(line)
+                if n == seq:
+                    return size
+        raise LedgerBroken(f"the off-box copy of the ledger reaches entry {seq}, beyond the local ledger `{self.ledger_path}`")
+
+    async def _upload(self, segment: Segment) -> None:
+        retain_until = self.clock() + timedelta(days=self.spec.retention_days)
+        md5 = base64.b64encode(hashlib.md5(segment.body, usedforsecurity=False).digest()).decode()
+        params = {
+            "Bucket": self.spec.bucket,
+            "Key": segment.key,
+            "Body": segment.body,
+            "ContentMD5": md5,
+            "ContentType": "application/x-ndjson",
+            "IfNoneMatch": "*",
+            "ObjectLockMode": self.spec.mode,
+            "ObjectLockRetainUntilDate": retain_until,
+            "Metadata": {"sha256": hashlib.sha256(segment.body).hexdigest(), "first-seq": str(segment.first), "last-seq": str(segment.last)},
+        }
+        try:
+            await self._call(f"upload `{segment.key}`", lambda c: c.put_object(**params))
+        except ExportError as exc:
+            if _status(exc.__cause__) != 412:
+                raise
+            # already there (another process uploaded it): it must be the same bytes
+            existing = await self.fetch(segment.key)
+            if existing != segment.body:
+                raise ExportError(f"segment `{segment.key}` is already in bucket `{self.spec.bucket}` with other content", code="segment-mismatch") from None
+
+    # --- reading back -------------------------------------------------------------------
+
+    async def remote_segments(self) -> list[tuple[int, int]]:
+        """``(first, last)`` of every segment in the bucket, in order."""
+
+        def collect(client: Any) -> list[tuple[int, int]]:
+            found = []
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.spec.bucket, Prefix=PREFIX):
+                for item in page.get("Contents", []):
+                    span = parse_segment_key(item["Key"])
+                    if span is not None:
+                        found.append(span)
+            return sorted(found)
+
+        return await self._call("list segments", collect)
+
+    async def fetch(self, key: str) -> bytes:
+        def get(client: Any) -> bytes:
+            answer = client.get_object(Bucket=self.spec.bucket, Key=key)
+            with answer["Body"] as stream:
+                return bytes(stream.read())
+
+        return await self._call(f"read `{key}`", get)
+
+    async def retention(self, key: str) -> tuple[str | None, Any]:
+        """``(mode, retain_until)`` of the current version (from HEAD: S3's retention call is not needed)."""
+        answer = await self._call(f"inspect `{key}`", lambda c: c.head_object(Bucket=self.spec.bucket, Key=key))
+        return answer.get("ObjectLockMode"), answer.get("ObjectLockRetainUntilDate")
+
+    # --- boto3 off the loop ---------------------------------------------------------------
+
+    async def _call(self, operation: str, work: Callable[[Any], T]) -> T:
+        if self._closed:
+            raise ExportError(f"the audit ledger exporter is closed; cannot {operation}")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: work(self._client_now()))
+        except GatewayError:
+            raise
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            why = f"{error.get('Code', '')}: {error.get('Message', '')}".strip(": ")
+            raise ExportError(f"could not {operation} in audit bucket `{self.spec.bucket}`: {why or 'unexpected answer'}", bucket=self.spec.bucket) from exc
+        except (BotoCoreError, RuntimeError) as exc:
+            raise ExportError(f"could not {operation} in audit bucket `{self.spec.bucket}`: {exc}", bucket=self.spec.bucket) from exc
+
+    def _client_now(self) -> Any:
+        with self._client_lock:
+            if self._client is None:
+                config = BotoConfig(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
+                if self.spec.endpoint_url:
+                    config = config.merge(BotoConfig(s3={"addressing_style": "path"}))
+                self._client = boto3.session.Session().client("s3", region_name=self.spec.region_name, endpoint_url=self.spec.endpoint_url, config=config)
+            return self._client
+
+
+def _status(exc: BaseException | None) -> int | None:
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return int(status) if status is not None else None
+    return None
+
+
+class SegmentUploader:
+    """Uploads new closed segments in the background: after each checkpoint, and again after a failure."""
+
+    def __init__(self, exporter: SegmentExporter, *, retry_seconds: float = 30.0) -> None:
+        self.exporter = exporter
+        self.retry_seconds = retry_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.failures = 0
+        self.uploaded: list[str] = []
+
+    def start(self) -> None:
+        """Start the background task, which first uploads anything left from before."""
+        if self._task is None:
+            self._wake.set()
+            self._task = asyncio.create_task(self._run(), name="audit-segment-uploader")
+
+    def kick(self, _checkpoint: object = None) -> None:
+        """A checkpoint was written: upload soon. Safe to pass as the ledger's ``on_checkpoint``."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        prepared = False
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                if not prepared:
+                    await self.exporter.prepare()
+                    prepared = True
+                self.uploaded.extend(await self.exporter.upload_pending())
+            except Exception:
+                self.failures += 1
+                log.warning("uploading audit ledger segments failed; retrying in %ss", self.retry_seconds, exc_info=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.retry_seconds)
+                self._wake.set()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.exporter.close()
+
+
+def compare_with_remote(local: list[bytes], remote: dict[tuple[int, int], bytes]) -> dict[str, Any]:
+    """Compare the local ledger's lines with the off-box segments ``{(first, last): bytes}``.
+
+    Pure. A segment that reaches past the local end (entries cut off or deleted
+    locally) or whose bytes differ from the local lines is a problem, reported at
+    the first entry that differs; closed local segments not uploaded yet are
+    only listed (uploads are best effort and retried).
+    """
+    problem: str | None = None
+    broken_at: int | None = None
+    verified = 0
+    for first, last in sorted(remote):
+        body = remote[(first, last)]
+        key = segment_key(first, last)
+        remote_lines = body.splitlines(keepends=True)
+        mine = local[first - 1 : last]
+        if mine == remote_lines and len(remote_lines) == last - first + 1:
+            verified += 1
+            continue
+        for offset in range(max(len(mine), len(remote_lines), last - first + 1)):
+            here = mine[offset] if offset < len(mine) else None
+            there = remote_lines[offset] if offset < len(remote_lines) else None
+            if here != there or here is None:
+                seq = first + offset
+                if here is None:
+                    problem = f"entry {seq}: missing from the local ledger, which ends at entry {len(local)}, but kept off the box in `{key}`"
+                else:
+                    problem = f"entry {seq}: differs from the copy kept off the box in `{key}`"
+                break
+        broken_at = first + offset
+        break
+    uploaded = {span[1] for span in remote}
+    pending = [s.key for s, _ in closed_segments(local) if s.last not in uploaded]
+    return {"segments": len(remote), "verified": verified, "not_uploaded": pending, "problem": problem, "broken_at": broken_at}

@@ -1,0 +1,1 @@
+"""Reports computed from the audit ledger: pure counting, separate rendering."""

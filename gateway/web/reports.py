@@ -1,0 +1,32 @@
+"""Report routes: the transparency report, from the audit ledger (role legal)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.errors import InvalidRequest
+from gateway.reports.render import FORMATS, MEDIA_TYPES, render
+from gateway.reports.transparency import build_report, parse_range
+from gateway.web.auth import authenticate
+from gateway.web.keys import STATE_KEY
+
+routes = web.RouteTableDef()
+
+@routes.get("/v1/reports/transparency")
+async def transparency(request: web.Request) -> web.Response:
+    authenticate(request, "legal")
+    try:
+        start, end = parse_range(request.query.get("from"), request.query.get("to"))
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), code="invalid-period") from None
+    fmt = request.query.get("format", "json")
+    if fmt not in FORMATS:
+        raise InvalidRequest(f"unknown report format `{fmt}`; use one of {', '.join(FORMATS)}", code="invalid-format")
+    rt = request.app[STATE_KEY].rt
+    entries = await rt.ledger.entries()  # type: ignore[union-attr]
+    report = build_report(entries, start, end, content_categories=frozenset(rt.config.categories[-1:]))
+    body = render(report, fmt, generated_at=rt.settings.clock())
+    headers = {"Cache-Control": "no-store"}
+    if fmt == "csv":
+        headers["Content-Disposition"] = f'attachment; filename="transparency-{start}-{end}.csv"'
+    return web.Response(text=body, content_type=MEDIA_TYPES[fmt].split(";")[0], charset="utf-8", headers=headers)
