@@ -1,4 +1,9 @@
-"""What services report to operations; ``gateway.metrics`` implements it with Prometheus."""
+"""What services report to operations; ``gateway.metrics`` implements it with Prometheus.
+
+Every argument is a low-cardinality value: an outcome, a region, a
+jurisdiction, an instrument, a reason code, a count or a duration. Never a
+subject id, a record key, an order id or anything read from a record.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,30 @@ class Observer(Protocol):
 
     def ledger_append(self, *, ok: bool) -> None: ...
 
+    def ledger_batch(self, *, size: int, fsync_seconds: float, ok: bool) -> None:
+        """One group commit of the ledger: ``size`` entries made durable by one fsync taking ``fsync_seconds``."""
+        ...
+
+    def order_decision(self, *, outcome: str, instrument: str, issuing_jurisdiction: str, data_region: str | None) -> None:
+        """One (subject, region, category) item of an order decided; ``data_region`` is None when no region holds the subject."""
+        ...
+
+    def order_rejected(self, *, reason: str) -> None:
+        """An order refused before any item was decided (bad signature, expired...), by its stable reason code."""
+        ...
+
+    def order_decided(self, *, seconds: float) -> None:
+        """Time from an order's receipt to its decision."""
+        ...
+
+    def order_packaged(self, *, seconds: float) -> None:
+        """Time from an order's receipt to a disclosure package produced for it."""
+        ...
+
+    def holds_swept(self, *, active: int, next_release_at: float | None) -> None:
+        """After a sweep: records still under a legal hold and the earliest release time (Unix seconds) among them."""
+        ...
+
 
 class NullObserver:
     def residency_decision(self, *, outcome: str, caller_jurisdiction: str, data_region: str, reason: str) -> None:
@@ -26,4 +55,22 @@ class NullObserver:
         pass
 
     def ledger_append(self, *, ok: bool) -> None:
+        pass
+
+    def ledger_batch(self, *, size: int, fsync_seconds: float, ok: bool) -> None:
+        pass
+
+    def order_decision(self, *, outcome: str, instrument: str, issuing_jurisdiction: str, data_region: str | None) -> None:
+        pass
+
+    def order_rejected(self, *, reason: str) -> None:
+        pass
+
+    def order_decided(self, *, seconds: float) -> None:
+        pass
+
+    def order_packaged(self, *, seconds: float) -> None:
+        pass
+
+    def holds_swept(self, *, active: int, next_release_at: float | None) -> None:
         pass

@@ -1,18 +1,193 @@
-"""Operations routes: health, readiness, metrics."""
+"""Operations routes: liveness, readiness, metrics.
+
+- ``/healthz``: the process answers. Nothing else is checked, so a slow store
+  never gets a healthy pod killed.
+- ``/readyz``: the configuration is loaded, the ledger folder is writable and
+  each region's store (and the control store) answers within ``READY_TIMEOUT``.
+  A region that does not answer is listed as down and makes the gateway
+  ``degraded`` (200: the other regions keep serving); only an unwritable ledger
+  or every region down makes it ``unavailable`` (503).
+- ``/metrics``: the Prometheus exposition; open, or for ops tokens only.
+
+Store checks are cached per runtime for ``Settings.health_cache_seconds`` and
+concurrent probes share one check in flight, so however often kubelets,
+load balancers and scrapers ask, a store sees at most one check per interval.
+Each scrape of ``/metrics`` refreshes ``gateway_store_up`` through that cache
+and the case gauges at most every ``CASES_REFRESH_SECONDS``. ``monitor`` does
+the same on a timer without any probe, for an app that registers it as a
+``cleanup_ctx``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
+import time
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.errors import GatewayError
+from gateway.metrics import GatewayMetrics
+from gateway.model import parse_time
+from gateway.runtime import Runtime
 from gateway.web.auth import authenticate
 from gateway.web.keys import METRICS_KEY, SETTINGS_KEY, STATE_KEY
 
+log = logging.getLogger("gateway.ops")
+
 routes = web.RouteTableDef()
 READY_TIMEOUT = 2.0
+CASES_REFRESH_SECONDS = 30.0
+CONTROL = "control"
+
+
+@dataclass(frozen=True)
+class Check:
+    problem: str | None  # None: up
+    at: float  # time.monotonic() when it finished
+
+    @property
+    def up(self) -> bool:
+        return self.problem is None
+
+
+@dataclass
+class Health:
+    """Cached health of one runtime's stores and ledger."""
+
+    ttl: float
+    checks: dict[str, Check] = field(default_factory=dict)
+    inflight: dict[str, asyncio.Future[Check]] = field(default_factory=dict)
+    cases_at: float = -1e18
+
+    async def cached(self, name: str, probe: Callable[[], Awaitable[str | None]]) -> Check:
+        """The last result if fresher than ``ttl``, else the one check in flight (started if none is)."""
+        found = self.checks.get(name)
+        if found is not None and time.monotonic() - found.at < self.ttl:
+            return found
+        future = self.inflight.get(name)
+        if future is None:
+
+            async def run() -> Check:
+                try:
+                    result = Check(await probe(), time.monotonic())
+                finally:
+                    self.inflight.pop(name, None)
+                self.checks[name] = result
+                return result
+
+            future = self.inflight[name] = asyncio.ensure_future(run())
+        return await asyncio.shield(future)  # one impatient prober must not cancel the others' check
+
+
+_health: weakref.WeakKeyDictionary[object, Health] = weakref.WeakKeyDictionary()
+
+
+def health_of(rt: Runtime) -> Health:
+    found = _health.get(rt.records)
+    if found is None:
+        found = _health[rt.records] = Health(ttl=rt.settings.health_cache_seconds)
+    return found
+
+
+async def _store_problem(check: Callable[[], Awaitable[None]]) -> str | None:
+    try:
+        await asyncio.wait_for(check(), READY_TIMEOUT)
+    except TimeoutError:
+        return f"no answer within {READY_TIMEOUT:g}s"
+    except GatewayError as exc:
+        return exc.message  # a store check names no record
+    except Exception as exc:  # a health check reports; it never raises
+        return type(exc).__name__
+    return None
+
+
+def _ledger_problem(path: Path) -> str | None:
+    folder = path.parent
+    if not folder.is_dir():
+        return "the ledger folder does not exist"
+    if not os.access(folder, os.W_OK):
+        return "the ledger folder is not writable"
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the ledger file is not writable"
+    return None
+
+
+async def check_stores(rt: Runtime, metrics: GatewayMetrics) -> dict[str, Check]:
+    """Every region's store and the control store, through the cache; sets ``gateway_store_up``."""
+    health = health_of(rt)
+    stores = {**rt.stores, CONTROL: rt.control}
+    names = list(stores)
+    results = await asyncio.gather(*(health.cached(name, lambda s=stores[name]: _store_problem(s.check)) for name in names))
+    checks = dict(zip(names, results, strict=True))
+    for name, check in checks.items():
+        metrics.store_up.labels(name).set(1 if check.up else 0)
+    return checks
+
+
+async def refresh_cases(rt: Runtime, metrics: GatewayMetrics) -> None:
+    """Cases by kind and state, and each kind's nearest active deadline; at most every ``CASES_REFRESH_SECONDS``."""
+    cases_service = getattr(rt.orders, "cases", None)
+    health = health_of(rt)
+    if cases_service is None or time.monotonic() - health.cases_at < CASES_REFRESH_SECONDS:
+        return
+    health.cases_at = time.monotonic()
+    from gateway.services.cases import ACTIVE
+
+    counts: dict[tuple[str, str], int] = {}
+    nearest: dict[str, float] = {}
+    for case in await cases_service.list():
+        kind, state = str(case.get("kind")), str(case.get("state"))
+        counts[(kind, state)] = counts.get((kind, state), 0) + 1
+        if state in ACTIVE and case.get("deadline"):
+            at = parse_time(case["deadline"]).timestamp()
+            nearest[kind] = min(at, nearest.get(kind, at))
+    metrics.cases_seen(counts=counts, next_deadline=nearest)
+
+
+async def refresh(rt: Runtime, metrics: GatewayMetrics) -> None:
+    """Everything the gauges show that is read rather than counted; failures are logged, never raised."""
+    await check_stores(rt, metrics)
+    try:
+        await refresh_cases(rt, metrics)
+    except Exception:
+        log.warning("could not count cases for the metrics", exc_info=True)
+
+
+async def monitor(app: web.Application) -> AsyncIterator[None]:
+    """A ``cleanup_ctx`` that refreshes store health and case gauges on a timer, whether or not anything probes.
+
+    Register it after the context that opens the runtime. ``Settings.health_monitor_seconds``
+    sets the period; 0 turns it off (probes and scrapes still refresh the gauges).
+    """
+    period = app[SETTINGS_KEY].health_monitor_seconds
+    if period <= 0:
+        yield
+        return
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(max(period, app[SETTINGS_KEY].health_cache_seconds, 1.0))
+            rt = app[STATE_KEY].runtime
+            if rt is not None:
+                try:
+                    await refresh(rt, app[METRICS_KEY])
+                except Exception:
+                    log.exception("health refresh failed; retrying next period")
+
+    task = asyncio.create_task(loop(), name="health-monitor")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @routes.get("/healthz")
@@ -23,35 +198,40 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     rt = request.app[STATE_KEY].rt
-    metrics = request.app[METRICS_KEY]
+    checks = await check_stores(rt, request.app[METRICS_KEY])
+    now = time.monotonic()
 
-    async def check(region: str) -> tuple[str, str | None]:
-        try:
-            await asyncio.wait_for(rt.stores[region].check(), READY_TIMEOUT)
-        except TimeoutError:
-            return region, f"no answer within {READY_TIMEOUT:g}s"
-        except GatewayError as exc:
-            return region, exc.message
-        return region, None
+    def shown(check: Check) -> dict[str, Any]:
+        age = round(now - check.at, 3)
+        return {"status": "up", "checked_seconds_ago": age} if check.up else {"status": "down", "problem": check.problem, "checked_seconds_ago": age}
 
-    results = await asyncio.gather(*(check(r) for r in rt.stores))
-    regions = {}
-    for region, problem in results:
-        metrics.store_up.labels(region).set(0 if problem else 1)
-        regions[region] = {"status": "down", "problem": problem} if problem else {"status": "up"}
-    down = [r for r, p in results if p]
-    status = "ready" if not down else ("degraded" if len(down) < len(results) else "unavailable")
-    return web.json_response(
-        {"status": status, "config": rt.config.digest, "regions": regions},
-        status=200 if status != "unavailable" else 503,
-    )
+    control = checks.pop(CONTROL)
+    ledger_problem = await asyncio.to_thread(_ledger_problem, rt.settings.ledger_path)
+    down = sorted(name for name, check in checks.items() if not check.up)
+    if ledger_problem or len(down) == len(checks):
+        status = "unavailable"
+    elif down or not control.up:
+        status = "degraded"
+    else:
+        status = "ready"
+    body = {
+        "status": status,
+        "config": rt.config.digest,
+        "ledger": {"status": "down", "problem": ledger_problem} if ledger_problem else {"status": "up"},
+        "control": shown(control),
+        "regions": {name: shown(check) for name, check in checks.items()},
+        "down": down,
+    }
+    return web.json_response(body, status=503 if status == "unavailable" else 200)
 
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     if not request.app[SETTINGS_KEY].metrics_public:
         authenticate(request, "ops")
-    output = generate_latest(request.app[METRICS_KEY].registry)
+    gateway_metrics = request.app[METRICS_KEY]
+    await refresh(request.app[STATE_KEY].rt, gateway_metrics)
+    output = generate_latest(gateway_metrics.registry)
     response = web.Response(body=output)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

@@ -12,9 +12,11 @@ from typing import Any
 from aiohttp import web
 
 from gateway.errors import GatewayError, http_status
+from gateway.logs import REQUEST_ID as REQUEST_ID_VAR
 from gateway.web.keys import METRICS_KEY, REQUEST_ID_KEY
 
 log = logging.getLogger("gateway.web")
+access_log = logging.getLogger("gateway.access")
 
 PROBLEM_TYPE = "urn:disclosure-gateway:problem:"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -64,31 +66,47 @@ def route_template(request: web.Request) -> str:
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     supplied = request.headers.get("X-Request-ID", "")
     request[REQUEST_ID_KEY] = supplied if REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    bound = REQUEST_ID_VAR.set(request[REQUEST_ID_KEY])  # every log line of this request carries the id
     started = time.perf_counter()
     status = 500
+    code: str | None = None
     try:
         response = await handler(request)
         status = response.status
     except GatewayError as error:
         status = http_status(error)
+        code = error.code
         if status >= 500:
-            log.error("%s: %s", error.code, error.message, extra={"request_id": request[REQUEST_ID_KEY], "code": error.code})
+            # the code and the region, not the message: a store's message may quote a record key
+            safe = {k: v for k, v in error.details.items() if k in ("region", "operation") and isinstance(v, str)}
+            log.error("request failed: %s", error.code, extra={"code": error.code, **safe})
         response = problem(request, status, error.code, error.message, **error.details)
     except web.HTTPException as exc:
         status = exc.status
         if status < 400:
+            REQUEST_ID_VAR.reset(bound)
             raise
         code = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(status, "http-error")
         response = problem(request, status, code, exc.reason.lower())
     except Exception:
-        log.exception("unhandled error", extra={"request_id": request[REQUEST_ID_KEY]})
+        code = "internal-error"
+        log.exception("unhandled error")
         response = problem(request, 500, "internal-error", "the gateway failed to handle this request; it has been logged")
     finally:
+        elapsed = time.perf_counter() - started
+        route = route_template(request)
         metrics = request.app.get(METRICS_KEY)
         if metrics is not None:
-            route = route_template(request)
             metrics.http_requests.labels(route, request.method, str(status)).inc()
-            metrics.http_seconds.labels(route, request.method).observe(time.perf_counter() - started)
+            metrics.http_seconds.labels(route, request.method).observe(elapsed)
+    # One line per request, by route template: the raw path names subjects and record keys.
+    fields: dict[str, Any] = {"event": "http.request", "method": request.method, "route": route, "status": status, "duration_ms": round(elapsed * 1000, 3)}
+    if code is not None:
+        fields["code"] = code
+    for header, name in (("X-Audit-Seq", "audit_seq"), ("X-Residency-Decision", "decision")):
+        if header in response.headers:
+            fields[name] = response.headers[header]
+    access_log.info("%s %s %s", request.method, route, status, extra=fields)
+    REQUEST_ID_VAR.reset(bound)
     response.headers["X-Request-ID"] = request[REQUEST_ID_KEY]
     return response
-
