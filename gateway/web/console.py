@@ -1,0 +1,475 @@
+"""The legal console: a small server-rendered web UI over the case service.
+
+Sign-in takes a legal bearer token (``gateway token issue --role legal``); the
+session cookie *is* that token (HttpOnly, SameSite=Strict, Secure over https),
+so it expires with the token and every request verifies it again. Every POST
+form carries a CSRF token: an HMAC, keyed with a secret derived from the provider key,
+of the session (or, on the sign-in form, of a pre-session nonce cookie).
+
+Forms call the same service methods as the JSON API, so every action is
+written to the ledger. Pages show metadata, decisions and hashes only: the
+console never reads a record's content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jwt
+from aiohttp import web
+
+from gateway.errors import GatewayError, InvalidRequest, Unauthenticated, http_status
+from gateway.legal.verify import OrderRejected
+from gateway.model import Caller, isoformat, parse_time
+from gateway.services.cases import ACTIVE, STATES
+from gateway.tokens import verify_token
+from gateway.web.keys import CALLER_KEY, STATE_KEY
+
+routes = web.RouteTableDef()
+
+PREFIX = "/console"
+SESSION_COOKIE = "gw_console"
+LOGIN_COOKIE = "gw_console_login"
+FLASH_COOKIE = "gw_console_flash"
+CSRF_FIELD = "csrf"
+MAX_FORM_BYTES = 256 * 1024
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=jinja2.select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+# The CSRF secret, derived once per app the first time it is needed (app keys are frozen once it starts).
+_secrets: weakref.WeakKeyDictionary[web.Application, bytes] = weakref.WeakKeyDictionary()
+
+FLASHES = {
+    "approve": "Your approval is recorded.",
+    "deny": "Your denial is recorded.",
+    "withdraw": "The case is withdrawn.",
+    "object": "The objection is recorded.",
+    "signed-out": "You are signed out.",
+}
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _secret(request: web.Request) -> bytes:
+    """Derived from the provider key, so every replica behind a load balancer accepts the others' forms."""
+    if request.app not in _secrets:
+        _secrets[request.app] = request.app[STATE_KEY].rt.orders.console_secret()
+    return _secrets[request.app]
+
+
+def csrf_token(request: web.Request, binding: str) -> str:
+    """The CSRF token for a session (or a sign-in nonce): HMAC-SHA256 with the app's secret."""
+    return hmac.new(_secret(request), binding.encode(), hashlib.sha256).hexdigest()
+
+
+def _session_binding(token: str) -> str:
+    return "session:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now(request: web.Request) -> datetime:
+    return request.app[STATE_KEY].rt.settings.clock()
+
+
+def _cookie_options(request: web.Request) -> dict[str, Any]:
+    return {"path": PREFIX, "httponly": True, "samesite": "Strict", "secure": request.secure}
+
+
+def _left(deadline: str | None, now: datetime) -> str:
+    """A deadline as time left (``2d 4h left``) or overdue (``overdue by 3h``)."""
+    if not deadline:
+        return "no deadline"
+    delta = parse_time(deadline) - now
+    overdue = delta < timedelta(0)
+    seconds = int(abs(delta).total_seconds())
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        text = f"{days}d {hours}h"
+    elif hours:
+        text = f"{hours}h {minutes}m"
+    else:
+        text = f"{minutes}m"
+    return f"overdue by {text}" if overdue else f"{text} left"
+
+
+def _urgency(deadline: str | None, state: str, now: datetime) -> str:
+    if not deadline or state not in ACTIVE:
+        return "none"
+    left = parse_time(deadline) - now
+    if left < timedelta(0):
+        return "overdue"
+    return "soon" if left < timedelta(hours=72) else "ok"
+
+
+def _render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
+    caller = request.get(CALLER_KEY)
+    session = request.cookies.get(SESSION_COOKIE)
+    base = {
+        "caller": caller,
+        "csrf": csrf_token(request, _session_binding(session)) if caller is not None and session else "",
+        "csrf_field": CSRF_FIELD,
+        "path": request.path,
+        "status": status,
+        "flash": None,
+        "error": None,
+    }
+    html = _env.get_template(template).render({**base, **context})
+    response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
+    )
+    return response
+
+
+def _error_page(request: web.Request, status: int, code: str, detail: str) -> web.Response:
+    return _render(request, "error.html", status=status, code=code, detail=detail, status_title=_TITLES.get(status, "Error"))
+
+
+_TITLES = {400: "Bad request", 401: "Sign-in needed", 403: "Forbidden", 404: "Not found", 409: "Conflict", 422: "Order refused", 503: "Unavailable"}
+
+
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
+
+
+def _to_login(request: web.Request) -> web.Response:
+    response = _redirect(f"{PREFIX}/login")
+    response.del_cookie(SESSION_COOKIE, path=PREFIX)
+    return response
+
+
+def _caller_from(request: web.Request, token: str) -> tuple[Caller, datetime]:
+    """Verify a bearer token as the API does; return the caller and the token's expiry."""
+    rt = request.app[STATE_KEY].rt
+    caller = verify_token(token, key=rt.token_key, identity=rt.config.identity, now=_now(request), regions=rt.config.regions.keys())
+    claims = jwt.decode(token, options={"verify_signature": False})  # verified just above; only the expiry is read here
+    return caller, datetime.fromtimestamp(int(claims["exp"]), tz=_now(request).tzinfo)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def page(handler: Handler) -> Handler:
+    """A console page: needs a live legal session (else the sign-in page); errors become HTML problem pages."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        token = request.cookies.get(SESSION_COOKIE, "")
+        if not token:
+            return _to_login(request)
+        try:
+            caller, _ = _caller_from(request, token)
+        except Unauthenticated:
+            return _to_login(request)  # expired or no longer valid: sign in again
+        if caller.role != "legal":
+            response = _error_page(request, 403, "forbidden", f"role `{caller.role}` may not use the legal console")
+            response.del_cookie(SESSION_COOKIE, path=PREFIX)
+            return response
+        request[CALLER_KEY] = caller
+        if request.method == "POST":
+            form = await _form(request)
+            sent = form.get(CSRF_FIELD, "")
+            if not isinstance(sent, str) or not hmac.compare_digest(sent, csrf_token(request, _session_binding(token))):
+                return _error_page(request, 403, "csrf-invalid", "this form's security token is missing or wrong; reload the page and try again")
+        try:
+            return await handler(request)
+        except GatewayError as error:
+            return _error_page(request, http_status(error), error.code, error.message)
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+async def _form(request: web.Request) -> Mapping[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM_BYTES, actual_size=request.content_length)
+    return await request.post()
+
+
+def _take_flash(request: web.Request) -> str | None:
+    return FLASHES.get(request.cookies.get(FLASH_COOKIE, ""))
+
+
+def _with_flash(request: web.Request, response: web.StreamResponse, key: str) -> web.StreamResponse:
+    response.set_cookie(FLASH_COOKIE, key, max_age=60, **_cookie_options(request))
+    return response
+
+
+def _flashed(request: web.Request, response: web.Response, flash: str | None) -> web.Response:
+    if flash is not None:
+        response.del_cookie(FLASH_COOKIE, path=PREFIX)
+    return response
+
+
+# --- sign in and out ----------------------------------------------------------------------
+
+
+def _login_page(request: web.Request, *, status: int = 200, error: dict[str, str] | None = None, flash: str | None = None) -> web.Response:
+    nonce = secrets.token_urlsafe(24)
+    response = _render(request, "login.html", status=status, error=error, flash=flash, login_csrf=csrf_token(request, "login:" + nonce))
+    response.set_cookie(LOGIN_COOKIE, nonce, max_age=1800, **_cookie_options(request))
+    return response
+
+
+@routes.get(f"{PREFIX}/login")
+async def login_form(request: web.Request) -> web.Response:
+    flash = _take_flash(request)
+    return _flashed(request, _login_page(request, flash=flash), flash)
+
+
+@routes.post(f"{PREFIX}/login")
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await _form(request)
+    nonce = request.cookies.get(LOGIN_COOKIE, "")
+    sent = form.get(CSRF_FIELD, "")
+    if not nonce or not isinstance(sent, str) or not hmac.compare_digest(sent, csrf_token(request, "login:" + nonce)):
+        return _error_page(request, 403, "csrf-invalid", "the sign-in form's security token is missing or wrong; reload the page and try again")
+    token = str(form.get("token", "")).strip()
+    if token.lower().startswith("bearer "):
+        token = token[7:].strip()
+    if not token:
+        return _login_page(request, status=400, error={"code": "invalid-request", "detail": "paste a legal bearer token"})
+    try:
+        caller, expires = _caller_from(request, token)
+    except GatewayError as error:
+        return _login_page(request, status=http_status(error), error={"code": error.code, "detail": error.message})
+    if caller.role != "legal":
+        return _error_page(request, 403, "forbidden", f"role `{caller.role}` may not use the legal console; sign in with a `legal` token")
+    response = _redirect(f"{PREFIX}/")
+    max_age = max(1, int((expires - _now(request)).total_seconds()))
+    response.set_cookie(SESSION_COOKIE, token, max_age=max_age, **_cookie_options(request))
+    response.del_cookie(LOGIN_COOKIE, path=PREFIX)
+    return response
+
+
+@routes.post(f"{PREFIX}/logout")
+@page
+async def logout(request: web.Request) -> web.StreamResponse:
+    response = _redirect(f"{PREFIX}/login")
+    response.del_cookie(SESSION_COOKIE, path=PREFIX)
+    return _with_flash(request, response, "signed-out")
+
+
+# --- the queue ------------------------------------------------------------------------------
+
+
+@routes.get(PREFIX)
+async def console_root(request: web.Request) -> web.Response:
+    return _redirect(f"{PREFIX}/")
+
+
+@routes.get(f"{PREFIX}/")
+@page
+async def queue(request: web.Request) -> web.StreamResponse:
+    rt = request.app[STATE_KEY].rt
+    filters = {name: request.query.get(name, "").strip() or None for name in ("state", "jurisdiction", "region", "instrument")}
+    if filters["jurisdiction"]:
+        filters["jurisdiction"] = filters["jurisdiction"].upper()
+    now = _now(request)
+    error = None
+    status = 200
+    try:
+        cases = await rt.orders.cases.list(**filters)
+    except InvalidRequest as invalid:
+        cases, error, status = [], {"code": invalid.code, "detail": invalid.message}, 400
+    rows = [
+        {
+            **{k: c.get(k) for k in ("id", "order", "authority", "instrument", "subject", "region", "categories", "state", "deadline", "kind")},
+            "left": _left(c.get("deadline"), now) if c["state"] in ACTIVE else "—",
+            "urgency": _urgency(c.get("deadline"), c["state"], now),
+        }
+        for c in cases
+    ]
+    flash = _take_flash(request)
+    response = _render(
+        request,
+        "queue.html",
+        status=status,
+        rows=rows,
+        filters=filters,
+        states=STATES,
+        regions=sorted(rt.config.regions),
+        instruments=sorted(rt.config.legal.instruments),
+        jurisdictions=sorted({a.jurisdiction for a in rt.config.legal.authorities.values()}),
+        now=isoformat(now),
+        error=error,
+        flash=flash,
+    )
+    return _flashed(request, response, flash)
+
+
+# --- one case ---------------------------------------------------------------------------------
+
+
+async def _case_page(
+    request: web.Request, case_id: str, *, status: int = 200, error: dict[str, str] | None = None, form: Mapping[str, Any] | None = None
+) -> web.Response:
+    rt = request.app[STATE_KEY].rt
+    case = await rt.orders.cases.get(case_id)
+    document = await rt.orders.document(case["order"], case["authority"])
+    items = [i for i in document["items"] if i["subject"] == case["subject"] and i["region"] == case["region"]]
+    now = _now(request)
+    caller = request[CALLER_KEY]
+    flash = _take_flash(request)
+    response = _render(
+        request,
+        "case.html",
+        status=status,
+        case=case,
+        order={
+            k: document.get(k)
+            for k in ("id", "authority", "served_by", "instrument", "categories", "received_at", "expires_at", "nondisclosure_until", "case_ref")
+        },
+        items=[{k: i.get(k) for k in ("category", "outcome", "basis", "state", "record_count", "effective")} for i in items],
+        package=document.get("package", {}),
+        left=_left(case.get("deadline"), now) if case["state"] in ACTIVE else None,
+        urgency=_urgency(case.get("deadline"), case["state"], now),
+        can_decide=case["kind"] == "legal-review" and case["state"] == "open",
+        can_object=case["kind"] == "hold" and case["state"] == "holding",
+        is_submitter=caller.principal == case["submitted_by"],
+        already_approved=any(a["by"] == caller.principal and a["decision"] == "approve" for a in case["approvals"]),
+        form=dict(form or {}),
+        today=now.date().isoformat(),
+        error=error,
+        flash=flash,
+    )
+    return _flashed(request, response, flash)
+
+
+@routes.get(f"{PREFIX}/cases/{{case}}")
+@page
+async def case_page(request: web.Request) -> web.StreamResponse:
+    return await _case_page(request, request.match_info["case"])
+
+
+@routes.post(f"{PREFIX}/cases/{{case}}/decide")
+@page
+async def decide(request: web.Request) -> web.StreamResponse:
+    case_id = request.match_info["case"]
+    form = await _form(request)
+    decision = str(form.get("decision", ""))
+    categories = [str(c) for c in form.getall("categories", [])] if hasattr(form, "getall") else []
+    try:
+        case = await request.app[STATE_KEY].rt.orders.cases.decide(
+            case_id,
+            request[CALLER_KEY],
+            decision=decision,
+            justification=str(form.get("justification", "")),
+            categories=categories if decision == "approve" and categories else None,
+        )
+    except GatewayError as error:  # shown on the case page with its code; what was typed is kept
+        return await _case_page(
+            request,
+            case_id,
+            status=http_status(error),
+            error={"code": error.code, "detail": error.message},
+            form={"justification": str(form.get("justification", ""))},
+        )
+    return _with_flash(request, _redirect(f"{PREFIX}/cases/{case['id']}"), decision)
+
+
+@routes.post(f"{PREFIX}/cases/{{case}}/object")
+@page
+async def object_case(request: web.Request) -> web.StreamResponse:
+    case_id = request.match_info["case"]
+    form = await _form(request)
+    fields = {name: str(form.get(name, "")) for name in ("ground", "authority", "date")}
+    try:
+        case = await request.app[STATE_KEY].rt.orders.cases.object(case_id, request[CALLER_KEY], **fields)
+    except GatewayError as error:
+        return await _case_page(request, case_id, status=http_status(error), error={"code": error.code, "detail": error.message}, form=fields)
+    return _with_flash(request, _redirect(f"{PREFIX}/cases/{case['id']}"), "object")
+
+
+# --- the rules and explain ------------------------------------------------------------------
+
+
+def _policy(request: web.Request) -> dict[str, Any]:
+    legal = request.app[STATE_KEY].rt.config.legal
+    return {
+        "authorities": sorted(legal.authorities.values(), key=lambda a: a.id),
+        "instruments": sorted(legal.instruments.values(), key=lambda i: i.id),
+        "agreements": sorted(legal.agreements.values(), key=lambda a: a.id),
+        "blocking": sorted(legal.blocking.values(), key=lambda b: b.id),
+    }
+
+
+def _rules_page(
+    request: web.Request,
+    *,
+    status: int = 200,
+    explained: dict[str, Any] | None = None,
+    error: dict[str, str] | None = None,
+    form: Mapping[str, str] | None = None,
+) -> web.Response:
+    rt = request.app[STATE_KEY].rt
+    return _render(
+        request,
+        "rules.html",
+        status=status,
+        policy=_policy(request),
+        digest=rt.config.digest,
+        source=Path(rt.config.source).name if rt.config.source else "",
+        explained=explained,
+        error=error,
+        form=dict(form or {}),
+    )
+
+
+@routes.get(f"{PREFIX}/rules")
+@page
+async def rules(request: web.Request) -> web.StreamResponse:
+    return _rules_page(request)
+
+
+@routes.post(f"{PREFIX}/explain")
+@page
+async def explain(request: web.Request) -> web.StreamResponse:
+    form = await _form(request)
+    fields = {"order": str(form.get("order", "")).strip(), "at": str(form.get("at", "")).strip()}
+    if not fields["order"]:
+        return _rules_page(request, status=400, error={"code": "invalid-request", "detail": "paste a signed order (compact JWS)"}, form=fields)
+    at = None
+    if fields["at"]:
+        try:
+            at = parse_time(fields["at"])
+        except ValueError:
+            return _rules_page(request, status=400, error={"code": "invalid-time", "detail": f"`{fields['at']}` is not an RFC 3339 time"}, form=fields)
+    try:
+        document = await request.app[STATE_KEY].rt.orders.explain(fields["order"], at=at)
+    except OrderRejected as rejected:
+        error = {"code": rejected.code, "detail": f"{rejected.rule}: {rejected.message}"}
+        return _rules_page(request, status=422, error=error, form=fields)
+    except GatewayError as error:
+        return _rules_page(request, status=http_status(error), error={"code": error.code, "detail": error.message}, form=fields)
+    explained = {
+        **{
+            k: document.get(k)
+            for k in ("id", "authority", "served_by", "instrument", "subjects", "categories", "received_at", "expires_at", "whole_order", "explain")
+        },
+        "items": [
+            {k: i.get(k) for k in ("subject", "region", "category", "outcome", "basis", "rule", "reasons", "obligations", "record_count")}
+            for i in document["items"]
+        ],
+        "trace": document.get("trace", []),
+    }
+    return _rules_page(request, explained=explained, form=fields)

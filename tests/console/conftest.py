@@ -1,0 +1,41 @@
+"""Fixtures for the legal console and case tests: a full app on local file stores, a frozen clock."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
+
+from gateway.web.app import create_app
+from gateway.web.keys import STATE_KEY
+from tests.orders_support import prepare_authorities
+from tests.support import Env, make_env
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    return make_env(tmp_path)
+
+
+@pytest.fixture
+def make_client(env: Env, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> Callable[[], Awaitable[TestClient]]:
+    """Start another app on the same settings (and so the same data directory): a restart or a second replica."""
+
+    async def make() -> TestClient:
+        prepare_authorities(env)  # authorities' public keys are read when the app starts
+        return await aiohttp_client(create_app(env.settings, registry=CollectorRegistry()))
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: Callable[[], Awaitable[TestClient]]) -> TestClient:
+    return await make_client()
+
+
+@pytest.fixture
+def runtime(client: TestClient):
+    return client.app[STATE_KEY].rt
