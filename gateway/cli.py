@@ -104,14 +104,50 @@ def cmd_token_issue(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _ledger_public_key(args: argparse.Namespace) -> Any:
+    """The provider's public key for checkpoint signatures: ``--key``, else from the config; ``None`` if neither has one."""
+    from gateway.config import load_config
+    from gateway.keys import load_ed25519_public, public_path_for
+
+    if args.key is not None:
+        return load_ed25519_public(args.key)
+    if not args.config.exists():
+        return None
+    path = public_path_for(resolve(args.data_dir, load_config(args.config).identity.provider_key))
+    return load_ed25519_public(path) if path.exists() else None
+
+
+def _remote_check(args: argparse.Namespace, path: Path) -> dict[str, Any]:
+    from gateway.audit.export import SegmentExporter, compare_with_remote, segment_key
+    from gateway.config import load_config
+    from gateway.errors import InvalidRequest
+
+    spec = load_config(args.config).audit.export
+    if spec is None:
+        raise InvalidRequest("`--remote` needs `[audit] export = {...}` in the configuration", code="invalid-arguments")
+
+    async def fetch() -> dict[tuple[int, int], bytes]:
+        exporter = SegmentExporter(spec, path, system_clock)
+        try:
+            return {span: await exporter.fetch(segment_key(*span)) for span in await exporter.remote_segments()}
+        finally:
+            await exporter.close()
+
+    remote = asyncio.run(fetch())
+    return compare_with_remote(path.read_bytes().splitlines(keepends=True), remote)
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Verify the ledger: chain, sequence, checkpoint signatures, and with ``--remote`` the segments kept off the box."""
     from gateway.audit import verify_file
 
     path = args.ledger or _settings(args).ledger_path
     if not path.exists():
         raise LedgerBroken(f"ledger `{path}` does not exist")
-    report = verify_file(path)
-    data = {
+    public_key = _ledger_public_key(args)
+    # (1) chain, sequence and checkpoints, with their signatures when the key is known
+    report = verify_file(path, public_key=public_key)
+    data: dict[str, Any] = {
         "ok": report.ok,
         "entries": report.entries,
         "last_seq": report.last_seq,
@@ -119,12 +155,64 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         "problem": report.problem,
         "broken_at": report.broken_at,
         "torn_tail": report.torn_tail,
+        "checkpoints": report.checkpoints,
+        "last_checkpoint": report.last_checkpoint,
+        "signatures_checked": report.signatures_checked,
     }
-    if report.ok:
-        _emit(args, f"ok: {report.entries} entries, last hash {report.last_hash}", data)
+    # (2) signed checkpoints that nobody can check prove nothing
+    if report.ok and report.checkpoints and public_key is None:
+        data.update(ok=False, problem="the ledger has signed checkpoints but no provider public key was found; pass `--key FILE`")
+        _emit(args, f"broken: {data['problem']}", data)
+        return EXIT_INVALID
+    # (3) the segments kept off the box match the local lines
+    if report.ok and args.remote:
+        remote = _remote_check(args, path)
+        data["remote"] = remote
+        if remote["problem"]:
+            data.update(ok=False, problem=remote["problem"], broken_at=remote["broken_at"])
+    if data["ok"]:
+        signed = f", {report.checkpoints} signed checkpoints verify" if report.checkpoints else ""
+        remote_text = ""
+        if "remote" in data:
+            remote_text = f", {data['remote']['verified']} segments match the off-box copy"
+            if data["remote"]["not_uploaded"]:
+                remote_text += f" ({len(data['remote']['not_uploaded'])} not uploaded yet)"
+        _emit(args, f"ok: {report.entries} entries{signed}{remote_text}, last hash {report.last_hash}", data)
         return EXIT_OK
-    _emit(args, f"broken: {report.problem} (line {report.broken_at}); {report.entries} entries verify before it", data)
+    lines = path.read_bytes().splitlines()
+    at = data["broken_at"]
+    data["broken_entry"] = lines[at - 1].decode("utf-8", "replace")[:1000] if at and at <= len(lines) else None
+    text = f"broken: {data['problem']} (line {at}); {report.entries} entries verify before it"
+    if data["broken_entry"] is not None:
+        text += f"\n  {data['broken_entry']}"
+    _emit(args, text, data)
     return EXIT_INVALID
+
+
+def cmd_report_transparency(args: argparse.Namespace) -> int:
+    """The transparency report from the audit ledger, as JSON, CSV or one HTML page."""
+    from gateway.audit import read_entries
+    from gateway.config import load_config
+    from gateway.errors import InvalidRequest
+    from gateway.reports.render import render
+    from gateway.reports.transparency import build_report, parse_range
+
+    try:
+        start, end = parse_range(args.start, args.end)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc).replace("`from`", "`--from`").replace("`to`", "`--to`"), code="invalid-arguments") from None
+    config = load_config(args.config)
+    path = args.ledger or _settings(args).ledger_path
+    if not path.exists():
+        raise LedgerBroken(f"ledger `{path}` does not exist")
+    report = build_report(read_entries(path), start, end, content_categories=frozenset(config.categories[-1:]))
+    text = render(report, args.format, generated_at=system_clock())
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _read_json_file(path: Path, what: str) -> Any:
@@ -254,8 +342,12 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _configure_logging(level: str, fmt: str = "text") -> None:
+    """Log lines to stdout: readable text (the laptop default) or JSON lines with the request id (production)."""
+    from gateway.logs import setup_logging
+
+    setup_logging(level, fmt)
+    logging.captureWarnings(True)  # Python warnings become log lines in the same format
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -263,8 +355,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from gateway.web.app import create_app
 
-    _configure_logging(args.log_level)
-    settings = _settings(args, metrics_public=not args.metrics_auth)
+    _configure_logging(args.log_level, args.log_format)
+    settings = _settings(args, metrics_public=not args.metrics_auth, init_keys=not args.no_init_keys)
     web.run_app(create_app(settings), host=args.host, port=args.port, print=lambda line: print(line, flush=True))
     return EXIT_OK
 
@@ -274,7 +366,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import seed, write_demo_orders
     from gateway.runtime import Runtime, init_keys
 
-    _configure_logging(args.log_level)
+    _configure_logging(args.log_level, args.log_format)
     settings = _settings(args)
     config = load_config(args.config)
     init_keys(config, args.data_dir, demo_authorities=True)
@@ -342,7 +434,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--host", default="127.0.0.1")
         p.add_argument("--port", type=int, default=8080)
         p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+        p.add_argument(
+            "--log-format",
+            default=os.environ.get("GATEWAY_LOG_FORMAT", "text"),
+            choices=("text", "json"),
+            help="log lines as readable text (default) or JSON with request ids (default: $GATEWAY_LOG_FORMAT or text)",
+        )
         p.add_argument("--metrics-auth", action="store_true", help="require an ops token on /metrics")
+        p.add_argument(
+            "--no-init-keys",
+            action="store_true",
+            help="never create missing keys: production keys come from a secret store; a missing one stops the start",
+        )
 
     p = command("check", "validate a regions.toml; print every problem with its key path", cmd_check)
     p.add_argument("path", nargs="?", type=Path, help="file to check (default: --config)")
@@ -379,7 +482,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", type=Path, help="the provider's public key (default: from the config's identity.provider_key)")
 
     audit = sub.add_parser("audit", help="the audit ledger").add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    p = command("verify", "verify the ledger's hash chain; exit 3 at the first broken entry", cmd_audit_verify, audit)
+    p = command("verify", "verify the ledger's chain and signed checkpoints; exit 3 at the first broken entry", cmd_audit_verify, audit)
+    p.add_argument("--ledger", type=Path, help="ledger file (default: DATA_DIR/ledger/ledger.jsonl)")
+    p.add_argument("--key", type=Path, help="the provider's public key (default: from the config's identity.provider_key)")
+    p.add_argument("--remote", action="store_true", help="also compare the segments uploaded to the `[audit] export` bucket")
+
+    report = sub.add_parser("report", help="reports").add_subparsers(dest="report_command", required=True, metavar="ACTION")
+    p = report.add_parser("transparency", help="requests per issuing country and half-year", conflict_handler="resolve")
+    p.description = "the transparency report: legal orders per issuing country and half-year, from the audit ledger"
+    _common(p)
+    p.set_defaults(func=cmd_report_transparency)
+    p.add_argument("--format", choices=("json", "csv", "html"), default="json", help="output format (default: json)")
+    p.add_argument("--from", dest="start", required=True, help="first day, e.g. 2026-01-01")
+    p.add_argument("--to", dest="end", required=True, help="last day (included), e.g. 2026-12-31")
+    p.add_argument("--output", type=Path, help="write to this file instead of stdout")
     p.add_argument("--ledger", type=Path, help="ledger file (default: DATA_DIR/ledger/ledger.jsonl)")
     return parser
 

@@ -10,6 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 
@@ -33,6 +34,9 @@ from gateway.stores import RecordStore
 from gateway.stores.factory import open_store, prepare_store
 from gateway.tags import TagSigner, TagVerifier
 
+if TYPE_CHECKING:
+    from gateway.audit.export import SegmentUploader
+
 log = logging.getLogger("gateway.runtime")
 
 DEFAULT_CONFIG = Path("regions.toml")
@@ -47,6 +51,8 @@ class Settings:
     init_keys: bool = True  # make missing dev keys on start (the laptop default)
     metrics_public: bool = True  # False: /metrics needs an ops token
     sweep_seconds: float = 30.0  # how often due holds are released; 0 turns the sweeper off
+    health_monitor_seconds: float = 15.0  # background refresh of store health and case gauges; 0 turns it off
+    health_cache_seconds: float = 5.0  # /readyz and /metrics reuse a region's store check this long, so probes cannot overload a store
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -114,6 +120,7 @@ class Runtime:
     control: RecordStore
     metrics: GatewayMetrics
     token_key: PublicKey
+    uploader: SegmentUploader | None = None  # closed ledger segments to the off-box bucket, if configured
 
     @classmethod
     async def open(cls, settings: Settings, metrics: GatewayMetrics | None = None, *, read_only: bool = False) -> Runtime:
@@ -130,19 +137,37 @@ class Runtime:
         for region in config.regions.values():
             public_path = public_path_for(resolve(data_dir, region.tag_key))
             tag_public[region.id] = load_ed25519_public(public_path) if public_path.exists() else tag_private[region.id].public_key()
+        provider_key = load_ed25519_private(resolve(data_dir, config.identity.provider_key))
         metrics = metrics or GatewayMetrics(CollectorRegistry())
         stores = {r.id: open_store(r, data_dir) for r in config.regions.values()}
         control = open_store(Region("control", "control", "", config.control, ""), data_dir)
         ledger: FileLedger | _ReadOnlyLedger | None = None
+        uploader: SegmentUploader | None = None
         try:
             await asyncio.gather(*(prepare_store(s) for s in [*stores.values(), control]))
             if read_only:
                 ledger = _ReadOnlyLedger()
             else:
-                ledger = await FileLedger.open(settings.ledger_path, settings.clock)
+                if config.audit.export is not None:
+                    from gateway.audit.export import SegmentExporter, SegmentUploader
+
+                    uploader = SegmentUploader(SegmentExporter(config.audit.export, settings.ledger_path, settings.clock))
+                ledger = await FileLedger.open(
+                    settings.ledger_path,
+                    settings.clock,
+                    checkpoint_key=provider_key,
+                    checkpoint_every=config.audit.checkpoint_every,
+                    checkpoint_seconds=config.audit.checkpoint_seconds,
+                    on_checkpoint=uploader.kick if uploader is not None else None,
+                )
+                ledger.on_batch = metrics.ledger_batch
                 await ledger.append("config.loaded", {"digest": config.digest, "source": Path(config.source).name})
+                if uploader is not None:
+                    uploader.start()  # best effort in the background: never blocks a request
         except BaseException:
             await asyncio.gather(*(s.close() for s in [*stores.values(), control]), return_exceptions=True)
+            if uploader is not None:
+                await uploader.close()
             if ledger is not None:
                 await ledger.close()
             raise
@@ -160,11 +185,13 @@ class Runtime:
             records=records,
             control=control,
             trust=Trust(load_authority_keys(config, data_dir)),
-            provider_key=load_ed25519_private(resolve(data_dir, config.identity.provider_key)),
+            provider_key=provider_key,
             clock=settings.clock,
         )
-        return cls(settings, config, stores, ledger, records, orders, control, metrics, token_key)
+        return cls(settings, config, stores, ledger, records, orders, control, metrics, token_key, uploader)
 
     async def close(self) -> None:
         await self.ledger.close()
+        if self.uploader is not None:
+            await self.uploader.close()
         await asyncio.gather(*(s.close() for s in [*self.stores.values(), self.control]), return_exceptions=True)

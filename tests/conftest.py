@@ -22,6 +22,15 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture
+def aws(aws_credentials: None) -> Iterator[None]:
+    """An in-process moto S3 (``mock_aws``) with fake credentials."""
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """A real S3 HTTP endpoint (moto's threaded server) on a free loopback port: its URL."""

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from aiohttp import ClientPayloadError
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from gateway.audit import read_entries
 from gateway.canonical import b64url, canonical
 from gateway.config import load_config
-from gateway.keys import load_private_key, resolve
-from gateway.legal.cases import Case
+from gateway.keys import load_ed25519_public, load_private_key, public_path_for, resolve
+from gateway.legal.cases import Case, load_cases
 from gateway.legal.verify import sign_order
+from gateway.packages import PackageReport, verify_package
 from gateway.runtime import init_keys
 from tests.support import Env
 
@@ -102,3 +107,55 @@ async def submit(client: TestClient, env: Env, token: str) -> tuple[int, dict[st
 
 def item_for(document: dict[str, Any], subject: str, category: str) -> dict[str, Any]:
     return next(i for i in document["items"] if i["subject"] == subject and i["category"] == category)
+
+
+# --- helpers for the order API tests ------------------------------------------------------
+
+CASES_DIR = Path(__file__).resolve().parent / "cases"
+
+
+def case_named(name: str) -> Case:
+    """The decision case called ``name`` in ``tests/cases``."""
+    return next(c for c in load_cases([CASES_DIR]) if c.name == name)
+
+
+def ledger_entries(env: Env, kind: str | None = None) -> list[dict[str, Any]]:
+    """The ledger's entries (its hash chain verified on the way), optionally of one kind."""
+    entries = read_entries(env.settings.ledger_path)
+    return [e for e in entries if kind is None or e["kind"] == kind]
+
+
+def tree_digest(*roots: Path) -> dict[str, str]:
+    """Every file under ``roots``: its path and the SHA-256 of its bytes."""
+    found: dict[str, str] = {}
+    for root in roots:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                found[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def provider_public_key(env: Env) -> ed25519.Ed25519PublicKey:
+    config = load_config(env.settings.config_path)
+    return load_ed25519_public(public_path_for(resolve(env.data_dir, config.identity.provider_key)))
+
+
+def verify_package_bytes(env: Env, data: bytes, folder: Path) -> PackageReport:
+    """Write ``data`` to a file in ``folder`` and verify it offline with the provider's public key."""
+    path = folder / f"package-{hashlib.sha256(data).hexdigest()[:16]}.tar"
+    path.write_bytes(data)
+    return verify_package(path, provider_public_key(env))
+
+
+async def download_package(client: TestClient, env: Env, order_id: str) -> tuple[int, bytes, bool]:
+    """(status, the bytes received, whether the body arrived complete) of an order's package."""
+    response = await client.get(f"/v1/orders/{order_id}/package", headers=env.person("intake", "portal"))
+    received = bytearray()
+    complete = True
+    try:
+        async for chunk in response.content.iter_any():
+            received += chunk
+    except ClientPayloadError:
+        complete = False
+    response.release()
+    return response.status, bytes(received), complete

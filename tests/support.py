@@ -15,6 +15,17 @@ from gateway.tokens import issue_token
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "regions.toml"
+# Debian's Chromium, launched as FACTS.md says works on this closed network (never `playwright install`).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 CASE_DATE = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 
 
@@ -60,5 +71,6 @@ def make_env(tmp_path: Path, config_text: str | None = None) -> Env:
     else:
         config_path.write_text(config_text)
     clock = FrozenClock()
-    settings = Settings(config_path=config_path, data_dir=tmp_path / "data", clock=clock)
+    # no background timers: tests drive sweeps and health checks themselves
+    settings = Settings(config_path=config_path, data_dir=tmp_path / "data", clock=clock, health_monitor_seconds=0)
     return Env(settings, clock)

@@ -147,3 +147,15 @@ def test_audit_verify_of_a_deleted_line_exits_3(workdir: Path) -> None:
 def test_audit_verify_of_a_missing_ledger_exits_3(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(workdir, "audit", "verify") == 3
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_serve_refuses_to_start_on_a_bad_config_with_the_same_messages_as_check(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = workdir / "regions.toml"
+    config.write_text(config.read_text().replace('jurisdiction = "IE"', 'jurisdiction = "XX"'))
+    assert run(workdir, "serve", "--port", "0") == 3
+    assert "regions.eu-west-1.jurisdiction: unknown jurisdiction `XX`" in capsys.readouterr().err
+
+
+def test_serve_without_key_creation_refuses_to_start_when_a_key_is_missing(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(workdir, "serve", "--port", "0", "--no-init-keys") == 1
+    assert "gateway keys init" in capsys.readouterr().err

@@ -308,10 +308,11 @@ class CaseService:
             return False  # another replica (or an earlier run) did it
         async with self._lock:
             case = await self.get(case_id)
-            if case["state"] == old:
-                case["state"] = new
-                case["history"].append({"at": isoformat(now), "by": "gateway", "action": new, "note": "deadline reached"})
-                await self._save(case)
+            if case["state"] != old:
+                return False  # decided by a person between the sweep's read and now
+            case["state"] = new
+            case["history"].append({"at": isoformat(now), "by": "gateway", "action": new, "note": "deadline reached"})
+            await self._save(case)
         await self.record(f"case.{new}", {"case": case_id, "order": case["order"]})
         if new == RELEASED and self.on_disclosed is not None:
             await self.on_disclosed(case)

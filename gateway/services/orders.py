@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -37,6 +38,8 @@ from gateway.legal.orders import Order, PriorPreservation
 from gateway.legal.verify import OrderRejected, order_fingerprint, verify_order
 from gateway.model import Clock, Subject, is_identifier, isoformat, parse_time
 from gateway.packages import PackageItem, build_manifest, provider_key_id, stream_package
+from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, case_id_for, disclosure_allowed
+from gateway.services.notices import NoticeService
 from gateway.services.records import TAG_METADATA, RecordService, UnknownSubject, record_key, subject_prefix
 from gateway.stores import ObjectLocked, ObjectNotFound, PreconditionFailed, RecordStore
 
@@ -97,6 +100,9 @@ class OrderService:
         self.clock = clock
         self.engine = Engine(config)
         self._holds_lock = asyncio.Lock()
+        self.cases = CaseService(control=control, record=records._record, clock=clock)
+        self.notices = NoticeService(control=control, record=records._record, clock=clock)
+        self.cases.on_disclosed = self._case_disclosed
 
     # --- verification ----------------------------------------------------------
 
@@ -120,6 +126,7 @@ class OrderService:
         try:
             order = self.verify(token, now=now)
         except OrderRejected as rejected:
+            self.records.observer.order_rejected(reason=rejected.code)
             await self.records._record(
                 "order.rejected",
                 {"fingerprint": fingerprint, "reason": rejected.code, "rule": rejected.rule, "by": submitted_by},
@@ -148,47 +155,79 @@ class OrderService:
             "order.received",
             {"order": order.id, "authority": authority, "served_by": order.served_by.id, "instrument": order.instrument, "fingerprint": fingerprint},
         )
-        # (2) decide every (subject, region, category)
-        items, _, whole = await self._decide_all(order, now=now, trace=False)
-        # (3) act
-        await self._act(order, items, now=now)
-        document = self._document(order, items, fingerprint=fingerprint, received_at=now, whole=whole)
-        # (4) record, then store the document for GET and resubmissions
-        await self.records._record(
-            "order.decided",
-            {
-                "order": order.id,
-                "authority": authority,
-                "issuer_jurisdiction": order.issuer.jurisdiction,
-                "instrument": order.instrument,
-                "preservation": self.config.legal.instruments[order.instrument].preservation is not None,
-                "emergency": order.emergency,
-                "whole_order": whole.reason if whole else None,
-                "items": [
-                    {
-                        "subject": i["subject"],
-                        "region": i["region"],
-                        "data_jurisdiction": self.config.regions[i["region"]].jurisdiction if i["region"] else None,
-                        "category": i["category"],
-                        "outcome": i["outcome"],
-                        "basis": i["basis"],
-                        "reason": i["reasons"][0]["code"],
-                        "notify": i["obligations"].get("notify"),
-                        "records": len(i["records"]),
-                    }
-                    for i in items
-                ],
-            },
-        )
-        await self.control.put(_doc_key(authority, order.id), json.dumps(document).encode(), {})
-        await self.control.put(_index_key(order.id, authority), b"", {})
-        return self.view(document, now=now), True
+        try:
+            # (2) decide every (subject, region, category)
+            items, _, whole = await self._decide_all(order, now=now, trace=True)
+            # (3) act
+            await self._act(order, items, now=now)
+            document = self._document(order, items, fingerprint=fingerprint, received_at=now, whole=whole)
+            document["submitted_by"] = submitted_by
+            traces = {(i["subject"], i["region"]): i.pop("trace") for i in items if "trace" in i}
+            for item in items:
+                item.pop("trace", None)
+            # (4) record, then store the document for GET and resubmissions
+            await self.records._record(
+                "order.decided",
+                {
+                    "order": order.id,
+                    "authority": authority,
+                    "issuer_jurisdiction": order.issuer.jurisdiction,
+                    "instrument": order.instrument,
+                    "preservation": self.config.legal.instruments[order.instrument].preservation is not None,
+                    "emergency": order.emergency,
+                    "whole_order": whole.reason if whole else None,
+                    "items": [
+                        {
+                            "subject": i["subject"],
+                            "region": i["region"],
+                            "data_jurisdiction": self.config.regions[i["region"]].jurisdiction if i["region"] else None,
+                            "category": i["category"],
+                            "outcome": i["outcome"],
+                            "basis": i["basis"],
+                            "reason": i["reasons"][0]["code"],
+                            "notify": i["obligations"].get("notify"),
+                            "records": len(i["records"]),
+                        }
+                        for i in items
+                    ],
+                },
+            )
+            for i in items:  # operations: low-cardinality counts, and the time from receipt to decision
+                self.records.observer.order_decision(
+                    outcome=i["outcome"], instrument=order.instrument, issuing_jurisdiction=order.issuer.jurisdiction, data_region=i["region"]
+                )
+            self.records.observer.order_decided(seconds=(self.clock() - now).total_seconds())
+            outcomes = sorted({i["outcome"] for i in items})
+            log.info("order decided", extra={"event": "order.decided", "order": order.id, "authority": authority, "outcomes": outcomes})
+            await self.control.put(_doc_key(authority, order.id), json.dumps(document).encode(), {})
+            await self.control.put(_index_key(order.id, authority), b"", {})
+        except BaseException:
+            # Nothing is stored under this id yet: free it, so the authority can submit the order again.
+            with contextlib.suppress(Exception):
+                await self.control.delete(_claim_key(authority, order.id))
+            raise
+        # (5) decisions that need people become cases in legal's queue
+        await self.cases.open_for(document, submitted_by=submitted_by, traces=traces)
+        # (6) customers are told what was disclosed, when the order allows
+        disclosed: dict[str, list[str]] = {}
+        for item in items:
+            if item["outcome"] == DISCLOSED and item["records"]:
+                disclosed.setdefault(item["subject"], []).append(item["category"])
+        if disclosed:
+            await self.notices.schedule(
+                authority=authority,
+                order_id=order.id,
+                subjects=disclosed.items(),
+                nondisclosure_until=document["nondisclosure_until"],
+                emergency=any(i["basis"] == "emergency" for i in items if i["outcome"] == DISCLOSED),
+            )
+        return await self.view_now(document), True
 
     async def _wait_for_document(self, authority: str, order_id: str) -> dict[str, Any]:
         """A resubmission racing the first submission waits briefly for its document."""
         for _ in range(50):
             try:
-                return self.view(json.loads((await self.control.get(_doc_key(authority, order_id))).body), now=self.clock())
+                return await self.view_now(json.loads((await self.control.get(_doc_key(authority, order_id))).body))
             except ObjectNotFound:
                 await asyncio.sleep(0.1)
         raise Conflict(f"order `{order_id}` is still being decided; ask again shortly", code="order-in-progress")
@@ -237,26 +276,35 @@ class OrderService:
         found = [r for r in await asyncio.gather(*(one(k) for k in keys)) if r is not None]
         return subject, sorted(found, key=lambda r: r["key"])
 
-    async def _prior_preservation(self, order: Order) -> PriorPreservation | None:
+    async def _renewed_document(self, order: Order) -> tuple[str, dict[str, Any]] | None:
+        """(authority, document) of the order ``order.renews`` names: the renewing authority's own first, then any other's."""
         if not order.renews:
             return None
         for authority in (order.issuer.id, *sorted(set(self.config.legal.authorities) - {order.issuer.id})):
             try:
-                doc = json.loads((await self.control.get(_doc_key(authority, order.renews))).body)
+                return authority, json.loads((await self.control.get(_doc_key(authority, order.renews))).body)
             except ObjectNotFound:
                 continue
-            untils = [parse_time(i["obligations"]["until"]) for i in doc["items"] if i["outcome"] == "preserve" and i["obligations"].get("until")]
-            if not untils:
-                return None
-            return PriorPreservation(
-                order_id=order.renews,
-                instrument=doc["instrument"],
-                issuer_jurisdiction=self.config.legal.authorities[doc["authority"]].jurisdiction,
-                until=max(untils),
-                extensions=int(doc.get("extensions", 0)),
-                subjects=tuple(doc["subjects"]),
-            )
         return None
+
+    async def _prior_preservation(self, order: Order) -> PriorPreservation | None:
+        found = await self._renewed_document(order)
+        if found is None or not order.renews:
+            return None
+        _, doc = found
+        kept = [i["obligations"] for i in doc["items"] if i["outcome"] == "preserve" and i["obligations"].get("until")]
+        if not kept:
+            return None
+        # As it stands now: extended by a renewal of it (``extended_until``), or itself a renewal (its items' ``extensions``).
+        untils = [parse_time(o["until"]) for o in kept] + ([parse_time(doc["extended_until"])] if doc.get("extended_until") else [])
+        return PriorPreservation(
+            order_id=order.renews,
+            instrument=doc["instrument"],
+            issuer_jurisdiction=self.config.legal.authorities[doc["authority"]].jurisdiction,
+            until=max(untils),
+            extensions=max(int(doc.get("extensions", 0)), *(int(o.get("extensions") or 0) for o in kept)),
+            subjects=tuple(doc["subjects"]),
+        )
 
     async def _decide_all(self, order: Order, *, now: datetime, trace: bool) -> tuple[list[dict[str, Any]], list[str], Decision | None]:
         """Items for every named (subject, category), the trace, and the whole-order decision when R1 settles it."""
@@ -296,8 +344,9 @@ class OrderService:
             "region": subject.home_region if subject else None,
             "category": category,
             **{k: data[k] for k in ("outcome", "basis", "reasons", "obligations", "rule")},
-            "records": [dict(r) for r in records] if decision.outcome in (DISCLOSED, "hold", "preserve") else [],
+            "records": [dict(r) for r in records] if decision.outcome in (DISCLOSED, "hold", "preserve", "legal-review") else [],
             "record_count": len(records),
+            **({"trace": list(decision.trace)} if decision.trace and decision.outcome in ("legal-review", "hold") else {}),
         }
 
     def _document(
@@ -334,19 +383,19 @@ class OrderService:
                 continue
             for record in item["records"]:
                 await self._place_hold(item["region"], item["subject"], record["key"], f"{order.issuer.id}/{order.id}", until)
-        if order.renews and any(i["outcome"] == "preserve" for i in items):
-            await self._count_extension(order)
+        extended = [i["obligations"]["until"] for i in items if i["outcome"] == "preserve" and i["reasons"][0]["code"] == "preservation-extended"]
+        if order.renews and extended:
+            await self._count_extension(order, max(extended))
 
-    async def _count_extension(self, order: Order) -> None:
-        for authority in self.config.legal.authorities:
-            try:
-                obj = await self.control.get(_doc_key(authority, order.renews or ""))
-            except ObjectNotFound:
-                continue
-            doc = json.loads(obj.body)
-            doc["extensions"] = int(doc.get("extensions", 0)) + 1
-            await self.control.put(_doc_key(authority, order.renews or ""), json.dumps(doc).encode(), {})
+    async def _count_extension(self, order: Order, until: str) -> None:
+        """Mark the preservation this renewal extended (the same document ``_prior_preservation`` read) as extended, and until when."""
+        found = await self._renewed_document(order)
+        if found is None:
             return
+        authority, doc = found
+        doc["extensions"] = int(doc.get("extensions", 0)) + 1
+        doc["extended_until"] = max(until, doc.get("extended_until") or until)
+        await self.control.put(_doc_key(authority, order.renews or ""), json.dumps(doc).encode(), {})
 
     async def _place_hold(self, region: str, subject: str, key: str, holder: str, until: str) -> None:
         async with self._holds_lock:
@@ -364,6 +413,7 @@ class OrderService:
         """Lift every hold whose time has come; returns how many records were released."""
         now = isoformat(self.clock())
         released = 0
+        remaining: list[str] = []  # each still-held record's earliest release, for the holds metrics
         async with self._holds_lock:
             for index_key in await self.control.list("holds/"):
                 try:
@@ -371,6 +421,8 @@ class OrderService:
                 except ObjectNotFound:
                     continue
                 live = {holder: until for holder, until in book["holds"].items() if until > now}
+                if live:
+                    remaining.append(min(live.values()))
                 if live == book["holds"]:
                     continue
                 if live:
@@ -382,7 +434,23 @@ class OrderService:
                 await self.control.delete(index_key)
                 await self.records._record("hold.released", {"region": book["region"], "subject": book["subject"], "key": book["key"]})
                 released += 1
+        self.records.observer.holds_swept(active=len(remaining), next_release_at=parse_time(min(remaining)).timestamp() if remaining else None)
         return released
+
+    def console_secret(self) -> bytes:
+        """A secret every replica derives alike (from the provider key), for console CSRF tokens."""
+        raw = self.provider_key.private_bytes_raw()
+        return hashlib.sha256(b"disclosure-gateway console csrf\0" + raw).digest()
+
+    async def _case_disclosed(self, case: Mapping[str, Any]) -> None:
+        categories = case["approved"]["categories"] if case.get("approved") else case["categories"]
+        await self.notices.schedule(
+            authority=case["authority"],
+            order_id=case["order"],
+            subjects=[(case["subject"], list(categories))],
+            nondisclosure_until=case.get("nondisclosure_until"),
+            emergency=False,
+        )
 
     # --- reading ---------------------------------------------------------------
 
@@ -404,25 +472,48 @@ class OrderService:
             raise OrderNotFound(f"no order `{order_id}` from `{authority}`") from None
 
     async def document(self, order_id: str, authority: str | None = None) -> dict[str, Any]:
-        return self.view(await self._find(order_id, authority), now=self.clock())
+        return await self.view_now(await self._find(order_id, authority))
 
-    def view(self, document: dict[str, Any], *, now: datetime) -> dict[str, Any]:
-        """The stored document as it stands at ``now``: holds past their window are released."""
+    async def view_now(self, document: dict[str, Any]) -> dict[str, Any]:
+        """The document as it stands now, with the state of its cases."""
+        cases: dict[tuple[str, str], dict[str, Any]] = {}
+        for item in document["items"]:
+            if item["outcome"] in ("legal-review", "hold") and item["region"] and (item["subject"], item["region"]) not in cases:
+                with contextlib.suppress(CaseNotFound):
+                    cases[(item["subject"], item["region"])] = await self.cases.get(
+                        case_id_for(document["authority"], document["id"], item["subject"], item["region"])
+                    )
+        return self.view(document, now=self.clock(), cases=cases)
+
+    def view(self, document: dict[str, Any], *, now: datetime, cases: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> dict[str, Any]:
+        """The stored document as it stands at ``now``: cases approved, denied or objected; holds past their window released."""
         stamp = isoformat(now)
-        objected = {(o["subject"], o["region"]) for o in document.get("objections", [])}
+        cases = cases or {}
         items = []
         for item in document["items"]:
             item = dict(item)
             item["state"] = "decided"
-            if item["outcome"] == "hold":
-                if (item["subject"], item["region"]) in objected:
+            case = cases.get((item["subject"], item["region"]))
+            if case is not None:
+                item["case"] = case["id"]
+            if item["outcome"] == "legal-review":
+                state = case["state"] if case else "open"
+                if state == APPROVED and not disclosure_allowed(case or {}, item["category"], now):
+                    state = "approval-expired" if item["category"] in case["approved"]["categories"] else "not-approved"  # type: ignore[index]
+                item["state"] = state
+                if state in (DENIED, EXPIRED, WITHDRAWN) and case:
+                    item["review"] = {"state": state, **({"reason": case["denied"]["reason"]} if state == DENIED else {})}
+            elif item["outcome"] == "hold":
+                if case is not None and case["state"] == OBJECTED:
                     item["state"] = "objected"
+                    item["effective"] = {"outcome": "refuse", "reason": "enforcing-state-objection", "rule": "R6.objection"}
                 elif item["obligations"].get("release_at", "9999") <= stamp:
                     item["state"] = "released"
                 else:
                     item["state"] = "holding"
             elif item["outcome"] == "preserve":
-                item["state"] = "preserving" if item["obligations"].get("until", "") > stamp else "expired"
+                until = max(item["obligations"].get("until", ""), document.get("extended_until") or "")  # a renewal extends it
+                item["state"] = "preserving" if until > stamp else "expired"
             items.append(item)
         view = {**document, "items": items}
         disclosable = [i for i in items if _disclosable(i)]
@@ -452,6 +543,7 @@ class OrderService:
             "package.produced",
             {"order": view["id"], "authority": view["authority"], "records": len(items), "manifest_sha256": _manifest_hash(manifest)},
         )
+        self.records.observer.order_packaged(seconds=(self.clock() - parse_time(view["received_at"])).total_seconds())
 
         async def fetch(item: Mapping[str, Any]) -> bytes:
             obj = await self.stores[item["region"]].get(record_key(item["subject"], item["key"]))
@@ -467,7 +559,7 @@ class OrderService:
 
 
 def _disclosable(item: Mapping[str, Any]) -> bool:
-    return item["outcome"] == DISCLOSED or item.get("state") == "released"
+    return item["outcome"] == DISCLOSED or item.get("state") in ("released", APPROVED)
 
 
 def _manifest_hash(manifest: Mapping[str, Any]) -> str:

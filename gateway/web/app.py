@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.metrics import GatewayMetrics
 from gateway.runtime import Runtime, Settings
-from gateway.web import openapi, ops, orders, records
+from gateway.web import cases, console, openapi, ops, orders, records, reports
 from gateway.web.keys import METRICS_KEY, SETTINGS_KEY, STATE_KEY, AppState
 from gateway.web.problem import problem_middleware
 
@@ -29,6 +29,8 @@ async def _sweep_forever(runtime: Runtime) -> None:
         await asyncio.sleep(runtime.settings.sweep_seconds)
         try:
             await runtime.orders.sweep()
+            await runtime.orders.cases.sweep()
+            await runtime.orders.notices.sweep()
         except Exception:
             log.exception("hold sweep failed; retrying in %ss", runtime.settings.sweep_seconds)
 
@@ -51,8 +53,12 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         await runtime.close()
 
     app.cleanup_ctx.append(runtime_ctx)
+    app.cleanup_ctx.append(ops.monitor)  # store health and case gauges on a timer, whether or not anything probes
     app.add_routes(records.routes)
     app.add_routes(orders.routes)
+    app.add_routes(cases.routes)
+    app.add_routes(console.routes)
     app.add_routes(ops.routes)
     app.add_routes(openapi.routes)
+    app.add_routes(reports.routes)
     return app

@@ -20,6 +20,7 @@ def _problems(*statuses: int) -> dict[str, Any]:
 SUBJECT_PATH = {"name": "subject", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}}
 KEY_PATH = {"name": "key", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}}
 
+CASE_PATH = {"name": "case", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^case-[0-9a-f]{16}$"}}
 ORDER_PATH = {"name": "order", "in": "path", "required": True, "schema": {"type": "string"}}
 AUTHORITY_QUERY = {
     "name": "authority",
@@ -155,6 +156,43 @@ SPEC: dict[str, Any] = {
                     "content": {"application/json": {"schema": EXPLAIN_BODY}},
                 },
                 "responses": {"200": {"description": "decision document with trace"}, **_problems(400, 401, 403, 422)},
+            }
+        },
+        "/v1/cases": {
+            "get": {
+                "summary": "Legal review queue, soonest deadline first (filters: state, jurisdiction, region, instrument)",
+                "responses": {"200": {"description": "cases"}, **_problems(400, 401, 403)},
+            }
+        },
+        "/v1/cases/{case}": {
+            "get": {"summary": "One case", "parameters": [CASE_PATH], "responses": {"200": {"description": "case"}, **_problems(401, 403, 404)}}
+        },
+        "/v1/cases/{case}/approvals": {
+            "post": {
+                "summary": "Approve, deny or withdraw with a written justification (two distinct lawyers approve; one denies)",
+                "parameters": [CASE_PATH],
+                "responses": {"201": {"description": "the case as it now stands"}, **_problems(400, 401, 403, 404, 409)},
+            }
+        },
+        "/v1/cases/{case}/objections": {
+            "post": {
+                "summary": "Record an enforcing-state objection (ground, authority, date); the hold becomes a refusal",
+                "parameters": [CASE_PATH],
+                "responses": {"201": {"description": "the case as it now stands"}, **_problems(400, 401, 403, 404, 409)},
+            }
+        },
+        "/v1/reports/transparency": {
+            "get": {
+                "summary": "The transparency report: legal orders per issuing country and half-year, from the audit ledger",
+                "parameters": [
+                    {"name": "from", "in": "query", "required": True, "schema": {"type": "string", "format": "date"}},
+                    {"name": "to", "in": "query", "required": True, "schema": {"type": "string", "format": "date"}},
+                    {"name": "format", "in": "query", "required": False, "schema": {"type": "string", "enum": ["json", "csv", "html"], "default": "json"}},
+                ],
+                "responses": {
+                    "200": {"description": "the report", "content": {"application/json": {}, "text/csv": {}, "text/html": {}}},
+                    **_problems(400, 401, 403),
+                },
             }
         },
         "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "alive"}}}},

@@ -69,8 +69,16 @@ async def get_package(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    async for chunk in chunks:
-        await response.write(chunk)
+    try:
+        async for chunk in chunks:
+            await response.write(chunk)
+    except Exception:
+        # The status line and part of the tar are already out, so no problem document can follow:
+        # cut the connection, so the client sees a body that never completes (and a truncated tar
+        # fails verification), rather than one that looks whole or has an error spliced into it.
+        if request.transport is not None:
+            request.transport.close()
+        raise
     await response.write_eof()
     return response
 
