@@ -74,3 +74,13 @@ def make_env(tmp_path: Path, config_text: str | None = None) -> Env:
     # no background timers: tests drive sweeps and health checks themselves
     settings = Settings(config_path=config_path, data_dir=tmp_path / "data", clock=clock, health_monitor_seconds=0)
     return Env(settings, clock)
+
+
+def run_cli(workdir: Path, *args: str) -> int:
+    """`gateway WORDS... --config C --data-dir D OPTIONS...` against the work folder's config and data."""
+    from gateway.cli import main
+
+    words, rest = [], list(args)
+    while rest and not rest[0].startswith("-"):
+        words.append(rest.pop(0))
+    return main([*words, "--config", str(workdir / "regions.toml"), "--data-dir", str(workdir / "data"), *rest])

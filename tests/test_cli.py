@@ -15,7 +15,7 @@ from gateway.config import load_config
 from gateway.keys import load_public_key
 from gateway.model import system_clock
 from gateway.tokens import verify_token
-from tests.support import SHIPPED_CONFIG
+from tests.support import SHIPPED_CONFIG, run_cli
 
 
 @pytest.fixture
@@ -24,12 +24,7 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run(workdir: Path, *args: str) -> int:
-    """`gateway WORDS... --config C --data-dir D OPTIONS...` in the work folder."""
-    words, rest = [], list(args)
-    while rest and not rest[0].startswith("-"):
-        words.append(rest.pop(0))
-    return main([*words, "--config", str(workdir / "regions.toml"), "--data-dir", str(workdir / "data"), *rest])
+run = run_cli
 
 
 def test_check_of_a_clean_file_prints_nothing_and_exits_0(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

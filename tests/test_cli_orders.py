@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
 from gateway.config import load_config
 from gateway.runtime import init_keys
-from tests.support import ROOT, SHIPPED_CONFIG
+from tests.support import ROOT, SHIPPED_CONFIG, run_cli
 
 CASES = ROOT / "tests" / "cases"
 
@@ -24,11 +23,7 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run(workdir: Path, *args: str) -> int:
-    words, rest = [], list(args)
-    while rest and not rest[0].startswith("-"):
-        words.append(rest.pop(0))
-    return main([*words, "--config", str(workdir / "regions.toml"), "--data-dir", str(workdir / "data"), *rest])
+run = run_cli
 
 
 def test_policy_test_passes_on_the_shipped_cases(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

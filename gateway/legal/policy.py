@@ -16,7 +16,7 @@ this module names a country, bloc or instrument: those are the data.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -413,18 +413,22 @@ class _Context:
     def problem(self, path: str, message: str) -> None:
         self.findings.append(Finding(path, message))
 
-    def category(self, t: _Table, key: str, *, required: bool = False) -> str | None:
+    def _known(self, t: _Table, key: str, known: Collection[str], what: str, *, required: bool) -> str | None:
+        """The text at ``key`` if it is one of ``known``; a finding otherwise."""
         if not t.has(key):
             t.seen.add(key)
             if required:
                 t.problem(t.at(key), "is required")
             return None
         value = t.text(key)
-        if value not in self.categories:
+        if value not in known:
             if isinstance(t.table.get(key), str):
-                t.problem(t.at(key), f"unknown category `{value}`")
+                t.problem(t.at(key), f"unknown {what} `{value}`")
             return None
         return value
+
+    def category(self, t: _Table, key: str, *, required: bool = False) -> str | None:
+        return self._known(t, key, self.categories, "category", required=required)
 
     def jurisdictions_in(self, t: _Table, key: str, *, required: bool = False, regions: bool = False) -> frozenset[str]:
         """Expand a list of jurisdictions and blocs (and, if allowed, regions) to codes (and region ids)."""
@@ -442,17 +446,7 @@ class _Context:
         return frozenset(out)
 
     def jurisdiction(self, t: _Table, key: str, *, required: bool = False) -> str | None:
-        if not t.has(key):
-            t.seen.add(key)
-            if required:
-                t.problem(t.at(key), "is required")
-            return None
-        value = t.text(key)
-        if value not in self.jurisdictions:
-            if isinstance(t.table.get(key), str):
-                t.problem(t.at(key), f"unknown jurisdiction `{value}`")
-            return None
-        return value
+        return self._known(t, key, self.jurisdictions, "jurisdiction", required=required)
 
 
 def parse_legal(
