@@ -95,7 +95,7 @@ def cmd_token_issue(args: argparse.Namespace) -> int:
         caller = Caller(principal=args.subject, role=args.role)
     else:
         raise InvalidRequest(
-            "give `--service NAME --region R --purpose P` for a service, or `--role intake|legal|ops --subject NAME`", code="invalid-arguments"
+            "give `--service NAME --region R --purpose P` for a service, or `--role intake|legal|ops|support --subject NAME`", code="invalid-arguments"
         )
     check_caller(caller, config.regions.keys())
     key = load_private_key(resolve(args.data_dir, config.identity.token_private_key))

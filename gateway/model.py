@@ -129,8 +129,8 @@ class Identity:
 
 # --- requests and records ------------------------------------------------------
 
-Role = Literal["service", "intake", "legal", "ops"]
-ROLES: tuple[str, ...] = ("service", "intake", "legal", "ops")
+Role = Literal["service", "intake", "legal", "ops", "support"]
+ROLES: tuple[str, ...] = ("service", "intake", "legal", "ops", "support")
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,7 @@ class CaseClosed(Conflict):
 @dataclass(frozen=True)
 class ReviewSettings:
     approval_ttl: timedelta = timedelta(hours=72)
+    lockbox_ttl: timedelta = timedelta(hours=12)  # human support access: request, approvals and reads all within this
     emergency_notice_delay: timedelta = timedelta(hours=48)
     warn_before: tuple[timedelta, ...] = (timedelta(hours=72), timedelta(hours=24))
 
@@ -132,6 +133,97 @@ class CaseService:
             opened.append(case_id)
         return opened
 
+    async def open_support_request(self, caller: Caller, *, subject: str, region: str, keys: list[str], justification: str) -> dict[str, Any]:
+        """A support engineer asks to see a customer's content (the Customer Lockbox pattern).
+
+        The case needs the customer's approval (through the customer portal, a
+        service) and one lawyer's; access ends ``lockbox_ttl`` after the request.
+        """
+        if caller.role != "support":
+            raise Forbidden("only the `support` role may request access to customer content")
+        if not keys or not all(isinstance(k, str) and k for k in keys):
+            raise InvalidRequest("`keys` must list the records to be seen", code="invalid-support-request")
+        if not isinstance(justification, str) or len(justification.strip()) < MIN_JUSTIFICATION:
+            raise InvalidRequest(f"a written `justification` of at least {MIN_JUSTIFICATION} characters is required", code="invalid-support-request")
+        now = self.clock()
+        case_id = case_id_for("support", f"{caller.principal}@{isoformat(now)}", subject, region)
+        case = {
+            "id": case_id,
+            "kind": "lockbox",
+            "state": OPEN,
+            "order": None,
+            "authority": None,
+            "served_by": None,
+            "instrument": "support-access",
+            "issuer_jurisdiction": None,
+            "subject": subject,
+            "region": region,
+            "categories": [],
+            "keys": sorted(set(keys)),
+            "outcome": "legal-review",
+            "rule": "lockbox.customer-approval",
+            "reasons": [{"code": "customer-approval-required", "rule": "lockbox.customer-approval", "detail": justification.strip()}],
+            "obligations": {"deadline": isoformat(now + self.settings.lockbox_ttl)},
+            "deadline": isoformat(now + self.settings.lockbox_ttl),
+            "records": [],
+            "trace": [],
+            "submitted_by": caller.principal,
+            "requested_by": caller.principal,
+            "customer": None,
+            "assignee": None,
+            "approvals": [],
+            "objections": [],
+            "history": [{"at": isoformat(now), "by": caller.principal, "action": "requested", "note": justification.strip()}],
+            "created_at": isoformat(now),
+        }
+        await self.control.put(_case_key(case_id), json.dumps(case).encode(), {}, if_absent=True)
+        await self.record(
+            "case.opened", {"case": case_id, "kind": "lockbox", "by": caller.principal, "subject": subject, "region": region, "deadline": case["deadline"]}
+        )
+        return case
+
+    async def customer_decision(self, case_id: str, caller: Caller, *, decision: str) -> dict[str, Any]:
+        """The customer's answer to a support-access request, relayed by the customer portal (a service)."""
+        if caller.role != "service":
+            raise Forbidden("the customer's answer comes through the customer portal, a service")
+        if decision not in ("approve", "deny"):
+            raise InvalidRequest("`decision` must be `approve` or `deny`", code="invalid-approval")
+        now = self.clock()
+        async with self._lock:
+            case = await self.get(case_id)
+            if case["kind"] != "lockbox":
+                raise Conflict(f"case `{case_id}` is not a support-access request", code="not-a-support-request")
+            if case["state"] != OPEN or now >= parse_time(case["deadline"]):
+                raise CaseClosed(f"case `{case_id}` is {case['state']} or past its deadline")
+            case["customer"] = {"decision": decision, "via": caller.principal, "at": isoformat(now)}
+            if decision == "deny":
+                case["state"] = DENIED
+                case["denied"] = {"by": "customer", "reason": "the customer declined", "at": isoformat(now)}
+            else:
+                self._approve_lockbox_if_ready(case, now)
+            case["history"].append({"at": isoformat(now), "by": caller.principal, "action": f"customer-{decision}", "note": ""})
+            await self._save(case)
+        await self.record("case.customer", {"case": case_id, "decision": decision, "via": caller.principal, "state": case["state"]})
+        return case
+
+    def _approve_lockbox_if_ready(self, case: dict[str, Any], now: datetime) -> None:
+        lawyers = [a for a in case["approvals"] if a["decision"] == "approve" and a["by"] != case["requested_by"]]
+        customer = case.get("customer") or {}
+        if lawyers and customer.get("decision") == "approve" and now < parse_time(case["deadline"]):
+            case["state"] = APPROVED
+            case["approved"] = {"by": [lawyers[-1]["by"], "customer"], "categories": [], "at": isoformat(now), "until": case["deadline"]}
+
+    def lockbox_allows(self, case: Mapping[str, Any], caller: Caller, key: str, now: datetime) -> bool:
+        """Whether this support engineer may see this record now."""
+        return (
+            case["kind"] == "lockbox"
+            and case["state"] == APPROVED
+            and caller.role == "support"
+            and caller.principal == case["requested_by"]
+            and key in case["keys"]
+            and now < parse_time(case["deadline"])
+        )
+
     # --- reading ----------------------------------------------------------------
 
     async def get(self, case_id: str) -> dict[str, Any]:
@@ -185,7 +277,7 @@ class CaseService:
         now = self.clock()
         async with self._lock:
             case = await self.get(case_id)
-            if case["kind"] != "legal-review":
+            if case["kind"] == "hold":
                 raise Conflict(f"case `{case_id}` is an EU notification hold; record an objection or let the window close", code="not-reviewable")
             if case["state"] != OPEN:
                 raise CaseClosed(f"case `{case_id}` is {case['state']}; it can no longer be decided")
@@ -208,7 +300,9 @@ class CaseService:
                 case["approvals"].append(entry)
                 valid = [a for a in case["approvals"] if a["decision"] == "approve" and parse_time(a["expires_at"]) > now]
                 approvers = {a["by"] for a in valid}
-                if len(approvers) >= 2:
+                if case["kind"] == "lockbox":
+                    self._approve_lockbox_if_ready(case, now)
+                elif len(approvers) >= 2:
                     pair = _latest_per_person(valid)[-2:]
                     case["state"] = APPROVED
                     case["approved"] = {

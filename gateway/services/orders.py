@@ -443,6 +443,8 @@ class OrderService:
         return hashlib.sha256(b"disclosure-gateway console csrf\0" + raw).digest()
 
     async def _case_disclosed(self, case: Mapping[str, Any]) -> None:
+        if case["kind"] == "lockbox":
+            return  # the customer approved this access themselves
         categories = case["approved"]["categories"] if case.get("approved") else case["categories"]
         await self.notices.schedule(
             authority=case["authority"],

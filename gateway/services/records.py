@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 from gateway.canonical import sha256_hex
 from gateway.config import Config
 from gateway.errors import Conflict, Forbidden, GatewayError, InvalidRequest, LedgerError, LegalRefusal, NotFound, PayloadTooLarge, StoreError
-from gateway.model import Caller, Clock, RecordMeta, ResidencyDecision, ResidencyTag, Subject, is_country, is_identifier, isoformat
+from gateway.model import Caller, Clock, Reason, RecordMeta, ResidencyDecision, ResidencyTag, Subject, is_country, is_identifier, isoformat
 from gateway.policy.residency import ResidencyPolicy
 from gateway.services.observer import NullObserver, Observer
 from gateway.stores import ObjectNotFound, RecordStore
@@ -352,6 +352,32 @@ class RecordService:
         except TagViolation as violation:
             raise await self._violation(caller, subject, key, region, violation) from None
         entry = await self._record("service.read", _read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}))
+        return ReadResult(body=obj.body, meta=_meta(tag, obj.legal_hold), decision=decision, ledger_seq=int(entry.get("seq", 0)))
+
+    async def read_under_case(self, caller: Caller, subject: Subject, key: str, *, case_id: str) -> ReadResult:
+        """A record read whose legal basis is an approved case (human support access), not the residency rules.
+
+        The residency tag is still verified, and the read is in the ledger before any byte is served.
+        """
+        store = self.stores[subject.home_region]
+        try:
+            obj = await self._op(subject.home_region, "get", lambda: store.get(record_key(subject.id, key)))
+        except ObjectNotFound:
+            raise RecordNotFound(f"subject `{subject.id}` has no record `{key}`") from None
+        try:
+            tag = self.verifier.verify(
+                obj.metadata.get(TAG_METADATA), store_region=subject.home_region, subject=subject.id, key=key, sha256=sha256_hex(obj.body), size=len(obj.body)
+            )
+        except TagViolation as violation:
+            raise await self._violation(caller, subject, key, subject.home_region, violation) from None
+        decision = ResidencyDecision(
+            allowed=True,
+            reasons=(Reason("approved-case", "lockbox.case", f"case `{case_id}`"),),
+            caller_jurisdiction="",
+            data_region=subject.home_region,
+            data_jurisdiction=tag.jurisdiction,
+        )
+        entry = await self._record("support.read", {**_read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}), "case": case_id})
         return ReadResult(body=obj.body, meta=_meta(tag, obj.legal_hold), decision=decision, ledger_seq=int(entry.get("seq", 0)))
 
     async def list_records(self, caller: Caller, subject_id: str) -> tuple[list[RecordMeta], ResidencyDecision]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.errors import InvalidRequest
+from gateway.errors import Forbidden, InvalidRequest
 from gateway.web.auth import authenticate
 from gateway.web.keys import STATE_KEY
 
@@ -74,3 +74,46 @@ async def object_case(request: web.Request) -> web.Response:
         date=str(body.get("date", "")),
     )
     return web.json_response(case, status=201)
+
+
+@routes.post("/v1/support-access")
+async def request_support_access(request: web.Request) -> web.Response:
+    """Body: {"subject": "...", "keys": ["..."], "justification": "..."}: a Customer Lockbox request."""
+    caller = authenticate(request, "support")
+    body = await _json_object(request, {"subject", "keys", "justification"})
+    rt = request.app[STATE_KEY].rt
+    subject = await rt.records.subject(str(body.get("subject", "")))
+    keys = body.get("keys")
+    case = await rt.orders.cases.open_support_request(
+        caller,
+        subject=subject.id,
+        region=subject.home_region,
+        keys=keys if isinstance(keys, list) else [],
+        justification=str(body.get("justification", "")),
+    )
+    return web.json_response(case, status=201)
+
+
+@routes.post("/v1/cases/{case}/customer-approval")
+async def customer_approval(request: web.Request) -> web.Response:
+    """Body: {"decision": "approve"|"deny"}: the customer's answer, relayed by the customer portal (a service)."""
+    caller = authenticate(request, "service")
+    body = await _json_object(request, {"decision"})
+    case = await request.app[STATE_KEY].rt.orders.cases.customer_decision(request.match_info["case"], caller, decision=str(body.get("decision", "")))
+    return web.json_response(case, status=201)
+
+
+@routes.get("/v1/support-access/{case}/records/{key}")
+async def support_read(request: web.Request) -> web.Response:
+    caller = authenticate(request, "support")
+    rt = request.app[STATE_KEY].rt
+    case = await rt.orders.cases.get(request.match_info["case"])
+    key = request.match_info["key"]
+    if not rt.orders.cases.lockbox_allows(case, caller, key, rt.settings.clock()):
+        raise Forbidden(
+            f"case `{case['id']}` does not let `{caller.principal}` see `{key}` now: "
+            "it needs the customer's and a lawyer's approval, within 12 hours of the request"
+        )
+    subject = await rt.records.subject(case["subject"])
+    result = await rt.records.read_under_case(caller, subject, key, case_id=case["id"])
+    return web.Response(body=result.body, content_type="application/octet-stream", headers={"X-Audit-Seq": str(result.ledger_seq)})

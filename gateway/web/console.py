@@ -325,7 +325,10 @@ async def _case_page(
 ) -> web.Response:
     rt = request.app[STATE_KEY].rt
     case = await rt.orders.cases.get(case_id)
-    document = await rt.orders.document(case["order"], case["authority"])
+    if case["order"] is not None:
+        document = await rt.orders.document(case["order"], case["authority"])
+    else:  # a support-access request: no order behind it, the request is the case itself
+        document = {"id": None, "instrument": case["instrument"], "categories": [], "received_at": case["created_at"], "items": [], "package": {}}
     items = [i for i in document["items"] if i["subject"] == case["subject"] and i["region"] == case["region"]]
     now = _now(request)
     caller = request[CALLER_KEY]

@@ -195,6 +195,26 @@ SPEC: dict[str, Any] = {
                 },
             }
         },
+        "/v1/support-access": {
+            "post": {
+                "summary": "A support engineer asks to see a customer's records (Customer Lockbox): opens a case",
+                "responses": {"201": {"description": "the case"}, **_problems(400, 401, 403, 404)},
+            }
+        },
+        "/v1/cases/{case}/customer-approval": {
+            "post": {
+                "summary": "The customer's answer to a support-access request, relayed by the customer portal",
+                "parameters": [CASE_PATH],
+                "responses": {"201": {"description": "the case"}, **_problems(400, 401, 403, 404, 409)},
+            }
+        },
+        "/v1/support-access/{case}/records/{key}": {
+            "get": {
+                "summary": "Read a record under an approved support-access case, within 12 hours of the request",
+                "parameters": [CASE_PATH, KEY_PATH],
+                "responses": {"200": {"description": "the record"}, **_problems(401, 403, 404)},
+            }
+        },
         "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "alive"}}}},
         "/readyz": {
             "get": {
