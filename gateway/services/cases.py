@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from gateway.model import Caller, Clock, is_country, isoformat, parse_time
+from gateway.model import Caller, Clock, is_country, is_identifier, isoformat, parse_time
 from gateway.stores import ObjectNotFound, PreconditionFailed, RecordStore
 
 log = logging.getLogger("gateway.cases")
@@ -367,6 +367,8 @@ class CaseService:
     async def assign(self, case_id: str, caller: Caller, assignee: str) -> dict[str, Any]:
         if caller.role != "legal":
             raise Forbidden("only the `legal` role may assign cases")
+        if not is_identifier(assignee):
+            raise InvalidRequest(f"assignee `{assignee}` must be a principal id (letters, digits, `.`, `_`, `-`)", code="invalid-assignee")
         async with self._lock:
             case = await self.get(case_id)
             case["assignee"] = assignee

@@ -61,6 +61,15 @@ async def decide_case(request: web.Request) -> web.Response:
     return web.json_response(case, status=201)
 
 
+@routes.post("/v1/cases/{case}/assignee")
+async def assign_case(request: web.Request) -> web.Response:
+    """Body: {"assignee": "<legal principal>"}."""
+    caller = authenticate(request, "legal")
+    body = await _json_object(request, {"assignee"})
+    case = await request.app[STATE_KEY].rt.orders.cases.assign(request.match_info["case"], caller, str(body.get("assignee", "")))
+    return web.json_response(case)
+
+
 @routes.post("/v1/cases/{case}/objections")
 async def object_case(request: web.Request) -> web.Response:
     """Body: {"ground": "...", "authority": "...", "date": "YYYY-MM-DD"}: an enforcing-state objection."""

@@ -58,6 +58,7 @@ FLASHES = {
     "deny": "Your denial is recorded.",
     "withdraw": "The case is withdrawn.",
     "object": "The objection is recorded.",
+    "assign": "The case is assigned.",
     "signed-out": "You are signed out.",
 }
 
@@ -388,6 +389,18 @@ async def decide(request: web.Request) -> web.StreamResponse:
             form={"justification": str(form.get("justification", ""))},
         )
     return _with_flash(request, _redirect(f"{PREFIX}/cases/{case['id']}"), decision)
+
+
+@routes.post(f"{PREFIX}/cases/{{case}}/assign")
+@page
+async def assign_case(request: web.Request) -> web.StreamResponse:
+    case_id = request.match_info["case"]
+    form = await _form(request)
+    try:
+        case = await request.app[STATE_KEY].rt.orders.cases.assign(case_id, request[CALLER_KEY], str(form.get("assignee", "")))
+    except GatewayError as error:
+        return await _case_page(request, case_id, status=http_status(error), error={"code": error.code, "detail": error.message})
+    return _with_flash(request, _redirect(f"{PREFIX}/cases/{case['id']}"), "assign")
 
 
 @routes.post(f"{PREFIX}/cases/{{case}}/object")

@@ -174,6 +174,13 @@ SPEC: dict[str, Any] = {
                 "responses": {"201": {"description": "the case as it now stands"}, **_problems(400, 401, 403, 404, 409)},
             }
         },
+        "/v1/cases/{case}/assignee": {
+            "post": {
+                "summary": "Assign a case to a lawyer",
+                "parameters": [CASE_PATH],
+                "responses": {"200": {"description": "the case"}, **_problems(400, 401, 403, 404)},
+            }
+        },
         "/v1/cases/{case}/objections": {
             "post": {
                 "summary": "Record an enforcing-state objection (ground, authority, date); the hold becomes a refusal",

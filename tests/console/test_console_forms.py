@@ -193,3 +193,13 @@ async def test_console_pages_never_contain_record_content(client: TestClient, en
     assert all(CANARY.decode() not in h for h in html)
     assert hashlib.sha256(CANARY).hexdigest() in html[2]  # the record is there, as metadata and a hash
     assert csrf_from(html[0]) == csrf
+
+
+async def test_a_lawyer_assigns_a_case_from_its_page_and_it_is_in_the_ledger(client: TestClient, env: Env) -> None:
+    _, _, item = await submitted(client, env, REVIEW)
+    csrf = await console_as(client, env, "lena")
+    response = await client.post(f"/console/cases/{item['case']}/assign", data={"assignee": "omar", CSRF_FIELD: csrf}, allow_redirects=False)
+    assert response.status == 303
+    body = await (await client.get(f"/v1/cases/{item['case']}", headers=env.person("legal", "lena"))).json()
+    assert body["assignee"] == "omar"
+    assert '"case.assigned"' in env.settings.ledger_path.read_text()
