@@ -39,19 +39,12 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.machine import cpu_model
+
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY = ROOT / ".venv" / "bin" / "gateway"
 SUBJECT, KEY, SIZE = "bench-subject", "profile-4k", 4096
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def free_port() -> int:

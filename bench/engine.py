@@ -35,23 +35,15 @@ from importlib.metadata import version as _version
 from pathlib import Path
 from typing import Any
 
+from bench.machine import cpu_model
 from gateway.config import load_config
-from gateway.legal.cases import Case, load_cases
+from gateway.legal.cases import Case, load_cases, order_of
 from gateway.legal.engine import DISCLOSE, Engine
 from gateway.legal.orders import Order, PriorPreservation
 from gateway.model import Region
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 @dataclass(frozen=True)
@@ -79,27 +71,7 @@ def build_mix(engine: Engine, regions: dict[str, Region], cases: list[Case]) -> 
         region = regions.get(case.stored)
         if spec.signature != "valid" or issuer is None or served_by is None or region is None:
             continue
-        order = Order(
-            id=spec.id,
-            issuer=issuer,
-            served_by=served_by,
-            instrument=spec.instrument,
-            subjects=spec.subjects,
-            categories=spec.categories,
-            issued_at=spec.issued_at or case.at,
-            expires_at=spec.expires_at,
-            not_before=spec.not_before,
-            made_at=spec.made_at,
-            offence=spec.offence,
-            emergency_reason=spec.emergency_reason,
-            nondisclosure_until=spec.nondisclosure_until,
-            case_ref=spec.case_ref,
-            renews=spec.renews,
-            received_at=spec.received_at,
-        )
-        prior = case.prior_preservation
-        if prior is not None and not prior.issuer_jurisdiction:
-            prior = PriorPreservation(prior.order_id, prior.instrument, issuer.jurisdiction, prior.until, prior.extensions)
+        order, prior = order_of(case, issuer, served_by)
 
         def call(order: Order = order, case: Case = case, region: Region = region, prior: PriorPreservation | None = prior) -> Any:
             return engine.decide(

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from bench.machine import cpu_model
 from gateway.audit import FileLedger
 from gateway.audit.chain import GENESIS, encode, make_entry
 from gateway.model import isoformat, system_clock
@@ -77,15 +78,6 @@ async def measure(kind: str, writers: int, seconds: float, max_entries: int, fol
     await ledger.close()
     return done / elapsed
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 async def run(seconds: float, max_entries: int) -> str:

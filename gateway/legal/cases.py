@@ -56,7 +56,7 @@ from typing import Any
 
 from gateway.errors import Finding, GatewayError
 from gateway.legal.engine import BASES, OUTCOMES, Decision, Engine, refusal
-from gateway.legal.orders import Objection, Offence, Order, PriorPreservation
+from gateway.legal.orders import Authority, Objection, Offence, Order, PriorPreservation
 from gateway.legal.policy import to_datetime
 from gateway.model import Region, Subject, isoformat
 
@@ -466,27 +466,7 @@ def run_case(case: Case, engine: Engine, regions: Mapping[str, Region]) -> CaseR
 
     if decision is None:
         assert issuer is not None and served_by is not None and region is not None
-        order = Order(
-            id=spec.id,
-            issuer=issuer,
-            served_by=served_by,
-            instrument=spec.instrument,
-            subjects=spec.subjects,
-            categories=spec.categories,
-            issued_at=spec.issued_at or case.at,
-            expires_at=spec.expires_at,
-            not_before=spec.not_before,
-            made_at=spec.made_at,
-            offence=spec.offence,
-            emergency_reason=spec.emergency_reason,
-            nondisclosure_until=spec.nondisclosure_until,
-            case_ref=spec.case_ref,
-            renews=spec.renews,
-            received_at=spec.received_at,
-        )
-        prior = case.prior_preservation
-        if prior is not None and not prior.issuer_jurisdiction:
-            prior = PriorPreservation(prior.order_id, prior.instrument, issuer.jurisdiction, prior.until, prior.extensions)
+        order, prior = order_of(case, issuer, served_by)
         decision = engine.decide(
             order,
             case.subject,
@@ -500,6 +480,33 @@ def run_case(case: Case, engine: Engine, regions: Mapping[str, Region]) -> CaseR
             trace=True,
         )
     return compare(case, decision)
+
+
+def order_of(case: Case, issuer: Authority, served_by: Authority) -> tuple[Order, PriorPreservation | None]:
+    """The verified order a case describes, and the preservation its renewal names (issuer's jurisdiction filled in)."""
+    spec = case.order
+    order = Order(
+        id=spec.id,
+        issuer=issuer,
+        served_by=served_by,
+        instrument=spec.instrument,
+        subjects=spec.subjects,
+        categories=spec.categories,
+        issued_at=spec.issued_at or case.at,
+        expires_at=spec.expires_at,
+        not_before=spec.not_before,
+        made_at=spec.made_at,
+        offence=spec.offence,
+        emergency_reason=spec.emergency_reason,
+        nondisclosure_until=spec.nondisclosure_until,
+        case_ref=spec.case_ref,
+        renews=spec.renews,
+        received_at=spec.received_at,
+    )
+    prior = case.prior_preservation
+    if prior is not None and not prior.issuer_jurisdiction:
+        prior = PriorPreservation(prior.order_id, prior.instrument, issuer.jurisdiction, prior.until, prior.extensions)
+    return order, prior
 
 
 def compare(case: Case, decision: Decision) -> CaseResult:
