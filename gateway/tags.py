@@ -14,7 +14,7 @@ from __future__ import annotations
 import binascii
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
@@ -44,10 +44,24 @@ class TagSigner:
         return f"{b64url(payload)}.{b64url(key.sign(payload))}"
 
 
+CACHE_ENTRIES = 8192  # verified tags remembered (about 1 KiB each)
+
+
 @dataclass(frozen=True)
 class TagVerifier:
+    """Checks tags; remembers the tags whose signature it has already verified.
+
+    Steps (2) to (4) depend only on the tag's wire form and the configured keys,
+    so a tag that passed them once is remembered by its exact bytes and not
+    decoded or verified again; steps (1) and (5) to (7), which bind the tag to
+    the object it was found with, run on every read. The memory is bounded
+    (oldest first out) and belongs to this verifier, so new keys start empty.
+    """
+
     keys: Mapping[str, ed25519.Ed25519PublicKey]  # region id -> tag public key
     jurisdictions: Mapping[str, str]  # region id -> jurisdiction code
+    cache_entries: int = CACHE_ENTRIES
+    _verified: dict[str, ResidencyTag] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def verify(
         self,
@@ -71,6 +85,26 @@ class TagVerifier:
         # (1)
         if not blob:
             raise TagViolation("tag-missing", f"object `{key}` in `{store_region}` has no residency tag")
+        tag = self._verified.get(blob)
+        if tag is None:
+            tag = self._decode_and_verify(blob, key)
+            if self.cache_entries > 0:
+                if len(self._verified) >= self.cache_entries:
+                    del self._verified[next(iter(self._verified))]
+                self._verified[blob] = tag
+        # (5)
+        if tag.region != store_region:
+            raise TagViolation("tag-region-mismatch", f"object `{key}` tagged for `{tag.region}` was found in the store of `{store_region}`")
+        # (6)
+        if tag.subject != subject or tag.key != key:
+            raise TagViolation("tag-binding-mismatch", f"residency tag of `{key}` belongs to another object")
+        # (7)
+        if sha256 is not None and (tag.sha256 != sha256 or tag.size != size):
+            raise TagViolation("tag-content-mismatch", f"content of `{key}` does not match its residency tag")
+        return tag
+
+    def _decode_and_verify(self, blob: str, key: str) -> ResidencyTag:
+        """Steps (2) to (4): the tag decodes, names a configured region and is signed by its key."""
         # (2)
         try:
             payload_text, signature_text = blob.split(".")
@@ -98,13 +132,4 @@ class TagVerifier:
             public_key.verify(signature, payload)
         except InvalidSignature:
             raise TagViolation("tag-signature-invalid", f"residency tag of `{key}` is not signed by the tag key of `{tag.region}`") from None
-        # (5)
-        if tag.region != store_region:
-            raise TagViolation("tag-region-mismatch", f"object `{key}` tagged for `{tag.region}` was found in the store of `{store_region}`")
-        # (6)
-        if tag.subject != subject or tag.key != key:
-            raise TagViolation("tag-binding-mismatch", f"residency tag of `{key}` belongs to another object")
-        # (7)
-        if sha256 is not None and (tag.sha256 != sha256 or tag.size != size):
-            raise TagViolation("tag-content-mismatch", f"content of `{key}` does not match its residency tag")
         return tag

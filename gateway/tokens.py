@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import jwt
@@ -62,7 +63,66 @@ def check_caller(caller: Caller, regions: Collection[str] | None) -> None:
             raise InvalidRequest(f"unknown region `{caller.region}`", code="unknown-region")
 
 
+CACHE_ENTRIES = 4096  # verified tokens remembered (about 1 KiB each)
+
+
+@dataclass(frozen=True)
+class _Verified:
+    caller: Caller
+    iat: int
+    exp: int
+    nbf: int | None
+
+
+@dataclass(frozen=True)
+class TokenVerifier:
+    """Verifies bearer tokens for one key and identity; remembers the ones that verified.
+
+    The signature, issuer, audience and claims of a token depend only on its
+    exact text and the key, so a token that passed them once is remembered by
+    its text and not decoded or verified again. Its time claims are checked
+    against the clock on every call, so a remembered token still expires. Only
+    tokens that verified are remembered; the memory is bounded (oldest first
+    out) and belongs to this verifier, so a new key starts empty.
+    """
+
+    key: PublicKey
+    identity: Identity
+    regions: Collection[str]
+    cache_entries: int = CACHE_ENTRIES
+    _verified: dict[str, _Verified] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def verify(self, token: str, *, now: datetime) -> Caller:
+        known = self._verified.get(token)
+        if known is None:
+            known = _decode(token, key=self.key, identity=self.identity, regions=self.regions)
+            if self.cache_entries > 0:
+                if len(self._verified) >= self.cache_entries:
+                    del self._verified[next(iter(self._verified))]
+                self._verified[token] = known
+        _check_times(known, now)
+        return known.caller
+
+
 def verify_token(token: str, *, key: PublicKey, identity: Identity, now: datetime, regions: Collection[str]) -> Caller:
+    """Verify one token from scratch (no memory): signature, issuer, audience, claims and times."""
+    verified = _decode(token, key=key, identity=identity, regions=regions)
+    _check_times(verified, now)
+    return verified.caller
+
+
+def _check_times(verified: _Verified, now: datetime) -> None:
+    stamp = now.timestamp()
+    leeway = LEEWAY.total_seconds()
+    if stamp > verified.exp + leeway:
+        raise TokenExpired("token has expired; request a new one")
+    if verified.iat > stamp + leeway:
+        raise TokenInvalid("token is issued in the future")
+    if verified.nbf is not None and verified.nbf > stamp + leeway:
+        raise TokenInvalid("token is not valid yet")
+
+
+def _decode(token: str, *, key: PublicKey, identity: Identity, regions: Collection[str]) -> _Verified:
     try:
         claims = jwt.decode(
             token,
@@ -92,14 +152,7 @@ def verify_token(token: str, *, key: PublicKey, identity: Identity, now: datetim
     exp, iat = claims.get("exp"), claims.get("iat")
     if not isinstance(exp, int) or not isinstance(iat, int):
         raise TokenInvalid("token `exp` and `iat` must be integers")
-    stamp = now.timestamp()
-    if stamp > exp + LEEWAY.total_seconds():
-        raise TokenExpired("token has expired; request a new one")
-    if iat > stamp + LEEWAY.total_seconds():
-        raise TokenInvalid("token is issued in the future")
     nbf = claims.get("nbf")
-    if isinstance(nbf, int) and nbf > stamp + LEEWAY.total_seconds():
-        raise TokenInvalid("token is not valid yet")
     caller = Caller(
         principal=str(claims["sub"]),
         role=str(claims["role"]),
@@ -111,4 +164,4 @@ def verify_token(token: str, *, key: PublicKey, identity: Identity, now: datetim
         check_caller(caller, regions)
     except InvalidRequest as exc:
         raise TokenInvalid(f"token claims are invalid: {exc.message}") from None
-    return caller
+    return _Verified(caller, iat, exp, nbf if isinstance(nbf, int) else None)

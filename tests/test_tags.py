@@ -90,3 +90,64 @@ def test_a_tag_naming_the_wrong_jurisdiction_for_its_region_is_a_violation() -> 
 def test_metadata_only_verification_skips_the_content_hash() -> None:
     blob = SIGNER.sign(tag())
     assert VERIFIER.verify(blob, store_region="north-1", subject="s1", key="k1", sha256=None, size=None) == tag()
+
+
+class CountingKey:
+    """A real public key that counts its signature checks."""
+
+    def __init__(self, key: ed25519.Ed25519PublicKey) -> None:
+        self.key, self.calls = key, 0
+
+    def verify(self, signature: bytes, data: bytes) -> None:
+        self.calls += 1
+        self.key.verify(signature, data)
+
+
+def counting_verifier(cache_entries: int = 8) -> tuple[TagVerifier, CountingKey]:
+    counting = CountingKey(KEYS["north-1"].public_key())
+    keys = {"north-1": counting, "south-1": KEYS["south-1"].public_key()}
+    return TagVerifier(keys, {"north-1": "AA", "south-1": "BB"}, cache_entries=cache_entries), counting  # type: ignore[arg-type]
+
+
+def test_a_tag_whose_signature_verified_once_is_not_verified_again() -> None:
+    verifier, counting = counting_verifier()
+    blob = SIGNER.sign(tag())
+    for _ in range(3):
+        verifier.verify(blob, store_region="north-1", subject="s1", key="k1", sha256=sha256_hex(BODY), size=len(BODY))
+    assert counting.calls == 1
+
+
+def test_a_remembered_tag_still_fails_in_another_regions_store() -> None:
+    verifier, _ = counting_verifier()
+    blob = SIGNER.sign(tag())
+    verifier.verify(blob, store_region="north-1", subject="s1", key="k1", sha256=sha256_hex(BODY), size=len(BODY))
+    with pytest.raises(TagViolation) as caught:
+        verifier.verify(blob, store_region="south-1", subject="s1", key="k1", sha256=sha256_hex(BODY), size=len(BODY))
+    assert caught.value.code == "tag-region-mismatch"
+
+
+def test_a_remembered_tag_still_fails_against_a_changed_body() -> None:
+    verifier, _ = counting_verifier()
+    blob = SIGNER.sign(tag())
+    verifier.verify(blob, store_region="north-1", subject="s1", key="k1", sha256=sha256_hex(BODY), size=len(BODY))
+    with pytest.raises(TagViolation) as caught:
+        verifier.verify(blob, store_region="north-1", subject="s1", key="k1", sha256=sha256_hex(b"jello"), size=5)
+    assert caught.value.code == "tag-content-mismatch"
+
+
+def test_a_forged_tag_is_checked_again_on_every_read() -> None:
+    verifier, counting = counting_verifier()
+    blob = TagSigner({"north-1": ed25519.Ed25519PrivateKey.generate()}).sign(tag())
+    for _ in range(2):
+        with pytest.raises(TagViolation):
+            verifier.verify(blob, store_region="north-1", subject="s1", key="k1", sha256=sha256_hex(BODY), size=len(BODY))
+    assert counting.calls == 2
+
+
+def test_the_verifier_remembers_at_most_its_configured_number_of_tags() -> None:
+    verifier, counting = counting_verifier(cache_entries=2)
+    blobs = [SIGNER.sign(tag(key=f"k{i}")) for i in range(3)]
+    for i, blob in enumerate(blobs):
+        verifier.verify(blob, store_region="north-1", subject="s1", key=f"k{i}", sha256=sha256_hex(BODY), size=len(BODY))
+    verifier.verify(blobs[0], store_region="north-1", subject="s1", key="k0", sha256=sha256_hex(BODY), size=len(BODY))
+    assert counting.calls == 4  # the oldest was forgotten and verified again

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from gateway.canonical import b64url, canonical
 from gateway.errors import InvalidRequest
 from gateway.model import Caller, Identity
-from gateway.tokens import TokenExpired, TokenInvalid, issue_token, verify_token
+from gateway.tokens import TokenExpired, TokenInvalid, TokenVerifier, issue_token, verify_token
 
 NOW = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
 KEY = ed25519.Ed25519PrivateKey.generate()
@@ -86,3 +86,54 @@ def test_a_token_issued_in_the_future_is_refused() -> None:
     token = issue_token(SERVICE, key=KEY, identity=IDENTITY, now=NOW + timedelta(hours=1))
     with pytest.raises(TokenInvalid):
         verify(token)
+
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every token the real PyJWT decoder is asked to decode and verify."""
+    seen: list[str] = []
+    real = jwt.decode
+
+    def counting(token: str, *args: object, **kwargs: object) -> object:
+        seen.append(token)
+        return real(token, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("gateway.tokens.jwt.decode", counting)
+    return seen
+
+
+def verifier(cache_entries: int = 8) -> TokenVerifier:
+    return TokenVerifier(KEY.public_key(), IDENTITY, REGIONS, cache_entries=cache_entries)
+
+
+def test_a_token_that_verified_once_is_not_verified_again(decodes: list[str]) -> None:
+    tokens = verifier()
+    token = issue_token(SERVICE, key=KEY, identity=IDENTITY, now=NOW)
+    assert [tokens.verify(token, now=NOW) for _ in range(3)] == [SERVICE] * 3
+    assert len(decodes) == 1
+
+
+def test_a_remembered_token_still_expires() -> None:
+    tokens = verifier()
+    token = issue_token(SERVICE, key=KEY, identity=IDENTITY, now=NOW, ttl=timedelta(minutes=5))
+    tokens.verify(token, now=NOW)
+    with pytest.raises(TokenExpired):
+        tokens.verify(token, now=NOW + timedelta(minutes=10))
+
+
+def test_a_forged_token_is_checked_again_on_every_call(decodes: list[str]) -> None:
+    tokens = verifier()
+    token = issue_token(SERVICE, key=ed25519.Ed25519PrivateKey.generate(), identity=IDENTITY, now=NOW)
+    for _ in range(2):
+        with pytest.raises(TokenInvalid):
+            tokens.verify(token, now=NOW)
+    assert len(decodes) == 2
+
+
+def test_the_token_verifier_remembers_at_most_its_configured_number_of_tokens(decodes: list[str]) -> None:
+    tokens = verifier(cache_entries=2)
+    issued = [issue_token(Caller(f"user-{i}", "legal"), key=KEY, identity=IDENTITY, now=NOW) for i in range(3)]
+    for token in [*issued, issued[0]]:
+        tokens.verify(token, now=NOW)
+    assert len(decodes) == 4  # the oldest was forgotten and verified again

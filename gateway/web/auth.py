@@ -6,7 +6,6 @@ from aiohttp import web
 
 from gateway.errors import Forbidden, Unauthenticated
 from gateway.model import Caller
-from gateway.tokens import verify_token
 from gateway.web.keys import CALLER_KEY, STATE_KEY
 
 
@@ -16,10 +15,8 @@ def authenticate(request: web.Request, *roles: str) -> Caller:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("send `Authorization: Bearer <token>`; make one with `gateway token issue`")
-    rt = request.app[STATE_KEY].rt
-    caller = verify_token(
-        token.strip(), key=rt.token_key, identity=rt.config.identity, now=rt.settings.clock(), regions=rt.config.regions.keys()
-    )
+    state = request.app[STATE_KEY]
+    caller = state.tokens.verify(token.strip(), now=state.rt.settings.clock())
     if roles and caller.role not in roles:
         raise Forbidden(f"role `{caller.role}` may not call this route; it needs {' or '.join(f'`{r}`' for r in roles)}")
     request[CALLER_KEY] = caller
