@@ -15,6 +15,7 @@ import pytest
 
 from gateway.errors import Conflict, StoreError
 from gateway.stores import FileStore, PreconditionFailed
+from gateway.stores.files import MAX_HEADER
 
 KEY = "subjects/aoife/records/mail-1"
 
@@ -213,3 +214,19 @@ async def test_reads_and_writes_do_not_run_on_the_event_loop(store: FileStore, m
     await store.put(KEY, b"x", {})
     await store.delete(KEY)
     assert seen and loop_thread not in seen
+
+
+async def test_an_object_larger_than_the_inline_read_limit_reads_back_whole(tmp_path: Path) -> None:
+    store = FileStore("eu-west-1", tmp_path / "store", inline_read_bytes=1024)
+    await store.open()
+    body = os.urandom(MAX_HEADER + 4096)
+    await store.put(KEY, body, {"v": "1"})
+    obj = await store.get(KEY)
+    assert (obj.body, dict(obj.metadata)) == (body, {"v": "1"})
+
+
+async def test_a_store_with_inline_reads_turned_off_reads_objects_back(tmp_path: Path) -> None:
+    store = FileStore("eu-west-1", tmp_path / "store", inline_read_bytes=0)
+    await store.open()
+    await store.put(KEY, b"hello", {"v": "1"})
+    assert (await store.get(KEY)).body == b"hello"
