@@ -8,6 +8,7 @@ personal attribute. Times are seconds; moments are Unix timestamps in seconds.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -26,6 +27,9 @@ class GatewayMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        # Labelled children of the per-request metrics, looked up once per label set:
+        # ``labels()`` validates and locks on every call, which a hot path notices.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         # --- HTTP
         self.http_requests = Counter(
             "gateway_http_requests_total",
@@ -132,20 +136,31 @@ class GatewayMetrics:
             "gateway_ledger_fsync_failures_total", "Audit ledger batches whose write or fsync failed.", registry=registry
         )
 
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
+    def http_request(self, *, route: str, method: str, status: int, seconds: float) -> None:
+        self._child(self.http_requests, route, method, str(status)).inc()
+        self._child(self.http_seconds, route, method).observe(seconds)
+
     # Observer
     def residency_decision(self, *, outcome: str, caller_jurisdiction: str, data_region: str, reason: str) -> None:
-        self.residency_decisions.labels(outcome, caller_jurisdiction, data_region, reason).inc()
+        self._child(self.residency_decisions, outcome, caller_jurisdiction, data_region, reason).inc()
 
     def residency_violation(self, *, region: str, reason: str) -> None:
         self.residency_violations.labels(region, reason).inc()
 
     def store_operation(self, *, region: str, operation: str, seconds: float, ok: bool) -> None:
-        self.store_seconds.labels(region, operation).observe(seconds)
+        self._child(self.store_seconds, region, operation).observe(seconds)
         if not ok:
             self.store_errors.labels(region, operation).inc()
 
     def ledger_append(self, *, ok: bool) -> None:
-        self.ledger_appends.labels("ok" if ok else "error").inc()
+        self._child(self.ledger_appends, "ok" if ok else "error").inc()
 
     def ledger_batch(self, *, size: int, fsync_seconds: float, ok: bool) -> None:
         if ok:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,14 @@ access_log = logging.getLogger("gateway.access")
 
 PROBLEM_TYPE = "urn:disclosure-gateway:problem:"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# Request ids made here: a random prefix per process and a counter, unique across
+# processes and restarts without a random draw per request.
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 TITLES = {
@@ -65,7 +74,7 @@ def route_template(request: web.Request) -> str:
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     supplied = request.headers.get("X-Request-ID", "")
-    request[REQUEST_ID_KEY] = supplied if REQUEST_ID.match(supplied) else uuid.uuid4().hex
+    request[REQUEST_ID_KEY] = supplied if REQUEST_ID.match(supplied) else new_request_id()
     bound = REQUEST_ID_VAR.set(request[REQUEST_ID_KEY])  # every log line of this request carries the id
     started = time.perf_counter()
     status = 500
@@ -97,8 +106,15 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         route = route_template(request)
         metrics = request.app.get(METRICS_KEY)
         if metrics is not None:
-            metrics.http_requests.labels(route, request.method, str(status)).inc()
-            metrics.http_seconds.labels(route, request.method).observe(elapsed)
+            metrics.http_request(route=route, method=request.method, status=status, seconds=elapsed)
+    if access_log.isEnabledFor(logging.INFO):
+        _log_access(request, response, route, status, code, elapsed)
+    REQUEST_ID_VAR.reset(bound)
+    response.headers["X-Request-ID"] = request[REQUEST_ID_KEY]
+    return response
+
+
+def _log_access(request: web.Request, response: web.StreamResponse, route: str, status: int, code: str | None, elapsed: float) -> None:
     # One line per request, by route template: the raw path names subjects and record keys.
     fields: dict[str, Any] = {"event": "http.request", "method": request.method, "route": route, "status": status, "duration_ms": round(elapsed * 1000, 3)}
     if code is not None:
@@ -107,6 +123,3 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         if header in response.headers:
             fields[name] = response.headers[header]
     access_log.info("%s %s %s", request.method, route, status, extra=fields)
-    REQUEST_ID_VAR.reset(bound)
-    response.headers["X-Request-ID"] = request[REQUEST_ID_KEY]
-    return response
