@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -36,6 +37,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -164,58 +167,73 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+@dataclass(frozen=True)
+class Gateway:
+    proc: subprocess.Popen[bytes]
+    url: str  # the seeded record
+    token: str  # a crm / us-east-1 service token
+    payload: bytes  # the record's bytes
+
+
+@contextlib.contextmanager
+def seeded_gateway(tmp: Path) -> Iterator[Gateway]:
+    """``gateway serve`` on a fresh data folder under ``tmp``, seeded with one subject and one 4 KiB record; stopped on exit."""
+    shutil.copy(ROOT / "regions.toml", tmp / "regions.toml")
+    common = ["--config", str(tmp / "regions.toml"), "--data-dir", str(tmp / "data")]
+    port = free_port()
+    proc = start([str(GATEWAY), "serve", *common, "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"], tmp / "gateway.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/healthz")
+        issued = subprocess.run(
+            [str(GATEWAY), "token", "issue", *common, "--service", "crm", "--region", "us-east-1", "--purpose", "crm", "--ttl", "3600"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+        ).stdout.strip()
+        token = issued.split()[-1]
+        profile = json.dumps({"home_region": "us-east-1", "residence": "US"}).encode()
+        status, body = http("PUT", f"{base}/v1/subjects/{SUBJECT}", token, profile, "application/json")
+        if status not in (200, 201):
+            raise RuntimeError(f"seeding the subject: {status} {body[:300]!r}")
+        payload = os.urandom(SIZE // 2).hex().encode()
+        status, body = http("PUT", f"{base}/v1/subjects/{SUBJECT}/records/{KEY}?category=subscriber", token, payload)
+        if status not in (200, 201):
+            raise RuntimeError(f"seeding the record: {status} {body[:300]!r}")
+        url = f"{base}/v1/subjects/{SUBJECT}/records/{KEY}"
+        status, body = http("GET", url, token)
+        if status != 200 or body != payload:
+            raise RuntimeError(f"reading the record back: {status} {body[:300]!r}")
+        yield Gateway(proc, url, token, payload)
+    finally:
+        stop(proc)
+
+
 def run(rounds: int, seconds: float, connections: int, use_wrk: bool) -> str:
     load = load_wrk if use_wrk and shutil.which("wrk") else load_python
     tool = "wrk" if load is load_wrk else "Python aiohttp client (wrk absent: bare figures are a floor)"
-    procs: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory(prefix=".bench-dataplane-", dir=Path.cwd()) as tmp_name:
+    with tempfile.TemporaryDirectory(prefix=".bench-dataplane-", dir=Path.cwd()) as tmp_name, seeded_gateway(Path(tmp_name)) as gateway:
         tmp = Path(tmp_name)
-        shutil.copy(ROOT / "regions.toml", tmp / "regions.toml")
-        common = ["--config", str(tmp / "regions.toml"), "--data-dir", str(tmp / "data")]
-        gw_port, bare_port = free_port(), free_port()
+        record_file = tmp / "record-4k.bin"
+        record_file.write_bytes(gateway.payload)
+        bare_port = free_port()
+        bare = start([sys.executable, "-m", "bench.dataplane", "--serve-bare", str(bare_port), str(record_file)], tmp / "bare.log")
         try:
-            procs.append(start([str(GATEWAY), "serve", *common, "--host", "127.0.0.1", "--port", str(gw_port), "--log-level", "warning"], tmp / "gateway.log"))
-            base = f"http://127.0.0.1:{gw_port}"
-            wait_http(f"{base}/healthz")
-            issued = subprocess.run(
-                [str(GATEWAY), "token", "issue", *common, "--service", "crm", "--region", "us-east-1", "--purpose", "crm", "--ttl", "3600"],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=ROOT,
-            ).stdout.strip()
-            token = issued.split()[-1]
-            profile = json.dumps({"home_region": "us-east-1", "residence": "US"}).encode()
-            status, body = http("PUT", f"{base}/v1/subjects/{SUBJECT}", token, profile, "application/json")
-            if status not in (200, 201):
-                raise RuntimeError(f"seeding the subject: {status} {body[:300]!r}")
-            payload = os.urandom(SIZE // 2).hex().encode()
-            status, body = http("PUT", f"{base}/v1/subjects/{SUBJECT}/records/{KEY}?category=subscriber", token, payload)
-            if status not in (200, 201):
-                raise RuntimeError(f"seeding the record: {status} {body[:300]!r}")
-            url_gw = f"{base}/v1/subjects/{SUBJECT}/records/{KEY}"
-            status, body = http("GET", url_gw, token)
-            if status != 200 or body != payload:
-                raise RuntimeError(f"reading the record back: {status} {body[:300]!r}")
-            record_file = tmp / "record-4k.bin"
-            record_file.write_bytes(payload)
-            procs.append(start([sys.executable, "-m", "bench.dataplane", "--serve-bare", str(bare_port), str(record_file)], tmp / "bare.log"))
             url_bare = f"http://127.0.0.1:{bare_port}/record"
             wait_http(url_bare)
-
             results: dict[str, list[dict[str, float]]] = {"gateway": [], "bare": []}
-            load(url_gw, token, connections, 1.0)
+            load(gateway.url, gateway.token, connections, 1.0)
             load(url_bare, None, connections, 1.0)
             for i in range(rounds):
                 order = ("gateway", "bare") if i % 2 == 0 else ("bare", "gateway")
                 for side in order:
                     if side == "gateway":
-                        results[side].append(load(url_gw, token, connections, seconds))
+                        results[side].append(load(gateway.url, gateway.token, connections, seconds))
                     else:
                         results[side].append(load(url_bare, None, connections, seconds))
         finally:
-            for proc in procs:
-                stop(proc)
+            stop(bare)
 
     def med(side: str, key: str) -> float:
         return statistics.median(r[key] for r in results[side])
