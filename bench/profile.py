@@ -40,7 +40,10 @@ STAGES = (
 
 OTHER = "other (event loop, thread hand-offs, GC)"
 # Frames every sample of a thread passes through; they say nothing about cost.
-ROOTS = ("Thread.", "_worker (", "_WorkItem.run", "<module>", "main (cli.py)", "cmd_serve", "run_app", "BaseEventLoop.run_", "BaseEventLoop._run_once", "Handle._run")
+ROOTS = (
+    *("Thread.", "_worker (", "_WorkItem.run", "<module>", "main (cli.py)", "cmd_serve", "run_app"),
+    *("BaseEventLoop.run_", "BaseEventLoop._run_once", "Handle._run"),
+)
 
 
 def _name(frame: str) -> str:
