@@ -17,6 +17,11 @@ Load comes from ``wrk`` (``--connections`` connections, 2 threads,
 aiohttp client is the fallback when ``wrk`` is absent (it saturates near 5.5k
 req/s, so the bare figure is then a floor). Reports req/s, p50 and p99 per side
 (medians over rounds) and the ratios. Non-2xx answers are counted and reported.
+
+Under closed-loop load latency is mostly queueing: 32 connections over N req/s
+wait about 32/N s each, so the p99 added there follows from the throughput
+ratio. Both sides are then also run with one connection, one request at a time,
+to show the latency a request gains from the gateway when nothing queues.
 """
 
 from __future__ import annotations
@@ -232,6 +237,8 @@ def run(rounds: int, seconds: float, connections: int, use_wrk: bool) -> str:
                         results[side].append(load(gateway.url, gateway.token, connections, seconds))
                     else:
                         results[side].append(load(url_bare, None, connections, seconds))
+            # Latency without queueing: one connection, one request at a time.
+            single = {"gateway": load(gateway.url, gateway.token, 1, seconds), "bare": load(url_bare, None, 1, seconds)}
         finally:
             stop(bare)
 
@@ -252,6 +259,17 @@ def run(rounds: int, seconds: float, connections: int, use_wrk: bool) -> str:
         "",
         f"Ratio gateway / bare throughput: {gw_rps / bare_rps:.2f}x; p99 added: {med('gateway', 'p99') - med('bare', 'p99'):.2f} ms "
         f"(medians over rounds; per-round req/s gateway/bare: {per_round}). Non-2xx answers: {bad:.0f}.",
+    ]
+    lines += [
+        "",
+        f"One connection, one request at a time ({seconds:g} s each), so nothing queues:",
+        "",
+        "| server | req/s | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|",
+        *(f"| {side} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} |" for side, r in single.items()),
+        "",
+        f"Latency added per request without queueing: p50 {single['gateway']['p50'] - single['bare']['p50']:.2f} ms, "
+        f"p99 {single['gateway']['p99'] - single['bare']['p99']:.2f} ms; non-2xx answers: {sum(r['bad'] for r in single.values()):.0f}.",
     ]
     return "\n".join(lines)
 
