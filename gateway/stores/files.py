@@ -77,6 +77,7 @@ class FileStore:
         self.inline_read_bytes = inline_read_bytes
         self._objects = self.root / "objects"
         self._holds = self.root / "holds"
+        self._objects_dir, self._holds_dir = str(self._objects), str(self._holds)
         self._tmp = self.root / "tmp"
         self._lock_path = self.root / ".lock"
         self._opened = False
@@ -222,12 +223,23 @@ class FileStore:
 
     def _get_small(self, key: str) -> StoredObject | None:
         """The object if its file is small enough to read on the loop, else None (read it in a thread)."""
-        with self._open_object(key) as stream:
-            if os.fstat(stream.fileno()).st_size > MAX_HEADER + self.inline_read_bytes:
+        try:
+            fd = os.open(f"{self._objects_dir}/{key}", os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise self._not_found(key) from None
+        try:
+            size = os.fstat(fd).st_size
+            if size > MAX_HEADER + self.inline_read_bytes:
                 return None
-            metadata = self._read_header(key, stream)
-            body = stream.read()
-        return StoredObject(key, body, metadata, self._is_held(key))
+            data = os.read(fd, size + 1)
+        finally:
+            os.close(fd)
+        end = data.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER)
+        if not data.startswith(MAGIC) or end < 0:
+            raise self._corrupt(key, ValueError("bad magic or unterminated header"))
+        metadata = self._parse_header(key, data[len(MAGIC) : end + 1])
+        held = os.path.exists(f"{self._holds_dir}/{key}")
+        return StoredObject(key, data[end + 1 :], metadata, held)
 
     def _head_sync(self, key: str) -> ObjectInfo:
         with self._open_object(key) as stream:
@@ -300,21 +312,29 @@ class FileStore:
     def _read_header(self, key: str, stream: BinaryIO) -> dict[str, str]:
         magic = stream.read(len(MAGIC))
         line = stream.readline(MAX_HEADER)
+        if magic != MAGIC or not line.endswith(b"\n"):
+            raise self._corrupt(key, ValueError("bad magic or unterminated header"))
+        return self._parse_header(key, line)
+
+    def _parse_header(self, key: str, line: bytes) -> dict[str, str]:
         try:
-            if magic != MAGIC or not line.endswith(b"\n"):
-                raise ValueError("bad magic or unterminated header")
             header = json.loads(line)
             metadata = header["metadata"]
             if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
                 raise ValueError("metadata is not a map of strings")
         except (ValueError, KeyError, TypeError) as exc:
-            raise StoreError(
-                f"object `{key}` in `{self.region}` is corrupt: its header is unreadable",
-                code="object-corrupt",
-                region=self.region,
-                key=key,
-            ) from exc
+            raise self._corrupt(key, exc) from exc
         return metadata
+
+    def _corrupt(self, key: str, cause: Exception) -> StoreError:
+        error = StoreError(
+            f"object `{key}` in `{self.region}` is corrupt: its header is unreadable",
+            code="object-corrupt",
+            region=self.region,
+            key=key,
+        )
+        error.__cause__ = cause
+        return error
 
     def _is_held(self, key: str) -> bool:
         return (self._holds / key).is_file()
