@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bench.machine import cpu_model
 from gateway.audit import FileLedger
-from gateway.audit.chain import GENESIS, encode, make_entry
+from gateway.audit.chain import GENESIS, check_data, check_kind, check_time, entry_and_line
 from gateway.model import isoformat, system_clock
 
 WRITERS = (1, 32, 256)
@@ -43,9 +43,11 @@ class FsyncEach:
         self._seq, self._hash = 0, GENESIS
 
     async def append(self, kind: str, data: dict[str, object]) -> None:
+        # the same checks and encoding as FileLedger.append, then one write and one fsync
+        kind, moment, plain = check_kind(kind), check_time(isoformat(system_clock())), check_data(data)
         async with self._lock:
-            entry = make_entry(self._hash, self._seq + 1, isoformat(system_clock()), kind, data)
-            await asyncio.to_thread(self._write, encode(entry))
+            entry, line = entry_and_line(self._hash, self._seq + 1, moment, kind, plain)
+            await asyncio.to_thread(self._write, line)
             self._seq, self._hash = entry["seq"], entry["hash"]
 
     def _write(self, line: bytes) -> None:

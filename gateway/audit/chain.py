@@ -35,7 +35,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.canonical import b64url, b64url_decode, canonical, sha256_hex
+from gateway.canonical import b64url, b64url_decode, canonical, canonical_checked, sha256_hex
 
 GENESIS = "0" * 64
 KEYS = frozenset({"seq", "time", "kind", "data", "prev", "hash"})
@@ -95,6 +95,21 @@ def check_data(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any, path: str, depth: int) -> Any:
+    kind = type(value)
+    if kind is str and value.isascii():  # the common cases first; subclasses take the long way
+        return value
+    if kind is dict and depth < MAX_DEPTH:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return _plain_slow(value, path, depth)
+            t = type(item)
+            out[key] = item if (t is str and item.isascii()) or item is None or t is bool else _plain(item, f"{path}.{key}", depth + 1)
+        return out
+    return _plain_slow(value, path, depth)
+
+
+def _plain_slow(value: Any, path: str, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise ValueError(f"`{path}` is nested deeper than {MAX_DEPTH} levels")
     if value is None or isinstance(value, bool):
@@ -138,9 +153,24 @@ def make_entry(prev_hash: str, seq: int, time: str, kind: str, data: Mapping[str
         raise ValueError("seq must be a positive integer")
     check_time(time)
     check_kind(kind)
-    body: dict[str, Any] = {"seq": seq, "time": time, "kind": kind, "data": check_data(data), "prev": prev_hash}
-    body["hash"] = sha256_hex(canonical(body))
-    return body
+    entry, _ = entry_and_line(prev_hash, seq, time, kind, check_data(data))
+    return entry
+
+
+def entry_and_line(prev_hash: str, seq: int, time: str, kind: str, data: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """The entry and its line (``encode(entry)``), canonicalising ``data`` once.
+
+    The caller has checked every argument (``make_entry`` does). The keys of an
+    entry sort as ``data, hash, kind, prev, seq, time``, so the line is the
+    canonical bytes without ``hash`` with ``"hash":"..."`` spliced in after
+    ``data``: the same bytes as ``canonical(entry)``.
+    """
+    head = b'{"data":' + canonical_checked(data) + b","
+    # prev is hex and time RFC 3339 (both ASCII, nothing to escape); kind is any text
+    rest = b'"kind":%s,"prev":"%s","seq":%d,"time":"%s"}' % (canonical(kind), prev_hash.encode("ascii"), seq, time.encode("ascii"))
+    hash_ = sha256_hex(head + rest)
+    entry = {"seq": seq, "time": time, "kind": kind, "data": data, "prev": prev_hash, "hash": hash_}
+    return entry, b"".join((head, b'"hash":"', hash_.encode("ascii"), b'",', rest, b"\n"))
 
 
 def encode(entry: Mapping[str, Any]) -> bytes:

@@ -2,8 +2,9 @@
 
 ``FileLedger.append`` returns only once the entry is written and fsynced.
 Concurrent appends are group-committed: one flusher task takes every pending
-entry and writes the batch with one ``write`` and one ``fsync`` in a worker
-thread, so the event loop never waits on the disk.
+entry, numbers, links and encodes the batch on the event loop, and writes it
+with one ``write`` and one ``fsync`` in a worker thread, so the event loop never
+waits on the disk and the thread holds the GIL only briefly.
 
 Several gateway processes may append to the same file. Each batch holds an
 exclusive ``flock`` on the ledger file while it re-reads the tail (only if the
@@ -48,10 +49,10 @@ from gateway.audit.chain import (
     EntryError,
     check_data,
     check_kind,
-    check_time,
     checkpoint_data,
     decode,
     encode,
+    entry_and_line,
     make_entry,
     parse_json,
     verify_lines,
@@ -138,6 +139,17 @@ class _Stamp:
     @classmethod
     def of(cls, st: os.stat_result) -> _Stamp:
         return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """A batch numbered and linked after ``base`` (seq, hash, uncovered), ready to write."""
+
+    base: tuple[int, str, int]
+    end: tuple[int, str, int]
+    entries: list[dict[str, Any]]
+    checkpoints: list[dict[str, Any]]
+    lines: list[bytes]
 
 
 class FileLedger:
@@ -256,7 +268,8 @@ class FileLedger:
         if self._closed:
             raise LedgerError(f"the audit ledger `{self.path}` is closed")
         # everything that could fail the batch for this entry alone is checked here
-        pending = _Pending(check_kind(kind), check_time(isoformat(self._clock())), check_data(data), asyncio.get_running_loop().create_future())
+        # (the time is this process's own isoformat output, RFC 3339 by construction)
+        pending = _Pending(check_kind(kind), isoformat(self._clock()), check_data(data), asyncio.get_running_loop().create_future())
         return await self._enqueue(pending)  # type: ignore[no-any-return]
 
     async def checkpoint(self) -> dict[str, Any] | None:
@@ -307,7 +320,11 @@ class FileLedger:
             force = bool(requests) or self._checkpoint_due()
             started = time.perf_counter()
             try:
-                entries, checkpoints = await asyncio.to_thread(self._write_batch, [(p.kind, p.time, p.data) for p in batch], now, force)
+                items = [(p.kind, p.time, p.data) for p in batch]
+                # Numbered, linked and encoded here, so the worker thread only locks, writes and
+                # fsyncs (without the GIL); it encodes again only if another process moved the tail.
+                encoded = self._encode(items, now, force) if self._stamp is not None else None
+                entries, checkpoints = await asyncio.to_thread(self._write_batch, items, now, force, encoded)
             except BaseException as exc:
                 if self.on_batch is not None:
                     self.on_batch(size=len(batch), fsync_seconds=time.perf_counter() - started, ok=False)
@@ -374,59 +391,71 @@ class FileLedger:
             self._recover(good_size, now)
 
     def _write_batch(
-        self, items: list[tuple[str, str, dict[str, Any]]], now: str, checkpoint: bool = False
+        self, items: list[tuple[str, str, dict[str, Any]]], now: str, checkpoint: bool = False, encoded: _Encoded | None = None
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Under the file lock: re-read the tail if the file changed, then write ``items``.
+
+        ``encoded`` is the batch already numbered and linked on the event loop
+        against this process's view of the tail; it is used only if the file is
+        still exactly as this process left it, else the batch is encoded again.
+        """
         with _Locked(self._fd, self.path):
             self._check_same_file()
             st = os.fstat(self._fd)
             if self._stamp is None or _Stamp.of(st) != self._stamp:
                 self._read_tail(st.st_size, now)
-            return self._write_checkpointed(items, now, checkpoint)
+                encoded = None  # another writer moved the tail: number and link again
+            if encoded is None or encoded.base != (self._seq, self._hash, self._uncovered):
+                encoded = self._encode(items, now, checkpoint)
+            return self._write_encoded(encoded)
 
     def _write_locked(self, items: list[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
         """Number, link, write and fsync ``items`` (and any checkpoint due by count)."""
-        entries, _ = self._write_checkpointed(items, isoformat(self._clock()), False)
+        entries, _ = self._write_encoded(self._encode(items, isoformat(self._clock()), False))
         return entries
 
-    def _write_checkpointed(
-        self, items: list[tuple[str, str, dict[str, Any]]], now: str, checkpoint: bool
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Number, link, write and fsync ``items``; cut them off again on failure.
+    def _encode(self, items: list[tuple[str, str, dict[str, Any]]], now: str, checkpoint: bool) -> _Encoded:
+        """Number and link ``items`` after this process's view of the tail; no I/O.
 
         With a checkpoint key, a checkpoint follows every entry that makes
         ``checkpoint_every`` uncovered entries, and one closes the batch when
-        ``checkpoint`` asks for it and any entry is left uncovered. Returns the
-        entries for ``items`` (in order) and the checkpoints written.
+        ``checkpoint`` asks for it and any entry is left uncovered.
         """
-        seq, prev, uncovered = self._seq, self._hash, self._uncovered
+        base = (self._seq, self._hash, self._uncovered)
+        seq, prev, uncovered = base
         key = self._checkpoint_key
         entries: list[dict[str, Any]] = []
         checkpoints: list[dict[str, Any]] = []
-        written: list[dict[str, Any]] = []
+        lines: list[bytes] = []
 
         def add_checkpoint() -> None:
             nonlocal seq, prev, uncovered
             assert key is not None
             seq += 1
-            entry = make_entry(prev, seq, now, CHECKPOINT, checkpoint_data(key, seq - 1, prev))
+            entry, line = entry_and_line(prev, seq, now, CHECKPOINT, checkpoint_data(key, seq - 1, prev))
             checkpoints.append(entry)
-            written.append(entry)
+            lines.append(line)
             prev, uncovered = entry["hash"], 0
 
+        # kind, time and data were checked by append(); a batch cannot fail on one entry
         for kind, moment, data in items:
             seq += 1
-            entry = make_entry(prev, seq, moment, kind, data)
+            entry, line = entry_and_line(prev, seq, moment, kind, data)
             entries.append(entry)
-            written.append(entry)
+            lines.append(line)
             prev = entry["hash"]
             uncovered += 1
             if key is not None and uncovered >= self._checkpoint_every:
                 add_checkpoint()
         if key is not None and checkpoint and uncovered:
             add_checkpoint()
-        if not written:
-            return entries, checkpoints
-        blob = b"".join(encode(e) for e in written)
+        return _Encoded(base, (seq, prev, uncovered), entries, checkpoints, lines)
+
+    def _write_encoded(self, encoded: _Encoded) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Write and fsync an encoded batch; cut it off again on failure."""
+        if not encoded.lines:
+            return encoded.entries, encoded.checkpoints
+        blob = b"".join(encoded.lines)
         start = os.fstat(self._fd).st_size
         self._stamp = None  # until the batch is known to be on disk
         try:
@@ -436,12 +465,12 @@ class FileLedger:
             self._roll_back(start)
             raise LedgerError(
                 f"the audit ledger `{self.path}` could not be written: {exc.strerror or exc}",
-                entries=len(written),
+                entries=len(encoded.lines),
             ) from exc
-        self._seq, self._hash, self._uncovered = seq, prev, uncovered
+        self._seq, self._hash, self._uncovered = encoded.end
         self._stamp = _Stamp.of(os.fstat(self._fd))
         self._floor = self._stamp.size
-        return entries, checkpoints
+        return encoded.entries, encoded.checkpoints
 
     def _roll_back(self, size: int) -> None:
         """Cut a failed batch off the file so its entries never count."""
