@@ -85,7 +85,8 @@ def main() -> None:
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
-        sys.exit("py-spy is not installed: run `bash scripts/bench.sh --only profile` or `pip install py-spy`")
+        print("(skipped: py-spy is not installed; `bash scripts/bench.sh` installs it)")
+        return
     load = load_wrk if shutil.which("wrk") else load_python
     with tempfile.TemporaryDirectory(prefix=".bench-profile-", dir=Path.cwd()) as tmp_name, seeded_gateway(Path(tmp_name)) as gateway:
         raw = Path(tmp_name) / "profile.txt"
@@ -101,6 +102,8 @@ def main() -> None:
         if sampler.returncode != 0 or not raw.exists():
             sys.exit(f"py-spy failed: {err.decode(errors='replace').strip()[-500:]}")
         total, stages, functions = summarise(raw, args.top)
+        if os.environ.get("BENCH_PROFILE_KEEP"):
+            shutil.copy(raw, os.environ["BENCH_PROFILE_KEEP"])
     print(
         f"py-spy profile (GIL holder only) of `gateway serve` under a 4 KiB record GET load, {args.connections} connections, {args.seconds:g} s: "
         f"{result['rps']:,.0f} req/s, p50 {result['p50']:.2f} ms, p99 {result['p99']:.2f} ms; {total:,} samples "

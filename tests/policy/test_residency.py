@@ -93,3 +93,16 @@ def test_jurisdictions_and_mechanisms_come_only_from_configuration() -> None:
     )
     assert policy.decide(caller_region="north", service="svc", purpose="p", data_region="south").allowed
     assert not policy.decide(caller_region="south", service="svc", purpose="p", data_region="north").allowed
+
+
+def test_a_remembered_decision_equals_the_decision_made_afresh(policy: ResidencyPolicy) -> None:
+    first = decide(policy, "us-east-1", "eu-west-1")
+    again = decide(policy, "us-east-1", "eu-west-1")
+    fresh = policy._decide("us-east-1", "analytics", "analytics", "eu-west-1", explain=False)
+    assert first == again == fresh
+
+
+def test_an_explained_decision_carries_its_trace_even_when_remembered(policy: ResidencyPolicy) -> None:
+    decide(policy, "us-east-1", "eu-west-1")
+    explained = policy.decide(caller_region="us-east-1", service="analytics", purpose="analytics", data_region="eu-west-1", explain=True)
+    assert explained.trace
