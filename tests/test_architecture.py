@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -58,3 +60,15 @@ def test_policy_code_names_no_jurisdiction_bloc_or_instrument(path: Path) -> Non
 def test_the_data_plane_policy_module_has_no_country_code_anywhere() -> None:
     source = (ROOT / "gateway/policy/residency.py").read_text()
     assert not re.search(r"[\"'](US|IE|DE|GB|AU|EU|EEA)[\"']", source)
+
+
+def test_a_gateway_with_only_file_stores_does_not_import_boto3() -> None:
+    # boto3 costs about a fifth of a second to import: start-up pays for it only when a region is on S3
+    script = (
+        "import sys; from pathlib import Path; import gateway.web.app, gateway.runtime; "
+        "from gateway.config import load_config; from gateway.stores.factory import open_store; "
+        "config = load_config(Path('regions.toml')); [open_store(r, Path('data')) for r in config.regions.values()]; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    assert done.stdout.strip() == "[]"
