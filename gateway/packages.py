@@ -23,6 +23,8 @@ record, never the package.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import hashlib
 import json
 import tarfile
@@ -159,32 +161,59 @@ def _member(name: str, data: bytes, mtime: int) -> bytes:
     return _header(name, len(data), mtime) + data + _padding(len(data))
 
 
-async def stream_package(manifest: dict[str, Any], *, signing_key: ed25519.Ed25519PrivateKey, fetch: Fetch) -> AsyncIterator[bytes]:
-    """Yield the package's tar bytes, fetching one record at a time.
+READ_AHEAD_BYTES = 8 * 1024 * 1024  # records fetched ahead of the consumer, by their manifest sizes
 
-    Each record is fetched only when the consumer asks for more, and its
-    SHA-256 and size are checked against the manifest before any of its bytes
-    are yielded; a mismatch raises ``PackageError`` (``package-integrity``) and
-    the stream ends there.
+
+async def stream_package(manifest: dict[str, Any], *, signing_key: ed25519.Ed25519PrivateKey, fetch: Fetch) -> AsyncIterator[bytes]:
+    """Yield the package's tar bytes, fetching records a bounded way ahead.
+
+    Records are fetched in manifest order, a few ahead of the consumer (at
+    most ``READ_AHEAD_BYTES`` by their sizes, and always the next one), so a
+    store's latency overlaps the streaming while memory stays bounded
+    whatever the package's size. Each record's SHA-256 and size are checked
+    against the manifest before any of its bytes are yielded; a mismatch
+    raises ``PackageError`` (``package-integrity``) and the stream ends there.
     """
     mtime = _mtime(manifest)
     manifest_bytes = canonical(manifest)
     yield _member(MANIFEST, manifest_bytes, mtime)
     yield _member(SIGNATURE, b64url(signing_key.sign(manifest_bytes)).encode("ascii"), mtime)
-    for record in manifest["records"]:
-        path, sha256, size = str(record["path"]), str(record["sha256"]), int(record["size"])
-        body = await fetch(dict(record))
-        if len(body) != size or hashlib.sha256(body).hexdigest() != sha256:
-            raise PackageError(
-                f"record `{path}` no longer matches the decision (sha256 or size changed); the package is incomplete",
-                path=path,
-            )
-        yield _header(path, size, mtime)
-        yield body
-        padding = _padding(size)
-        if padding:
-            yield padding
-        del body
+    records = manifest["records"]
+    ahead: collections.deque[tuple[int, asyncio.Future[bytes]]] = collections.deque()
+    queued = 0  # records handed to fetch so far
+    in_flight = 0  # their manifest bytes not yet yielded
+
+    def read_ahead() -> None:
+        nonlocal queued, in_flight
+        while queued < len(records) and (not ahead or in_flight + int(records[queued]["size"]) <= READ_AHEAD_BYTES):
+            size = int(records[queued]["size"])
+            ahead.append((size, asyncio.ensure_future(fetch(dict(records[queued])))))
+            queued += 1
+            in_flight += size
+
+    try:
+        for record in records:
+            read_ahead()
+            expected, fetching = ahead.popleft()
+            body = await fetching
+            in_flight -= expected
+            path, sha256, size = str(record["path"]), str(record["sha256"]), int(record["size"])
+            if len(body) != size or hashlib.sha256(body).hexdigest() != sha256:
+                raise PackageError(
+                    f"record `{path}` no longer matches the decision (sha256 or size changed); the package is incomplete",
+                    path=path,
+                )
+            yield _header(path, size, mtime)
+            yield body
+            padding = _padding(size)
+            if padding:
+                yield padding
+            del body
+    finally:
+        for _, fetching in ahead:  # the stream ended early: stop what was read ahead
+            if fetching.done() and not fetching.cancelled():
+                fetching.exception()  # retrieved, so a failed read-ahead is not reported as unhandled
+            fetching.cancel()
     yield END_OF_ARCHIVE
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -62,6 +63,7 @@ class TagVerifier:
     jurisdictions: Mapping[str, str]  # region id -> jurisdiction code
     cache_entries: int = CACHE_ENTRIES
     _verified: dict[str, ResidencyTag] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def verify(
         self,
@@ -87,11 +89,12 @@ class TagVerifier:
             raise TagViolation("tag-missing", f"object `{key}` in `{store_region}` has no residency tag")
         tag = self._verified.get(blob)
         if tag is None:
-            tag = self._decode_and_verify(blob, key)
+            tag = self._decode_and_verify(blob, key)  # may run in worker threads: the signature check releases the GIL
             if self.cache_entries > 0:
-                if len(self._verified) >= self.cache_entries:
-                    del self._verified[next(iter(self._verified))]
-                self._verified[blob] = tag
+                with self._lock:
+                    while len(self._verified) >= self.cache_entries:
+                        del self._verified[next(iter(self._verified))]
+                    self._verified[blob] = tag
         # (5)
         if tag.region != store_region:
             raise TagViolation("tag-region-mismatch", f"object `{key}` tagged for `{tag.region}` was found in the store of `{store_region}`")

@@ -41,7 +41,7 @@ from gateway.packages import PackageItem, build_manifest, provider_key_id, strea
 from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, case_id_for, disclosure_allowed
 from gateway.services.notices import NoticeService
 from gateway.services.records import TAG_METADATA, RecordService, UnknownSubject, record_key, subject_prefix
-from gateway.stores import ObjectLocked, ObjectNotFound, PreconditionFailed, RecordStore
+from gateway.stores import ObjectInfo, ObjectLocked, ObjectNotFound, PreconditionFailed, RecordStore
 
 log = logging.getLogger("gateway.orders")
 
@@ -257,24 +257,32 @@ class OrderService:
         keys = await store.list(prefix)
         limiter = asyncio.Semaphore(16)
 
-        async def one(object_key: str) -> dict[str, Any] | None:
-            key = object_key[len(prefix) :]
+        async def one(object_key: str) -> tuple[str, ObjectInfo] | None:
             async with limiter:
                 try:
-                    info = await store.head(object_key)
+                    return object_key[len(prefix) :], await store.head(object_key)
                 except ObjectNotFound:
                     return None
+
+        infos = [found for found in await asyncio.gather(*(one(k) for k in keys)) if found is not None]
+        # Signature checks release the GIL: one hand-off per subject lets the worker threads check
+        # the tags of many subjects on every core, which an order naming thousands of records needs.
+        checked = await asyncio.to_thread(self._checked_records, subject, infos)
+        return subject, sorted(checked, key=lambda r: r["key"])
+
+    def _checked_records(self, subject: Subject, infos: Sequence[tuple[str, ObjectInfo]]) -> list[dict[str, Any]]:
+        """The records whose residency tags verify; a record that cannot prove its residency is never disclosed."""
+        checked = []
+        for key, info in infos:
             try:
                 tag = self.records.verifier.verify(
                     info.metadata.get(TAG_METADATA), store_region=subject.home_region, subject=subject.id, key=key, sha256=None, size=None
                 )
-            except Exception:  # a record that cannot prove its residency is never disclosed
+            except Exception:
                 self.records.observer.residency_violation(region=subject.home_region, reason="tag-invalid-on-order")
-                return None
-            return {"key": key, "category": tag.category, "sha256": tag.sha256, "size": tag.size, "tag": info.metadata[TAG_METADATA]}
-
-        found = [r for r in await asyncio.gather(*(one(k) for k in keys)) if r is not None]
-        return subject, sorted(found, key=lambda r: r["key"])
+                continue
+            checked.append({"key": key, "category": tag.category, "sha256": tag.sha256, "size": tag.size, "tag": info.metadata[TAG_METADATA]})
+        return checked
 
     async def _renewed_document(self, order: Order) -> tuple[str, dict[str, Any]] | None:
         """(authority, document) of the order ``order.renews`` names: the renewing authority's own first, then any other's."""

@@ -19,8 +19,8 @@ How it keeps the port's rules:
   are safe across threads and processes sharing the folder. Reads take no lock.
 - Writes, deletes, holds, listings and large reads run in
   ``asyncio.to_thread``. A ``get`` of an object file no larger than
-  ``inline_read_bytes`` (64 KiB by default; 0 turns it off) is read on the
-  event loop: for a small file in the page cache an open and one read cost
+  ``inline_read_bytes`` (64 KiB by default; 0 turns it off), and a ``head``
+  (one read of at most the header), run on the event loop: for a small file in the page cache an open and one read cost
   microseconds, less than the hand-off to a worker thread and back, which
   would otherwise dominate a small record read. Set it to 0 where the folder
   is on a slow or network file system.
@@ -122,6 +122,13 @@ class FileStore:
 
     async def head(self, key: str) -> ObjectInfo:
         validate_key(key)
+        if self._opened and self.inline_read_bytes > 0:
+            try:
+                return self._head_inline(key)
+            except GatewayError:
+                raise
+            except OSError as exc:
+                raise self._failed("head", key, exc) from exc
         return await self._run("head", key, lambda: self._head_sync(key))
 
     async def list(self, prefix: str) -> list[str]:
@@ -246,6 +253,23 @@ class FileStore:
             metadata = self._read_header(key, stream)
             size = os.fstat(stream.fileno()).st_size - stream.tell()
         return ObjectInfo(key, size, metadata, self._is_held(key))
+
+    def _head_inline(self, key: str) -> ObjectInfo:
+        """The object's metadata from one read of at most its header (on the loop, like a small get)."""
+        try:
+            fd = os.open(f"{self._objects_dir}/{key}", os.O_RDONLY)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise self._not_found(key) from None
+        try:
+            size = os.fstat(fd).st_size
+            data = os.read(fd, min(size, len(MAGIC) + MAX_HEADER))
+        finally:
+            os.close(fd)
+        end = data.find(b"\n", len(MAGIC))
+        if not data.startswith(MAGIC) or end < 0:
+            raise self._corrupt(key, ValueError("bad magic or unterminated header"))
+        metadata = self._parse_header(key, data[len(MAGIC) : end + 1])
+        return ObjectInfo(key, size - end - 1, metadata, os.path.exists(f"{self._holds_dir}/{key}"))
 
     def _list_sync(self, prefix: str) -> builtins.list[str]:
         base = self._objects / prefix if prefix else self._objects

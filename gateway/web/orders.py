@@ -15,6 +15,7 @@ from gateway.web.problem import problem
 
 routes = web.RouteTableDef()
 MAX_ORDER_BYTES = 256 * 1024
+WRITE_BYTES = 256 * 1024  # package bytes gathered per socket write
 
 
 async def _order_text(request: web.Request) -> str:
@@ -70,8 +71,17 @@ async def get_package(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     try:
+        # Tar headers, records and padding are small pieces: hand the socket fewer, larger writes.
+        pending: list[bytes] = []
+        buffered = 0
         async for chunk in chunks:
-            await response.write(chunk)
+            pending.append(chunk)
+            buffered += len(chunk)
+            if buffered >= WRITE_BYTES:
+                await response.write(b"".join(pending))
+                pending, buffered = [], 0
+        if pending:
+            await response.write(b"".join(pending))
     except Exception:
         # The status line and part of the tar are already out, so no problem document can follow:
         # cut the connection, so the client sees a body that never completes (and a truncated tar
