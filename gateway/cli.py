@@ -357,8 +357,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     _configure_logging(args.log_level, args.log_format)
     settings = _settings(args, metrics_public=not args.metrics_auth, init_keys=not args.no_init_keys)
-    web.run_app(create_app(settings), host=args.host, port=args.port, print=lambda line: print(line, flush=True))
+    app = create_app(settings)
+    app.on_startup.append(_freeze_heap)  # runs after the runtime has opened
+    web.run_app(app, host=args.host, port=args.port, print=lambda line: print(line, flush=True))
     return EXIT_OK
+
+
+async def _freeze_heap(_: object) -> None:
+    """Move what start-up loaded (config, compiled policy, keys, modules) out of the garbage collector's way.
+
+    Those objects live as long as the process; frozen, they are not traversed by
+    every later collection, which otherwise shows as latency spikes on requests.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -205,6 +205,9 @@ class Engine:
         self.voluntary = tuple((rule, self.rank[rule.up_to]) for rule in policy.voluntary)
         e = policy.emergency
         self.emergency_foreign_rank = self.rank[e.foreign_up_to] if e.foreign_up_to is not None else -1
+        # Whether an order's subject list names specific accounts, per list: an order is decided
+        # once per (subject, category), and its list may be thousands long.
+        self._specific: dict[tuple[str, ...], bool] = {}
 
     # -- public API --------------------------------------------------------------------
 
@@ -382,7 +385,13 @@ class Engine:
             ok("R1.offence", f"`{instrument.id}` needs no offence for `{category}` data")
 
         # (8) specific identifiers: named accounts, no wildcards
-        if not order.subjects or not _specific(order.subjects):
+        specific = self._specific.get(order.subjects)
+        if specific is None:
+            specific = bool(order.subjects) and _specific(order.subjects)
+            if len(self._specific) >= 1024:
+                self._specific.clear()
+            self._specific[order.subjects] = specific
+        if not specific:
             return no(REFUSE, "no-specific-identifiers", "R1.no-specific-identifiers", "the order must name specific accounts, not a pattern")
         if subject_id is not None and subject_id not in order.subjects:
             return no(REFUSE, "subject-not-named", "R1.no-specific-identifiers", f"the order does not name `{subject_id}`")
