@@ -1,8 +1,9 @@
 """Run every benchmark and print one Markdown table per benchmark: ``python -m bench``.
 
 Each benchmark runs in its own process with a time limit, so the whole run stays
-bounded (well under 10 minutes with the defaults: engine about 1 min, data plane
-about 40 s, ledger about 20 s). ``--only NAME`` runs one; ``--quick`` shortens each.
+bounded (under 10 minutes with the defaults on 2 cores). ``--only NAME`` runs one
+(repeatable); ``--quick`` shortens each. ``bash scripts/bench.sh`` installs what
+they need first.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
     # name: (default args, quick args, time limit in seconds)
     "engine": ([], ["--repeat", "10", "--rounds", "2"], 240),
     "dataplane": ([], ["--rounds", "1", "--seconds", "2"], 180),
+    "s3plane": ([], ["--quick"], 180),
+    "orders": ([], ["--quick"], 420),
     "ledger": (["--seconds", "2"], ["--seconds", "1"], 120),
+    "startup": ([], ["--quick"], 120),
+    "profile": ([], ["--seconds", "4"], 120),
 }
 
 
