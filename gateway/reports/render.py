@@ -7,13 +7,12 @@ title and a description for screen readers), no scripts, no fetches.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from gateway.reports.transparency import COUNTS, OUTCOMES, Row, TransparencyReport
 
@@ -31,12 +30,19 @@ OUTCOME_COLOURS = {"content": "#0072B2", "non_content": "#56B4E9", "no_data": "#
 # requests, accounts, each outcome's share, then every count after requests, in report order
 CSV_COLUMNS = ("period", "country", "requests", "accounts", *(f"{o}_share" for o in OUTCOMES), *COUNTS[1:])
 
-_ENV = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"),
-    autoescape=select_autoescape(("html", "j2")),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+
+@functools.cache
+def _templates() -> Any:
+    """The report templates' Jinja2 environment, made on first use (Jinja2 is slow to import; serving starts without it)."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    return Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=select_autoescape(("html", "j2")),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def render(report: TransparencyReport, fmt: str, *, generated_at: datetime | None = None, title: str = "Law enforcement requests") -> str:
@@ -108,7 +114,7 @@ def _share_chart(rows: list[Row]) -> dict[str, Any]:
 
 def render_html(report: TransparencyReport, *, generated_at: datetime | None = None, title: str = "Law enforcement requests") -> str:
     countries = report.by_country()
-    return _ENV.get_template("transparency.html.j2").render(
+    return _templates().get_template("transparency.html.j2").render(
         report=report,
         title=title,
         generated_at=generated_at.isoformat(timespec="seconds") if generated_at else None,

@@ -13,6 +13,7 @@ console never reads a record's content.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -22,7 +23,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import jwt
 from aiohttp import web
 
@@ -43,12 +43,19 @@ CSRF_FIELD = "csrf"
 MAX_FORM_BYTES = 256 * 1024
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    autoescape=jinja2.select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+
+@functools.cache
+def _templates() -> Any:
+    """The console's Jinja2 environment, made on the first page rendered (Jinja2 is slow to import; serving starts without it)."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 # The CSRF secret, derived once per app the first time it is needed (app keys are frozen once it starts).
 _secrets: weakref.WeakKeyDictionary[web.Application, bytes] = weakref.WeakKeyDictionary()
@@ -130,7 +137,7 @@ def _render(request: web.Request, template: str, *, status: int = 200, **context
         "flash": None,
         "error": None,
     }
-    html = _env.get_template(template).render({**base, **context})
+    html = _templates().get_template(template).render({**base, **context})
     response = web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
