@@ -19,6 +19,7 @@ from gateway.errors import ConfigError, Finding
 from gateway.legal.policy import TABLES as LEGAL_TABLES
 from gateway.legal.policy import LegalPolicy, parse_legal
 from gateway.model import (
+    FILE_INLINE_READ_BYTES,
     Bloc,
     FileStoreSpec,
     Identity,
@@ -316,7 +317,11 @@ def _parse_store(r: _Reader | None, region_id: str, findings: list[Finding]) -> 
     kind = r.get("kind", str, default="")
     spec: StoreSpec
     if kind == "file":
-        spec = FileStoreSpec(path=r.get("path", str, default=f"stores/{region_id}"))
+        inline = r.get("inline_read_bytes", int, required=False, default=FILE_INLINE_READ_BYTES)
+        if isinstance(inline, bool) or not 0 <= inline <= 16 * 1024 * 1024:
+            findings.append(Finding(r.at("inline_read_bytes"), f"`{inline}` must be a number of bytes from 0 (off) to 16777216"))
+            inline = 0
+        spec = FileStoreSpec(path=r.get("path", str, default=f"stores/{region_id}"), inline_read_bytes=inline)
     elif kind == "s3":
         bucket = r.get("bucket", str, default="")
         if bucket and not (3 <= len(bucket) <= 63 and bucket.replace("-", "").replace(".", "").isalnum() and bucket.islower()):

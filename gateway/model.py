@@ -66,9 +66,13 @@ class Jurisdiction:
     blocs: frozenset[str] = frozenset()
 
 
+FILE_INLINE_READ_BYTES = 64 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class FileStoreSpec:
     path: str  # relative paths are under the data directory
+    inline_read_bytes: int = FILE_INLINE_READ_BYTES  # objects up to this size are read on the event loop; 0: always in a thread
     kind: Literal["file"] = "file"
 
 

@@ -129,6 +129,18 @@ def test_a_file_store_keeps_its_path() -> None:
     assert parse_config(shipped()).regions["us-east-1"].store == FileStoreSpec("stores/us-east-1")
 
 
+def test_a_file_store_may_turn_reads_on_the_event_loop_off() -> None:
+    raw = shipped()
+    raw["regions"]["us-east-1"]["store"] = {"kind": "file", "path": "stores/us-east-1", "inline_read_bytes": 0}
+    assert parse_config(raw).regions["us-east-1"].store == FileStoreSpec("stores/us-east-1", inline_read_bytes=0)
+
+
+def test_a_negative_inline_read_size_is_reported_at_its_key() -> None:
+    raw = shipped()
+    raw["regions"]["us-east-1"]["store"] = {"kind": "file", "path": "stores/us-east-1", "inline_read_bytes": -1}
+    assert "regions.us-east-1.store.inline_read_bytes" in paths(findings_of(raw))
+
+
 def test_a_missing_file_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(Path("/nonexistent/regions.toml"))

@@ -18,9 +18,9 @@ def open_store(region: Region, data_dir: Path) -> RecordStore:
     """The store for ``region``; no I/O happens until ``prepare_store`` or the first call."""
     spec = region.store
     match spec:
-        case FileStoreSpec(path=path):
+        case FileStoreSpec(path=path, inline_read_bytes=inline):
             root = Path(path)
-            return FileStore(region.id, root if root.is_absolute() else data_dir / root)
+            return FileStore(region.id, root if root.is_absolute() else data_dir / root, inline_read_bytes=inline)
         case S3StoreSpec():
             from gateway.stores.s3 import S3Store
 

@@ -23,7 +23,8 @@ How it keeps the port's rules:
   (one read of at most the header), run on the event loop: for a small file in the page cache an open and one read cost
   microseconds, less than the hand-off to a worker thread and back, which
   would otherwise dominate a small record read. Set it to 0 where the folder
-  is on a slow or network file system.
+  is on a slow or network file system (``inline_read_bytes`` in the region's
+  ``store`` in regions.toml).
 
 One limit S3 does not have: a key cannot also be the folder of other keys
 (``a`` and ``a/b``), because ``objects/a`` cannot be both a file and a
@@ -46,7 +47,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from gateway.errors import Conflict, GatewayError, StoreError
-from gateway.model import is_identifier
+from gateway.model import FILE_INLINE_READ_BYTES, is_identifier
 from gateway.stores.base import (
     ObjectInfo,
     ObjectLocked,
@@ -65,13 +66,12 @@ MAGIC = b"GWOBJ1\n"
 # anything much longer than this is not a header we wrote.
 MAX_HEADER = 16 * 1024
 TEMP_PREFIX = ".tmp-"
-INLINE_READ_BYTES = 64 * 1024
 
 
 class FileStore:
     """One region's objects under ``root``; see the module docstring for the layout."""
 
-    def __init__(self, region: str, root: Path, *, inline_read_bytes: int = INLINE_READ_BYTES) -> None:
+    def __init__(self, region: str, root: Path, *, inline_read_bytes: int = FILE_INLINE_READ_BYTES) -> None:
         self.region = region
         self.root = Path(root)
         self.inline_read_bytes = inline_read_bytes
