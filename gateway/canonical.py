@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from json import encoder as _json_encoder
 from typing import Any
 
 import rfc8785
@@ -13,6 +14,31 @@ _INT_MAX = 2**53 - 1
 # The standard library's encoder writes exactly RFC 8785's bytes for these values;
 # see ``_same_as_json``.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"), check_circular=False)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _make_encode() -> Any:
+    """``_ENCODER.encode`` without rebuilding the C encoder on every call (as ``JSONEncoder.encode`` does)."""
+    make = _json_encoder.c_make_encoder
+    if make is None:  # no C accelerator: the pure-Python encoder, same output
+        return _ENCODER.encode
+    # markers=None: no cycle check (check_circular=False); then default, string encoder, indent,
+    # separators, sort_keys, skipkeys, allow_nan, exactly as _ENCODER passes them
+    iterencode = make(None, _refuse, _json_encoder.encode_basestring, None, ":", ",", True, False, False)
+    join, encode_string = "".join, _json_encoder.encode_basestring
+
+    def encode(value: Any) -> str:
+        if type(value) is str:
+            return encode_string(value)  # type: ignore[no-any-return]
+        return join(iterencode(value, 0))
+
+    return encode
+
+
+_encode = _make_encode()
 
 
 def canonical(value: Any) -> bytes:
@@ -29,7 +55,7 @@ def canonical(value: Any) -> bytes:
     """
     if _same_as_json(value, 0):
         try:
-            return _ENCODER.encode(value).encode("utf-8")
+            return _encode(value).encode("utf-8")
         except UnicodeEncodeError:
             pass  # a lone surrogate: rfc8785 refuses it with its own error
     return rfc8785.dumps(value)
@@ -42,7 +68,7 @@ def canonical_checked(value: Any) -> bytes:
     keys outside the Basic Multilingual Plane, needs a non-ASCII output, so an
     ASCII output needs no walk of the value first.
     """
-    text = _ENCODER.encode(value)
+    text = _encode(value)
     if text.isascii():
         return text.encode("ascii")
     return canonical(value)

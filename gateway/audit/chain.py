@@ -87,7 +87,7 @@ def check_data(data: Mapping[str, Any]) -> dict[str, Any]:
     ledger holds ids, counts and hashes, and floats do not survive canonical
     re-encoding byte for byte.
     """
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):
         raise ValueError(f"ledger data must be a mapping, not {_kind_of(data)}")
     copied = _plain(data, "data", 0)
     assert isinstance(copied, dict)
@@ -167,10 +167,25 @@ def entry_and_line(prev_hash: str, seq: int, time: str, kind: str, data: dict[st
     """
     head = b'{"data":' + canonical_checked(data) + b","
     # prev is hex and time RFC 3339 (both ASCII, nothing to escape); kind is any text
-    rest = b'"kind":%s,"prev":"%s","seq":%d,"time":"%s"}' % (canonical(kind), prev_hash.encode("ascii"), seq, time.encode("ascii"))
+    rest = b'"kind":%s,"prev":"%s","seq":%d,"time":"%s"}' % (_kind_bytes(kind), prev_hash.encode("ascii"), seq, time.encode("ascii"))
     hash_ = sha256_hex(head + rest)
-    entry = {"seq": seq, "time": time, "kind": kind, "data": data, "prev": prev_hash, "hash": hash_}
-    return entry, b"".join((head, b'"hash":"', hash_.encode("ascii"), b'",', rest, b"\n"))
+    return (
+        {"seq": seq, "time": time, "kind": kind, "data": data, "prev": prev_hash, "hash": hash_},
+        b"%s\"hash\":\"%s\",%s\n" % (head, hash_.encode("ascii"), rest),
+    )
+
+
+_KIND_BYTES: dict[str, bytes] = {}
+
+
+def _kind_bytes(kind: str) -> bytes:
+    """``canonical(kind)``, remembered for the few kinds a gateway writes."""
+    found = _KIND_BYTES.get(kind)
+    if found is None:
+        found = canonical(kind)
+        if len(_KIND_BYTES) < 1024:
+            _KIND_BYTES[kind] = found
+    return found
 
 
 def encode(entry: Mapping[str, Any]) -> bytes:
