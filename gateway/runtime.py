@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from prometheus_client import CollectorRegistry
 
 from gateway.audit import FileLedger
@@ -171,11 +172,14 @@ class Runtime:
             if ledger is not None:
                 await ledger.close()
             raise
+        signer = TagSigner(tag_private)
+        # a seal stands in for the signature check only where the signing key is the one the public key checks
+        seal_keys = {region: key for region, key in signer.seal_keys.items() if _same_key(tag_private[region], tag_public[region])}
         records = RecordService(
             config=config,
             stores=stores,
-            signer=TagSigner(tag_private),
-            verifier=TagVerifier(tag_public, {r.id: r.jurisdiction for r in config.regions.values()}),
+            signer=signer,
+            verifier=TagVerifier(tag_public, {r.id: r.jurisdiction for r in config.regions.values()}, seal_keys=seal_keys),
             ledger=ledger,
             clock=settings.clock,
             observer=metrics,
@@ -195,3 +199,7 @@ class Runtime:
         if self.uploader is not None:
             await self.uploader.close()
         await asyncio.gather(*(s.close() for s in [*self.stores.values(), self.control]), return_exceptions=True)
+
+
+def _same_key(private: ed25519.Ed25519PrivateKey, public: ed25519.Ed25519PublicKey) -> bool:
+    return private.public_key().public_bytes_raw() == public.public_bytes_raw()

@@ -7,23 +7,40 @@ ASCII, and fits S3 user metadata.
 
 Verification is a numbered procedure; each failure has its own reason code
 and is a residency violation: the record is never served.
+
+Beside the tag the gateway keeps a **seal**: an HMAC-SHA256 of the tag's exact
+text under a key derived (HKDF) from the same region's tag key, so only a
+holder of that signing key can make one. A valid seal stands in for the
+Ed25519 check of step (4), about 4 µs against 170-250 µs on a small CPU, which
+is what lets an order naming thousands of records be decided in seconds. It
+is a private shortcut of the process that signs: the tag stays signed for
+everyone else (packages carry it, auditors verify it with the public key), a
+verifier without the signing key ignores seals, and a missing or wrong seal
+(a rotated key, a record written before seals) only means the signature is
+checked as before. Every other step runs either way.
 """
 
 from __future__ import annotations
 
 import binascii
+import hashlib
+import hmac
 import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from gateway.canonical import b64url, b64url_decode, canonical
 from gateway.model import ResidencyTag
 
 TAG_FIELDS = ("v", "region", "jurisdiction", "subject", "key", "category", "sha256", "size", "written_at")
+SEAL_VERSION = "s1"
+_SEAL_INFO = b"disclosure-gateway residency tag seal v1"
 
 
 class TagViolation(Exception):
@@ -35,14 +52,32 @@ class TagViolation(Exception):
         self.detail = detail
 
 
+def seal_key(tag_key: ed25519.Ed25519PrivateKey) -> bytes:
+    """The HMAC key of a region's seals, derived from its tag signing key (one way: it does not reveal the tag key)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SEAL_INFO).derive(tag_key.private_bytes_raw())
+
+
+def make_seal(key: bytes, blob: str) -> str:
+    """``s1.<base64url(HMAC-SHA256(key, blob))>``."""
+    return f"{SEAL_VERSION}.{b64url(hmac.digest(key, blob.encode('ascii'), hashlib.sha256))}"
+
+
 @dataclass(frozen=True)
 class TagSigner:
     keys: Mapping[str, ed25519.Ed25519PrivateKey]  # region id -> tag key
+    seal_keys: Mapping[str, bytes] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seal_keys", {region: seal_key(key) for region, key in self.keys.items()})
 
     def sign(self, tag: ResidencyTag) -> str:
         key = self.keys[tag.region]
         payload = canonical(tag.claims())
         return f"{b64url(payload)}.{b64url(key.sign(payload))}"
+
+    def seal(self, region: str, blob: str) -> str:
+        """The seal of a tag this signer made for ``region`` (see the module docstring)."""
+        return make_seal(self.seal_keys[region], blob)
 
 
 CACHE_ENTRIES = 8192  # verified tags remembered (about 1 KiB each)
@@ -62,6 +97,7 @@ class TagVerifier:
     keys: Mapping[str, ed25519.Ed25519PublicKey]  # region id -> tag public key
     jurisdictions: Mapping[str, str]  # region id -> jurisdiction code
     cache_entries: int = CACHE_ENTRIES
+    seal_keys: Mapping[str, bytes] = field(default_factory=dict)  # region id -> seal key (TagSigner.seal_keys); empty: seals ignored
     _verified: dict[str, ResidencyTag] = field(default_factory=dict, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
@@ -74,6 +110,7 @@ class TagVerifier:
         key: str,
         sha256: str | None,
         size: int | None,
+        seal: str | None = None,
     ) -> ResidencyTag:
         """Check a tag against the object it was found with.
 
@@ -82,14 +119,15 @@ class TagVerifier:
         verifies under that region's tag key; (5) the region is the store the
         object was found in (a copied or misplaced object fails here); (6) it is
         bound to this subject and key; (7) the content hash and size match the
-        body (skipped when only metadata is read: ``sha256=None``).
+        body (skipped when only metadata is read: ``sha256=None``). ``seal``,
+        when valid under the region's seal key, stands in for (4).
         """
         # (1)
         if not blob:
             raise TagViolation("tag-missing", f"object `{key}` in `{store_region}` has no residency tag")
         tag = self._verified.get(blob)
         if tag is None:
-            tag = self._decode_and_verify(blob, key)  # may run in worker threads: the signature check releases the GIL
+            tag = self._decode_and_verify(blob, key, seal)  # may run in worker threads: the signature check releases the GIL
             if self.cache_entries > 0:
                 with self._lock:
                     while len(self._verified) >= self.cache_entries:
@@ -106,8 +144,21 @@ class TagVerifier:
             raise TagViolation("tag-content-mismatch", f"content of `{key}` does not match its residency tag")
         return tag
 
-    def _decode_and_verify(self, blob: str, key: str) -> ResidencyTag:
-        """Steps (2) to (4): the tag decodes, names a configured region and is signed by its key."""
+    def is_quick(self, blob: str | None, seal: str | None, store_region: str) -> bool:
+        """True if ``verify`` of this tag, found in ``store_region``, needs no signature check.
+
+        That is when the tag is missing (it fails at once), remembered, or carries
+        a valid seal: cheap enough to check on the event loop, where a signature
+        check is worth a hand-off to a worker thread.
+        """
+        return not blob or blob in self._verified or self._sealed(store_region, blob, seal)
+
+    def _sealed(self, region: str, blob: str, seal: object) -> bool:
+        key = self.seal_keys.get(region)
+        return key is not None and type(seal) is str and seal.isascii() and hmac.compare_digest(seal, make_seal(key, blob))
+
+    def _decode_and_verify(self, blob: str, key: str, seal: str | None = None) -> ResidencyTag:
+        """Steps (2) to (4): the tag decodes, names a configured region and is signed by its key (or sealed by this gateway)."""
         # (2)
         try:
             payload_text, signature_text = blob.split(".")
@@ -130,7 +181,9 @@ class TagVerifier:
             raise TagViolation("tag-unknown-region", f"residency tag of `{key}` names unknown region `{tag.region}`")
         if self.jurisdictions.get(tag.region) != tag.jurisdiction:
             raise TagViolation("tag-jurisdiction-mismatch", f"residency tag of `{key}` names jurisdiction `{tag.jurisdiction}` for `{tag.region}`")
-        # (4)
+        # (4) a valid seal proves the signing key's holder made or checked this exact text
+        if self._sealed(tag.region, blob, seal):
+            return tag
         try:
             public_key.verify(signature, payload)
         except InvalidSignature:

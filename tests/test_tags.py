@@ -151,3 +151,96 @@ def test_the_verifier_remembers_at_most_its_configured_number_of_tags() -> None:
         verifier.verify(blob, store_region="north-1", subject="s1", key=f"k{i}", sha256=sha256_hex(BODY), size=len(BODY))
     verifier.verify(blobs[0], store_region="north-1", subject="s1", key="k0", sha256=sha256_hex(BODY), size=len(BODY))
     assert counting.calls == 4  # the oldest was forgotten and verified again
+
+
+# --- seals: the signing gateway's own shortcut for step (4) -------------------------------
+
+
+def sealing_verifier(seal_keys: dict[str, bytes] | None = None) -> tuple[TagVerifier, CountingKey]:
+    counting = CountingKey(KEYS["north-1"].public_key())
+    keys = {"north-1": counting, "south-1": KEYS["south-1"].public_key()}
+    jurisdictions = {"north-1": "AA", "south-1": "BB"}
+    chosen = SIGNER.seal_keys if seal_keys is None else seal_keys
+    return TagVerifier(keys, jurisdictions, cache_entries=0, seal_keys=chosen), counting  # type: ignore[arg-type]
+
+
+def sealed_read(verifier: TagVerifier, blob: str, seal: object, *, store_region: str = "north-1", key: str = "k1") -> ResidencyTag:
+    return verifier.verify(blob, store_region=store_region, subject="s1", key=key, sha256=sha256_hex(BODY), size=len(BODY), seal=seal)  # type: ignore[arg-type]
+
+
+def test_a_tag_with_a_valid_seal_is_accepted_without_a_signature_check() -> None:
+    verifier, counting = sealing_verifier()
+    blob = SIGNER.sign(tag())
+    assert sealed_read(verifier, blob, SIGNER.seal("north-1", blob)) == tag()
+    assert counting.calls == 0
+
+
+def test_a_sealed_tag_still_fails_in_another_regions_store() -> None:
+    verifier, _ = sealing_verifier()
+    blob = SIGNER.sign(tag())
+    with pytest.raises(TagViolation) as caught:
+        sealed_read(verifier, blob, SIGNER.seal("north-1", blob), store_region="south-1")
+    assert caught.value.code == "tag-region-mismatch"
+
+
+def test_a_forged_tag_with_a_seal_from_another_key_is_still_refused() -> None:
+    verifier, counting = sealing_verifier()
+    forger = TagSigner({"north-1": ed25519.Ed25519PrivateKey.generate()})
+    blob = forger.sign(tag())
+    with pytest.raises(TagViolation) as caught:
+        sealed_read(verifier, blob, forger.seal("north-1", blob))
+    assert (caught.value.code, counting.calls) == ("tag-signature-invalid", 1)
+
+
+def test_a_seal_copied_from_another_tag_does_not_vouch_for_this_one() -> None:
+    verifier, counting = sealing_verifier()
+    other = SIGNER.sign(tag(key="k2"))
+    blob = SIGNER.sign(tag())
+    sealed_read(verifier, blob, SIGNER.seal("north-1", other))
+    assert counting.calls == 1  # checked by its signature instead
+
+
+def test_a_seal_under_another_regions_key_does_not_vouch_for_the_tag() -> None:
+    verifier, counting = sealing_verifier()
+    blob = SIGNER.sign(tag())
+    sealed_read(verifier, blob, SIGNER.seal("south-1", blob))
+    assert counting.calls == 1
+
+
+def test_a_verifier_without_seal_keys_checks_the_signature_of_a_sealed_tag() -> None:
+    verifier, counting = sealing_verifier(seal_keys={})
+    blob = SIGNER.sign(tag())
+    sealed_read(verifier, blob, SIGNER.seal("north-1", blob))
+    assert counting.calls == 1
+
+
+@pytest.mark.parametrize("seal", [None, "", "s1.é", 42, "s1.AAAA"])
+def test_a_missing_or_malformed_seal_falls_back_to_the_signature_check(seal: object) -> None:
+    verifier, counting = sealing_verifier()
+    assert sealed_read(verifier, SIGNER.sign(tag()), seal) == tag()
+    assert counting.calls == 1
+
+
+def test_each_regions_seal_key_differs_and_is_not_its_tag_key() -> None:
+    raw = {region: key.private_bytes_raw() for region, key in KEYS.items()}
+    assert SIGNER.seal_keys["north-1"] != SIGNER.seal_keys["south-1"]
+    assert all(SIGNER.seal_keys[region] != raw[region] for region in KEYS)
+
+
+def test_a_validly_sealed_tag_is_quick_to_verify() -> None:
+    verifier, _ = sealing_verifier()
+    blob = SIGNER.sign(tag())
+    assert verifier.is_quick(blob, SIGNER.seal("north-1", blob), "north-1")
+
+
+def test_an_unsealed_tag_not_yet_verified_is_not_quick() -> None:
+    verifier, _ = sealing_verifier()
+    assert not verifier.is_quick(SIGNER.sign(tag()), None, "north-1")
+
+
+def test_a_remembered_tag_is_quick_without_a_seal() -> None:
+    verifier, _ = counting_verifier()
+    blob = SIGNER.sign(tag())
+    verify_with = dict(store_region="north-1", subject="s1", key="k1", sha256=None, size=None)
+    verifier.verify(blob, **verify_with)  # type: ignore[arg-type]
+    assert verifier.is_quick(blob, None, "north-1")

@@ -28,6 +28,7 @@ log = logging.getLogger("gateway.records")
 T = TypeVar("T")
 
 TAG_METADATA = "residency-tag"
+SEAL_METADATA = "tag-seal"  # the gateway's own HMAC seal of the tag (see gateway.tags); not mirrored as an S3 object tag
 PROFILE = "profile"
 SUBJECT_FIELDS = {"home_region", "residence", "nationality", "us_person", "location"}
 
@@ -251,6 +252,7 @@ class RecordService:
         blob = self.signer.sign(tag)
         metadata = {
             TAG_METADATA: blob,
+            SEAL_METADATA: self.signer.seal(region.id, blob),
             "residency-region": region.id,
             "residency-jurisdiction": region.jurisdiction,
             "residency-category": category,
@@ -348,6 +350,7 @@ class RecordService:
                 key=key,
                 sha256=sha256_hex(obj.body),
                 size=len(obj.body),
+                seal=obj.metadata.get(SEAL_METADATA),
             )
         except TagViolation as violation:
             raise await self._violation(caller, subject, key, region, violation) from None
@@ -366,7 +369,10 @@ class RecordService:
             raise RecordNotFound(f"subject `{subject.id}` has no record `{key}`") from None
         try:
             tag = self.verifier.verify(
-                obj.metadata.get(TAG_METADATA), store_region=subject.home_region, subject=subject.id, key=key, sha256=sha256_hex(obj.body), size=len(obj.body)
+                obj.metadata.get(TAG_METADATA), store_region=subject.home_region, subject=subject.id, key=key,
+                sha256=sha256_hex(obj.body),
+                size=len(obj.body),
+                seal=obj.metadata.get(SEAL_METADATA),
             )
         except TagViolation as violation:
             raise await self._violation(caller, subject, key, subject.home_region, violation) from None
@@ -399,7 +405,13 @@ class RecordService:
                     return None  # deleted while listing
             try:
                 tag = self.verifier.verify(
-                    info.metadata.get(TAG_METADATA), store_region=region, subject=subject.id, key=key, sha256=None, size=None
+                    info.metadata.get(TAG_METADATA),
+                    store_region=region,
+                    subject=subject.id,
+                    key=key,
+                    sha256=None,
+                    size=None,
+                    seal=info.metadata.get(SEAL_METADATA),
                 )
             except TagViolation as violation:
                 await self._violation(caller, subject, key, region, violation)

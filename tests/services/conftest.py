@@ -34,11 +34,14 @@ def build_service(config: Config, stores: Mapping[str, RecordStore]) -> tuple[Re
     keys = {r: ed25519.Ed25519PrivateKey.generate() for r in config.regions}
     metrics = GatewayMetrics(CollectorRegistry())
     ledger = MemoryLedger(FrozenClock())
+    signer = TagSigner(keys)
     service = RecordService(
         config=config,
         stores=stores,
-        signer=TagSigner(keys),
-        verifier=TagVerifier({r: k.public_key() for r, k in keys.items()}, {r.id: r.jurisdiction for r in config.regions.values()}),
+        signer=signer,
+        verifier=TagVerifier(
+            {r: k.public_key() for r, k in keys.items()}, {r.id: r.jurisdiction for r in config.regions.values()}, seal_keys=signer.seal_keys
+        ),
         ledger=ledger,
         clock=FrozenClock(),
         observer=metrics,

@@ -133,3 +133,32 @@ async def test_a_listing_leaves_out_records_whose_tag_fails(setup) -> None:
     metas, _ = await service.list_records(EU_SUPPORT, "aoife")
     assert [m.key for m in metas] == ["good"]
     assert violations(metrics, "eu-west-1", "tag-missing") == 1
+
+
+async def test_a_stored_record_carries_its_tags_seal(setup) -> None:
+    service, stores, _, _ = setup
+    await service.register_subject(WRITER, AOIFE)
+    await service.put_record(WRITER, "aoife", "notes", "content", b"x")
+    metadata = (await stores["eu-west-1"].head(record_key("aoife", "notes"))).metadata
+    assert metadata["tag-seal"] == service.signer.seal("eu-west-1", metadata["residency-tag"])
+
+
+async def test_a_forged_tag_beside_a_seal_copied_from_a_good_record_is_refused(setup) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from gateway.canonical import sha256_hex
+    from gateway.model import ResidencyTag
+    from gateway.tags import TagSigner
+
+    service, stores, _, _ = setup
+    await service.register_subject(WRITER, AOIFE)
+    await service.put_record(WRITER, "aoife", "good", "content", b"x")
+    seal = (await stores["eu-west-1"].head(record_key("aoife", "good"))).metadata["tag-seal"]
+    body = b"planted"
+    forged = TagSigner({"eu-west-1": ed25519.Ed25519PrivateKey.generate()}).sign(
+        ResidencyTag("eu-west-1", "IE", "aoife", "planted-1", "content", sha256_hex(body), len(body), "2026-10-01T00:00:00Z")
+    )
+    await stores["eu-west-1"].put(record_key("aoife", "planted-1"), body, {"residency-tag": forged, "tag-seal": seal})
+    with pytest.raises(ResidencyViolation) as caught:
+        await service.get_record(EU_SUPPORT, "aoife", "planted-1")
+    assert caught.value.details["reasons"][0]["code"] == "tag-signature-invalid"
