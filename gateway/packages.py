@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import hashlib
 import json
 import tarfile
@@ -142,7 +143,7 @@ def _mtime(manifest: Mapping[str, Any]) -> int:
     return int(parse_time(str(manifest["created_at"])).timestamp())
 
 
-def _header(name: str, size: int, mtime: int) -> bytes:
+def _tar_header(name: str, size: int, mtime: int) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = size
     info.mtime = mtime
@@ -151,6 +152,42 @@ def _header(name: str, size: int, mtime: int) -> bytes:
     info.uname = info.gname = ""
     info.type = tarfile.REGTYPE
     return info.tobuf(tarfile.PAX_FORMAT, encoding="utf-8", errors="strict")
+
+
+# ustar header fields that differ between a package's members (offsets in the 512-byte block)
+_NAME, _SIZE, _CHECKSUM = slice(0, 100), slice(124, 136), slice(148, 155)
+_MAX_SIZE = 8**11  # from here on tarfile adds a pax header for the size
+
+
+@functools.lru_cache(maxsize=8)
+def _blank_header(mtime: int) -> tuple[bytes, int]:
+    """``tarfile``'s header at ``mtime`` with name and size zeroed and the checksum field blank (spaces), and its byte sum."""
+    header = bytearray(_tar_header("", 0, mtime))
+    header[_NAME] = bytes(100)
+    header[_SIZE] = bytes(12)
+    header[148:156] = b" " * 8
+    return bytes(header), sum(header)
+
+
+def _header(name: str, size: int, mtime: int) -> bytes:
+    """The header ``tarfile`` writes for this member (PAX format), byte for byte.
+
+    A member whose name is ASCII and at most 100 bytes and whose size fits 11
+    octal digits gets a plain ustar header, the same as ``tarfile``'s except for
+    the name, size and checksum: those are filled into a blank made once by
+    ``tarfile`` (a sixth of its cost per member). Anything else (a pax extended
+    header) is built by ``tarfile``; a test checks the two agree.
+    """
+    if not (name.isascii() and len(name) <= 100 and 0 <= size < _MAX_SIZE):
+        return _tar_header(name, size, mtime)
+    blank, blank_sum = _blank_header(mtime)
+    name_bytes, size_bytes = name.encode("ascii"), b"%011o\0" % size
+    header = bytearray(blank)
+    header[: len(name_bytes)] = name_bytes
+    header[_SIZE] = size_bytes
+    # tar's checksum: the sum of the header's bytes with the checksum field as spaces
+    header[_CHECKSUM] = b"%06o\0" % (blank_sum + sum(name_bytes) + sum(size_bytes))
+    return bytes(header)
 
 
 def _padding(size: int) -> bytes:
