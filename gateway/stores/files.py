@@ -6,17 +6,35 @@ Layout under ``root``::
                          line of JSON, then the raw body
     holds/<key path>     an (empty) marker file while a legal hold is placed
     tmp/                 temp files, on the same filesystem as ``objects/``
-    .lock                ``flock``-ed by every mutation
+    .lock                ``flock``-ed by every mutation while it checks and acts
 
 How it keeps the port's rules:
-- Atomic put: the object is written to ``tmp/``, flushed and fsynced, then
-  moved into place with ``os.replace`` (or ``os.link`` for ``if_absent``, which
-  fails atomically when the target exists), and the directory is fsynced. A
-  crash leaves at most a temp file, which the next ``open()`` removes; readers
-  see the old object or the new one, never part of one.
+- Atomic put: the object is written to a new file in ``tmp/``, flushed and
+  fsynced, then moved into place with ``os.replace`` (or ``os.link`` for
+  ``if_absent``, which fails atomically when the target exists), and the
+  target's directory is fsynced before ``put`` returns. A crash leaves at most
+  a temp file, which a later ``open()`` removes; readers see the old object or
+  the new one, never part of one.
 - Check-then-act: ``put``, ``delete`` and ``set_legal_hold`` hold an exclusive
-  ``flock`` on ``root/.lock`` while they check the hold and the target, so they
-  are safe across threads and processes sharing the folder. Reads take no lock.
+  ``flock`` on ``root/.lock`` while they check the hold and the target and act,
+  so they are safe across threads and processes sharing the folder. Reads take
+  no lock. A ``put`` holds it only for its checks (hold, key conflict,
+  ``if_absent``) and the link or rename: it writes and fsyncs the temp file
+  before taking the lock, and fsyncs the directory after releasing it (through
+  a descriptor opened under the lock), so concurrent puts overlap their
+  fsyncs. That later fsync is safe because nothing that takes the lock treats
+  an object as durable before it is: ``delete`` fsyncs the directory after its
+  unlink, ``set_legal_hold`` fsyncs the object's directory before it writes
+  the marker, and an ``if_absent`` put refused because the key exists fsyncs
+  the directory before it refuses. (An ``if_absent`` put whose key already
+  exists is refused under the lock before it writes any temp file.)
+- Temp files: each writer holds an exclusive ``flock`` on its temp file from
+  its creation (checked: after locking, the writer makes sure the path still
+  names its file, else starts over with a new one) until the file has been
+  linked or renamed into place and its temp name removed. ``open()`` removes
+  only the temp files it can ``flock`` without waiting, and whose path still
+  names the file it locked: their writer died (the kernel drops a dead
+  process's locks), so another process's live write is never disturbed.
 - Writes, deletes, holds, listings and large reads run in
   ``asyncio.to_thread``. A ``get`` of an object file no larger than
   ``inline_read_bytes`` (64 KiB by default; 0 turns it off), and a ``head``
@@ -40,6 +58,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -173,13 +192,39 @@ class FileStore:
                 return
             for folder in (self._objects, self._holds, self._tmp):
                 folder.mkdir(parents=True, exist_ok=True)
-            with self._locked():
-                # Every temp file is made under the lock, so any we find while
-                # holding it belongs to a writer that died.
-                for stale in self._tmp.iterdir():
-                    with contextlib.suppress(FileNotFoundError):
-                        stale.unlink()
+            self._remove_stale_temps()
             self._opened = True
+
+    def _remove_stale_temps(self) -> None:
+        """Remove the temp files whose writer died: those no live writer holds a ``flock`` on.
+
+        A writer holds an exclusive ``flock`` on its temp file from the moment the
+        file is its own (see ``_new_temp``) until the file has been linked or
+        renamed into place and its name removed; the kernel drops the lock when
+        the writer's process dies. So a temp file we can lock without waiting has
+        no live writer, and we remove it, once we have checked that its name
+        still names the file we locked (another cleaner may have removed it and
+        a writer made a new one under the same name meanwhile).
+        """
+        with os.scandir(self._tmp) as entries:
+            names = [entry.path for entry in entries]
+        for path in names:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: never hang on a FIFO
+            except FileNotFoundError:
+                continue
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live writer's: it removes or moves the file itself
+                if _names(path, fd):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+            finally:
+                os.close(fd)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -194,33 +239,100 @@ class FileStore:
 
     def _put_sync(self, key: str, body: bytes, metadata: dict[str, str], if_absent: bool) -> None:
         target = self._objects / key
-        header = MAGIC + json.dumps({"metadata": metadata}, separators=(",", ":"), sort_keys=True).encode("ascii") + b"\n"
-        with self._locked():
-            if self._is_held(key):
-                raise ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
-            self._make_parent(key, target)
-            if target.is_dir():
-                raise self._key_conflict(key)
-            if if_absent and target.exists():
+        if if_absent and target.is_file():
+            # Most likely refused (a replay, or another replica was first): check
+            # before writing a temp file for nothing. If the object is gone by
+            # the time we hold the lock, write it after all.
+            with self._locked():
+                folder = self._checked_folder(key, target)
+                present = target.exists()
+            if present:
+                _fsync_and_close(folder)  # see below: the refusal relies on a durable object
                 raise PreconditionFailed(f"object `{key}` already exists in `{self.region}`")
+            os.close(folder)
+        header = MAGIC + json.dumps({"metadata": metadata}, separators=(",", ":"), sort_keys=True).encode("ascii") + b"\n"
+        # The slow part, outside the store's lock: write and fsync the temp file.
+        # Our flock on it (taken by _new_temp) keeps a cleaner from removing it.
+        fd, temp = self._new_temp()
+        temp_named = True  # ``temp`` still names our file, and we remove it when done
+        refused = False
+        try:
+            with open(fd, "wb", closefd=False) as out:
+                out.write(header)
+                out.write(body)
+            os.fsync(fd)
+            # Under the lock only the checks and the link or rename, so that a
+            # put's checks, and delete's and set_legal_hold's, see no other
+            # mutation between their check and their act.
+            with self._locked():
+                folder = self._checked_folder(key, target)
+                try:
+                    if if_absent:
+                        try:
+                            os.link(temp, target)  # fails atomically if the key exists
+                        except FileExistsError:
+                            refused = True
+                    else:
+                        os.replace(temp, target)
+                        temp_named = False
+                except BaseException:
+                    os.close(folder)
+                    raise
+            # The directory's fsync, after the lock is released. ``folder`` was
+            # opened under the lock, so it is the folder we linked into even if a
+            # delete has since pruned it (the fsync of a removed folder is
+            # harmless). Other callers may see our object before this fsync, but
+            # none acts on it as if it were durable:
+            # - a reader (get, head, list) takes no lock and could always see an
+            #   object between the rename and the fsync;
+            # - delete fsyncs the folder after its unlink, so a delete that
+            #   returns has made the object's absence durable, whatever our
+            #   fsync does later;
+            # - set_legal_hold fsyncs the object's folder before it writes the
+            #   marker, so a hold is never durable while its object is not;
+            # - an ``if_absent`` put refused because the key exists fsyncs the
+            #   folder too before it refuses, so a caller that takes the refusal
+            #   as "someone else wrote it" (the notice sweep then deletes the
+            #   pending notice) can rely on that object.
+            # And put itself still returns only once its object is durable.
+            _fsync_and_close(folder)
+            if refused:
+                raise PreconditionFailed(f"object `{key}` already exists in `{self.region}`")
+        finally:
+            try:
+                if temp_named:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(temp)
+            finally:
+                os.close(fd)  # releases our flock on the temp file
+
+    def _checked_folder(self, key: str, target: Path) -> int:
+        """Under the lock: refuse a held key or one that is a folder of keys; else open the target's folder."""
+        if self._is_held(key):
+            raise ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
+        self._make_parent(key, target)
+        if target.is_dir():
+            raise self._key_conflict(key)
+        return _open_dir(target.parent)
+
+    def _new_temp(self) -> tuple[int, str]:
+        """A new temp file in ``tmp/``: its descriptor, holding an exclusive ``flock``, and its path.
+
+        Between ``mkstemp`` and our ``flock`` a cleaner (``_remove_stale_temps``
+        in this or another process) can lock and remove the new file. So once
+        we hold the lock we check that the path still names our file, and if it
+        does not, start over: from then on no cleaner can lock it, so it stays.
+        """
+        while True:
             fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self._tmp)
             try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(header)
-                    out.write(body)
-                    out.flush()
-                    os.fsync(out.fileno())
-                if if_absent:
-                    try:
-                        os.link(temp, target)
-                    except FileExistsError:
-                        raise PreconditionFailed(f"object `{key}` already exists in `{self.region}`") from None
-                else:
-                    os.replace(temp, target)
-                _fsync_dir(target.parent)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temp)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if _names(temp, fd):
+                    return fd, temp
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # removed by a cleaner before we locked it; the name is not ours to remove
 
     def _get_sync(self, key: str) -> StoredObject:
         with self._open_object(key) as stream:
@@ -302,6 +414,10 @@ class FileStore:
             if not target.is_file():
                 raise self._not_found(key)
             if on:
+                # A put fsyncs the object's folder after it releases the lock, so
+                # the object we found may not be durable yet: make it so before
+                # the hold is (a hold must never outlive its object in a crash).
+                _fsync_dir(target.parent)
                 marker.parent.mkdir(parents=True, exist_ok=True)
                 marker.touch(exist_ok=True)
                 _fsync_dir(marker.parent)
@@ -379,15 +495,37 @@ class FileStore:
         )
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+def _open_dir(folder: Path) -> int:
+    return os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _fsync_fd(fd: int) -> None:
     try:
         os.fsync(fd)
     except OSError as exc:  # some filesystems cannot fsync a directory
         if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
             raise
+
+
+def _fsync_and_close(fd: int) -> None:
+    try:
+        _fsync_fd(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    _fsync_and_close(_open_dir(folder))
+
+
+def _names(path: str, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        named = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _prune(folder: Path, top: Path) -> None:

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import multiprocessing
 import os
 import shutil
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -14,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import Conflict, StoreError
-from gateway.stores import FileStore, PreconditionFailed
+from gateway.stores import FileStore, ObjectLocked, PreconditionFailed
 from gateway.stores.files import MAX_HEADER
 
 KEY = "subjects/aoife/records/mail-1"
@@ -78,6 +83,119 @@ async def test_temp_files_left_by_a_crash_are_removed_on_open_and_never_listed(t
     await again.open()
     assert not leftover.exists()
     assert (await again.get(KEY)).body == b"old"
+
+
+# A writer that locks its temp file, writes half an object and dies without cleaning up.
+WRITER_DIES = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, b"GWOBJ1\\n{}\\nhalf a bo")
+os._exit(0)
+"""
+
+
+async def test_a_temp_file_whose_writer_process_died_is_removed_on_open(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    await FileStore("eu-west-1", root).open()
+    leftover = root / "tmp" / ".tmp-dead-writer"
+    subprocess.run([sys.executable, "-c", WRITER_DIES, str(leftover)], check=True, timeout=30)
+    assert leftover.exists()
+    await FileStore("eu-west-1", root).open()
+    assert not leftover.exists()
+
+
+async def test_a_temp_file_whose_writer_still_holds_it_is_kept_on_open(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    await FileStore("eu-west-1", root).open()
+    in_flight = root / "tmp" / ".tmp-in-flight"
+    fd = os.open(in_flight, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a live writer in another process holds its temp file
+        await FileStore("eu-west-1", root).open()
+        assert in_flight.exists()
+    finally:
+        os.close(fd)
+
+
+async def test_a_put_in_flight_completes_while_another_store_opens_the_same_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "store"
+    writer = FileStore("eu-west-1", root)
+    await writer.open()
+    temp_written, resume = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def pausing_fsync(fd: int) -> None:
+        real_fsync(fd)
+        if not temp_written.is_set():  # the first fsync of the put is its temp file's
+            temp_written.set()
+            resume.wait(30)
+
+    monkeypatch.setattr(os, "fsync", pausing_fsync)
+    put = asyncio.create_task(writer.put(KEY, b"in flight", {"v": "1"}))
+    assert await asyncio.to_thread(temp_written.wait, 30)
+    assert len(list((root / "tmp").iterdir())) == 1
+    await FileStore("eu-west-1", root).open()
+    resume.set()
+    await put
+    obj = await writer.get(KEY)
+    assert (obj.body, dict(obj.metadata)) == (b"in flight", {"v": "1"})
+
+
+async def test_concurrent_puts_of_different_keys_all_land_and_read_back(store: FileStore) -> None:
+    keys = [f"notices/pending/n-{i:03d}" for i in range(200)]
+    await asyncio.gather(*(store.put(key, key.encode(), {"n": key[-3:]}, if_absent=i % 2 == 0) for i, key in enumerate(keys)))
+    assert await store.list("notices/pending/") == keys
+    for key in keys:
+        obj = await store.get(key)
+        assert (obj.body, dict(obj.metadata)) == (key.encode(), {"n": key[-3:]})
+    assert list((store.root / "tmp").iterdir()) == []
+
+
+async def test_exactly_one_of_many_concurrent_if_absent_puts_of_one_key_succeeds(store: FileStore) -> None:
+    async def attempt(i: int) -> int | None:
+        try:
+            await store.put(KEY, f"writer-{i}".encode(), {"writer": str(i)}, if_absent=True)
+        except PreconditionFailed:
+            return None
+        return i
+
+    outcomes = await asyncio.gather(*(attempt(i) for i in range(32)))
+    winners = [i for i in outcomes if i is not None]
+    assert len(winners) == 1
+    obj = await store.get(KEY)
+    assert (obj.body, dict(obj.metadata)) == (f"writer-{winners[0]}".encode(), {"writer": str(winners[0])})
+    assert list((store.root / "tmp").iterdir()) == []
+
+
+async def test_concurrent_puts_onto_a_held_key_are_all_refused_and_leave_no_temp_file(store: FileStore) -> None:
+    await store.put(KEY, b"evidence", {"v": "1"})
+    await store.set_legal_hold(KEY, True)
+    outcomes = await asyncio.gather(
+        *(store.put(KEY, b"tampered", {}, if_absent=i % 2 == 0) for i in range(16)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(outcome, ObjectLocked) for outcome in outcomes)
+    obj = await store.get(KEY)
+    assert (obj.body, dict(obj.metadata), obj.legal_hold) == (b"evidence", {"v": "1"}, True)
+    assert list((store.root / "tmp").iterdir()) == []
+
+
+async def test_an_if_absent_put_whose_key_is_deleted_just_before_it_locks_writes_after_all(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    await store.put(KEY, b"old", {})
+    real_locked = store._locked
+
+    @contextlib.contextmanager
+    def deleted_first() -> Iterator[None]:
+        monkeypatch.setattr(store, "_locked", real_locked)
+        (store.root / "objects" / KEY).unlink()  # as another process's delete would, before our lock
+        with real_locked():
+            yield
+
+    monkeypatch.setattr(store, "_locked", deleted_first)
+    await store.put(KEY, b"new", {"v": "2"}, if_absent=True)
+    obj = await store.get(KEY)
+    assert (obj.body, dict(obj.metadata)) == (b"new", {"v": "2"})
 
 
 def _race_if_absent(root: str, name: str, keys: list[str], barrier: Barrier, results: Queue[tuple[str, list[str]]]) -> None:
