@@ -4,9 +4,16 @@ When data about a subject is disclosed (at once, after two approvals, or when
 an EU hold is released) a notice is scheduled for that subject. It becomes
 due when the order's ``nondisclosure_until`` has passed, and for an emergency
 disclosure only after the emergency (a configurable delay). ``sweep`` moves
-due notices into the outbox (``outbox/<id>.json`` in the control store), which
-a mail system consumes. Each notice is written once, whatever the number of
-replicas: the outbox entry is created only if absent.
+due notices into the outbox (``outbox/<id>`` in the control store), which a
+mail system consumes. Each notice reaches the outbox once, whatever the number
+of replicas: the outbox entry is created only if absent.
+
+The notices one disclosure schedules are kept together, up to
+``NOTICES_PER_BATCH`` to an object under ``notices/pending/``, so an order
+naming thousands of subjects writes a few durable objects, not thousands.
+The notices of one batch share their time, so a sweep queues a batch whole and
+then removes it. A pending object from before batches (one notice) is still
+read.
 
 A notice holds ids, categories and times: the mail system looks up how to
 reach the customer.
@@ -33,7 +40,18 @@ def notice_id(authority: str, order_id: str, subject: str) -> str:
     return "notice-" + hashlib.sha256(f"{authority}\0{order_id}\0{subject}".encode()).hexdigest()[:16]
 
 
-SCHEDULE_CONCURRENCY = 32  # notices written at once for one order
+NOTICES_PER_BATCH = 1000  # notices kept in one pending object
+
+
+def _batch_key(authority: str, order_id: str, ids: list[str]) -> str:
+    digest = hashlib.sha256("\0".join([authority, order_id, *ids]).encode()).hexdigest()[:16]
+    return f"{PENDING}batch-{digest}"
+
+
+def _notices_in(body: bytes) -> list[dict[str, Any]]:
+    """The notices of a pending object: a batch, or one notice written before batches."""
+    data = json.loads(body)
+    return list(data["notices"]) if "notices" in data else [data]
 
 
 class NoticeService:
@@ -57,11 +75,11 @@ class NoticeService:
         due: datetime = now + self.emergency_delay if emergency else now
         if nondisclosure_until:
             due = max(due, parse_time(nondisclosure_until))
-        limiter = asyncio.Semaphore(SCHEDULE_CONCURRENCY)
-
-        async def one(subject: str, categories: list[str]) -> str | None:
+        reason = "emergency" if emergency else ("non-disclosure ended" if nondisclosure_until else "disclosure")
+        notices: dict[str, dict[str, Any]] = {}
+        for subject, categories in subjects:
             nid = notice_id(authority, order_id, subject)
-            notice = {
+            notices[nid] = {
                 "id": nid,
                 "subject": subject,
                 "order": order_id,
@@ -69,19 +87,28 @@ class NoticeService:
                 "categories": sorted(set(categories)),
                 "disclosed_at": isoformat(now),
                 "not_before": isoformat(due),
-                "reason": "emergency" if emergency else ("non-disclosure ended" if nondisclosure_until else "disclosure"),
+                "reason": reason,
             }
-            async with limiter:
-                try:
-                    await self.control.put(PENDING + nid, json.dumps(notice).encode(), {}, if_absent=True)
-                except PreconditionFailed:
-                    return None
-                await self.record("notice.scheduled", {"notice": nid, "order": order_id, "subject": subject, "not_before": notice["not_before"]})
-            return nid
+        listed = list(notices.values())
+        batches = [listed[i : i + NOTICES_PER_BATCH] for i in range(0, len(listed), NOTICES_PER_BATCH)]
 
-        # An order may name thousands of subjects: their writes overlap, and their ledger entries share fsyncs.
-        done = await asyncio.gather(*(one(subject, categories) for subject, categories in subjects))
-        return [nid for nid in done if nid is not None]
+        async def write(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            key = _batch_key(authority, order_id, [n["id"] for n in batch])
+            try:
+                await self.control.put(key, json.dumps({"notices": batch}).encode(), {}, if_absent=True)
+            except PreconditionFailed:
+                return []  # the same notices are already pending
+            return batch
+
+        written = [n for batch in await asyncio.gather(*(write(b) for b in batches)) for n in batch]
+        # one ledger entry per notice; concurrent appends share the ledger's fsyncs
+        await asyncio.gather(
+            *(
+                self.record("notice.scheduled", {"notice": n["id"], "order": order_id, "subject": n["subject"], "not_before": n["not_before"]})
+                for n in written
+            )
+        )
+        return [n["id"] for n in written]
 
     async def sweep(self) -> int:
         """Move every due notice into the outbox, once; returns how many were queued."""
@@ -89,16 +116,16 @@ class NoticeService:
         queued = 0
         for key in await self.control.list(PENDING):
             try:
-                notice = json.loads((await self.control.get(key)).body)
+                notices = _notices_in((await self.control.get(key)).body)
             except ObjectNotFound:
                 continue
-            if notice["not_before"] > now:
-                continue
-            try:
-                await self.control.put(OUTBOX + notice["id"], json.dumps({**notice, "queued_at": now}).encode(), {}, if_absent=True)
-            except PreconditionFailed:
-                pass  # another replica queued it
-            else:
+            if any(n["not_before"] > now for n in notices):
+                continue  # the notices one disclosure scheduled share their time
+            for notice in notices:
+                try:
+                    await self.control.put(OUTBOX + notice["id"], json.dumps({**notice, "queued_at": now}).encode(), {}, if_absent=True)
+                except PreconditionFailed:
+                    continue  # another replica queued it
                 await self.record("notice.queued", {"notice": notice["id"], "order": notice["order"], "subject": notice["subject"]})
                 queued += 1
             with contextlib.suppress(ObjectNotFound):
@@ -112,7 +139,7 @@ class NoticeService:
         out = []
         for key in await self.control.list(PENDING):
             try:
-                out.append(json.loads((await self.control.get(key)).body))
+                out.extend(_notices_in((await self.control.get(key)).body))
             except ObjectNotFound:
                 continue
         return out

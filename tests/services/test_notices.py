@@ -71,3 +71,45 @@ async def test_two_replicas_sharing_a_store_queue_a_notice_once(tmp_path: Path) 
     second, _ = service(clock, FileStore("control", tmp_path))
     await schedule(first)
     assert await first.sweep() + await second.sweep() == 1
+
+
+async def test_the_notices_of_one_disclosure_are_kept_in_one_pending_object() -> None:
+    control = MemoryStore("control")
+    notices, _ = service(FrozenClock(), control)
+    subjects = [(name, ["content"]) for name in ("alice", "bob", "carol")]
+    await notices.schedule(authority="us-court-sdny", order_id="w-1", subjects=subjects, nondisclosure_until=None, emergency=False)
+    assert (len(await control.list("notices/pending/")), len(await notices.pending())) == (1, 3)
+
+
+async def test_notices_beyond_a_batchs_size_go_into_further_objects(monkeypatch) -> None:
+    import gateway.services.notices as module
+
+    monkeypatch.setattr(module, "NOTICES_PER_BATCH", 2)
+    control = MemoryStore("control")
+    notices, _ = service(FrozenClock(), control)
+    subjects = [(f"s{i}", ["content"]) for i in range(5)]
+    await notices.schedule(authority="us-court-sdny", order_id="w-1", subjects=subjects, nondisclosure_until=None, emergency=False)
+    assert len(await control.list("notices/pending/")) == 3
+    assert await notices.sweep() == 5
+
+
+async def test_a_pending_notice_written_before_batches_is_still_queued() -> None:
+    import json
+
+    from gateway.services.notices import notice_id
+
+    control = MemoryStore("control")
+    notices, _ = service(FrozenClock(), control)
+    nid = notice_id("us-court-sdny", "w-1", "alice")
+    old = {"id": nid, "subject": "alice", "order": "w-1", "authority": "us-court-sdny", "categories": ["content"]}
+    old |= {"disclosed_at": "2026-01-01T00:00:00Z", "not_before": "2026-01-01T00:00:00Z", "reason": "disclosure"}
+    await control.put(f"notices/pending/{nid}", json.dumps(old).encode(), {})
+    assert await notices.sweep() == 1
+    assert await control.list("notices/pending/") == []
+
+
+async def test_scheduling_the_same_notices_again_while_pending_records_nothing_more() -> None:
+    notices, ledger = service(FrozenClock())
+    await schedule(notices)
+    assert await schedule(notices) == []
+    assert [e["kind"] for e in await ledger.entries()] == ["notice.scheduled"]
