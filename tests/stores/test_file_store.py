@@ -348,3 +348,38 @@ async def test_a_store_with_inline_reads_turned_off_reads_objects_back(tmp_path:
     await store.open()
     await store.put(KEY, b"hello", {"v": "1"})
     assert (await store.get(KEY)).body == b"hello"
+
+
+async def test_a_folder_of_more_files_than_the_inline_listing_takes_is_listed_whole(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gateway.stores.files as files
+
+    monkeypatch.setattr(files, "INLINE_LIST_ENTRIES", 2)
+    keys = [f"subjects/aoife/records/r{i}" for i in range(5)]
+    for key in keys:
+        await store.put(key, b"x", {})
+    assert await store.list("subjects/aoife/records/") == keys
+
+
+async def test_a_folder_holding_folders_is_listed_to_its_deepest_keys(store: FileStore) -> None:
+    await store.put("subjects/aoife/records/r1", b"x", {})
+    await store.put("subjects/aoife/profile", b"x", {})
+    assert await store.list("subjects/aoife/") == ["subjects/aoife/profile", "subjects/aoife/records/r1"]
+
+
+async def test_a_listing_leaves_out_a_file_whose_name_is_not_a_key(store: FileStore) -> None:
+    await store.put(KEY, b"x", {})
+    (store.root / "objects" / "subjects" / "aoife" / "records" / "not a key").write_bytes(b"x")
+    assert await store.list("subjects/aoife/records/") == [KEY]
+
+
+async def test_a_listing_of_a_missing_or_file_prefix_is_empty(store: FileStore) -> None:
+    await store.put(KEY, b"x", {})
+    assert (await store.list("subjects/nobody/"), await store.list(f"{KEY}/")) == ([], [])
+
+
+async def test_a_store_with_inline_reads_turned_off_lists_in_a_worker_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FileStore("eu-west-1", tmp_path / "store", inline_read_bytes=0)
+    await store.open()
+    await store.put(KEY, b"x", {})
+    monkeypatch.setattr(store, "_list_flat", lambda prefix: pytest.fail("listed on the event loop"))
+    assert await store.list("subjects/aoife/records/") == [KEY]
