@@ -17,7 +17,9 @@ is a private shortcut of the process that signs: the tag stays signed for
 everyone else (packages carry it, auditors verify it with the public key), a
 verifier without the signing key ignores seals, and a missing or wrong seal
 (a rotated key, a record written before seals) only means the signature is
-checked as before. Every other step runs either way.
+checked as before. Every other step runs either way, except the check in (2)
+that the claims are in canonical form: sealed text is this gateway's own
+canonical output.
 """
 
 from __future__ import annotations
@@ -169,7 +171,10 @@ class TagVerifier:
             raise TagViolation("tag-malformed", f"residency tag of `{key}` cannot be decoded") from None
         if not isinstance(claims, dict) or set(claims) != set(TAG_FIELDS) or claims.get("v") != 1:
             raise TagViolation("tag-malformed", f"residency tag of `{key}` does not have the expected claims")
-        if canonical(claims) != payload:
+        # a valid seal proves the holder of the region's signing key made or checked this exact text
+        region = claims["region"]
+        sealed = type(region) is str and self._sealed(region, blob, seal)
+        if not sealed and canonical(claims) != payload:  # sealed text is canonical: this gateway wrote it
             raise TagViolation("tag-malformed", f"residency tag of `{key}` is not canonical")
         try:
             tag = ResidencyTag(**{name: claims[name] for name in TAG_FIELDS if name != "v"})
@@ -181,8 +186,8 @@ class TagVerifier:
             raise TagViolation("tag-unknown-region", f"residency tag of `{key}` names unknown region `{tag.region}`")
         if self.jurisdictions.get(tag.region) != tag.jurisdiction:
             raise TagViolation("tag-jurisdiction-mismatch", f"residency tag of `{key}` names jurisdiction `{tag.jurisdiction}` for `{tag.region}`")
-        # (4) a valid seal proves the signing key's holder made or checked this exact text
-        if self._sealed(tag.region, blob, seal):
+        # (4)
+        if sealed:
             return tag
         try:
             public_key.verify(signature, payload)

@@ -244,3 +244,10 @@ def test_a_remembered_tag_is_quick_without_a_seal() -> None:
     verify_with = dict(store_region="north-1", subject="s1", key="k1", sha256=None, size=None)
     verifier.verify(blob, **verify_with)  # type: ignore[arg-type]
     assert verifier.is_quick(blob, None, "north-1")
+
+
+def test_a_tag_signed_over_claims_not_in_canonical_form_is_malformed() -> None:
+    claims = {**tag().claims(), "v": 1}
+    payload = json.dumps(claims, indent=1).encode()  # the same claims, spaced out
+    blob = f"{b64url(payload)}.{b64url(KEYS['north-1'].sign(payload))}"
+    assert violation(blob) == "tag-malformed"
