@@ -9,11 +9,13 @@ mail system consumes. Each notice reaches the outbox once, whatever the number
 of replicas: the outbox entry is created only if absent.
 
 The notices one disclosure schedules are kept together, up to
-``NOTICES_PER_BATCH`` to an object under ``notices/pending/``, so an order
-naming thousands of subjects writes a few durable objects, not thousands.
-The notices of one batch share their time, so a sweep queues a batch whole and
-then removes it. A pending object from before batches (one notice) is still
-read.
+``NOTICES_PER_BATCH`` to an object under ``notices/pending/<order>/``, so an
+order naming thousands of subjects writes a few durable objects, not
+thousands. A subject whose notice for the order is already pending is not
+scheduled again (its first schedule decides when it may go out, as an
+emergency's delay must hold). A sweep queues each due notice once, only when
+every pending copy of it is due, and removes the objects it has emptied. A
+pending object from before batches (one notice) is still read.
 
 A notice holds ids, categories and times: the mail system looks up how to
 reach the customer.
@@ -43,9 +45,14 @@ def notice_id(authority: str, order_id: str, subject: str) -> str:
 NOTICES_PER_BATCH = 1000  # notices kept in one pending object
 
 
-def _batch_key(authority: str, order_id: str, ids: list[str]) -> str:
-    digest = hashlib.sha256("\0".join([authority, order_id, *ids]).encode()).hexdigest()[:16]
-    return f"{PENDING}batch-{digest}"
+def _order_folder(authority: str, order_id: str) -> str:
+    digest = hashlib.sha256("\0".join([authority, order_id]).encode()).hexdigest()[:16]
+    return f"{PENDING}{digest}/"
+
+
+def _batch_key(folder: str, ids: list[str]) -> str:
+    digest = hashlib.sha256("\0".join(ids).encode()).hexdigest()[:16]
+    return f"{folder}batch-{digest}"
 
 
 def _notices_in(body: bytes) -> list[dict[str, Any]]:
@@ -61,6 +68,16 @@ class NoticeService:
         self.clock = clock
         self.emergency_delay = emergency_delay
 
+    async def _read(self, keys: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """The notices of each pending object that still exists."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for key in keys:
+            try:
+                found[key] = _notices_in((await self.control.get(key)).body)
+            except ObjectNotFound:
+                continue
+        return found
+
     async def schedule(
         self,
         *,
@@ -70,15 +87,23 @@ class NoticeService:
         nondisclosure_until: str | None,
         emergency: bool,
     ) -> list[str]:
-        """A pending notice per (subject, categories disclosed); returns the ids newly scheduled."""
+        """A pending notice per (subject, categories disclosed); returns the ids newly scheduled.
+
+        A subject whose notice for this order is already pending is left as it is
+        (its first schedule decides when it may be sent).
+        """
         now = self.clock()
         due: datetime = now + self.emergency_delay if emergency else now
         if nondisclosure_until:
             due = max(due, parse_time(nondisclosure_until))
         reason = "emergency" if emergency else ("non-disclosure ended" if nondisclosure_until else "disclosure")
+        folder = _order_folder(authority, order_id)
+        pending = {n["id"] for notices in (await self._read(await self.control.list(folder))).values() for n in notices}
         notices: dict[str, dict[str, Any]] = {}
         for subject, categories in subjects:
             nid = notice_id(authority, order_id, subject)
+            if nid in pending:
+                continue
             notices[nid] = {
                 "id": nid,
                 "subject": subject,
@@ -93,43 +118,61 @@ class NoticeService:
         batches = [listed[i : i + NOTICES_PER_BATCH] for i in range(0, len(listed), NOTICES_PER_BATCH)]
 
         async def write(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            key = _batch_key(authority, order_id, [n["id"] for n in batch])
             try:
-                await self.control.put(key, json.dumps({"notices": batch}).encode(), {}, if_absent=True)
+                await self.control.put(_batch_key(folder, [n["id"] for n in batch]), json.dumps({"notices": batch}).encode(), {}, if_absent=True)
             except PreconditionFailed:
                 return []  # the same notices are already pending
             return batch
 
-        written = [n for batch in await asyncio.gather(*(write(b) for b in batches)) for n in batch]
-        # one ledger entry per notice; concurrent appends share the ledger's fsyncs
+        results = await asyncio.gather(*(write(b) for b in batches), return_exceptions=True)
+        written = [n for batch in results if isinstance(batch, list) for n in batch]
+        # one ledger entry per notice written, even if another batch failed; concurrent appends share fsyncs
         await asyncio.gather(
             *(
                 self.record("notice.scheduled", {"notice": n["id"], "order": order_id, "subject": n["subject"], "not_before": n["not_before"]})
                 for n in written
             )
         )
+        for failure in results:
+            if isinstance(failure, BaseException):
+                raise failure
         return [n["id"] for n in written]
 
     async def sweep(self) -> int:
-        """Move every due notice into the outbox, once; returns how many were queued."""
+        """Move every due notice into the outbox, once; returns how many were queued.
+
+        A notice pending more than once (two replicas scheduling it at the same
+        moment, or a pending object from before batches) is sent only when every
+        copy is due.
+        """
         now = isoformat(self.clock())
+        objects = await self._read(await self.control.list(PENDING))
+        latest: dict[str, str] = {}
+        for notices in objects.values():
+            for n in notices:
+                latest[n["id"]] = max(latest.get(n["id"], ""), n["not_before"])
+        settled: set[str] = set()
         queued = 0
-        for key in await self.control.list(PENDING):
-            try:
-                notices = _notices_in((await self.control.get(key)).body)
-            except ObjectNotFound:
-                continue
-            if any(n["not_before"] > now for n in notices):
-                continue  # the notices one disclosure scheduled share their time
+        for notices in objects.values():
             for notice in notices:
+                nid = notice["id"]
+                if nid in settled or latest[nid] > now:
+                    continue
                 try:
-                    await self.control.put(OUTBOX + notice["id"], json.dumps({**notice, "queued_at": now}).encode(), {}, if_absent=True)
+                    await self.control.put(OUTBOX + nid, json.dumps({**notice, "queued_at": now}).encode(), {}, if_absent=True)
                 except PreconditionFailed:
-                    continue  # another replica queued it
-                await self.record("notice.queued", {"notice": notice["id"], "order": notice["order"], "subject": notice["subject"]})
-                queued += 1
-            with contextlib.suppress(ObjectNotFound):
-                await self.control.delete(key)
+                    pass  # another replica queued it
+                else:
+                    await self.record("notice.queued", {"notice": nid, "order": notice["order"], "subject": notice["subject"]})
+                    queued += 1
+                settled.add(nid)
+        for key, notices in objects.items():
+            left = [n for n in notices if n["id"] not in settled]
+            if not left:
+                with contextlib.suppress(ObjectNotFound):
+                    await self.control.delete(key)
+            elif len(left) < len(notices):
+                await self.control.put(key, json.dumps({"notices": left}).encode(), {})
         return queued
 
     async def outbox(self) -> list[dict[str, Any]]:

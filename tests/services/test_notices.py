@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from gateway.audit import MemoryLedger
 from gateway.model import isoformat
 from gateway.services.notices import NoticeService
@@ -113,3 +115,51 @@ async def test_scheduling_the_same_notices_again_while_pending_records_nothing_m
     await schedule(notices)
     assert await schedule(notices) == []
     assert [e["kind"] for e in await ledger.entries()] == ["notice.scheduled"]
+
+
+async def test_a_later_disclosure_to_the_same_subject_does_not_bring_an_emergency_notice_forward() -> None:
+    clock = FrozenClock()
+    notices, _ = service(clock)
+    await schedule(notices, emergency=True)
+    await notices.schedule(authority="us-court-sdny", order_id="w-1", subjects=[("alice", ["subscriber"])], nondisclosure_until=None, emergency=False)
+    assert await notices.sweep() == 0
+    clock.advance(hours=49)
+    assert await notices.sweep() == 1
+
+
+async def test_a_notice_pending_twice_is_queued_only_when_every_copy_is_due() -> None:
+    import json
+
+    from gateway.services.notices import notice_id
+
+    clock = FrozenClock()
+    control = MemoryStore("control")
+    notices, _ = service(clock, control)
+    nid = notice_id("us-court-sdny", "w-1", "alice")
+    later = {"id": nid, "subject": "alice", "order": "w-1", "authority": "us-court-sdny", "categories": ["content"]}
+    later |= {"disclosed_at": isoformat(clock()), "not_before": isoformat(clock() + timedelta(days=2)), "reason": "emergency"}
+    await control.put(f"notices/pending/{nid}", json.dumps(later).encode(), {})  # a copy from before batches
+    await schedule(notices)
+    assert await notices.sweep() == 0
+    clock.advance(days=3)
+    assert (await notices.sweep(), await control.list("notices/pending/")) == (1, [])
+
+
+async def test_notices_written_before_a_failed_batch_are_still_in_the_ledger(monkeypatch) -> None:
+    import gateway.services.notices as module
+
+    monkeypatch.setattr(module, "NOTICES_PER_BATCH", 1)
+    control = MemoryStore("control")
+    notices, ledger = service(FrozenClock(), control)
+    real_put = control.put
+
+    async def failing_put(key: str, body: bytes, metadata, *, if_absent: bool = False) -> None:
+        if b'"bob"' in body:
+            raise OSError("disk full")
+        await real_put(key, body, metadata, if_absent=if_absent)
+
+    monkeypatch.setattr(control, "put", failing_put)
+    subjects = [("alice", ["content"]), ("bob", ["content"])]
+    with pytest.raises(OSError):
+        await notices.schedule(authority="us-court-sdny", order_id="w-1", subjects=subjects, nondisclosure_until=None, emergency=False)
+    assert [e["data"]["subject"] for e in await ledger.entries()] == ["alice"]
