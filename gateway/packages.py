@@ -156,7 +156,7 @@ def _tar_header(name: str, size: int, mtime: int) -> bytes:
 
 # ustar header fields that differ between a package's members (offsets in the 512-byte block)
 _NAME, _SIZE, _CHECKSUM = slice(0, 100), slice(124, 136), slice(148, 155)
-_MAX_SIZE = 8**11  # from here on tarfile adds a pax header for the size
+_MAX_NUMBER = 8**11  # from here on tarfile adds a pax header for a size or an mtime
 
 
 @functools.lru_cache(maxsize=8)
@@ -172,13 +172,13 @@ def _blank_header(mtime: int) -> tuple[bytes, int]:
 def _header(name: str, size: int, mtime: int) -> bytes:
     """The header ``tarfile`` writes for this member (PAX format), byte for byte.
 
-    A member whose name is ASCII and at most 100 bytes and whose size fits 11
-    octal digits gets a plain ustar header, the same as ``tarfile``'s except for
+    A member whose name is ASCII and at most 100 bytes and whose size and mtime
+    fit 11 octal digits gets a plain ustar header, the same as ``tarfile``'s except for
     the name, size and checksum: those are filled into a blank made once by
     ``tarfile`` (a sixth of its cost per member). Anything else (a pax extended
     header) is built by ``tarfile``; a test checks the two agree.
     """
-    if not (name.isascii() and len(name) <= 100 and 0 <= size < _MAX_SIZE):
+    if not (name.isascii() and len(name) <= 100 and 0 <= size < _MAX_NUMBER and 0 <= mtime < _MAX_NUMBER):
         return _tar_header(name, size, mtime)
     blank, blank_sum = _blank_header(mtime)
     name_bytes, size_bytes = name.encode("ascii"), b"%011o\0" % size

@@ -157,7 +157,14 @@ class TagVerifier:
 
     def _sealed(self, region: str, blob: str, seal: object) -> bool:
         key = self.seal_keys.get(region)
-        return key is not None and type(seal) is str and seal.isascii() and hmac.compare_digest(seal, make_seal(key, blob))
+        return (
+            key is not None
+            and type(seal) is str
+            and seal.isascii()
+            and type(blob) is str
+            and blob.isascii()  # a tag is ASCII; anything else is for the full check to refuse
+            and hmac.compare_digest(seal, make_seal(key, blob))
+        )
 
     def _decode_and_verify(self, blob: str, key: str, seal: str | None = None) -> ResidencyTag:
         """Steps (2) to (4): the tag decodes, names a configured region and is signed by its key (or sealed by this gateway)."""

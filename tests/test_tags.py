@@ -251,3 +251,11 @@ def test_a_tag_signed_over_claims_not_in_canonical_form_is_malformed() -> None:
     payload = json.dumps(claims, indent=1).encode()  # the same claims, spaced out
     blob = f"{b64url(payload)}.{b64url(KEYS['north-1'].sign(payload))}"
     assert violation(blob) == "tag-malformed"
+
+
+def test_a_non_ascii_tag_beside_a_seal_is_a_violation_not_a_crash() -> None:
+    verifier, _ = sealing_verifier()
+    blob = SIGNER.sign(tag()) + "é"
+    assert not verifier.is_quick(blob, SIGNER.seal("north-1", SIGNER.sign(tag())), "north-1")
+    with pytest.raises(TagViolation):
+        sealed_read(verifier, blob, "s1.AAAA")

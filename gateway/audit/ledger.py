@@ -145,11 +145,12 @@ class DiskWorker:
         self._jobs.put((loop, future, fn, args))
         return future
 
-    def stop(self) -> None:
-        """End the thread once the calls already queued have run."""
-        if self._thread is not None:
+    def stop(self) -> threading.Thread | None:
+        """End the thread once the calls already queued have run; returns it, to join."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
             self._jobs.put(None)
-            self._thread = None
+        return thread
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -313,7 +314,10 @@ class FileLedger:
                 await self._ticker
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
-        self._disk.stop()
+        writer = self._disk.stop()
+        if writer is not None:
+            # a cancelled flusher may have left a write running: never close the file under it
+            await asyncio.to_thread(writer.join)
         os.close(self._fd)
 
     async def __aenter__(self) -> Self:

@@ -35,6 +35,11 @@ How it keeps the port's rules:
   only the temp files it can ``flock`` without waiting, and whose path still
   names the file it locked: their writer died (the kernel drops a dead
   process's locks), so another process's live write is never disturbed.
+  Processes of a release whose puts wrote temp files under the store lock
+  (and whose ``open()`` removed every temp file) must not share the folder
+  with this one during an upgrade: either side could remove the other's temp
+  file mid-put, which fails that put with a ``StoreError`` (nothing stored is
+  lost). Stop the old processes first.
 - Writes, deletes, holds, listings and large reads run in
   ``asyncio.to_thread``. A ``get`` of an object file no larger than
   ``inline_read_bytes`` (64 KiB by default; 0 turns it off), and a ``head``
