@@ -40,7 +40,7 @@ from gateway.model import Clock, Subject, is_identifier, isoformat, parse_time
 from gateway.packages import PackageItem, build_manifest, provider_key_id, stream_package
 from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, case_id_for, disclosure_allowed
 from gateway.services.notices import NoticeService
-from gateway.services.records import SEAL_METADATA, TAG_METADATA, RecordService, UnknownSubject, record_key, subject_prefix
+from gateway.services.records import TAG_METADATA, RecordService, UnknownSubject, record_key, subject_prefix
 from gateway.stores import ObjectInfo, ObjectLocked, ObjectNotFound, PreconditionFailed, RecordStore
 
 log = logging.getLogger("gateway.orders")
@@ -265,8 +265,7 @@ class OrderService:
                     return None
 
         infos = [found for found in await asyncio.gather(*(one(k) for k in keys)) if found is not None]
-        verifier, region = self.records.verifier, subject.home_region
-        if all(verifier.is_quick(i.metadata.get(TAG_METADATA), i.metadata.get(SEAL_METADATA), region) for _, i in infos):
+        if all(self.records.tag_is_quick(info.metadata, subject.home_region) for _, info in infos):
             checked = self._checked_records(subject, infos)  # sealed or remembered: microseconds each
         else:
             # Signature checks release the GIL: one hand-off per subject lets the worker threads check
@@ -279,15 +278,7 @@ class OrderService:
         checked = []
         for key, info in infos:
             try:
-                tag = self.records.verifier.verify(
-                    info.metadata.get(TAG_METADATA),
-                    store_region=subject.home_region,
-                    subject=subject.id,
-                    key=key,
-                    sha256=None,
-                    size=None,
-                    seal=info.metadata.get(SEAL_METADATA),
-                )
+                tag = self.records.check_tag(info.metadata, region=subject.home_region, subject=subject.id, key=key)
             except Exception:
                 self.records.observer.residency_violation(region=subject.home_region, reason="tag-invalid-on-order")
                 continue

@@ -115,6 +115,23 @@ class RecordService:
         finally:
             self.observer.store_operation(region=region, operation=operation, seconds=time.perf_counter() - started, ok=ok)
 
+    def check_tag(self, metadata: Mapping[str, str], *, region: str, subject: str, key: str, body: bytes | None = None) -> ResidencyTag:
+        """The residency tag in a record's metadata, checked (with its seal) against where the record was found,
+        and against ``body`` when given; ``TagViolation`` if it does not hold."""
+        return self.verifier.verify(
+            metadata.get(TAG_METADATA),
+            store_region=region,
+            subject=subject,
+            key=key,
+            sha256=None if body is None else sha256_hex(body),
+            size=None if body is None else len(body),
+            seal=metadata.get(SEAL_METADATA),
+        )
+
+    def tag_is_quick(self, metadata: Mapping[str, str], region: str) -> bool:
+        """``check_tag`` of this metadata needs no signature check (see ``TagVerifier.is_quick``)."""
+        return self.verifier.is_quick(metadata.get(TAG_METADATA), metadata.get(SEAL_METADATA), region)
+
     async def _record(self, kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
         try:
             entry = await self.ledger.append(kind, data)
@@ -343,15 +360,7 @@ class RecordService:
         except ObjectNotFound:
             raise RecordNotFound(f"subject `{subject.id}` has no record `{key}`") from None
         try:
-            tag = self.verifier.verify(
-                obj.metadata.get(TAG_METADATA),
-                store_region=region,
-                subject=subject.id,
-                key=key,
-                sha256=sha256_hex(obj.body),
-                size=len(obj.body),
-                seal=obj.metadata.get(SEAL_METADATA),
-            )
+            tag = self.check_tag(obj.metadata, region=region, subject=subject.id, key=key, body=obj.body)
         except TagViolation as violation:
             raise await self._violation(caller, subject, key, region, violation) from None
         entry = await self._record("service.read", _read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}))
@@ -368,12 +377,7 @@ class RecordService:
         except ObjectNotFound:
             raise RecordNotFound(f"subject `{subject.id}` has no record `{key}`") from None
         try:
-            tag = self.verifier.verify(
-                obj.metadata.get(TAG_METADATA), store_region=subject.home_region, subject=subject.id, key=key,
-                sha256=sha256_hex(obj.body),
-                size=len(obj.body),
-                seal=obj.metadata.get(SEAL_METADATA),
-            )
+            tag = self.check_tag(obj.metadata, region=subject.home_region, subject=subject.id, key=key, body=obj.body)
         except TagViolation as violation:
             raise await self._violation(caller, subject, key, subject.home_region, violation) from None
         decision = ResidencyDecision(
@@ -404,15 +408,7 @@ class RecordService:
                 except ObjectNotFound:
                     return None  # deleted while listing
             try:
-                tag = self.verifier.verify(
-                    info.metadata.get(TAG_METADATA),
-                    store_region=region,
-                    subject=subject.id,
-                    key=key,
-                    sha256=None,
-                    size=None,
-                    seal=info.metadata.get(SEAL_METADATA),
-                )
+                tag = self.check_tag(info.metadata, region=region, subject=subject.id, key=key)
             except TagViolation as violation:
                 await self._violation(caller, subject, key, region, violation)
                 return None
