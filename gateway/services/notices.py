@@ -179,10 +179,4 @@ class NoticeService:
         return [json.loads((await self.control.get(k)).body) for k in await self.control.list(OUTBOX)]
 
     async def pending(self) -> list[dict[str, Any]]:
-        out = []
-        for key in await self.control.list(PENDING):
-            try:
-                out.extend(_notices_in((await self.control.get(key)).body))
-            except ObjectNotFound:
-                continue
-        return out
+        return [n for notices in (await self._read(await self.control.list(PENDING))).values() for n in notices]
