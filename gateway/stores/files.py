@@ -47,8 +47,8 @@ How it keeps the port's rules:
   files, at most ``INLINE_LIST_ENTRIES`` of them (a subject's records), run
   on the event loop: for a small file in the page cache an open and one read
   cost microseconds, less than the hand-off to a worker thread and back
-  (about 150 µs here), which would otherwise dominate a small record read. Set it to 0 where the folder
-  is on a slow or network file system (``inline_read_bytes`` in the region's
+  (about 150 µs here), which would otherwise dominate a small record read.
+  Set it to 0 where the folder is on a slow or network file system (``inline_read_bytes`` in the region's
   ``store`` in regions.toml).
 
 One limit S3 does not have: a key cannot also be the folder of other keys
@@ -263,7 +263,7 @@ class FileStore:
                 present = target.exists()
             if present:
                 _fsync_and_close(folder)  # see below: the refusal relies on a durable object
-                raise PreconditionFailed(f"object `{key}` already exists in `{self.region}`")
+                raise self._exists(key)
             os.close(folder)
         header = MAGIC + json.dumps({"metadata": metadata}, separators=(",", ":"), sort_keys=True).encode("ascii") + b"\n"
         # The slow part, outside the store's lock: write and fsync the temp file.
@@ -312,7 +312,7 @@ class FileStore:
             # And put itself still returns only once its object is durable.
             _fsync_and_close(folder)
             if refused:
-                raise PreconditionFailed(f"object `{key}` already exists in `{self.region}`")
+                raise self._exists(key)
         finally:
             try:
                 if temp_named:
@@ -513,6 +513,9 @@ class FileStore:
             target.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             raise self._key_conflict(key) from None
+
+    def _exists(self, key: str) -> PreconditionFailed:
+        return PreconditionFailed(f"object `{key}` already exists in `{self.region}`")
 
     def _not_found(self, key: str) -> ObjectNotFound:
         return ObjectNotFound(f"object `{key}` does not exist in `{self.region}`")
