@@ -15,8 +15,8 @@ from typing import Literal
 # Identifiers that appear in URLs, object keys and the ledger: subjects, record
 # keys, services, region ids. Conservative on purpose: they become path
 # segments in the file store and object keys in S3.
-IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-COUNTRY = re.compile(r"^[A-Z]{2}$")  # ISO 3166-1 alpha-2
+IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+COUNTRY = re.compile(r"^[A-Z]{2}\Z")  # ISO 3166-1 alpha-2
 
 Clock = Callable[[], datetime]
 

@@ -46,8 +46,8 @@ MAX_INT = 2**53 - 1  # I-JSON: integers beyond this are not exact in every reade
 MAX_DEPTH = 64
 MAX_KIND = 128
 
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+_RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})\Z")
 
 
 @dataclass(frozen=True, slots=True)

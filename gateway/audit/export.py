@@ -47,7 +47,7 @@ log = logging.getLogger("gateway.audit.export")
 
 T = TypeVar("T")
 PREFIX = "segments/"
-SEGMENT_KEY = re.compile(r"^segments/(\d+)-(\d+)\.jsonl$")
+SEGMENT_KEY = re.compile(r"^segments/([0-9]+)-([0-9]+)\.jsonl\Z")
 
 
 class ExportError(StoreError):

@@ -48,7 +48,7 @@ VOLUNTARY_TO: tuple[str, ...] = ("domestic", "foreign", "any")
 EMERGENCY_DOMESTIC: tuple[str, ...] = ("disclose", "legal-review")
 EXTRATERRITORIAL_OUTCOMES: tuple[str, ...] = ("legal-review", "route-mlat")
 
-_CODE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")  # kebab-case reason codes
+_CODE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*\Z")  # kebab-case reason codes
 
 
 # --- the policy objects ------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Protocol, runtime_checkable
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.model import is_identifier
 
-METADATA_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+METADATA_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}\Z")
 METADATA_LIMIT = 2048
 
 

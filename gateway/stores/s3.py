@@ -63,7 +63,7 @@ T = TypeVar("T")
 TAG_PREFIX = "residency-"
 MAX_TAGS = 10
 MAX_TAG_VALUE = 256
-TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:/=+\-@]*$")
+TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:/=+\-@]*\Z")
 MAX_WORKERS = 32  # as many calls in flight as the client's connection pool holds
 NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 NO_OBJECT_LOCK = "object-lock-unavailable"

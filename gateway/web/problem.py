@@ -20,7 +20,7 @@ log = logging.getLogger("gateway.web")
 access_log = logging.getLogger("gateway.access")
 
 PROBLEM_TYPE = "urn:disclosure-gateway:problem:"
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")
 # Request ids made here: a random prefix per process and a counter, unique across
 # processes and restarts without a random draw per request.
 _ID_PREFIX = os.urandom(8).hex()

@@ -60,6 +60,12 @@ async def test_a_subject_with_an_unknown_field_is_rejected(client: TestClient, e
     assert response.status == 400 and (await response.json())["code"] == "invalid-subject"
 
 
+async def test_a_subject_id_ending_in_a_newline_is_refused_and_nothing_is_stored(client: TestClient, env: Env, runtime) -> None:
+    response = await client.put("/v1/subjects/aoife%0A", json=AOIFE, headers=env.service(*WRITER))
+    assert response.status == 400
+    assert [key for store in runtime.stores.values() for key in await store.list("")] == []
+
+
 async def test_a_write_for_an_unknown_subject_is_a_404(client: TestClient, env: Env) -> None:
     response = await client.put("/v1/subjects/nobody/records/k", params={"category": "content"}, data=b"x", headers=env.service(*WRITER))
     assert response.status == 404 and (await response.json())["code"] == "unknown-subject"
