@@ -22,12 +22,11 @@ Rules every adapter keeps:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from gateway.errors import Conflict, InvalidRequest, NotFound
-from gateway.model import is_identifier
 
 METADATA_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}\Z")
 METADATA_LIMIT = 2048
@@ -77,6 +76,16 @@ class RecordStore(Protocol):
         """Size, metadata and hold state without the body, or ``ObjectNotFound``."""
         ...
 
+    async def get_bodies(self, keys: Sequence[str]) -> list[bytes]:
+        """The bodies of ``keys``, in their order, without metadata or hold state.
+
+        A bulk read for a package's read-ahead, which checks every body against
+        its SHA-256 itself: one call may take hundreds of keys. Every key is
+        validated before any I/O; a missing key is ``ObjectNotFound`` and
+        the whole call fails.
+        """
+        ...
+
     async def list(self, prefix: str) -> list[str]:
         """Keys starting with ``prefix`` (a ``/``-terminated folder or empty), sorted."""
         ...
@@ -96,11 +105,14 @@ class RecordStore(Protocol):
     async def close(self) -> None: ...
 
 
+# ``/``-separated ``gateway.model.IDENTIFIER``s in one match (``..`` cannot span a ``/``: no segment starts with a dot)
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,127})*")
+
+
 def validate_key(key: str) -> str:
     if not isinstance(key, str) or not key:
         raise InvalidRequest("object key must be a non-empty string", code="invalid-key")
-    parts = key.split("/")
-    if not all(is_identifier(p) for p in parts):
+    if not _KEY.fullmatch(key) or ".." in key:
         raise InvalidRequest(f"object key `{key}` must be `/`-separated identifiers", code="invalid-key")
     return key
 

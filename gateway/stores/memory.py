@@ -7,7 +7,7 @@ anything, so check-then-act (legal hold, ``if_absent``) is atomic on the loop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.stores.base import (
@@ -48,6 +48,11 @@ class MemoryStore:
     async def get(self, key: str) -> StoredObject:
         entry = self._entry(validate_key(key))
         return StoredObject(key, entry.body, dict(entry.metadata), key in self._holds)
+
+    async def get_bodies(self, keys: Sequence[str]) -> list[bytes]:
+        for key in keys:
+            validate_key(key)
+        return [self._entry(key).body for key in keys]
 
     async def head(self, key: str) -> ObjectInfo:
         entry = self._entry(validate_key(key))

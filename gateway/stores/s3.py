@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -174,6 +174,24 @@ class S3Store:
             return StoredObject(key, body, dict(answer.get("Metadata", {})), _held(answer))
 
         return await self._call("get", key, fetch)
+
+    async def get_bodies(self, keys: Sequence[str]) -> list[bytes]:
+        """One GET per key, all in flight at once on the store's threads (as many as its connection pool)."""
+        for key in keys:
+            validate_key(key)
+
+        def body_of(key: str) -> Callable[[Any], bytes]:
+            def read(client: Any) -> bytes:
+                with client.get_object(Bucket=self.bucket, Key=key)["Body"] as stream:
+                    return stream.read()  # type: ignore[no-any-return]
+
+            return read
+
+        results = await asyncio.gather(*(self._call("get", key, body_of(key)) for key in keys), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return results  # type: ignore[return-value]
 
     async def head(self, key: str) -> ObjectInfo:
         validate_key(key)

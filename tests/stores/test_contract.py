@@ -87,6 +87,7 @@ async def test_an_invalid_key_is_refused_before_any_io(store: RecordStore, key: 
         lambda: store.head(key),
         lambda: store.delete(key),
         lambda: store.set_legal_hold(key, True),
+        lambda: store.get_bodies([KEY, key]),
     ):
         with pytest.raises(InvalidRequest) as caught:
             await call()
@@ -185,6 +186,23 @@ async def test_a_binary_body_with_every_byte_value_roundtrips(store: RecordStore
     await store.put(KEY, body, {})
     assert (await store.get(KEY)).body == body
     assert (await store.head(KEY)).size == len(body)
+
+
+async def test_a_bulk_read_returns_the_bodies_in_the_order_asked(store: RecordStore) -> None:
+    bodies = {"a/1": b"first", "a/2": b"", "b/1": bytes(range(256)) * 40 + b"\nGWOBJ1\n{}\n"}
+    for key, body in bodies.items():
+        await store.put(key, body, META)
+    assert await store.get_bodies(["b/1", "a/1", "a/2", "a/1"]) == [bodies["b/1"], b"first", b"", b"first"]
+
+
+async def test_a_bulk_read_of_no_keys_is_empty(store: RecordStore) -> None:
+    assert await store.get_bodies([]) == []
+
+
+async def test_a_bulk_read_naming_a_missing_key_is_not_found(store: RecordStore) -> None:
+    await store.put(KEY, b"x", {})
+    with pytest.raises(ObjectNotFound):
+        await store.get_bodies([KEY, "subjects/nobody/records/none"])
 
 
 async def test_metadata_at_the_size_limit_roundtrips(store: RecordStore) -> None:

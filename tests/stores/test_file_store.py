@@ -257,6 +257,33 @@ async def test_a_corrupt_object_file_is_a_store_error_not_a_crash(store: FileSto
         assert caught.value.code == "object-corrupt"
 
 
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not an object", b"GWOBJ1\n", b"GWOBJ1\n" + b"x" * 20000],
+    ids=["empty", "no-magic", "no-header", "unterminated"],
+)
+async def test_a_bulk_read_of_an_object_file_without_its_header_is_a_store_error(store: FileStore, content: bytes) -> None:
+    path = store.root / "objects" / KEY
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    with pytest.raises(StoreError) as caught:
+        await store.get_bodies([KEY])
+    assert caught.value.code == "object-corrupt"
+
+
+@pytest.mark.parametrize("inline_read_bytes", [0, 100, 64 * 1024])
+async def test_a_bulk_read_mixing_small_and_large_files_returns_every_body_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inline_read_bytes: int
+) -> None:
+    monkeypatch.setattr("gateway.stores.files.INLINE_SLICE_BYTES", 1)  # a pause for other work after every file
+    store = FileStore("eu-west-1", tmp_path / "store", inline_read_bytes=inline_read_bytes)
+    await store.open()
+    bodies = {f"r/{n}": bytes([n]) * size for n, size in enumerate([10, 50_000, 0, 200, 70_000, 3])}
+    for key, body in bodies.items():
+        await store.put(key, body, {"n": key})
+    assert await store.get_bodies(list(bodies)) == list(bodies.values())
+
+
 async def test_check_fails_when_the_root_disappears(store: FileStore) -> None:
     shutil.rmtree(store.root)
     with pytest.raises(StoreError, match="does not exist"):
