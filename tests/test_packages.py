@@ -48,21 +48,23 @@ def manifest(key: ed25519.Ed25519PrivateKey = PROVIDER) -> dict[str, Any]:
 
 
 class Store:
-    """Record bytes by (subject, region, key); counts fetches in flight."""
+    """Record bytes by (subject, region, key); counts batch fetches in flight and logs each record fetched."""
 
     def __init__(self, bodies: Mapping[tuple[str, str, str], bytes] = BODIES) -> None:
         self.bodies = dict(bodies)
         self.in_flight = 0
         self.most_in_flight = 0
         self.events: list[str] = []
+        self.batches: list[list[str]] = []
 
-    async def fetch(self, record: Mapping[str, Any]) -> bytes:
+    async def fetch(self, batch: list[dict[str, Any]]) -> list[bytes]:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        self.events.append(f"fetch {record['path']}")
+        self.batches.append([record["path"] for record in batch])
+        self.events += [f"fetch {record['path']}" for record in batch]
         await asyncio.sleep(0)
         self.in_flight -= 1
-        return self.bodies[(record["subject"], record["region"], record["key"])]
+        return [self.bodies[(record["subject"], record["region"], record["key"])] for record in batch]
 
 
 async def produce(path: Path, manifest_: dict[str, Any], *, store: Store | None = None, key: ed25519.Ed25519PrivateKey = PROVIDER) -> Path:
@@ -163,6 +165,25 @@ async def test_the_changed_record_sends_none_of_its_bytes(tmp_path: Path) -> Non
     assert changed not in b"".join(chunks)
 
 
+async def test_the_records_before_a_changed_one_in_its_batch_are_still_sent(tmp_path: Path) -> None:
+    store = Store({**BODIES, ("acct-2", "south-1", "photo.jpg"): b"changed"})
+    chunks: list[bytes] = []
+    with pytest.raises(PackageError):
+        async for chunk in stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch):
+            chunks.append(chunk)
+    assert b"see you at noon" in b"".join(chunks)
+    assert b"changed" not in b"".join(chunks)
+
+
+async def test_a_store_returning_fewer_bodies_than_asked_stops_the_stream() -> None:
+    async def short(batch: list[dict[str, Any]]) -> list[bytes]:
+        return [b""]
+
+    with pytest.raises(PackageError, match="incomplete"):
+        async for _ in stream_package(manifest(), signing_key=PROVIDER, fetch=short):
+            pass
+
+
 def test_a_missing_member_fails_verification(package: Path) -> None:
     member = offsets(package)["records/acct-1/north-1/mail-1"]
     end = member.offset_data + member.size + (-member.size % 512)
@@ -200,7 +221,8 @@ def test_a_file_that_is_not_a_tar_is_reported_not_raised(tmp_path: Path) -> None
     assert (report.ok, report.order, report.records) == (False, None, 0)
 
 
-async def test_the_stream_fetches_records_in_manifest_order_while_reading_ahead(tmp_path: Path) -> None:
+async def test_the_stream_fetches_records_in_manifest_order_while_reading_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.packages.BATCH_RECORDS", 1)
     store = Store()
     async for _ in stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch):
         pass
@@ -209,13 +231,35 @@ async def test_the_stream_fetches_records_in_manifest_order_while_reading_ahead(
     assert store.most_in_flight > 1
 
 
-async def test_the_read_ahead_stays_within_its_byte_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("gateway.packages.READ_AHEAD_BYTES", 1)  # smaller than any record: one at a time
+async def test_small_records_are_fetched_together_in_one_batch() -> None:
+    store = Store()
+    async for _ in stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch):
+        pass
+    assert store.batches == [[r["path"] for r in manifest()["records"]]]
+
+
+@pytest.mark.parametrize(("records", "size"), [(2, 1 << 30), (4, 600)])
+async def test_a_batch_holds_at_most_its_records_and_bytes(monkeypatch: pytest.MonkeyPatch, records: int, size: int) -> None:
+    monkeypatch.setattr("gateway.packages.BATCH_RECORDS", records)
+    monkeypatch.setattr("gateway.packages.BATCH_BYTES", size)
+    store = Store()
+    async for _ in stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch):
+        pass
+    sizes = {r["path"]: r["size"] for r in manifest()["records"]}
+    assert [path for batch in store.batches for path in batch] == list(sizes)
+    for batch in store.batches:
+        assert len(batch) <= records
+        assert len(batch) == 1 or sum(sizes[path] for path in batch) <= size
+
+
+async def test_the_read_ahead_stays_within_its_byte_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.packages.READ_AHEAD_BYTES", 1)  # smaller than any record: one batch at a time
+    monkeypatch.setattr("gateway.packages.BATCH_RECORDS", 1)
     store = Store()
     events = store.events
     async for chunk in stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch):
         for (subject, region, key), body in BODIES.items():
-            if chunk == body and body:
+            if body and body in chunk:
                 events.append(f"sent records/{subject}/{region}/{key}")
     assert store.most_in_flight == 1
     fetched = [e.removeprefix("fetch ") for e in events if e.startswith("fetch ")]
@@ -230,9 +274,8 @@ async def test_nothing_is_fetched_until_the_manifest_has_been_consumed() -> None
     store = Store()
     stream = stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch)
     await anext(stream)  # manifest.json
-    await anext(stream)  # manifest.sig
     assert store.events == []
-    await anext(stream)
+    await anext(stream)  # manifest.sig: the first records are read while it is signed
     assert store.events[0] == f"fetch {manifest()['records'][0]['path']}"
     await stream.aclose()  # type: ignore[attr-defined]
 
@@ -262,6 +305,33 @@ def test_a_record_key_that_is_not_an_identifier_cannot_enter_a_manifest() -> Non
     bad = PackageItem("acct-1", "north-1", "content", "../../etc/passwd", "0" * 64, 1, "tag")
     with pytest.raises(PackageError):
         build_manifest("order-1", "aa-court", CREATED, [bad], provider_key_id(PROVIDER.public_key()))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        PackageItem("acct-1", "north-1", "content", "mail-1", "0" * 64, 2**53, "tag"),
+        PackageItem("acct-1", "north-1", "content", "mail-1", "0" * 64, 1, 7),  # type: ignore[arg-type]
+        PackageItem("acct-1", "north-1", 1.5, "mail-1", "0" * 64, 1, "tag"),  # type: ignore[arg-type]
+    ],
+    ids=["size-beyond-json-integers", "tag-not-a-string", "category-not-a-string"],
+)
+def test_a_record_whose_values_json_cannot_carry_exactly_cannot_enter_a_manifest(bad: PackageItem) -> None:
+    with pytest.raises(PackageError) as caught:
+        build_manifest("order-1", "aa-court", CREATED, [bad], provider_key_id(PROVIDER.public_key()))
+    assert caught.value.code == "package-invalid"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=20), st.text(max_size=40), st.integers(min_value=0, max_value=2**53 - 1)), min_size=1, max_size=5))
+def test_the_manifest_encoding_is_rfc_8785(records: list[tuple[str, str, int]]) -> None:
+    import rfc8785
+
+    from gateway.packages import manifest_bytes
+
+    items_ = [PackageItem("acct-1", "north-1", category, f"k{n}", "0" * 64, size, tag) for n, (category, tag, size) in enumerate(records)]
+    manifest_ = build_manifest("order-1", "aa-court", CREATED, items_, "provider")
+    assert manifest_bytes(manifest_) == rfc8785.dumps(manifest_)
 
 
 @settings(max_examples=300, deadline=None)

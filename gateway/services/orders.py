@@ -30,6 +30,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from gateway.canonical import sha256_hex
 from gateway.config import Config
 from gateway.errors import Conflict, GatewayError, InvalidRequest, NotFound
 from gateway.keys import PublicKey
@@ -37,7 +38,7 @@ from gateway.legal.engine import Decision, Engine
 from gateway.legal.orders import Order, PriorPreservation
 from gateway.legal.verify import OrderRejected, order_fingerprint, verify_order
 from gateway.model import Clock, Subject, is_identifier, isoformat, parse_time
-from gateway.packages import PackageItem, build_manifest, provider_key_id, stream_package
+from gateway.packages import PackageItem, build_manifest, manifest_bytes, provider_key_id, stream_package
 from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, case_id_for, disclosure_allowed
 from gateway.services.notices import NoticeService
 from gateway.services.records import TAG_METADATA, RecordService, UnknownSubject, record_key, subject_prefix
@@ -550,17 +551,32 @@ class OrderService:
         if not items:
             raise NotFound(f"order `{order_id}` has nothing disclosed (yet)", code="nothing-disclosed")
         manifest = build_manifest(view["id"], view["authority"], self.clock(), items, self.provider_id)
+        encoded = manifest_bytes(manifest)
         await self.records._record(
             "package.produced",
-            {"order": view["id"], "authority": view["authority"], "records": len(items), "manifest_sha256": _manifest_hash(manifest)},
+            {"order": view["id"], "authority": view["authority"], "records": len(items), "manifest_sha256": sha256_hex(encoded)},
         )
         self.records.observer.order_packaged(seconds=(self.clock() - parse_time(view["received_at"])).total_seconds())
 
-        async def fetch(item: Mapping[str, Any]) -> bytes:
-            obj = await self.stores[item["region"]].get(record_key(item["subject"], item["key"]))
-            return obj.body
+        async def fetch(batch: list[dict[str, Any]]) -> list[bytes]:
+            """The batch's bodies in order: one bulk read per region it spans, those in parallel."""
+            positions: dict[str, list[int]] = {}
+            for position, record in enumerate(batch):
+                positions.setdefault(record["region"], []).append(position)
 
-        return manifest, stream_package(manifest, signing_key=self.provider_key, fetch=fetch)
+            async def read(region: str, where: list[int]) -> list[bytes]:
+                return await self.stores[region].get_bodies([record_key(batch[i]["subject"], batch[i]["key"]) for i in where])
+
+            if len(positions) == 1:
+                region, where = next(iter(positions.items()))
+                return await read(region, where)
+            bodies: list[bytes] = [b""] * len(batch)
+            for where, got in zip(positions.values(), await asyncio.gather(*(read(r, w) for r, w in positions.items())), strict=True):
+                for i, body in zip(where, got, strict=True):
+                    bodies[i] = body
+            return bodies
+
+        return manifest, stream_package(manifest, signing_key=self.provider_key, fetch=fetch, manifest_bytes=encoded)
 
     # --- writes through the gateway must respect holds ------------------------
 
@@ -571,9 +587,3 @@ class OrderService:
 
 def _disclosable(item: Mapping[str, Any]) -> bool:
     return item["outcome"] == DISCLOSED or item.get("state") in ("released", APPROVED)
-
-
-def _manifest_hash(manifest: Mapping[str, Any]) -> str:
-    from gateway.canonical import canonical, sha256_hex
-
-    return sha256_hex(canonical(manifest))

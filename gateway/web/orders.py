@@ -71,7 +71,7 @@ async def get_package(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     try:
-        # Tar headers, records and padding are small pieces: hand the socket fewer, larger writes.
+        # Batches of records come whole; the manifest, its signature and the end are smaller: write at least WRITE_BYTES at a time.
         pending: list[bytes] = []
         buffered = 0
         async for chunk in chunks:
