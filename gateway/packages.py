@@ -49,6 +49,7 @@ SIGNATURE = "manifest.sig"
 BLOCK = tarfile.BLOCKSIZE  # 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+SIGNATURE_TEXT_BYTES = 86  # unpadded base64url of a 64-byte Ed25519 signature
 MAX_SIZE = 2**53 - 1  # a record size JSON carries exactly (RFC 8785's integer range)
 _READ_CHUNK = 1024 * 1024
 _MANIFEST_FIELDS = frozenset({"format", "order", "authority", "created_at", "provider", "records"})
@@ -209,6 +210,21 @@ def _header(name: str, size: int, mtime: int) -> bytes:
     # tar's checksum: the sum of the header's bytes with the checksum field as spaces
     header[_CHECKSUM] = b"%06o\0" % (blank_sum + sum(name_bytes) + sum(size_bytes))
     return bytes(header)
+
+
+def _header_length(name: str, size: int, mtime: int) -> int:
+    if name.isascii() and len(name) <= 100 and 0 <= size < _MAX_NUMBER and 0 <= mtime < _MAX_NUMBER:
+        return BLOCK
+    return len(_tar_header(name, size, mtime))
+
+
+def package_size(manifest: Mapping[str, Any], manifest_length: int) -> int:
+    """The length of the package ``stream_package`` writes, known before its first byte
+    (so it can be sent as ``Content-Length``); ``manifest_length`` is that of ``manifest_bytes``."""
+    mtime = _mtime(manifest)
+    members = [(MANIFEST, manifest_length), (SIGNATURE, SIGNATURE_TEXT_BYTES)]
+    members += [(str(record["path"]), int(record["size"])) for record in manifest["records"]]
+    return sum(_header_length(name, size, mtime) + size + -size % BLOCK for name, size in members) + len(END_OF_ARCHIVE)
 
 
 def _padding(size: int) -> bytes:

@@ -184,6 +184,20 @@ async def test_a_store_returning_fewer_bodies_than_asked_stops_the_stream() -> N
             pass
 
 
+async def test_the_package_size_is_known_before_the_stream(tmp_path: Path) -> None:
+    from gateway.packages import manifest_bytes, package_size
+
+    long_key = "k" * 128  # a pax header for its path
+    bodies = {**BODIES, ("acct-3", "north-1", long_key): b"long name"}
+    items_ = [
+        PackageItem(subject, region, "content", key, hashlib.sha256(body).hexdigest(), len(body), "tag")
+        for (subject, region, key), body in bodies.items()
+    ]
+    manifest_ = build_manifest("order-1", "aa-court", CREATED, items_, provider_key_id(PROVIDER.public_key()))
+    path = await produce(tmp_path / "package.tar", manifest_, store=Store(bodies))
+    assert package_size(manifest_, len(manifest_bytes(manifest_))) == path.stat().st_size
+
+
 def test_a_missing_member_fails_verification(package: Path) -> None:
     member = offsets(package)["records/acct-1/north-1/mail-1"]
     end = member.offset_data + member.size + (-member.size % 512)

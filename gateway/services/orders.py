@@ -38,7 +38,7 @@ from gateway.legal.engine import Decision, Engine
 from gateway.legal.orders import Order, PriorPreservation
 from gateway.legal.verify import OrderRejected, order_fingerprint, verify_order
 from gateway.model import Clock, Subject, is_identifier, isoformat, parse_time
-from gateway.packages import PackageItem, build_manifest, manifest_bytes, provider_key_id, stream_package
+from gateway.packages import PackageItem, build_manifest, manifest_bytes, package_size, provider_key_id, stream_package
 from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, case_id_for, disclosure_allowed
 from gateway.services.notices import NoticeService
 from gateway.services.records import TAG_METADATA, RecordService, UnknownSubject, record_key, subject_prefix
@@ -539,8 +539,8 @@ class OrderService:
 
     # --- packages --------------------------------------------------------------
 
-    async def package(self, order_id: str, authority: str | None = None) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
-        """The signed manifest and a stream of the tar; recorded in the ledger before the first byte."""
+    async def package(self, order_id: str, authority: str | None = None) -> tuple[dict[str, Any], int, AsyncIterator[bytes]]:
+        """The signed manifest, the tar's length and a stream of it; recorded in the ledger before the first byte."""
         view = await self.document(order_id, authority)
         items = [
             PackageItem(i["subject"], i["region"], i["category"], r["key"], r["sha256"], r["size"], r["tag"])
@@ -576,7 +576,8 @@ class OrderService:
                     bodies[i] = body
             return bodies
 
-        return manifest, stream_package(manifest, signing_key=self.provider_key, fetch=fetch, manifest_bytes=encoded)
+        stream = stream_package(manifest, signing_key=self.provider_key, fetch=fetch, manifest_bytes=encoded)
+        return manifest, package_size(manifest, len(encoded)), stream
 
     # --- writes through the gateway must respect holds ------------------------
 

@@ -143,7 +143,10 @@ SPEC: dict[str, Any] = {
                 "summary": "The signed disclosure package (POSIX tar: manifest.json, manifest.sig, records/...)",
                 "parameters": [ORDER_PATH, AUTHORITY_QUERY],
                 "responses": {
-                    "200": {"description": "package", "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}},
+                    "200": {
+                        "description": "package, with its exact Content-Length: a stream cut short (a record changed since its decision) is a short body",
+                        "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
+                    },
                     **_problems(401, 403, 404, 409),
                 },
             }

@@ -61,7 +61,7 @@ async def get_order(request: web.Request) -> web.Response:
 @routes.get("/v1/orders/{order}/package")
 async def get_package(request: web.Request) -> web.StreamResponse:
     authenticate(request, "intake")
-    manifest, chunks = await request.app[STATE_KEY].rt.orders.package(request.match_info["order"], request.query.get("authority"))
+    manifest, size, chunks = await request.app[STATE_KEY].rt.orders.package(request.match_info["order"], request.query.get("authority"))
     response = web.StreamResponse(
         headers={
             "Content-Type": "application/x-tar",
@@ -69,6 +69,7 @@ async def get_package(request: web.Request) -> web.StreamResponse:
             "X-Package-Records": str(len(manifest["records"])),
         }
     )
+    response.content_length = size  # a client sees a stream cut short (see below) as a short body
     await response.prepare(request)
     try:
         # Batches of records come whole; the manifest, its signature and the end are smaller: write at least WRITE_BYTES at a time.

@@ -344,6 +344,13 @@ async def test_a_disclosed_orders_package_verifies_under_the_provider_key(client
     assert (report.ok, report.order, report.records, report.problems) == (True, case.order.id, 2, [])
 
 
+async def test_a_package_announces_its_exact_length(client: TestClient, env: Env) -> None:
+    case = await _disclosed(client, env)
+    response = await client.get(f"/v1/orders/{case.order.id}/package", headers=env.person("intake", "portal"))
+    data = await response.read()
+    assert response.headers["Content-Length"] == str(len(data)) and "Transfer-Encoding" not in response.headers
+
+
 async def test_flipping_any_single_byte_of_a_package_fails_verification(client: TestClient, env: Env, tmp_path: Path) -> None:
     case = await _disclosed(client, env)
     _, data, _ = await download_package(client, env, case.order.id)
