@@ -88,3 +88,10 @@ def test_a_checked_value_is_written_exactly_as_the_reference_writes_it(value: An
 )
 def test_edge_values_are_written_exactly_as_the_reference_writes_them(value: Any) -> None:
     assert ours(value) == reference(value)
+
+
+def test_a_checked_value_nested_deeper_than_the_fast_writer_goes_is_still_written_exactly() -> None:
+    deep: Any = "leaf"
+    for _ in range(300):
+        deep = [deep]
+    assert canonical_checked(deep) == rfc8785.dumps(deep)
