@@ -29,7 +29,7 @@ import functools
 import hashlib
 import json
 import tarfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -119,7 +119,7 @@ def build_manifest(
     segments: set[str] = set()  # checked already: an order's records share subjects, regions and often keys
     for item in items:
         subject, region, key, size = item.subject, item.region, item.key, item.size
-        if not (subject in segments and region in segments and key in segments):
+        if not (type(subject) is str and type(region) is str and type(key) is str and subject in segments and region in segments and key in segments):
             if not (is_identifier(subject) and is_identifier(region) and is_identifier(key)):
                 name, value = next((n, v) for n, v in (("subject", subject), ("region", region), ("key", key)) if not is_identifier(v))
                 raise PackageError(f"record {name} `{value}` cannot be a package path segment", code="package-invalid")
@@ -238,6 +238,8 @@ def _member(name: str, data: bytes, mtime: int) -> bytes:
 READ_AHEAD_BYTES = 8 * 1024 * 1024  # records fetched ahead of the consumer, by their manifest sizes
 BATCH_BYTES = 1024 * 1024  # records fetched (and hashed) by one call, by their manifest sizes...
 BATCH_RECORDS = 256  # ...and their number
+BATCHES_AHEAD = 8  # at most this many batches in flight, however small their records
+OWN_CHUNK_BYTES = 64 * 1024  # a body this large is yielded as it is, not copied into its batch's chunk
 
 
 def _batches(records: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -261,7 +263,8 @@ async def _fetch_and_hash(fetch: Fetch, batch: list[dict[str, Any]]) -> tuple[Se
     bodies = await fetch([dict(record) for record in batch])
     if len(bodies) != len(batch):
         raise PackageError(f"the store returned {len(bodies)} records for {len(batch)}; the package is incomplete")
-    return bodies, [hashlib.sha256(body).hexdigest() for body in bodies]
+    # a body of another size fails without being hashed (it could be far larger than the decision's)
+    return bodies, [hashlib.sha256(body).hexdigest() if len(body) == int(record["size"]) else "" for record, body in zip(batch, bodies, strict=True)]
 
 
 async def stream_package(
@@ -270,7 +273,7 @@ async def stream_package(
     signing_key: ed25519.Ed25519PrivateKey,
     fetch: Fetch,
     manifest_bytes: bytes | None = None,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Yield the package's tar bytes, fetching records in batches a bounded way ahead.
 
     The manifest is yielded first; the first batches are read while it is
@@ -279,9 +282,10 @@ async def stream_package(
     Records are fetched in manifest order, in batches (``BATCH_RECORDS``,
     ``BATCH_BYTES``: one bulk read each, not a call per record), a few
     batches ahead of the consumer (at most ``READ_AHEAD_BYTES`` by their
-    sizes, and always the next batch), so a store's latency overlaps the
-    streaming while memory stays bounded whatever the package's size. Each
-    batch is yielded as one chunk. Each record's SHA-256
+    sizes and ``BATCHES_AHEAD`` in number, and always the next batch), so a
+    store's latency overlaps the streaming while memory stays bounded
+    whatever the package's size. A batch's small records are yielded as one
+    chunk, a large record as a chunk of its own. Each record's SHA-256
     and size are checked against the manifest before any of its bytes are
     yielded; a mismatch yields the records before it, then raises
     ``PackageError`` (``package-integrity``) and the stream ends there. A batch
@@ -303,7 +307,7 @@ async def stream_package(
         nonlocal in_flight, following
         while following is not None:
             size = sum(int(record["size"]) for record in following)
-            if ahead and in_flight + size > READ_AHEAD_BYTES:
+            if ahead and (in_flight + size > READ_AHEAD_BYTES or len(ahead) >= BATCHES_AHEAD):
                 return
             ahead.append((following, size, asyncio.ensure_future(_fetch_and_hash(fetch, following))))
             in_flight += size
@@ -311,9 +315,8 @@ async def stream_package(
 
     try:
         # Sign in a worker thread (it releases the GIL, and hashes a large manifest twice) while the first batches are read.
-        signing = asyncio.ensure_future(asyncio.to_thread(signing_key.sign, manifest_bytes))
         read_ahead()
-        signature = await signing
+        signature = await asyncio.to_thread(signing_key.sign, manifest_bytes)
         yield _member(SIGNATURE, b64url(signature).encode("ascii"), mtime)
         while True:
             read_ahead()
@@ -333,11 +336,17 @@ async def stream_package(
                         path=path,
                     )
                 parts.append(_header(path, expected, mtime))
-                parts.append(body)
+                if expected >= OWN_CHUNK_BYTES:  # not copied again: memory stays within the read-ahead
+                    yield b"".join(parts)
+                    parts = []
+                    yield body
+                else:
+                    parts.append(body)
                 if expected % BLOCK:
                     parts.append(_padding(expected))
-            yield b"".join(parts)
-            del parts, bodies
+            if parts:
+                yield b"".join(parts)
+            del parts, bodies, body
     finally:
         for _, _, fetching in ahead:  # the stream ended early: stop what was read ahead
             if fetching.done() and not fetching.cancelled():

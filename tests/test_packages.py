@@ -198,6 +198,27 @@ async def test_the_package_size_is_known_before_the_stream(tmp_path: Path) -> No
     assert package_size(manifest_, len(manifest_bytes(manifest_))) == path.stat().st_size
 
 
+async def test_a_large_record_is_yielded_as_it_is_not_copied_into_its_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.packages.OWN_CHUNK_BYTES", 2000)
+    store = Store()
+    photo = store.bodies[("acct-2", "south-1", "photo.jpg")]
+    chunks = [chunk async for chunk in stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch)]
+    assert any(chunk is photo for chunk in chunks)
+
+
+async def test_at_most_a_few_batches_are_read_ahead_however_small_their_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.packages.BATCH_RECORDS", 1)
+    monkeypatch.setattr("gateway.packages.BATCHES_AHEAD", 2)
+    empties = {("acct-1", "north-1", f"empty-{n:02d}"): b"" for n in range(20)}
+    items_ = [PackageItem(s, r, "content", k, hashlib.sha256(b"").hexdigest(), 0, "tag") for s, r, k in empties]
+    store = Store(empties)
+    stream = stream_package(build_manifest("order-1", "aa-court", CREATED, items_, "provider"), signing_key=PROVIDER, fetch=store.fetch)
+    await anext(stream)  # manifest.json
+    await anext(stream)  # manifest.sig, while the first batches are read
+    assert len(store.batches) <= 2
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
 def test_a_missing_member_fails_verification(package: Path) -> None:
     member = offsets(package)["records/acct-1/north-1/mail-1"]
     end = member.offset_data + member.size + (-member.size % 512)
@@ -333,6 +354,15 @@ def test_a_record_key_that_is_not_an_identifier_cannot_enter_a_manifest() -> Non
 def test_a_record_whose_values_json_cannot_carry_exactly_cannot_enter_a_manifest(bad: PackageItem) -> None:
     with pytest.raises(PackageError) as caught:
         build_manifest("order-1", "aa-court", CREATED, [bad], provider_key_id(PROVIDER.public_key()))
+    assert caught.value.code == "package-invalid"
+
+
+@pytest.mark.parametrize("field", ["subject", "region", "key"])
+def test_a_path_segment_that_is_not_text_cannot_enter_a_manifest(field: str) -> None:
+    values = {"subject": "acct-1", "region": "north-1", "key": "mail-1", field: ["not", "text"]}
+    bad = PackageItem(values["subject"], values["region"], "content", values["key"], "0" * 64, 1, "tag")  # type: ignore[arg-type]
+    with pytest.raises(PackageError) as caught:
+        build_manifest("order-1", "aa-court", CREATED, [bad], "provider")
     assert caught.value.code == "package-invalid"
 
 

@@ -23,13 +23,14 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from gateway.aio import all_or_first_error
 from gateway.canonical import sha256_hex
 from gateway.config import Config
 from gateway.errors import Conflict, GatewayError, InvalidRequest, NotFound
@@ -539,7 +540,7 @@ class OrderService:
 
     # --- packages --------------------------------------------------------------
 
-    async def package(self, order_id: str, authority: str | None = None) -> tuple[dict[str, Any], int, AsyncIterator[bytes]]:
+    async def package(self, order_id: str, authority: str | None = None) -> tuple[dict[str, Any], int, AsyncGenerator[bytes, None]]:
         """The signed manifest, the tar's length and a stream of it; recorded in the ledger before the first byte."""
         view = await self.document(order_id, authority)
         items = [
@@ -571,7 +572,7 @@ class OrderService:
                 region, where = next(iter(positions.items()))
                 return await read(region, where)
             bodies: list[bytes] = [b""] * len(batch)
-            for where, got in zip(positions.values(), await asyncio.gather(*(read(r, w) for r, w in positions.items())), strict=True):
+            for where, got in zip(positions.values(), await all_or_first_error(read(r, w) for r, w in positions.items()), strict=True):
                 for i, body in zip(where, got, strict=True):
                     bodies[i] = body
             return bodies

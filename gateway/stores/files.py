@@ -41,18 +41,18 @@ How it keeps the port's rules:
   file mid-put, which fails that put with a ``StoreError`` (nothing stored is
   lost). Stop the old processes first.
 - Writes, deletes, holds, listings and large reads run in
-  ``asyncio.to_thread``. A ``get`` of an object file no larger than
-  ``inline_read_bytes`` (64 KiB by default; 0 turns it off), and a ``head``
-  (one read of at most the header), a ``get_bodies`` of such files (in
-  slices of ``INLINE_SLICE_BYTES``, letting other requests run in between;
-  from the first larger file on, the rest of the call runs in a thread),
-  and a ``list`` of a folder holding only
-  files, at most ``INLINE_LIST_ENTRIES`` of them (a subject's records), run
-  on the event loop: for a small file in the page cache an open and one read
-  cost microseconds, less than the hand-off to a worker thread and back
+  ``asyncio.to_thread``. These run on the event loop instead: a ``get`` of
+  an object file no larger than ``inline_read_bytes`` (64 KiB by default; 0
+  turns it off); a ``head`` (one read of at most the header); a
+  ``get_bodies`` of such files, in slices of ``INLINE_SLICE_BYTES`` or
+  ``INLINE_SLICE_FILES`` with other requests let in between (from the first
+  larger file on, the rest of the call runs in a thread); and a ``list`` of a
+  folder holding only files, at most ``INLINE_LIST_ENTRIES`` of them (a
+  subject's records). For a small file in the page cache an open and one
+  read cost microseconds, less than the hand-off to a worker thread and back
   (about 150 µs here), which would otherwise dominate a small record read.
-  Set it to 0 where the folder is on a slow or network file system (``inline_read_bytes`` in the region's
-  ``store`` in regions.toml).
+  Set ``inline_read_bytes`` (in the region's ``store`` in regions.toml) to 0
+  where the folder is on a slow or network file system.
 
 One limit S3 does not have: a key cannot also be the folder of other keys
 (``a`` and ``a/b``), because ``objects/a`` cannot be both a file and a
@@ -95,7 +95,9 @@ MAGIC = b"GWOBJ1\n"
 # anything much longer than this is not a header we wrote.
 MAX_HEADER = 16 * 1024
 TEMP_PREFIX = ".tmp-"
-INLINE_SLICE_BYTES = 256 * 1024  # a bulk read on the event loop lets other work in after this many bytes
+INLINE_SLICE_BYTES = 256 * 1024  # a bulk read on the event loop lets other work in after this many bytes...
+INLINE_SLICE_FILES = 64  # ...or files
+SMALL_BODY_BYTES = 256 * 1024  # a bulk read reads a file up to this (plus its header) at once and slices the body off
 INLINE_LIST_ENTRIES = 256  # a listing of a folder of at most this many files (and no folders) runs on the event loop
 
 
@@ -156,16 +158,16 @@ class FileStore:
             validate_key(key)
         bodies: builtins.list[bytes] = []
         if self._opened and self.inline_read_bytes > 0:  # small files on the loop, as a get reads them...
-            limit, read = MAX_HEADER + self.inline_read_bytes, 0
+            limit, read, files = MAX_HEADER + self.inline_read_bytes, 0, 0
             for key in keys:
                 body = self._body(key, limit)
                 if body is None:
                     break
                 bodies.append(body)
-                read += len(body)
-                if read >= INLINE_SLICE_BYTES:  # ...letting other requests in between slices
+                read, files = read + len(body), files + 1
+                if read >= INLINE_SLICE_BYTES or files >= INLINE_SLICE_FILES:  # ...letting other requests in between slices
                     await asyncio.sleep(0)
-                    read = 0
+                    read = files = 0
             if len(bodies) == len(keys):
                 return bodies
         rest = keys[len(bodies) :]
@@ -390,20 +392,31 @@ class FileStore:
         except OSError as exc:
             raise self._failed("get", key, exc) from exc
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):  # a folder of other keys, not an object
+                raise self._not_found(key)
+            size = st.st_size
             if limit is not None and size > limit:
                 return None
-            data = os.read(fd, size + 1)
-            if len(data) != size:  # a short read, or a file changed in place since fstat: read on to its end
-                data += _read_to_end(fd)
+            if size <= len(MAGIC) + MAX_HEADER + SMALL_BODY_BYTES:  # one read, the body sliced off it
+                data = os.read(fd, size + 1)
+                if len(data) != size:  # a short read, or a file changed in place since fstat: read on to its end
+                    data += _read_to_end(fd)
+                return data[self._body_start(key, data) :]
+            # a large body is read into a buffer of its own size, so it is never held twice
+            start = self._body_start(key, os.pread(fd, len(MAGIC) + MAX_HEADER, 0))
+            return _pread_exactly(fd, size - start, start)
         except OSError as exc:
             raise self._failed("get", key, exc) from exc
         finally:
             os.close(fd)
-        end = data.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER)
-        if not data.startswith(MAGIC) or end < 0:
+
+    def _body_start(self, key: str, head: bytes) -> int:
+        """Where the body begins, after the magic and the header line at the start of ``head``."""
+        end = head.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER)
+        if not head.startswith(MAGIC) or end < 0:
             raise self._corrupt(key, ValueError("bad magic or unterminated header"))
-        return data[end + 1 :]
+        return end + 1
 
     def _whole_body(self, key: str) -> bytes:
         body = self._body(key)
@@ -580,6 +593,19 @@ class FileStore:
             f"object `{key}` cannot be stored in the file store of `{self.region}`: a key cannot also be a folder of other keys",
             code="key-conflict",
         )
+
+
+def _pread_exactly(fd: int, size: int, offset: int) -> bytes:
+    """``size`` bytes from ``offset`` (fewer only if the file ends first)."""
+    data = os.pread(fd, size, offset)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size and (chunk := os.pread(fd, size - got, offset + got)):
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 def _read_to_end(fd: int) -> bytes:

@@ -45,6 +45,7 @@ import boto3  # type: ignore[import-untyped]
 from botocore.config import Config  # type: ignore[import-untyped]
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
+from gateway.aio import all_or_first_error
 from gateway.errors import GatewayError, StoreError
 from gateway.model import S3StoreSpec
 from gateway.stores.base import (
@@ -176,7 +177,8 @@ class S3Store:
         return await self._call("get", key, fetch)
 
     async def get_bodies(self, keys: Sequence[str]) -> list[bytes]:
-        """One GET per key, all in flight at once on the store's threads (as many as its connection pool)."""
+        """One GET per key, all in flight at once on the store's threads (as many as its connection pool);
+        the first failure cancels the GETs not yet started."""
         for key in keys:
             validate_key(key)
 
@@ -187,11 +189,7 @@ class S3Store:
 
             return read
 
-        results = await asyncio.gather(*(self._call("get", key, body_of(key)) for key in keys), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
-        return results  # type: ignore[return-value]
+        return await all_or_first_error(self._call("get", key, body_of(key)) for key in keys)
 
     async def head(self, key: str) -> ObjectInfo:
         validate_key(key)
@@ -241,6 +239,11 @@ class S3Store:
 
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._closed and task is not None and not task.cancelling():  # close() cancelled the queued call, not our caller
+                raise self._unavailable(operation, key, "the store was closed") from None
+            raise
         except GatewayError:
             raise
         except ClientError as exc:

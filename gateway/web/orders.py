@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from aiohttp import web
@@ -72,15 +73,23 @@ async def get_package(request: web.Request) -> web.StreamResponse:
     response.content_length = size  # a client sees a stream cut short (see below) as a short body
     await response.prepare(request)
     try:
-        # Batches of records come whole; the manifest, its signature and the end are smaller: write at least WRITE_BYTES at a time.
+        # Gather small chunks (the signature, small batches, the end) into writes of at least WRITE_BYTES;
+        # a large chunk goes out as it is, never copied into a bigger one.
         pending: list[bytes] = []
         buffered = 0
-        async for chunk in chunks:
-            pending.append(chunk)
-            buffered += len(chunk)
-            if buffered >= WRITE_BYTES:
-                await response.write(b"".join(pending))
-                pending, buffered = [], 0
+        async with contextlib.aclosing(chunks) as stream:  # a failed write stops the read-ahead now, not at garbage collection
+            async for chunk in stream:
+                if len(chunk) >= WRITE_BYTES:
+                    if pending:
+                        await response.write(b"".join(pending))
+                        pending, buffered = [], 0
+                    await response.write(chunk)
+                    continue
+                pending.append(chunk)
+                buffered += len(chunk)
+                if buffered >= WRITE_BYTES:
+                    await response.write(b"".join(pending))
+                    pending, buffered = [], 0
         if pending:
             await response.write(b"".join(pending))
     except Exception:

@@ -205,6 +205,12 @@ async def test_a_bulk_read_naming_a_missing_key_is_not_found(store: RecordStore)
         await store.get_bodies([KEY, "subjects/nobody/records/none"])
 
 
+async def test_a_bulk_read_of_a_key_that_is_only_a_folder_of_others_is_not_found(store: RecordStore) -> None:
+    await store.put("a/b", b"x", {})
+    with pytest.raises(ObjectNotFound):
+        await store.get_bodies(["a"])
+
+
 async def test_metadata_at_the_size_limit_roundtrips(store: RecordStore) -> None:
     metadata = {"note": "x" * (2048 - len("note") - 20), "quote": 'a "b" {c} \\d'}
     await store.put(KEY, b"x", metadata)

@@ -192,3 +192,18 @@ async def test_a_closed_store_refuses_calls_with_a_store_error(plain_store: S3St
     await plain_store.close()
     with pytest.raises(StoreError, match="closed"):
         await plain_store.get(KEY)
+
+
+async def test_closing_the_store_during_a_bulk_read_fails_it_with_a_store_error(mocked: None) -> None:
+    client = boto3.client("s3", region_name="eu-west-1")
+    store = S3Store("eu-west-1", S3StoreSpec(bucket=bucket_name(), region_name="eu-west-1"), client=client)
+    await store.ensure_bucket()
+    await store.put(KEY, b"x", {})
+    client.meta.events.register("before-call.s3.GetObject", lambda **_: time.sleep(0.05))  # GETs queue on the store's threads
+    reading = asyncio.create_task(store.get_bodies([KEY] * 100))
+    await asyncio.sleep(0.02)
+    await store.close()
+    with pytest.raises(StoreError, match="closed"):
+        await reading
+    assert not reading.cancelled()
+    client.close()
