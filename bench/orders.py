@@ -11,18 +11,18 @@ directory and:
    ``regions.toml`` has one US region, so the benchmark's copy adds two more
    (``us-west-2``, ``us-central-1``, file stores, their own tag keys); nothing
    else in it changes;
-2. times the raw read of the same record files, in a separate process, one
-   after another (the package streams them one after another too);
-3. restarts the gateway (so no subject is looked up and no residency tag
+2. restarts the gateway (so no subject is looked up and no residency tag
    verified yet), submits one ``us.warrant`` signed by the demo
    ``us-court-sdny`` key naming every subject, and times ``POST /v1/orders``
    to the decision document;
-4. streams ``GET /v1/orders/{id}/package`` to a file and times it; steps 2
-   and 4 alternate for ``--rounds`` rounds (the first download is the
-   restarted gateway's first), and the table shows the medians and the
+3. for ``--rounds`` rounds (3 by default), times the raw read of the same
+   record files, in a separate process, one after another (the package
+   streams them one after another too), then streams
+   ``GET /v1/orders/{id}/package`` to a file and times it (the first download
+   is the restarted gateway's first); the table shows the medians and the
    spread of the per-round ratio; the last package is checked with the
    project's verifier;
-5. reads the restarted server's peak RSS (``VmHWM``) once it is up and at the end.
+4. reads the restarted server's peak RSS (``VmHWM``) once it is up and at the end.
 
 Targets (issue 7): decision < 2 s; package at >= 50% of the raw read speed;
 peak RSS independent of package size.
