@@ -206,4 +206,7 @@ async def test_closing_the_store_during_a_bulk_read_fails_it_with_a_store_error(
     with pytest.raises(StoreError, match="closed"):
         await reading
     assert not reading.cancelled()
+    # close() does not wait for GETs already running; they must end while moto still answers them,
+    # or botocore retries them against the network (with random back-off) during later tests
+    await asyncio.to_thread(store._executor.shutdown, True)
     client.close()
