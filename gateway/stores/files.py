@@ -436,12 +436,10 @@ class FileStore:
             data = os.read(fd, size + 1)
         finally:
             os.close(fd)
-        end = data.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER)
-        if not data.startswith(MAGIC) or end < 0:
-            raise self._corrupt(key, ValueError("bad magic or unterminated header"))
-        metadata = self._parse_header(key, data[len(MAGIC) : end + 1])
+        start = self._body_start(key, data)
+        metadata = self._parse_header(key, data[len(MAGIC) : start])
         held = os.path.exists(f"{self._holds_dir}/{key}")
-        return StoredObject(key, data[end + 1 :], metadata, held)
+        return StoredObject(key, data[start:], metadata, held)
 
     def _head_sync(self, key: str) -> ObjectInfo:
         with self._open_object(key) as stream:
@@ -460,11 +458,9 @@ class FileStore:
             data = os.read(fd, min(size, len(MAGIC) + MAX_HEADER))
         finally:
             os.close(fd)
-        end = data.find(b"\n", len(MAGIC))
-        if not data.startswith(MAGIC) or end < 0:
-            raise self._corrupt(key, ValueError("bad magic or unterminated header"))
-        metadata = self._parse_header(key, data[len(MAGIC) : end + 1])
-        return ObjectInfo(key, size - end - 1, metadata, os.path.exists(f"{self._holds_dir}/{key}"))
+        start = self._body_start(key, data)
+        metadata = self._parse_header(key, data[len(MAGIC) : start])
+        return ObjectInfo(key, size - start, metadata, os.path.exists(f"{self._holds_dir}/{key}"))
 
     def _list_flat(self, prefix: str) -> builtins.list[str] | None:
         """On the event loop: the keys under ``prefix`` if its folder holds only files, at most
