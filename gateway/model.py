@@ -15,7 +15,8 @@ from typing import Literal
 # Identifiers that appear in URLs, object keys and the ledger: subjects, record
 # keys, services, region ids. Conservative on purpose: they become path
 # segments in the file store and object keys in S3.
-IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+IDENTIFIER_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"  # also the segment of a store key (gateway.stores.base)
+IDENTIFIER = re.compile(rf"^{IDENTIFIER_PATTERN}\Z")
 COUNTRY = re.compile(r"^[A-Z]{2}\Z")  # ISO 3166-1 alpha-2
 
 Clock = Callable[[], datetime]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from gateway.errors import Conflict, InvalidRequest, NotFound
+from gateway.model import IDENTIFIER_PATTERN
 
 METADATA_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}\Z")
 METADATA_LIMIT = 2048
@@ -105,8 +106,8 @@ class RecordStore(Protocol):
     async def close(self) -> None: ...
 
 
-# ``/``-separated ``gateway.model.IDENTIFIER``s in one match (``..`` cannot span a ``/``: no segment starts with a dot)
-_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?:/[A-Za-z0-9][A-Za-z0-9._-]{0,127})*")
+# ``/``-separated identifiers in one match (``..`` cannot span a ``/``: no segment starts with a dot)
+_KEY = re.compile(rf"{IDENTIFIER_PATTERN}(?:/{IDENTIFIER_PATTERN})*")
 
 
 def validate_key(key: str) -> str:
