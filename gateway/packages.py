@@ -117,13 +117,15 @@ def build_manifest(
             raise PackageError(f"manifest `{name}` must be a string", code="package-invalid")
     records: dict[str, dict[str, Any]] = {}
     segments: set[str] = set()  # checked already: an order's records share subjects, regions and often keys
+
+    def segment(name: str, value: Any) -> str:
+        if not isinstance(value, str) or (value not in segments and not is_identifier(value)):
+            raise PackageError(f"record {name} `{value}` cannot be a package path segment", code="package-invalid")
+        segments.add(value)
+        return value
+
     for item in items:
-        subject, region, key, size = item.subject, item.region, item.key, item.size
-        if not (type(subject) is str and type(region) is str and type(key) is str and subject in segments and region in segments and key in segments):
-            if not (is_identifier(subject) and is_identifier(region) and is_identifier(key)):
-                name, value = next((n, v) for n, v in (("subject", subject), ("region", region), ("key", key)) if not is_identifier(v))
-                raise PackageError(f"record {name} `{value}` cannot be a package path segment", code="package-invalid")
-            segments.update((subject, region, key))
+        subject, region, key, size = segment("subject", item.subject), segment("region", item.region), segment("key", item.key), item.size
         path = record_path(subject, region, key)
         if type(size) is not int or not 0 <= size <= MAX_SIZE:  # bool is not an int here
             raise PackageError(f"record `{path}` has an invalid size", code="package-invalid")
@@ -153,8 +155,8 @@ def build_manifest(
 
 
 def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
-    """``canonical(manifest)`` for a manifest made by ``build_manifest``, which holds only
-    the values the standard encoder writes as RFC 8785 does (so no walk of it first)."""
+    """``canonical(manifest)`` for a manifest made by ``build_manifest``: it holds only
+    values ``canonical_checked`` may write without a walk of them first."""
     return canonical_checked(manifest)
 
 
@@ -191,6 +193,11 @@ def _blank_header(mtime: int) -> tuple[bytes, int]:
     return bytes(header), sum(header)
 
 
+def _plain_ustar(name: str, size: int, mtime: int) -> bool:
+    """True if ``tarfile`` writes this member's header as one ustar block, without a pax extended header."""
+    return name.isascii() and len(name) <= 100 and 0 <= size < _MAX_NUMBER and 0 <= mtime < _MAX_NUMBER
+
+
 def _header(name: str, size: int, mtime: int) -> bytes:
     """The header ``tarfile`` writes for this member (PAX format), byte for byte.
 
@@ -200,7 +207,7 @@ def _header(name: str, size: int, mtime: int) -> bytes:
     ``tarfile`` (a sixth of its cost per member). Anything else (a pax extended
     header) is built by ``tarfile``; a test checks the two agree.
     """
-    if not (name.isascii() and len(name) <= 100 and 0 <= size < _MAX_NUMBER and 0 <= mtime < _MAX_NUMBER):
+    if not _plain_ustar(name, size, mtime):
         return _tar_header(name, size, mtime)
     blank, blank_sum = _blank_header(mtime)
     name_bytes, size_bytes = name.encode("ascii"), b"%011o\0" % size
@@ -213,9 +220,7 @@ def _header(name: str, size: int, mtime: int) -> bytes:
 
 
 def _header_length(name: str, size: int, mtime: int) -> int:
-    if name.isascii() and len(name) <= 100 and 0 <= size < _MAX_NUMBER and 0 <= mtime < _MAX_NUMBER:
-        return BLOCK
-    return len(_tar_header(name, size, mtime))
+    return BLOCK if _plain_ustar(name, size, mtime) else len(_tar_header(name, size, mtime))
 
 
 def package_size(manifest: Mapping[str, Any], manifest_length: int) -> int:
