@@ -569,9 +569,6 @@ class OrderService:
             async def read(region: str, where: list[int]) -> list[bytes]:
                 return await self.stores[region].get_bodies([record_key(batch[i]["subject"], batch[i]["key"]) for i in where])
 
-            if len(positions) == 1:
-                region, where = next(iter(positions.items()))
-                return await read(region, where)
             bodies: list[bytes] = [b""] * len(batch)
             for where, got in zip(positions.values(), await all_or_first_error(read(r, w) for r, w in positions.items()), strict=True):
                 for i, body in zip(where, got, strict=True):
