@@ -179,17 +179,9 @@ class S3Store:
     async def get_bodies(self, keys: Sequence[str]) -> list[bytes]:
         """One GET per key, all in flight at once on the store's threads (as many as its connection pool);
         the first failure cancels the GETs not yet started."""
-        for key in keys:
+        for key in keys:  # all of them before any GET starts
             validate_key(key)
-
-        def body_of(key: str) -> Callable[[Any], bytes]:
-            def read(client: Any) -> bytes:
-                with client.get_object(Bucket=self.bucket, Key=key)["Body"] as stream:
-                    return stream.read()  # type: ignore[no-any-return]
-
-            return read
-
-        return await all_or_first_error(self._call("get", key, body_of(key)) for key in keys)
+        return [obj.body for obj in await all_or_first_error(self.get(key) for key in keys)]
 
     async def head(self, key: str) -> ObjectInfo:
         validate_key(key)
