@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Self
 
@@ -61,7 +61,7 @@ from gateway.audit.chain import (
     verify_lines,
 )
 from gateway.errors import GatewayError, LedgerBroken, LedgerError
-from gateway.model import Clock, isoformat
+from gateway.model import Clock, clock_text, isoformat
 
 log = logging.getLogger("gateway.audit")
 
@@ -185,13 +185,6 @@ class _Pending:
 CheckpointListener = Callable[[dict[str, Any]], None]
 
 
-def _time_text(moment: datetime) -> str:
-    """``isoformat(moment)``, without its conversion for a clock that already gives UTC."""
-    if moment.tzinfo is UTC:
-        return moment.isoformat()[:-6] + "Z"  # an aware UTC time ends in "+00:00"
-    return isoformat(moment)
-
-
 @dataclass(frozen=True, slots=True)
 class _Stamp:
     """What the file looked like right after this process last wrote or read it."""
@@ -241,6 +234,7 @@ class FileLedger:
             raise ValueError("checkpoint_seconds must not be negative")
         self.path = path
         self._clock = clock
+        self._now_text = clock_text(clock)
         self._fd = fd
         self._seq = 0
         self._hash = GENESIS
@@ -342,7 +336,7 @@ class FileLedger:
         if type(kind) is not str or not 0 < len(kind) <= MAX_KIND:
             check_kind(kind)
         future = asyncio.get_running_loop().create_future()
-        self._queue(_Pending(kind, _time_text(self._clock()), check_data(data), future))
+        self._queue(_Pending(kind, self._now_text(), check_data(data), future))
         return await future  # type: ignore[no-any-return]
 
     async def checkpoint(self) -> dict[str, Any] | None:
@@ -392,7 +386,7 @@ class FileLedger:
             if not batch and not requests:
                 continue
             clock_now = self._clock()
-            now = _time_text(clock_now)
+            now = isoformat(clock_now)
             force = bool(requests) or self._checkpoint_due()
             started = time.perf_counter()
             try:
