@@ -12,7 +12,9 @@ How it keeps the port's rules:
 - Atomic put: the object is written to a new file in ``tmp/``, flushed and
   fsynced, then moved into place with ``os.replace`` (or ``os.link`` for
   ``if_absent``, which fails atomically when the target exists), and the
-  target's directory is fsynced before ``put`` returns. A crash leaves at most
+  target's directory is fsynced before ``put`` returns (and, when the put
+  creates folders, each new folder's parent as it is made; the same for the
+  folders of a hold marker). A crash leaves at most
   a temp file, which a later ``open()`` removes; readers see the old object or
   the new one, never part of one.
 - Check-then-act: ``put``, ``delete`` and ``set_legal_hold`` hold an exclusive
@@ -232,7 +234,7 @@ class FileStore:
             if self._opened:
                 return
             for folder in (self._objects, self._holds, self._tmp):
-                folder.mkdir(parents=True, exist_ok=True)
+                _make_folders(folder, self.root)
             self._remove_stale_temps()
             self._opened = True
 
@@ -511,7 +513,7 @@ class FileStore:
                 # the object we found may not be durable yet: make it so before
                 # the hold is (a hold must never outlive its object in a crash).
                 _fsync_dir(target.parent)
-                marker.parent.mkdir(parents=True, exist_ok=True)
+                _make_folders(marker.parent, self._holds)
                 marker.touch(exist_ok=True)
                 _fsync_dir(marker.parent)
             elif marker.is_file():
@@ -574,7 +576,7 @@ class FileStore:
 
     def _make_parent(self, key: str, target: Path) -> None:
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            _make_folders(target.parent, self._objects)
         except (FileExistsError, NotADirectoryError):
             raise self._key_conflict(key) from None
 
@@ -632,6 +634,31 @@ def _fsync_and_close(fd: int) -> None:
 
 def _fsync_dir(folder: Path) -> None:
     _fsync_and_close(_open_dir(folder))
+
+
+def _make_folders(folder: Path, top: Path) -> None:
+    """``folder.mkdir(parents=True, exist_ok=True)`` below an existing ``top``, made durable.
+
+    The parent of each folder it creates is fsynced: an fsync of a file or
+    folder does not make its own name in its parent durable, so without it a
+    crash could lose a new folder, and the object or hold marker fsynced into
+    it, after the put or the hold had returned. ``FileExistsError`` if a part
+    of the path is a file.
+    """
+    missing: list[Path] = []
+    while folder != top and not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    if folder == top:
+        top.mkdir(parents=True, exist_ok=True)  # (a store's own folders: the root's parent is not ours to fsync)
+    for new in reversed(missing):
+        try:
+            new.mkdir()
+        except FileExistsError:
+            if not new.is_dir():
+                raise
+            continue  # made meanwhile by another writer, which makes it durable
+        _fsync_dir(new.parent)
 
 
 def _names(path: str, fd: int) -> bool:

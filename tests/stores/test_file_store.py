@@ -46,6 +46,35 @@ async def test_a_legal_hold_is_a_marker_under_holds(store: FileStore) -> None:
     assert not (store.root / "holds" / "subjects").exists()
 
 
+def fsynced_paths(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Record the path of everything ``os.fsync`` is called on (it still syncs for real)."""
+    real = os.fsync
+    paths: list[Path] = []
+
+    def recording(fd: int) -> None:
+        paths.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    return paths
+
+
+async def test_a_put_that_creates_folders_makes_each_new_folders_name_durable(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced = fsynced_paths(monkeypatch)
+    await store.put(KEY, b"x", {})
+    objects = store.root.resolve() / "objects"
+    # each new folder's name lives in its parent: objects/, subjects/, aoife/; the object's own in records/
+    assert {objects, objects / "subjects", objects / "subjects" / "aoife", objects / "subjects" / "aoife" / "records"} <= set(synced)
+
+
+async def test_a_hold_that_creates_folders_makes_each_new_folders_name_durable(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    await store.put(KEY, b"x", {})
+    synced = fsynced_paths(monkeypatch)
+    await store.set_legal_hold(KEY, True)
+    holds = store.root.resolve() / "holds"
+    assert {holds, holds / "subjects", holds / "subjects" / "aoife", holds / "subjects" / "aoife" / "records"} <= set(synced)
+
+
 async def test_a_failed_rename_leaves_the_old_object_and_no_temp_file(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
     await store.put(KEY, b"old", {"v": "1"})
 
