@@ -29,7 +29,8 @@ How it keeps the port's rules:
   unlink, ``set_legal_hold`` fsyncs the object's directory before it writes
   the marker, and an ``if_absent`` put refused because the key exists fsyncs
   the directory before it refuses. (An ``if_absent`` put whose key already
-  exists is refused under the lock before it writes any temp file.)
+  exists is refused under the lock before it writes any temp file; a put onto
+  a held key is refused before it writes one too, and again under the lock.)
 - Temp files: each writer holds an exclusive ``flock`` on its temp file from
   its creation (checked: after locking, the writer makes sure the path still
   names its file, else starts over with a new one) until the file has been
@@ -282,6 +283,8 @@ class FileStore:
 
     def _put_sync(self, key: str, body: bytes, metadata: dict[str, str], if_absent: bool) -> None:
         target = self._objects / key
+        if self._is_held(key):  # refused under the lock in any case: no temp file written and fsynced for nothing
+            raise self._held(key)
         if if_absent and target.is_file():
             # Most likely refused (a replay, or another replica was first): check
             # before writing a temp file for nothing. If the object is gone by
@@ -352,7 +355,7 @@ class FileStore:
     def _checked_folder(self, key: str, target: Path) -> int:
         """Under the lock: refuse a held key or one that is a folder of keys; else open the target's folder."""
         if self._is_held(key):
-            raise ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
+            raise self._held(key)
         self._make_parent(key, target)
         if target.is_dir():
             raise self._key_conflict(key)
@@ -497,7 +500,7 @@ class FileStore:
             if not target.is_file():
                 raise self._not_found(key)
             if self._is_held(key):
-                raise ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
+                raise self._held(key)
             target.unlink()
             _fsync_dir(target.parent)
             _prune(target.parent, self._objects)
@@ -579,6 +582,9 @@ class FileStore:
             _make_folders(target.parent, self._objects)
         except (FileExistsError, NotADirectoryError):
             raise self._key_conflict(key) from None
+
+    def _held(self, key: str) -> ObjectLocked:
+        return ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
 
     def _exists(self, key: str) -> PreconditionFailed:
         return PreconditionFailed(f"object `{key}` already exists in `{self.region}`")

@@ -75,6 +75,15 @@ async def test_a_hold_that_creates_folders_makes_each_new_folders_name_durable(s
     assert {holds, holds / "subjects", holds / "subjects" / "aoife", holds / "subjects" / "aoife" / "records"} <= set(synced)
 
 
+async def test_a_put_onto_a_held_key_is_refused_before_it_writes_a_temp_file(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    await store.put(KEY, b"x", {})
+    await store.set_legal_hold(KEY, True)
+    synced = fsynced_paths(monkeypatch)
+    with pytest.raises(ObjectLocked):
+        await store.put(KEY, b"y" * 1_000_000, {})
+    assert synced == []
+
+
 async def test_a_failed_rename_leaves_the_old_object_and_no_temp_file(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
     await store.put(KEY, b"old", {"v": "1"})
 
