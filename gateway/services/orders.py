@@ -63,6 +63,16 @@ def _doc_key(authority: str, order_id: str) -> str:
     return f"orders/{authority}/{order_id}/decision"
 
 
+def _parse_document(body: bytes) -> dict[str, Any]:
+    """A stored decision document. ``orjson`` parses it (5.6 MB for 10,000 records: 24 ms, not 38);
+    a document the standard encoder wrote before ``orjson`` did may hold what only ``json``
+    reads back (a lone surrogate's escape from an order's free text, say), so ``json`` reads those."""
+    try:
+        return orjson.loads(body)  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError:
+        return json.loads(body)  # type: ignore[no-any-return]
+
+
 def _claim_key(authority: str, order_id: str) -> str:
     return f"orders/{authority}/{order_id}/claim"
 
@@ -230,7 +240,7 @@ class OrderService:
         """A resubmission racing the first submission waits briefly for its document."""
         for _ in range(50):
             try:
-                return await self.view_now(orjson.loads((await self.control.get(_doc_key(authority, order_id))).body))
+                return await self.view_now(_parse_document((await self.control.get(_doc_key(authority, order_id))).body))
             except ObjectNotFound:
                 await asyncio.sleep(0.1)
         raise Conflict(f"order `{order_id}` is still being decided; ask again shortly", code="order-in-progress")
@@ -294,7 +304,7 @@ class OrderService:
             return None
         for authority in (order.issuer.id, *sorted(set(self.config.legal.authorities) - {order.issuer.id})):
             try:
-                return authority, orjson.loads((await self.control.get(_doc_key(authority, order.renews))).body)
+                return authority, _parse_document((await self.control.get(_doc_key(authority, order.renews))).body)
             except ObjectNotFound:
                 continue
         return None
@@ -481,7 +491,7 @@ class OrderService:
                 )
             authority = owners[0]
         try:
-            return orjson.loads((await self.control.get(_doc_key(authority, order_id))).body)  # 5.6 MB for 10,000 records: 24 ms, not 38
+            return _parse_document((await self.control.get(_doc_key(authority, order_id))).body)
         except ObjectNotFound:
             raise OrderNotFound(f"no order `{order_id}` from `{authority}`") from None
 

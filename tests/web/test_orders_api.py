@@ -469,3 +469,14 @@ async def test_an_order_whose_decision_failed_can_be_submitted_again(client, env
     monkeypatch.setattr(runtime.orders, "_act", real)
     status, body = await submit(client, env, token)
     assert status == 201 and body["items"][0]["outcome"] == "disclose"
+
+
+async def test_a_decision_document_stored_by_the_standard_encoder_with_a_lone_surrogate_still_packages(client: TestClient, env: Env) -> None:
+    case = await _disclosed(client, env)
+    rt = _runtime(client)
+    [key] = [k for k in await rt.control.list("orders/") if k.endswith(f"/{case.order.id}/decision")]
+    stored = json.loads((await rt.control.get(key)).body)
+    stored["case_ref"] = "\ud800"  # as json.dumps wrote an order's free text before documents were written by orjson
+    await rt.control.put(key, json.dumps(stored).encode(), {})
+    status, _, complete = await download_package(client, env, case.order.id)
+    assert (status, complete) == (200, True)
