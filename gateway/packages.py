@@ -124,11 +124,7 @@ def build_manifest(
         segments.add(value)
 
     for subject, region, category, key, sha256, size, tag in items:
-        try:
-            known = subject in segments and region in segments and key in segments
-        except TypeError:  # unhashable, so not text
-            known = False
-        if not known:
+        if not (type(subject) is str and type(region) is str and type(key) is str and subject in segments and region in segments and key in segments):
             segment("subject", subject)
             segment("region", region)
             segment("key", key)

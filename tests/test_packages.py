@@ -7,6 +7,7 @@ import hashlib
 import io
 import itertools
 import tarfile
+from collections import UserString
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -388,3 +389,11 @@ def test_every_member_header_is_the_one_tarfile_writes(name: str, size: int, mti
     from gateway.packages import _header, _tar_header
 
     assert _header(name, size, mtime) == _tar_header(name, size, mtime)
+
+
+def test_a_path_segment_that_only_compares_equal_to_text_cannot_enter_a_manifest() -> None:
+    known = PackageItem("acct-1", "north-1", "content", "mail-1", "0" * 64, 1, "tag")
+    lookalike = PackageItem(UserString("acct-1"), "north-1", "content", "mail-1", "0" * 64, 1, "tag")  # type: ignore[arg-type]
+    with pytest.raises(PackageError) as caught:
+        build_manifest("order-1", "aa-court", CREATED, [known, lookalike], "provider")
+    assert caught.value.code == "package-invalid"
