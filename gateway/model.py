@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 # Identifiers that appear in URLs, object keys and the ledger: subjects, record
 # keys, services, region ids. Conservative on purpose: they become path
@@ -25,6 +25,44 @@ Clock = Callable[[], datetime]
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+_T = TypeVar("_T")
+
+
+def quick_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen, slotted dataclass an ``__init__`` that fills its slots through their descriptors.
+
+    The ``__init__`` that ``dataclass(frozen=True)`` writes calls
+    ``object.__setattr__`` once per field, which makes a ten-field object cost
+    about 2.5 µs on a small VM; a slot's own setter does the same work in well
+    under half that. The class stays frozen (its ``__setattr__`` still raises),
+    and its signature, defaults, equality, hash and ``dataclasses.replace`` are
+    unchanged. Apply it above ``@dataclass(frozen=True, slots=True)``; fields
+    must take plain defaults (no ``default_factory``) and no ``__post_init__``.
+    """
+    params: list[str] = []
+    body: list[str] = []
+    namespace: dict[str, object] = {}
+    params_of = getattr(cls, "__dataclass_params__", None)
+    if "__slots__" not in cls.__dict__ or params_of is None or not params_of.frozen or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__}: quick_init needs a frozen, slotted dataclass without __post_init__")
+    for i, f in enumerate(fields(cls)):  # type: ignore[arg-type]
+        if f.default_factory is not MISSING or not f.init or f.kw_only:
+            raise TypeError(f"{cls.__name__}.{f.name}: quick_init takes positional fields with plain defaults only")
+        namespace[f"_set{i}"] = cls.__dict__[f.name].__set__
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default{i}"] = f.default
+            params.append(f"{f.name}=_default{i}")
+        body.append(f"    _set{i}(self, {f.name})")
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body or ["    pass"]), namespace)
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
+    init.__doc__ = cls.__init__.__doc__  # type: ignore[misc]
+    cls.__init__ = init  # type: ignore[misc]
+    return cls
 
 
 def is_identifier(value: object) -> bool:
@@ -247,6 +285,7 @@ class RecordMeta:
         }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Reason:
     """A stable kebab-case code and the rule that produced it."""

@@ -34,7 +34,7 @@ from typing import Protocol
 
 from gateway.legal.orders import Objection, Order, PriorPreservation
 from gateway.legal.policy import Channel, Instrument, LegalPolicy, PreservationRule
-from gateway.model import Reason, Region, Subject, isoformat
+from gateway.model import Reason, Region, Subject, isoformat, quick_init
 
 # The outcome vocabulary (PRODUCT.md). Deny-side outcomes are listed last.
 DISCLOSE = "disclose"
@@ -55,6 +55,7 @@ BASES: tuple[str, ...] = (COMPELLED, VOLUNTARY, EMERGENCY)
 _WILDCARDS = frozenset("*?%")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Obligations:
     """What a decision obliges the provider to do, and by when (all UTC)."""
@@ -81,6 +82,7 @@ class Obligations:
 NO_OBLIGATIONS = Obligations()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome for one (order, subject, region, category), with its reasons.
@@ -244,16 +246,18 @@ class Engine:
         instrument = self.policy.instruments.get(order.instrument)
         who = subject.id if subject is not None else (subject_id or "")
         place: Region | None
-        if isinstance(region, str):
+        named = isinstance(region, str)
+        if named:
             place = self.regions.get(region)
+            region_id = region
         else:
             place = region
-        region_id = region if isinstance(region, str) else (region.id if region is not None else "")
+            region_id = region.id if region is not None else ""
         # R1: form validity
         meta = (order.id, who, region_id, category)
         decided = self._form(order, instrument, who, category, now, replayed, lines, meta)
-        if decided is None and isinstance(region, str) and place is None:
-            decided = _refuse_unplaced(region, lines, meta)
+        if decided is None and named and place is None:
+            decided = _refuse_unplaced(region_id, lines, meta)
         if decided is None:
             assert instrument is not None  # _form refuses unknown instruments
             run = _Run(order.received_at or now, order.nondisclosure_until, self.policy.review_days, lines, meta)
@@ -276,55 +280,52 @@ class Engine:
         issuer = order.issuer
         served_by = order.served_by
 
-        def no(outcome: str, code: str, rule: str, detail: str) -> Decision:
-            if lines is not None:
-                lines.append(f"{rule}: {outcome} ({code}): {detail}")
-            return Decision(outcome, None, (Reason(code, rule, detail),), NO_OBLIGATIONS, rule, (), *meta)
-
-        def ok(rule: str, detail: str) -> None:
-            if lines is not None:
-                lines.append(f"{rule}: ok: {detail}")
-
         # (1) the instrument is one the policy defines
         if instrument is None:
-            return no(REFUSE, "unknown-instrument", "R1.instrument", f"instrument `{order.instrument}` is not defined in the policy")
+            return _no(lines, meta, REFUSE, "unknown-instrument", "R1.instrument", f"instrument `{order.instrument}` is not defined in the policy")
         if lines is not None:
-            ok("R1.instrument", f"`{instrument.id}` ({instrument.name})")
+            _ok(lines, "R1.instrument", f"`{instrument.id}` ({instrument.name})")
 
         # (2) validity period: `exp` (the execute-by date) and `nbf`
         if order.expires_at is not None and now >= order.expires_at:
-            return no(REFUSE, "expired", "R1.expired", f"the order expired at {_when(order.expires_at)}")
+            return _no(lines, meta, REFUSE, "expired", "R1.expired", f"the order expired at {_when(order.expires_at)}")
         if order.not_before is not None and now < order.not_before:
-            return no(REFUSE, "not-yet-valid", "R1.expired", f"the order is not valid before {_when(order.not_before)}")
+            return _no(lines, meta, REFUSE, "not-yet-valid", "R1.expired", f"the order is not valid before {_when(order.not_before)}")
         if lines is not None:
-            ok("R1.expired", f"valid until {_when(order.expires_at)}" if order.expires_at is not None else "no expiry date")
+            _ok(lines, "R1.expired", f"valid until {_when(order.expires_at)}" if order.expires_at is not None else "no expiry date")
 
         # (3) the instrument's regime applies: to the order's date and to now
         if instrument.in_force_from is not None:
             dated = order.made_at or order.issued_at or now
             if dated < instrument.in_force_from or now < instrument.in_force_from:
-                return no(
+                return _no(
+                    lines,
+                    meta,
                     REFUSE,
                     "regime-not-in-force",
                     "R1.regime-not-in-force",
                     f"`{instrument.id}` applies from {_when(instrument.in_force_from)}; the order is dated {_when(dated)}",
                 )
             if lines is not None:
-                ok("R1.regime-not-in-force", f"`{instrument.id}` applies since {_when(instrument.in_force_from)}")
+                _ok(lines, "R1.regime-not-in-force", f"`{instrument.id}` applies since {_when(instrument.in_force_from)}")
         else:
             if lines is not None:
-                ok("R1.regime-not-in-force", f"`{instrument.id}` has no start date")
+                _ok(lines, "R1.regime-not-in-force", f"`{instrument.id}` has no start date")
 
         # (4) the issuer's state takes part in the instrument
         if issuer.jurisdiction in instrument.not_bound:
-            return no(
+            return _no(
+                lines,
+                meta,
                 ROUTE_MLAT,
                 "not-bound",
                 "R1.not-bound",
                 f"`{issuer.jurisdiction}` is not bound by `{instrument.id}`; use mutual legal assistance",
             )
         if issuer.jurisdiction not in instrument.issuers:
-            return no(
+            return _no(
+                lines,
+                meta,
                 REFUSE,
                 "issuer-not-competent",
                 "R1.issuer-not-competent",
@@ -332,7 +333,9 @@ class Engine:
             )
         # (5) the issuer's kind is competent for the instrument, and for the category
         if issuer.kind not in instrument.kinds:
-            return no(
+            return _no(
+                lines,
+                meta,
                 REFUSE,
                 "issuer-not-competent",
                 "R1.issuer-not-competent",
@@ -341,38 +344,42 @@ class Engine:
         if category is not None:
             rank = self.rank.get(category)
             if rank is None:
-                return no(REFUSE, "unknown-category", "R1.category", f"category `{category}` is not on the ladder")
+                return _no(lines, meta, REFUSE, "unknown-category", "R1.category", f"category `{category}` is not on the ladder")
             if category not in order.categories:
-                return no(REFUSE, "category-not-ordered", "R1.category", f"the order does not ask for `{category}` data")
+                return _no(lines, meta, REFUSE, "category-not-ordered", "R1.category", f"the order does not ask for `{category}` data")
             cap = self.competence.get((instrument.id, issuer.kind))
             if cap is not None and rank > cap:
-                return no(
+                return _no(
+                    lines,
+                    meta,
                     REFUSE,
                     "issuer-not-competent",
                     "R1.issuer-not-competent",
                     f"under `{instrument.id}` a {issuer.kind} may order `{self.policy.categories[cap]}` data at most, not `{category}`",
                 )
         if lines is not None:
-            ok("R1.not-bound", f"`{issuer.jurisdiction}` takes part in `{instrument.id}`")
+            _ok(lines, "R1.not-bound", f"`{issuer.jurisdiction}` takes part in `{instrument.id}`")
         if lines is not None:
             for_category = f" for `{category}` data" if category else ""
-            ok("R1.issuer-not-competent", f"`{issuer.id}` ({issuer.kind}, `{issuer.jurisdiction}`) may issue `{instrument.id}`{for_category}")
+            _ok(lines, "R1.issuer-not-competent", f"`{issuer.id}` ({issuer.kind}, `{issuer.jurisdiction}`) may issue `{instrument.id}`{for_category}")
 
         # (6) an emergency-only instrument carries an emergency reason
         if instrument.emergency.mode == "required" and not order.emergency_reason:
-            return no(REFUSE, "missing-claim", "R1.emergency", f"`{instrument.id}` needs an `emergency` reason")
+            return _no(lines, meta, REFUSE, "missing-claim", "R1.emergency", f"`{instrument.id}` needs an `emergency` reason")
 
         # (7) the offence, for the categories where the instrument requires one
         rule = instrument.offence
         if rule is not None and category is not None and self.rank[category] >= self.rank[rule.required_from]:
             offence = order.offence
             if offence is None:
-                return no(REFUSE, "missing-claim", "R1.offence", f"`{instrument.id}` for `{category}` data must name the `offence`")
+                return _no(lines, meta, REFUSE, "missing-claim", "R1.offence", f"`{instrument.id}` for `{category}` data must name the `offence`")
             if rule.min_max_penalty_years is not None:
                 if offence.max_penalty_years is None:
-                    return no(REFUSE, "missing-claim", "R1.offence", "the offence must give `max_penalty_years`")
+                    return _no(lines, meta, REFUSE, "missing-claim", "R1.offence", "the offence must give `max_penalty_years`")
                 if offence.max_penalty_years < rule.min_max_penalty_years:
-                    return no(
+                    return _no(
+                        lines,
+                        meta,
                         REFUSE,
                         "not-serious-crime",
                         "R1.offence",
@@ -380,9 +387,9 @@ class Engine:
                         f"{rule.min_max_penalty_years:g} years; `{offence.description}` carries {offence.max_penalty_years:g}",
                     )
             if lines is not None:
-                ok("R1.offence", f"offence `{offence.description}` ({_years(offence.max_penalty_years)})")
+                _ok(lines, "R1.offence", f"offence `{offence.description}` ({_years(offence.max_penalty_years)})")
         elif rule is not None and category is not None and lines is not None:
-            ok("R1.offence", f"`{instrument.id}` needs no offence for `{category}` data")
+            _ok(lines, "R1.offence", f"`{instrument.id}` needs no offence for `{category}` data")
 
         # (8) specific identifiers: named accounts, no wildcards
         specific = self._specific.get(order.subjects)
@@ -392,16 +399,18 @@ class Engine:
                 self._specific.clear()
             self._specific[order.subjects] = specific
         if not specific:
-            return no(REFUSE, "no-specific-identifiers", "R1.no-specific-identifiers", "the order must name specific accounts, not a pattern")
+            return _no(lines, meta, REFUSE, "no-specific-identifiers", "R1.no-specific-identifiers", "the order must name specific accounts, not a pattern")
         if subject_id is not None and subject_id not in order.subjects:
-            return no(REFUSE, "subject-not-named", "R1.no-specific-identifiers", f"the order does not name `{subject_id}`")
+            return _no(lines, meta, REFUSE, "subject-not-named", "R1.no-specific-identifiers", f"the order does not name `{subject_id}`")
         if lines is not None:
-            ok("R1.no-specific-identifiers", f"{len(order.subjects)} account(s) named")
+            _ok(lines, "R1.no-specific-identifiers", f"{len(order.subjects)} account(s) named")
 
         # (9) service: who served (signed) the order, and when
         service = instrument.service
         if served_by.jurisdiction != issuer.jurisdiction:
-            return no(
+            return _no(
+                lines,
+                meta,
                 REFUSE,
                 "improper-service",
                 "R1.improper-service",
@@ -409,54 +418,62 @@ class Engine:
             )
         if service is not None and service.served_by_kind is not None:
             if served_by.kind != service.served_by_kind or (served_by.designated_for and instrument.id not in served_by.designated_for):
-                return no(
+                return _no(
+                    lines,
+                    meta,
                     REFUSE,
                     "improper-service",
                     "R1.improper-service",
                     f"`{instrument.id}` must be served by the {service.served_by_kind} designated for it, not by `{served_by.id}` ({served_by.kind})",
                 )
         elif served_by.id != issuer.id and instrument.id not in served_by.designated_for:
-            return no(
+            return _no(
+                lines,
+                meta,
                 REFUSE,
                 "improper-service",
                 "R1.improper-service",
                 f"`{served_by.id}` is not designated to serve `{instrument.id}` for `{issuer.id}`",
             )
         if lines is not None:
-            ok("R1.improper-service", f"served by `{served_by.id}` ({served_by.kind})")
+            _ok(lines, "R1.improper-service", f"served by `{served_by.id}` ({served_by.kind})")
         if service is not None and service.within_months_of_made is not None:
             if order.made_at is None:
-                return no(REFUSE, "missing-claim", "R1.served-too-late", f"`{instrument.id}` must state when it was made (`made_at`)")
+                return _no(lines, meta, REFUSE, "missing-claim", "R1.served-too-late", f"`{instrument.id}` must state when it was made (`made_at`)")
             served_at = order.received_at or now
             last = add_months(order.made_at, service.within_months_of_made)
             if served_at > last:
-                return no(
+                return _no(
+                    lines,
+                    meta,
                     REFUSE,
                     "served-too-late",
                     "R1.served-too-late",
                     f"made {_when(order.made_at)}, served {_when(served_at)}: more than {service.within_months_of_made} month(s) later",
                 )
             if lines is not None:
-                ok("R1.served-too-late", f"served in time (by {_when(last)})")
+                _ok(lines, "R1.served-too-late", f"served in time (by {_when(last)})")
 
         # (10) addressed to an establishment in another state than the issuer's
         if instrument.foreign_establishment_required:
             establishment = self.enforcing_state.get(instrument.id)
             if establishment is None or establishment == issuer.jurisdiction:
-                return no(
+                return _no(
+                    lines,
+                    meta,
                     REFUSE,
                     "domestic-instrument-required",
                     "R1.domestic-instrument-required",
                     f"`{instrument.id}` is addressed to the provider's establishment in `{establishment}`, the issuer's own state; use a domestic order",
                 )
             if lines is not None:
-                ok("R1.domestic-instrument-required", f"addressed to the provider's establishment in `{establishment}`, another state")
+                _ok(lines, "R1.domestic-instrument-required", f"addressed to the provider's establishment in `{establishment}`, another state")
 
         # (11) the order id was not used before by this authority with a different body
         if replayed:
-            return no(REFUSE, "replayed", "R1.replayed", f"order id `{order.id}` was already used by `{issuer.id}` with a different body")
+            return _no(lines, meta, REFUSE, "replayed", "R1.replayed", f"order id `{order.id}` was already used by `{issuer.id}` with a different body")
         if lines is not None:
-            ok("R1.replayed", f"order id `{order.id}` is new or identical")
+            _ok(lines, "R1.replayed", f"order id `{order.id}` is new or identical")
         return None
 
     # -- R2 to R6 ----------------------------------------------------------------------
@@ -937,6 +954,18 @@ class _Run:
         if self.lines is not None:
             self.lines.append(f"{rule}: decides {outcome}{' (' + basis + ')' if basis else ''} ({code}): {detail}")
         return Decision(outcome, basis, (Reason(code, rule, detail), *more), obligations, rule, (), *self.meta)
+
+
+def _no(lines: list[str] | None, meta: tuple[str, str, str, str], outcome: str, code: str, rule: str, detail: str) -> Decision:
+    """An R1 decision against the order (refuse, or route-mlat for a party not bound)."""
+    if lines is not None:
+        lines.append(f"{rule}: {outcome} ({code}): {detail}")
+    return Decision(outcome, None, (Reason(code, rule, detail),), NO_OBLIGATIONS, rule, (), *meta)
+
+
+def _ok(lines: list[str] | None, rule: str, detail: str) -> None:
+    if lines is not None:
+        lines.append(f"{rule}: ok: {detail}")
 
 
 def _refuse_unplaced(region: str, lines: list[str] | None, meta: tuple[str, str, str, str]) -> Decision:

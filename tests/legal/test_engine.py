@@ -335,7 +335,7 @@ def test_every_reason_code_the_engine_can_give_is_documented_in_regions_toml() -
         if not isinstance(node, ast.Call):
             continue
         name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-        position = {"no": 1, "done": 1, "Reason": 0}.get(name)
+        position = {"_no": 3, "done": 1, "Reason": 0}.get(name)
         if position is not None and len(node.args) > position:
             argument = node.args[position]
             if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
