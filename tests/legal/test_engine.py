@@ -322,7 +322,7 @@ def test_the_engine_reads_no_clock_does_no_io_and_logs_nothing() -> None:
     tree = ast.parse(source)
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported <= {"__future__", "calendar", "weakref", "collections", "dataclasses", "datetime", "typing", "gateway"}
+    assert imported <= {"__future__", "calendar", "functools", "weakref", "collections", "dataclasses", "datetime", "typing", "gateway"}
     calls = {node.func.attr for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)}
     assert not calls & {"now", "utcnow", "today", "time", "open", "read_text", "info", "debug", "warning"}
     assert "print(" not in source
