@@ -56,6 +56,8 @@ BASES: tuple[str, ...] = (COMPELLED, VOLUNTARY, EMERGENCY)
 _WILDCARDS = frozenset("*?%")
 
 
+_ChannelEntry = tuple[Channel, datetime | None, str, str, tuple[str, ...]]
+
 @quick_init
 @dataclass(frozen=True, slots=True)
 class Obligations:
@@ -210,12 +212,16 @@ class Engine:
             (i.id, kind): self.rank[cap] for i in policy.instruments.values() for kind, cap in i.competence.items()
         }
         self.enforcing_state: Mapping[str, str] = {instrument: e.jurisdiction for e in policy.establishments.values() for instrument in e.receives}
-        channels: dict[str, list[tuple[Channel, datetime | None, str]]] = {}
+        # per instrument: the channels naming it, each with its agreement's start and name, the rule
+        # it decides as, and the jurisdictions whose persons it may not target (in the order checked)
+        channels: dict[str, list[_ChannelEntry]] = {}
         for agreement in policy.agreements.values():
             for channel in agreement.channels:
+                not_person_of = tuple(sorted(channel.targeting.not_person_of)) if channel.targeting is not None else ()
+                entry = (channel, agreement.in_force_from, agreement.name, f"R5.agreement.{channel.agreement}", not_person_of)
                 for instrument in channel.instruments:
-                    channels.setdefault(instrument, []).append((channel, agreement.in_force_from, agreement.name))
-        self.channels: Mapping[str, tuple[tuple[Channel, datetime | None, str], ...]] = {k: tuple(v) for k, v in channels.items()}
+                    channels.setdefault(instrument, []).append(entry)
+        self.channels: Mapping[str, tuple[_ChannelEntry, ...]] = {k: tuple(v) for k, v in channels.items()}
         self.blocking = tuple(policy.blocking.values())
         self.voluntary = tuple((rule, self.rank[rule.up_to]) for rule in policy.voluntary)
         e = policy.emergency
@@ -695,16 +701,15 @@ class Engine:
         issuer_j = order.issuer.jurisdiction
         stored_j = region.jurisdiction
         considered = False
-        for channel, in_force_from, agreement_name in self.channels.get(instrument.id, ()):
+        for channel, in_force_from, agreement_name, rule, not_person_of in self.channels.get(instrument.id, ()):
             if issuer_j not in channel.issuers or (stored_j not in channel.stored_in and region.id not in channel.stored_in):
                 continue
             considered = True
-            rule = f"R5.agreement.{channel.agreement}"
             if in_force_from is not None and now < in_force_from:
                 if run.lines is not None:
                     run.note(f"{rule}: skipped: not in force until {_when(in_force_from)}")
                 continue
-            violation, unknown = self._conditions(channel, order, subject, run, rule)
+            violation, unknown = self._conditions(channel, not_person_of, order, subject, run, rule)
             if violation is not None:
                 code, detail = violation
                 outcome = channel.on_violation
@@ -735,12 +740,14 @@ class Engine:
             run.note(f"R5.agreement: no channel covers `{instrument.id}` from `{issuer_j}` to data stored in `{stored_j}`")
         return None
 
-    def _conditions(self, channel: Channel, order: Order, subject: Subject, run: _Run, rule: str) -> tuple[tuple[str, str] | None, str | None]:
+    def _conditions(
+        self, channel: Channel, not_person_of: tuple[str, ...], order: Order, subject: Subject, run: _Run, rule: str
+    ) -> tuple[tuple[str, str] | None, str | None]:
         """A channel's conditions: a definite violation as (code, detail), else an unknown fact or None."""
         unknown: str | None = None
         targeting = channel.targeting
         if targeting is not None:
-            for place in sorted(targeting.not_person_of):
+            for place in not_person_of:
                 status = self._person_of(subject, place)
                 if status is True:
                     return ("targeting-restriction", f"{channel.id} may not target a person of `{place}`"), None
