@@ -399,9 +399,12 @@ class FileStore:
             raise self._failed("get", key, exc) from exc
         try:
             if limit is not None and limit < ONE_READ_LIMIT:
-                # one read of up to limit + 1 bytes says whether the file fits, without an fstat (3/4 of the time)
+                # reading up to limit + 1 bytes, to the end of the file, says whether it fits without an
+                # fstat (7.3 against 8.6 µs for a 4 KiB file here); a short read is read on from
                 try:
                     data = os.read(fd, limit + 1)
+                    while len(data) <= limit and (more := os.read(fd, limit + 1 - len(data))):
+                        data += more
                 except IsADirectoryError:  # a folder of other keys, not an object
                     raise self._not_found(key) from None
                 return None if len(data) > limit else data[self._body_start(key, data) :]

@@ -323,6 +323,14 @@ async def test_a_bulk_read_mixing_small_and_large_files_returns_every_body_in_or
     assert await store.get_bodies(list(bodies)) == list(bodies.values())
 
 
+async def test_a_bulk_read_reads_on_after_a_short_read(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    body = bytes(range(256)) * 20  # 5,120 bytes: more than one short read
+    await store.put(KEY, body, {})
+    real_read = os.read
+    monkeypatch.setattr("gateway.stores.files.os.read", lambda fd, n: real_read(fd, min(n, 4096)))  # as a network file system may
+    assert await store.get_bodies([KEY]) == [body]
+
+
 async def test_check_fails_when_the_root_disappears(store: FileStore) -> None:
     shutil.rmtree(store.root)
     with pytest.raises(StoreError, match="does not exist"):
