@@ -229,6 +229,9 @@ def download(url: str, intake: str, path: Path | None) -> tuple[int, float]:
             if out is not None:
                 out.write(chunk)
             total += len(chunk)
+        expected = int(response.headers["Content-Length"])
+    if total != expected:  # the server cut the stream (http.client ends a short body without an error)
+        raise RuntimeError(f"{url}: {total:,} of {expected:,} bytes; the package stream was cut")
     return total, time.perf_counter() - started
 
 
