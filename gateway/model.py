@@ -6,8 +6,10 @@ from ``regions.toml`` (see ``gateway.config``).
 
 from __future__ import annotations
 
+import inspect
 import re
 import time
+import types
 from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
@@ -38,29 +40,43 @@ def quick_init(cls: type[_T]) -> type[_T]:
     about 2.5 µs on a small VM; a slot's own setter does the same work in well
     under half that. The class stays frozen (its ``__setattr__`` still raises),
     and its signature, defaults, equality, hash and ``dataclasses.replace`` are
-    unchanged. Apply it above ``@dataclass(frozen=True, slots=True)``; fields
-    must take plain defaults (no ``default_factory``) and no ``__post_init__``.
+    unchanged. Apply it above ``@dataclass(frozen=True, slots=True)``. Refused
+    (``TypeError``): a class whose ``__init__`` takes anything but its fields
+    in order (keyword-only fields, ``InitVar``s, ``init=False``), a
+    ``default_factory``, or a ``__post_init__``.
     """
-    params: list[str] = []
-    body: list[str] = []
-    namespace: dict[str, object] = {}
+    name = cls.__name__
     params_of = getattr(cls, "__dataclass_params__", None)
     if "__slots__" not in cls.__dict__ or params_of is None or not params_of.frozen or hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__}: quick_init needs a frozen, slotted dataclass without __post_init__")
-    for i, f in enumerate(fields(cls)):  # type: ignore[arg-type]
-        if f.default_factory is not MISSING or not f.init or f.kw_only:
-            raise TypeError(f"{cls.__name__}.{f.name}: quick_init takes positional fields with plain defaults only")
-        namespace[f"_set{i}"] = cls.__dict__[f.name].__set__
+        raise TypeError(f"{name}: quick_init needs a frozen, slotted dataclass without __post_init__")
+    fields_ = fields(cls)  # type: ignore[arg-type]
+    names = [f.name for f in fields_]
+    taken = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    if (
+        [p.name for p in taken] != names
+        or any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in taken)
+        or any(n.startswith("__quick_") for n in names)
+    ):
+        raise TypeError(f"{name}: quick_init needs an __init__ that takes the fields, in order, and nothing else")
+    params: list[str] = []
+    body: list[str] = []
+    namespace: dict[str, object] = {"__name__": cls.__module__}
+    for i, f in enumerate(fields_):
+        if f.default_factory is not MISSING:
+            raise TypeError(f"{name}.{f.name}: quick_init takes plain defaults only, not a default_factory")
+        slot = inspect.getattr_static(cls, f.name)
+        if not isinstance(slot, types.MemberDescriptorType):
+            raise TypeError(f"{name}.{f.name}: quick_init needs a slot for every field")
+        namespace[f"__quick_set{i}"] = slot.__set__
         if f.default is MISSING:
             params.append(f.name)
         else:
-            namespace[f"_default{i}"] = f.default
-            params.append(f"{f.name}=_default{i}")
-        body.append(f"    _set{i}(self, {f.name})")
-    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body or ["    pass"]), namespace)
+            namespace[f"__quick_default{i}"] = f.default
+            params.append(f"{f.name}=__quick_default{i}")
+        body.append(f"    __quick_set{i}(__quick_self, {f.name})")
+    exec(f"def __init__(__quick_self, {', '.join(params)}):\n" + "\n".join(body or ["    pass"]), namespace)
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
-    init.__doc__ = cls.__init__.__doc__  # type: ignore[misc]
     cls.__init__ = init  # type: ignore[misc]
     return cls
 

@@ -88,9 +88,22 @@ def test_a_quick_init_type_keeps_equality_hash_and_replace() -> None:
         dataclasses.make_dataclass("NoSlots", [("a", str)], frozen=True),
         dataclasses.make_dataclass("Factory", [("a", list, dataclasses.field(default_factory=list))], frozen=True, slots=True),
         dataclasses.make_dataclass("KwOnly", [("a", str)], frozen=True, slots=True, kw_only=True),
+        dataclasses.make_dataclass("NotInInit", [("a", str), ("b", int, dataclasses.field(default=0, init=False))], frozen=True, slots=True),
+        dataclasses.make_dataclass("InitVar", [("a", str), ("b", dataclasses.InitVar[int])], frozen=True, slots=True),
     ],
-    ids=["not-frozen", "no-slots", "default-factory", "keyword-only"],
+    ids=["not-frozen", "no-slots", "default-factory", "keyword-only", "not-in-init", "init-var"],
 )
 def test_quick_init_refuses_a_type_it_cannot_build_faithfully(cls: type) -> None:
     with pytest.raises(TypeError):
         quick_init(cls)
+
+
+def test_a_quick_init_subclass_fills_the_slots_its_base_declares() -> None:
+    base = dataclasses.make_dataclass("Base", [("a", str)], frozen=True, slots=True)
+    child = quick_init(dataclasses.make_dataclass("Child", [("b", int, 1)], bases=(base,), frozen=True, slots=True))
+    assert dataclasses.astuple(child("x", 2)) == ("x", 2)
+
+
+def test_a_quick_init_type_may_name_a_field_self() -> None:
+    cls = quick_init(dataclasses.make_dataclass("Selfish", [("self", str)], frozen=True, slots=True))
+    assert cls(self="x").self == "x" and cls("y").self == "y"
