@@ -237,6 +237,9 @@ class FileStore:
                 return
             for folder in (self._objects, self._holds, self._tmp):
                 _make_folders(folder, self.root)
+            # the store's own folders may have been made by another process that died before it
+            # made their names durable; this one is about to write into them
+            _fsync_dir(self.root)
             self._remove_stale_temps()
             self._opened = True
 
@@ -674,7 +677,7 @@ def _make_folders(folder: Path, top: Path) -> None:
         except FileExistsError:
             if not new.is_dir():
                 raise
-            continue  # made meanwhile by another writer, which makes it durable
+            # made meanwhile by another writer, which may die before it makes the name durable
         _fsync_dir(new.parent)
 
 

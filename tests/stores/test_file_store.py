@@ -75,6 +75,31 @@ async def test_a_hold_that_creates_folders_makes_each_new_folders_name_durable(s
     assert {holds, holds / "subjects", holds / "subjects" / "aoife", holds / "subjects" / "aoife" / "records"} <= set(synced)
 
 
+async def test_a_folder_another_writer_makes_meanwhile_is_still_made_durable(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced = fsynced_paths(monkeypatch)
+    aoife = store.root.resolve() / "objects" / "subjects" / "aoife"
+    real_mkdir = Path.mkdir
+
+    def beaten(self: Path, *args: object, **kwargs: object) -> None:
+        if self.resolve() == aoife:
+            real_mkdir(self)  # the other writer's mkdir wins the race...
+            raise FileExistsError(17, "File exists")  # ...and it has not fsynced the parent yet
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", beaten)
+    await store.put(KEY, b"x", {})
+    assert aoife.parent in synced
+
+
+async def test_opening_a_store_makes_the_names_of_its_existing_folders_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "store"
+    for name in ("objects", "holds", "tmp"):  # as another process left them, perhaps before its fsync
+        (root / name).mkdir(parents=True)
+    synced = fsynced_paths(monkeypatch)
+    await FileStore("eu-west-1", root).open()
+    assert root.resolve() in synced
+
+
 async def test_a_put_onto_a_held_key_is_refused_before_it_writes_a_temp_file(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
     await store.put(KEY, b"x", {})
     await store.set_legal_hold(KEY, True)
