@@ -236,9 +236,9 @@ class FileStore:
             if self._opened:
                 return
             for folder in (self._objects, self._holds, self._tmp):
-                _make_folders(folder, self.root)
-            # the store's own folders may have been made by another process that died before it
-            # made their names durable; this one is about to write into them
+                folder.mkdir(parents=True, exist_ok=True)
+            # their names are durable before this process writes into them, whoever made them (another
+            # process may have died before it fsynced the root); the root's own parent is not ours
             _fsync_dir(self.root)
             self._remove_stale_temps()
             self._opened = True
