@@ -380,14 +380,12 @@ async def stream_package(
                 yield b"".join(parts)
             del parts, bodies, body
     finally:
-        if not signing.done():  # the stream ended before the signature was needed
-            signing.cancel()
-        elif not signing.cancelled():
-            signing.exception()  # retrieved, so a failed signing is not reported as unhandled
-        for _, _, fetching in ahead:  # the stream ended early: stop what was read ahead
-            if fetching.done() and not fetching.cancelled():
-                fetching.exception()  # retrieved, so a failed read-ahead is not reported as unhandled
-            fetching.cancel()
+        # the stream may have ended early: stop the signing and what was read ahead; a failure
+        # of theirs is retrieved, so it is not reported as unhandled
+        for pending in (signing, *(fetching for _, _, fetching in ahead)):
+            if pending.done() and not pending.cancelled():
+                pending.exception()
+            pending.cancel()
     yield END_OF_ARCHIVE
 
 
