@@ -58,6 +58,7 @@ _WILDCARDS = frozenset("*?%")
 
 _ChannelEntry = tuple[Channel, datetime | None, str, str, tuple[str, ...]]
 
+
 @quick_init
 @dataclass(frozen=True, slots=True)
 class Obligations:
