@@ -315,6 +315,32 @@ def cmd_package_verify(args: argparse.Namespace) -> int:
     return EXIT_FAILURE
 
 
+def cmd_subjects_resign(args: argparse.Namespace) -> int:
+    """Sign stored subject profiles that carry no valid tag, as they stand; each act is ledgered."""
+    from gateway.runtime import Runtime
+
+    if bool(args.subjects) == bool(args.all):
+        print("name the subjects to re-sign, or give --all", file=sys.stderr)
+        return EXIT_FAILURE
+    operator = args.by or os.environ.get("USER") or "operator"
+
+    async def run() -> dict[str, list[str]]:
+        rt = await Runtime.open(_settings(args, init_keys=False))
+        try:
+            done: dict[str, list[str]] = {"resigned": [], "already_signed": []}
+            for subject_id in args.subjects or await rt.records.subject_ids():
+                resigned = await rt.records.resign_profile(subject_id, by=operator)
+                done["resigned" if resigned else "already_signed"].append(subject_id)
+            return done
+        finally:
+            await rt.close()
+
+    done = asyncio.run(run())
+    lines = [f"re-signed {s}" for s in done["resigned"]] + [f"already signed {s}" for s in done["already_signed"]]
+    _emit(args, "\n".join(lines) or "no subjects", done)
+    return EXIT_OK
+
+
 def cmd_policy_test(args: argparse.Namespace) -> int:
     """Run decision cases against the configured rules; on failure print expected versus actual."""
     from gateway.config import load_config
@@ -479,6 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
     policy = sub.add_parser("policy", help="the legal policy").add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     p = command("test", "decide every case in the given files or folders and compare with its expectation", cmd_policy_test, policy)
     p.add_argument("paths", nargs="+", type=Path, help="case files (*.toml) or folders of them")
+
+    subjects = sub.add_parser("subjects", help="subjects' stored facts").add_subparsers(dest="subjects_command", required=True, metavar="ACTION")
+    p = command("resign", "sign stored subject profiles that fail verification, as they stand (check them first); ledgered", cmd_subjects_resign, subjects)
+    p.add_argument("subjects", nargs="*", help="subject ids")
+    p.add_argument("--all", action="store_true", help="every subject in every region (those already signed are left alone)")
+    p.add_argument("--by", help="the operator's name for the ledger (default: $USER)")
 
     order = sub.add_parser("order", help="legal orders").add_subparsers(dest="order_command", required=True, metavar="ACTION")
     p = command("sign", "sign a JSON claims file as an authority (compact JWS on stdout)", cmd_order_sign, order)

@@ -11,7 +11,11 @@ from gateway.legal.verify import sign_order
 from gateway.model import Caller, Subject
 from gateway.services.records import RecordService
 
-DEMO_SERVICE = Caller(principal="demo-loader", role="service", service="demo-loader", region="us-east-1", purpose="demo")
+
+def demo_loader(region: str) -> Caller:
+    """The demo's data loader in ``region``: a subject's data is written from its home region, as every write is decided like a read."""
+    return Caller(principal="demo-loader", role="service", service="demo-loader", region=region, purpose="demo")
+
 
 # (subject, home region, residence, nationality, us_person, location)
 DEMO_SUBJECTS: tuple[tuple[str, str, str, str, bool, str], ...] = (
@@ -37,11 +41,12 @@ async def seed(records: RecordService) -> int:
         if region not in records.config.regions:
             continue
         subject = Subject(subject_id, region, residence, nationality, us_person, location)
-        await records.register_subject(DEMO_SERVICE, subject)
+        loader = demo_loader(region)
+        await records.register_subject(loader, subject)
         for key, category, template in DEMO_RECORDS:
             if category not in records.config.rank:
                 continue
-            await records.put_record(DEMO_SERVICE, subject_id, key, category, template.format(subject=subject_id).encode())
+            await records.put_record(loader, subject_id, key, category, template.format(subject=subject_id).encode())
             written += 1
     return written
 

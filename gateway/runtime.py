@@ -178,6 +178,7 @@ class Runtime:
         records = RecordService(
             config=config,
             stores=stores,
+            control=control,
             signer=signer,
             verifier=TagVerifier(tag_public, {r.id: r.jurisdiction for r in config.regions.values()}, seal_keys=seal_keys),
             ledger=ledger,

@@ -21,8 +21,6 @@ from gateway.packages import PackageReport, verify_package
 from gateway.runtime import init_keys
 from tests.support import Env
 
-WRITER = ("crm", "us-east-1", "crm")
-
 
 def prepare_authorities(env: Env) -> None:
     """Key pairs for every registered authority, as the demo makes them."""
@@ -81,6 +79,7 @@ def sign_case(env: Env, case: Case, claims: dict[str, Any] | None = None) -> str
 async def seed_case(client: TestClient, env: Env, case: Case) -> None:
     """Register the case's subject(s) in the stored region and write one record of the category."""
     subject = case.subject
+    writer = ("crm", case.stored, "crm")  # a service in the subject's home region: every write is decided like a read
     for subject_id in case.order.subjects:
         if subject_id in ("", "*") or any(c in subject_id for c in "*?%"):
             continue
@@ -88,14 +87,14 @@ async def seed_case(client: TestClient, env: Env, case: Case) -> None:
         for name in ("nationality", "us_person", "location"):
             if getattr(subject, name) is not None:
                 profile[name] = getattr(subject, name)
-        response = await client.put(f"/v1/subjects/{subject_id}", json=profile, headers=env.service(*WRITER))
+        response = await client.put(f"/v1/subjects/{subject_id}", json=profile, headers=env.service(*writer))
         assert response.status in (200, 201), await response.text()
         if case.has_records:
             response = await client.put(
                 f"/v1/subjects/{subject_id}/records/rec-{case.category}",
                 params={"category": case.category},
                 data=f"{case.category} of {subject_id}".encode(),
-                headers=env.service(*WRITER),
+                headers=env.service(*writer),
             )
             assert response.status in (200, 201), await response.text()
 

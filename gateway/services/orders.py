@@ -37,13 +37,14 @@ from gateway.config import Config
 from gateway.errors import Conflict, GatewayError, InvalidRequest, NotFound
 from gateway.keys import PublicKey
 from gateway.legal.engine import Decision, Engine
+from gateway.legal.facts import with_unverified_facts
 from gateway.legal.orders import Order, PriorPreservation
 from gateway.legal.verify import OrderRejected, order_fingerprint, verify_order
 from gateway.model import Clock, Subject, is_identifier, isoformat, parse_time
 from gateway.packages import ItemFields, build_manifest, manifest_bytes, package_size, provider_key_id, stream_package
 from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, case_id_for, disclosure_allowed
 from gateway.services.notices import NoticeService
-from gateway.services.records import TAG_METADATA, RecordService, UnknownSubject, record_key, subject_prefix
+from gateway.services.records import TAG_METADATA, Profile, RecordService, UnknownSubject, record_key, subject_prefix
 from gateway.stores import ObjectInfo, ObjectLocked, ObjectNotFound, PreconditionFailed, RecordStore
 
 log = logging.getLogger("gateway.orders")
@@ -257,14 +258,15 @@ class OrderService:
 
     # --- deciding --------------------------------------------------------------
 
-    async def _subject_records(self, subject_id: str) -> tuple[Subject | None, list[dict[str, Any]]]:
-        """A subject and its records' metadata (category, sha256, tag), or (None, [])."""
+    async def _subject_records(self, subject_id: str) -> tuple[Profile | None, list[dict[str, Any]]]:
+        """A subject's stored facts (verified or not) and its records' metadata (category, sha256, tag), or (None, [])."""
         try:
-            subject = await self.records.subject(subject_id)
+            profile = await self.records.profile(subject_id)
         except UnknownSubject:
             return None, []
         except InvalidRequest:
             return None, []
+        subject = profile.subject
         store = self.stores[subject.home_region]
         prefix = f"{subject_prefix(subject.id)}records/"
         keys = await store.list(prefix)
@@ -284,7 +286,7 @@ class OrderService:
             # Signature checks release the GIL: one hand-off per subject lets the worker threads check
             # the tags of many subjects on every core, which an order naming thousands of records needs.
             checked = await asyncio.to_thread(self._checked_records, subject, infos)
-        return subject, sorted(checked, key=lambda r: r["key"])
+        return profile, sorted(checked, key=lambda r: r["key"])
 
     def _checked_records(self, subject: Subject, infos: Sequence[tuple[str, ObjectInfo]]) -> list[dict[str, Any]]:
         """The records whose residency tags verify; a record that cannot prove its residency is never disclosed."""
@@ -339,7 +341,8 @@ class OrderService:
         prior = await self._prior_preservation(order)
         items: list[dict[str, Any]] = []
         lines: list[str] = []
-        for subject_id, (subject, records) in zip(dict.fromkeys(order.subjects), looked_up, strict=True):
+        for subject_id, (profile, records) in zip(dict.fromkeys(order.subjects), looked_up, strict=True):
+            subject = profile.subject if profile else None
             for category in order.categories:
                 matching = [r for r in records if r["category"] == category]
                 decision = self.engine.decide(
@@ -353,18 +356,26 @@ class OrderService:
                     trace=trace,
                     subject_id=subject_id,
                 )
-                items.append(self._item(subject_id, subject, category, decision, matching))
+                if profile is not None and profile.violation is not None:
+                    decision = with_unverified_facts(
+                        decision,
+                        received=order.received_at or now,
+                        review_days=self.config.legal.review_days,
+                        detail=f"the stored facts of `{subject_id}` fail verification ({profile.violation.code}); the engine decided with them unknown",
+                    )
+                items.append(self._item(subject_id, profile, category, decision, matching))
                 if trace:
                     lines.append(f"## {subject_id} / {subject.home_region if subject else '-'} / {category}")
                     lines.extend(decision.trace)
         return items, lines, None
 
-    def _item(self, subject_id: str, subject: Subject | None, category: str, decision: Decision, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    def _item(self, subject_id: str, profile: Profile | None, category: str, decision: Decision, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         data = decision.to_json()
         return {
             "subject": subject_id,
-            "region": subject.home_region if subject else None,
+            "region": profile.subject.home_region if profile else None,
             "category": category,
+            "profile_sha256": profile.sha256 if profile else None,  # the subject facts this item was decided on
             **{k: data[k] for k in ("outcome", "basis", "reasons", "obligations", "rule")},
             "records": [dict(r) for r in records] if decision.outcome in (DISCLOSED, "hold", "preserve", "legal-review") else [],
             "record_count": len(records),

@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from gateway.canonical import sha256_hex
+from gateway.canonical import canonical, sha256_hex
 from gateway.config import Config
 from gateway.errors import Conflict, Forbidden, GatewayError, InvalidRequest, LedgerError, LegalRefusal, NotFound, PayloadTooLarge, StoreError
 from gateway.model import Caller, Clock, Reason, RecordMeta, ResidencyDecision, ResidencyTag, Subject, is_country, is_identifier, isoformat
 from gateway.policy.residency import ResidencyPolicy
 from gateway.services.observer import NullObserver, Observer
-from gateway.stores import ObjectNotFound, RecordStore
+from gateway.stores import ObjectNotFound, PreconditionFailed, RecordStore
 from gateway.tags import TagSigner, TagVerifier, TagViolation
 
 log = logging.getLogger("gateway.records")
@@ -30,6 +30,10 @@ T = TypeVar("T")
 TAG_METADATA = "residency-tag"
 SEAL_METADATA = "tag-seal"  # the gateway's own HMAC seal of the tag (see gateway.tags); not mirrored as an S3 object tag
 PROFILE = "profile"
+# A profile's residency tag is bound to this key, which no record can have (record keys are identifiers),
+# and to this category, which is not on the ladder: a record's tag can never pass for a profile's.
+PROFILE_TAG_KEY = "@profile"
+PROFILE_CATEGORY = "profile"
 SUBJECT_FIELDS = {"home_region", "residence", "nationality", "us_person", "location"}
 
 
@@ -65,6 +69,34 @@ def profile_key(subject: str) -> str:
     return f"subjects/{subject}/{PROFILE}"
 
 
+def home_claim_key(subject: str) -> str:
+    """Where the control store records a subject's one home region (written create-only at registration)."""
+    return f"subjects/{subject}/home"
+
+
+class SubjectFactsUnverified(ResidencyViolation):
+    """A subject's stored facts do not verify against their signed tag: nothing rests on them."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A subject's facts as stored in its home region, and whether their signed tag verified.
+
+    ``sha256`` is the hash of the stored bytes: decisions name it, so an auditor
+    can show which facts a disclosure rested on. An unverified profile keeps
+    only the region it was found in (records' own tags prove where they are);
+    its other facts are unknown, never the stored values.
+    """
+
+    subject: Subject
+    sha256: str
+    violation: TagViolation | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.violation is None
+
+
 @dataclass(frozen=True)
 class ReadResult:
     body: bytes
@@ -79,6 +111,7 @@ class RecordService:
         *,
         config: Config,
         stores: Mapping[str, RecordStore],
+        control: RecordStore,
         signer: TagSigner,
         verifier: TagVerifier,
         ledger: Ledger,
@@ -87,6 +120,7 @@ class RecordService:
     ) -> None:
         self.config = config
         self.stores = stores
+        self.control = control  # where each subject's one home region is claimed
         self.signer = signer
         self.verifier = verifier
         self.ledger = ledger
@@ -98,7 +132,7 @@ class RecordService:
             blocs=config.blocs,
             mechanisms=config.transfer_mechanisms,
         )
-        self._subjects: dict[str, Subject] = {}
+        self._profiles: dict[str, Profile] = {}  # verified profiles only
 
     # --- store access, timed and observed ----------------------------------
 
@@ -177,43 +211,190 @@ class RecordService:
             location=body.get("location"),
         )
 
+    def _signed_profile(self, subject: Subject) -> tuple[bytes, dict[str, str]]:
+        """A profile's stored bytes and metadata: canonical JSON of the facts, with a residency tag and seal over exactly them."""
+        region = self.config.regions[subject.home_region]
+        body = canonical(subject.to_json())
+        tag = ResidencyTag(
+            region=region.id,
+            jurisdiction=region.jurisdiction,
+            subject=subject.id,
+            key=PROFILE_TAG_KEY,
+            category=PROFILE_CATEGORY,
+            sha256=sha256_hex(body),
+            size=len(body),
+            written_at=isoformat(self.clock()),
+        )
+        blob = self.signer.sign(tag)
+        metadata = {
+            TAG_METADATA: blob,
+            SEAL_METADATA: self.signer.seal(region.id, blob),
+            "residency-region": region.id,
+            "residency-jurisdiction": region.jurisdiction,
+            "residency-category": PROFILE_CATEGORY,
+        }
+        return body, metadata
+
     async def register_subject(self, caller: Caller, subject: Subject) -> tuple[Subject, bool]:
-        """Store a subject's profile in its home region; True if it is new."""
-        existing = await self._find_subject(subject.id, missing_ok=True)
-        if existing is not None and existing.home_region != subject.home_region:
+        """Register a new subject (open to any service), or change an existing one's facts (decided like a read).
+
+        A new subject's id is first claimed create-only in the control store, so
+        two regions registering it at once cannot both win (409
+        ``subject-region-conflict`` for the loser). A change is decided against
+        the subject's home region before anything else: a caller that may not
+        read the subject gets the same 451 whatever it sent.
+        """
+        _require_service(caller)
+        existing = await self._find_profile(subject.id, missing_ok=True)
+        if existing is None:
+            if await self._register_new(caller, subject):
+                return subject, True
+            existing = await self._find_profile(subject.id, missing_ok=False)  # registered meanwhile in the same region
+            assert existing is not None
+        await self._change(caller, existing, subject)
+        return subject, False
+
+    async def _claim_home(self, subject_id: str, region: str) -> None:
+        """Claim the subject's id for ``region`` in the control store; ``subject-region-conflict`` if another region holds it."""
+        claim = canonical({"subject": subject_id, "home_region": region, "claimed_at": isoformat(self.clock())})
+        try:
+            await self.control.put(home_claim_key(subject_id), claim, {}, if_absent=True)
+            return
+        except PreconditionFailed:
+            pass
+        held = json.loads((await self.control.get(home_claim_key(subject_id))).body)
+        if held.get("home_region") != region:
             raise Conflict(
-                f"subject `{subject.id}` already lives in `{existing.home_region}`; moving a subject between regions is a migration, not a registration",
+                f"subject `{subject_id}` is already claimed by `{held.get('home_region')}`; a subject has one home region",
                 code="subject-region-conflict",
             )
-        store = self.stores[subject.home_region]
-        body = json.dumps(subject.to_json(), sort_keys=True).encode()
-        await self._op(subject.home_region, "put", lambda: store.put(profile_key(subject.id), body, {}))
-        await self._record(
-            "subject.registered",
-            {"subject": subject.id, "region": subject.home_region, "by": _who(caller), "profile_sha256": sha256_hex(body)},
-        )
-        self._subjects[subject.id] = subject
-        return subject, existing is None
 
-    async def subject(self, subject_id: str) -> Subject:
-        found = await self._find_subject(subject_id, missing_ok=False)
+    async def _register_new(self, caller: Caller, subject: Subject) -> bool:
+        """Store a new subject's signed profile; False if one appeared meanwhile in the same region."""
+        await self._claim_home(subject.id, subject.home_region)
+        store = self.stores[subject.home_region]
+        body, metadata = self._signed_profile(subject)
+        try:
+            await self._op(subject.home_region, "put", lambda: store.put(profile_key(subject.id), body, metadata, if_absent=True))
+        except PreconditionFailed:
+            return False
+        digest = sha256_hex(body)
+        await self._record("subject.registered", {"subject": subject.id, "region": subject.home_region, "by": _who(caller), "profile_sha256": digest})
+        self._profiles[subject.id] = Profile(subject, digest)
+        return True
+
+    async def _change(self, caller: Caller, existing: Profile, subject: Subject) -> None:
+        """Replace an existing subject's facts: decided like a read, ledgered with the old and new profile hashes."""
+        old = existing.subject
+        facts = {"old_profile_sha256": existing.sha256, "old_verified": existing.verified}
+        decision = await self._decided(caller, old, "subject.changed", facts)
+        if old.home_region != subject.home_region:
+            raise Conflict(
+                f"subject `{subject.id}` already lives in `{old.home_region}`; moving a subject between regions is a migration, not a registration",
+                code="subject-region-conflict",
+            )
+        await self._claim_home(subject.id, subject.home_region)  # a subject registered before home claims gets one now
+        body, metadata = self._signed_profile(subject)
+        digest = sha256_hex(body)
+        changed = not existing.verified or old != subject
+        if changed:
+            store = self.stores[subject.home_region]
+            await self._op(subject.home_region, "put", lambda: store.put(profile_key(subject.id), body, metadata))
+        else:
+            digest = existing.sha256
+        await self._record(
+            "subject.changed",
+            {**_read_entry(caller, old, decision, facts, profile_sha256=None), "new_profile_sha256": digest, "changed": changed},
+        )
+        self._profiles[subject.id] = Profile(subject, digest)
+
+    async def resign_profile(self, subject_id: str, *, by: str) -> bool:
+        """Sign a stored profile that carries no valid tag, as it stands (an operator's act); False if it already verifies.
+
+        For profiles written before facts were signed, or restored from a copy:
+        the operator vouches for the stored facts, which must still parse as a
+        subject of the region they were found in. The act is ledgered with both hashes.
+        """
+        found = await self._find_profile(subject_id, missing_ok=False)
+        assert found is not None
+        if found.verified:
+            return False
+        region = found.subject.home_region
+        stored = await self._op(region, "get", lambda: self.stores[region].get(profile_key(subject_id)))
+        try:
+            data = json.loads(stored.body)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidRequest(f"the stored profile of `{subject_id}` is not JSON; register the subject again instead", code="invalid-subject") from None
+        if not isinstance(data, dict) or data.get("subject", subject_id) != subject_id or data.get("home_region", region) != region:
+            raise InvalidRequest(f"the stored profile of `{subject_id}` names another subject or region; it is not signed", code="invalid-subject")
+        subject = self.parse_subject(subject_id, {k: v for k, v in data.items() if k in SUBJECT_FIELDS} | {"home_region": region})
+        await self._claim_home(subject_id, region)
+        body, metadata = self._signed_profile(subject)
+        await self._op(region, "put", lambda: self.stores[region].put(profile_key(subject_id), body, metadata))
+        digest = sha256_hex(body)
+        await self._record(
+            "subject.resigned",
+            {
+                "subject": subject_id,
+                "region": region,
+                "by": {"principal": by, "role": "operator"},
+                "reason": found.violation.code if found.violation else "",
+                "old_profile_sha256": found.sha256,
+                "new_profile_sha256": digest,
+            },
+        )
+        self._profiles[subject_id] = Profile(subject, digest)
+        return True
+
+    async def subject_ids(self) -> list[str]:
+        """Every subject with a profile in any region (for operators' commands; lists every store)."""
+        found: set[str] = set()
+        for region, store in self.stores.items():
+            for key in await self._op(region, "list", lambda store=store: store.list("subjects/")):
+                parts = key.split("/")
+                if len(parts) == 3 and parts[2] == PROFILE:
+                    found.add(parts[1])
+        return sorted(found)
+
+    async def profile(self, subject_id: str) -> Profile:
+        """The subject's stored facts, verified or not (``UnknownSubject`` if it has none)."""
+        found = await self._find_profile(subject_id, missing_ok=False)
         assert found is not None
         return found
 
-    async def _find_subject(self, subject_id: str, *, missing_ok: bool) -> Subject | None:
-        if not is_identifier(subject_id):
-            raise InvalidRequest(f"subject id `{subject_id}` must be letters, digits, `.`, `_` or `-`", code="invalid-subject")
-        cached = self._subjects.get(subject_id)
-        if cached is not None:
-            return cached
+    async def subject(self, subject_id: str, caller: Caller | None = None) -> Subject:
+        """The subject's verified facts; a profile that fails verification is a ledgered, counted violation."""
+        found = await self.profile(subject_id)
+        if found.violation is not None:
+            raise await self._profile_violation(caller, found)
+        return found.subject
 
-        async def probe(region: str, store: RecordStore) -> Subject | None:
-            try:
-                obj = await self._op(region, "get", lambda: store.get(profile_key(subject_id)))
-            except ObjectNotFound:
-                return None
+    async def _profile_violation(self, caller: Caller | None, profile: Profile) -> SubjectFactsUnverified:
+        assert profile.violation is not None
+        subject = profile.subject
+        await self._violation(caller, subject, PROFILE_TAG_KEY, subject.home_region, profile.violation)
+        return SubjectFactsUnverified(
+            f"the facts of subject `{subject.id}` cannot be proven (its stored profile fails verification); nothing that rests on them is served. "
+            f"An operator who has checked them can sign them again with `gateway subjects resign {subject.id}`",
+            reasons=[{"code": profile.violation.code, "rule": "residency.profile", "detail": profile.violation.detail}],
+            region=subject.home_region,
+        )
+
+    async def _load_profile(self, region: str, store: RecordStore, subject_id: str) -> Profile | None:
+        try:
+            obj = await self._op(region, "get", lambda: store.get(profile_key(subject_id)))
+        except ObjectNotFound:
+            return None
+        digest = sha256_hex(obj.body)
+        unknown = Subject(id=subject_id, home_region=region, residence="")
+        try:
+            tag = self.check_tag(obj.metadata, region=region, subject=subject_id, key=PROFILE_TAG_KEY, body=obj.body)
+            if tag.category != PROFILE_CATEGORY:
+                raise TagViolation("tag-binding-mismatch", f"the tag of `{subject_id}`'s profile is not a profile's tag")
             data = json.loads(obj.body)
-            return Subject(
+            if data.get("subject") != subject_id or data.get("home_region") != region:
+                raise TagViolation("tag-binding-mismatch", f"the profile of `{subject_id}` names another subject or region")
+            subject = Subject(
                 id=subject_id,
                 home_region=region,
                 residence=data["residence"],
@@ -221,15 +402,27 @@ class RecordService:
                 us_person=data.get("us_person"),
                 location=data.get("location"),
             )
+        except TagViolation as violation:
+            return Profile(unknown, digest, violation)
+        except (ValueError, UnicodeDecodeError, AttributeError, KeyError):
+            return Profile(unknown, digest, TagViolation("tag-malformed", f"the profile of `{subject_id}` cannot be read"))
+        return Profile(subject, digest)
 
-        results = await asyncio.gather(*(probe(r, s) for r, s in self.stores.items()), return_exceptions=True)
-        found = [r for r in results if isinstance(r, Subject)]
+    async def _find_profile(self, subject_id: str, *, missing_ok: bool) -> Profile | None:
+        if not is_identifier(subject_id):
+            raise InvalidRequest(f"subject id `{subject_id}` must be letters, digits, `.`, `_` or `-`", code="invalid-subject")
+        cached = self._profiles.get(subject_id)
+        if cached is not None:
+            return cached
+        results = await asyncio.gather(*(self._load_profile(r, s, subject_id) for r, s in self.stores.items()), return_exceptions=True)
+        found = [r for r in results if isinstance(r, Profile)]
         failed = [r for r in results if isinstance(r, BaseException)]
         if len(found) > 1:
-            regions = ", ".join(f"`{s.home_region}`" for s in found)
+            regions = ", ".join(f"`{p.subject.home_region}`" for p in found)
             raise Conflict(f"subject `{subject_id}` is registered in several regions ({regions}); resolve before use", code="subject-ambiguous")
         if found:
-            self._subjects[subject_id] = found[0]
+            if found[0].verified:  # an unverified one is read again next time, so a re-signed profile counts at once
+                self._profiles[subject_id] = found[0]
             return found[0]
         if failed:
             # A region we could not ask may hold the subject: do not guess.
@@ -253,7 +446,9 @@ class RecordService:
             raise InvalidRequest(f"unknown category `{category}`; use one of {', '.join(self.config.categories)}", code="invalid-category")
         if len(body) > self.config.limits.max_record_bytes:
             raise PayloadTooLarge(f"record is {len(body)} bytes; the limit is {self.config.limits.max_record_bytes}")
-        subject = await self.subject(subject_id)
+        # decided before anything about the record is looked at: a refused caller learns nothing of it
+        profile, _ = await self._governed(caller, subject_id, "record.write", {"key": key})
+        subject = profile.subject
         region = self.config.regions[subject.home_region]
         store = self.stores[region.id]
         tag = ResidencyTag(
@@ -291,6 +486,7 @@ class RecordService:
                 "sha256": tag.sha256,
                 "size": tag.size,
                 "by": _who(caller),
+                "profile_sha256": profile.sha256,
             },
         )
         return tag, created
@@ -300,20 +496,34 @@ class RecordService:
         _require_service(caller)
         if not is_identifier(key):
             raise InvalidRequest(f"record key `{key}` must be letters, digits, `.`, `_` or `-`", code="invalid-key")
-        subject = await self.subject(subject_id)
-        decision = await self._decided(caller, subject, "record.delete", {"key": key})
+        profile, decision = await self._governed(caller, subject_id, "record.delete", {"key": key})
+        subject = profile.subject
         store = self.stores[subject.home_region]
         try:
             await self._op(subject.home_region, "delete", lambda: store.delete(record_key(subject.id, key)))
         except ObjectNotFound:
             raise RecordNotFound(f"subject `{subject.id}` has no record `{key}`") from None
-        await self._record("record.deleted", _read_entry(caller, subject, decision, {"key": key}))
+        await self._record("record.deleted", _read_entry(caller, subject, decision, {"key": key}, profile_sha256=profile.sha256))
 
     def decide_read(self, caller: Caller, subject: Subject) -> ResidencyDecision:
         assert caller.region and caller.service and caller.purpose
         return self.residency.decide(
             caller_region=caller.region, service=caller.service, purpose=caller.purpose, data_region=subject.home_region
         )
+
+    async def _governed(self, caller: Caller, subject_id: str, kind: str, extra: Mapping[str, Any]) -> tuple[Profile, ResidencyDecision]:
+        """The residency decision for ``caller`` on a subject's data, then the subject's facts, verified.
+
+        Every data-plane act (read, list, write, delete) goes through here: a
+        refusal (451 ``residency-refused``) comes first and reads the same
+        whatever exists, then facts that fail verification are a ledgered,
+        counted violation (451 ``residency-violation``).
+        """
+        profile = await self.profile(subject_id)
+        decision = await self._decided(caller, profile.subject, kind, extra)
+        if not profile.verified:
+            raise await self._profile_violation(caller, profile)
+        return profile, decision
 
     async def _decided(self, caller: Caller, subject: Subject, kind: str, extra: Mapping[str, Any]) -> ResidencyDecision:
         decision = self.decide_read(caller, subject)
@@ -322,7 +532,7 @@ class RecordService:
             outcome=decision.outcome, caller_jurisdiction=decision.caller_jurisdiction, data_region=decision.data_region, reason=reason.code
         )
         if not decision.allowed:
-            await self._record(kind, _read_entry(caller, subject, decision, extra))
+            await self._record(kind, _read_entry(caller, subject, decision, extra, profile_sha256=None))
             raise ResidencyRefused(
                 f"`{decision.caller_jurisdiction}` callers may not read data stored in `{decision.data_region}` "
                 f"({decision.data_jurisdiction}): {reason.detail}",
@@ -331,7 +541,7 @@ class RecordService:
             )
         return decision
 
-    async def _violation(self, caller: Caller, subject: Subject, key: str, region: str, violation: TagViolation) -> ResidencyViolation:
+    async def _violation(self, caller: Caller | None, subject: Subject, key: str, region: str, violation: TagViolation) -> ResidencyViolation:
         self.observer.residency_violation(region=region, reason=violation.code)
         log.warning(
             "residency violation",
@@ -339,7 +549,7 @@ class RecordService:
         )
         await self._record(
             "residency.violation",
-            {"subject": subject.id, "key": key, "region": region, "reason": violation.code, "by": _who(caller)},
+            {"subject": subject.id, "key": key, "region": region, "reason": violation.code, "by": None if caller is None else _who(caller)},
         )
         return ResidencyViolation(
             f"record `{key}` cannot be proven to belong in `{region}`; it is not served",
@@ -351,8 +561,8 @@ class RecordService:
         _require_service(caller)
         if not is_identifier(key):
             raise InvalidRequest(f"record key `{key}` must be letters, digits, `.`, `_` or `-`", code="invalid-key")
-        subject = await self.subject(subject_id)
-        decision = await self._decided(caller, subject, "service.read", {"key": key})
+        profile, decision = await self._governed(caller, subject_id, "service.read", {"key": key})
+        subject = profile.subject
         region = subject.home_region
         store = self.stores[region]
         try:
@@ -363,7 +573,7 @@ class RecordService:
             tag = self.check_tag(obj.metadata, region=region, subject=subject.id, key=key, body=obj.body)
         except TagViolation as violation:
             raise await self._violation(caller, subject, key, region, violation) from None
-        entry = await self._record("service.read", _read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}))
+        entry = await self._record("service.read", _read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}, profile_sha256=profile.sha256))
         return ReadResult(body=obj.body, meta=_meta(tag, obj.legal_hold), decision=decision, ledger_seq=int(entry.get("seq", 0)))
 
     async def read_under_case(self, caller: Caller, subject: Subject, key: str, *, case_id: str) -> ReadResult:
@@ -387,13 +597,17 @@ class RecordService:
             data_region=subject.home_region,
             data_jurisdiction=tag.jurisdiction,
         )
-        entry = await self._record("support.read", {**_read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}), "case": case_id})
+        profile = self._profiles.get(subject.id)
+        entry = await self._record(
+            "support.read",
+            {**_read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}, profile_sha256=profile and profile.sha256), "case": case_id},
+        )
         return ReadResult(body=obj.body, meta=_meta(tag, obj.legal_hold), decision=decision, ledger_seq=int(entry.get("seq", 0)))
 
     async def list_records(self, caller: Caller, subject_id: str) -> tuple[list[RecordMeta], ResidencyDecision]:
         _require_service(caller)
-        subject = await self.subject(subject_id)
-        decision = await self._decided(caller, subject, "service.list", {})
+        profile, decision = await self._governed(caller, subject_id, "service.list", {})
+        subject = profile.subject
         region = subject.home_region
         store = self.stores[region]
         prefix = f"{subject_prefix(subject.id)}records/"
@@ -415,7 +629,7 @@ class RecordService:
             return _meta(tag, info.legal_hold)
 
         metas = [m for m in await asyncio.gather(*(one(k) for k in keys)) if m is not None]
-        await self._record("service.list", _read_entry(caller, subject, decision, {"count": len(metas)}))
+        await self._record("service.list", _read_entry(caller, subject, decision, {"count": len(metas)}, profile_sha256=profile.sha256))
         return metas, decision
 
 
@@ -426,8 +640,10 @@ def _who(caller: Caller) -> dict[str, Any]:
     return who
 
 
-def _read_entry(caller: Caller, subject: Subject, decision: ResidencyDecision, extra: Mapping[str, Any]) -> dict[str, Any]:
+def _read_entry(caller: Caller, subject: Subject, decision: ResidencyDecision, extra: Mapping[str, Any], *, profile_sha256: str | None) -> dict[str, Any]:
+    """A data-plane entry; ``profile_sha256`` names the subject facts the act rested on (None for a refusal: it rests on the region alone)."""
     return {
+        **({} if profile_sha256 is None else {"profile_sha256": profile_sha256}),
         "by": _who(caller),
         "subject": subject.id,
         "region": decision.data_region,

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 from gateway.model import Caller
 from gateway.web.console import CSRF_FIELD, SESSION_COOKIE
 from tests.console.support import HOLD, JUSTIFICATION, REVIEW, console_as, csrf_from, legal_token, order_item, sign_in, submitted
-from tests.orders_support import WRITER, case_named, ledger_entries, seed_case, sign_case, submit
+from tests.orders_support import case_named, ledger_entries, seed_case, sign_case, submit
 from tests.support import Env
 
 CANARY = b"CANARY-CONTENT-do-not-render-5b1e0c7a"
@@ -175,7 +175,8 @@ async def test_console_pages_never_contain_record_content(client: TestClient, en
     hold = case_named(HOLD)
     await seed_case(client, env, hold)
     for case in (review, hold):  # a second record with a distinctive body, before the orders are decided
-        put = await client.put(f"/v1/subjects/{case.subject.id}/records/canary", params={"category": case.category}, data=CANARY, headers=env.service(*WRITER))
+        writer = env.service("crm", case.stored, "crm")  # from the subject's home region: writes are decided like reads
+        put = await client.put(f"/v1/subjects/{case.subject.id}/records/canary", params={"category": case.category}, data=CANARY, headers=writer)
         assert put.status in (200, 201)
     hold_status, hold_document = await submit(client, env, sign_case(env, hold))
     assert hold_status == 201

@@ -30,7 +30,7 @@ PERSONAL_STRINGS = (SUBJECT_US, SUBJECT_EU, KEY_US, KEY_EU, CONTENT_US.decode(),
 PERSONAL_CODES = tuple(PROFILE.values())
 REQUEST_ID = "scenario-req-0001"
 
-WRITER = ("crm", "us-east-1", "crm")
+WRITER = ("security-operations", "us-east-1", "incident-response")  # group BCR: may write in every region
 
 
 def _sign(env: Env, kid: str, claims: dict[str, Any]) -> str:

@@ -94,7 +94,7 @@ async def test_readyz_reports_a_stopped_region_down_while_another_region_keeps_s
     env = dataclasses.replace(env, settings=dataclasses.replace(env.settings, sweep_seconds=0, health_cache_seconds=0.5))
     prepare_authorities(env)
     client = await aiohttp_client(create_app(env.settings, registry=CollectorRegistry()))
-    writer = env.service("crm", "us-east-1", "crm")
+    writer = env.service("crm", "eu-west-1", "crm")
     assert (await client.put("/v1/subjects/aoife", json={"home_region": "eu-west-1", "residence": "IE"}, headers=writer)).status == 201
     response = await client.put("/v1/subjects/aoife/records/mail-1", params={"category": "content"}, data=b"hello", headers=writer)
     assert response.status == 201

@@ -12,10 +12,11 @@ from gateway.metrics import GatewayMetrics
 from gateway.model import Caller, Subject
 from gateway.services.records import RecordService
 from gateway.stores import RecordStore
+from gateway.stores.memory import MemoryStore
 from gateway.tags import TagSigner, TagVerifier
 from tests.support import SHIPPED_CONFIG, FrozenClock
 
-WRITER = Caller("crm", "service", service="crm", region="us-east-1", purpose="crm")
+WRITER = Caller("security-operations", "service", service="security-operations", region="us-east-1", purpose="incident-response")  # group BCR: every region
 AOIFE = Subject("aoife", "eu-west-1", "IE", "IE", False, "IE")
 
 
@@ -38,6 +39,7 @@ def build_service(config: Config, stores: Mapping[str, RecordStore]) -> tuple[Re
     service = RecordService(
         config=config,
         stores=stores,
+        control=MemoryStore("control"),
         signer=signer,
         verifier=TagVerifier(
             {r: k.public_key() for r, k in keys.items()}, {r.id: r.jurisdiction for r in config.regions.values()}, seal_keys=signer.seal_keys

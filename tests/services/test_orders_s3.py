@@ -80,9 +80,11 @@ async def s3_orders(aws) -> AsyncIterator[S3Orders]:
     clock = FrozenClock(CASE_DATE)
     ledger = MemoryLedger(clock)
     tag_keys = {r: ed25519.Ed25519PrivateKey.generate() for r in config.regions}
+    control = MemoryStore("control")
     records = RecordService(
         config=config,
         stores=stores,
+        control=control,
         signer=TagSigner(tag_keys),
         verifier=TagVerifier({r: k.public_key() for r, k in tag_keys.items()}, {r.id: r.jurisdiction for r in config.regions.values()}),
         ledger=ledger,
@@ -93,7 +95,7 @@ async def s3_orders(aws) -> AsyncIterator[S3Orders]:
     orders = OrderService(
         config=config,
         records=records,
-        control=MemoryStore("control"),
+        control=control,
         trust=Trust({"us-fbi": fbi.public_key()}),
         provider_key=ed25519.Ed25519PrivateKey.generate(),
         clock=clock,

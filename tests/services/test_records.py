@@ -99,7 +99,7 @@ async def test_a_subject_found_in_two_regions_is_refused_as_ambiguous(setup) -> 
     await service.register_subject(WRITER, AOIFE)
     profile = await stores["eu-west-1"].get("subjects/aoife/profile")
     await stores["us-east-1"].put("subjects/aoife/profile", profile.body, {})
-    service._subjects.clear()
+    service._profiles.clear()
     with pytest.raises(Exception) as caught:
         await service.subject("aoife")
     assert getattr(caught.value, "code", "") == "subject-ambiguous"

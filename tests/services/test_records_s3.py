@@ -51,7 +51,7 @@ async def test_an_object_copied_into_another_regions_bucket_is_refused_and_count
     for key in ("subjects/aoife/profile", record_key("aoife", "mail-1")):
         s3.copy_object(Bucket="records-us-east-1", Key=key, CopySource={"Bucket": "records-eu-west-1", "Key": key})
         s3.delete_object(Bucket="records-eu-west-1", Key=key)
-    service._subjects.clear()
+    service._profiles.clear()
     with pytest.raises(ResidencyViolation) as caught:
         await service.get_record(US_SUPPORT, "aoife", "mail-1")
     assert caught.value.details["reasons"][0]["code"] == "tag-region-mismatch"

@@ -167,7 +167,7 @@ async def test_a_preservation_order_places_a_legal_hold_on_the_subjects_records(
 
 async def test_a_preserved_record_cannot_be_overwritten_through_the_gateway(client: TestClient, env: Env) -> None:
     case, _ = await _submitted(client, env, PRESERVATION)
-    response = await client.put(_record_url(case), params={"category": "content"}, data=b"rewritten", headers=env.service("crm", "us-east-1"))
+    response = await client.put(_record_url(case), params={"category": "content"}, data=b"rewritten", headers=env.service(*EU_WRITER))
     assert (response.status, (await response.json())["code"]) == (409, "legal-hold")
     stored = await _runtime(client).stores["eu-west-1"].get(record_key(case.subject.id, "rec-content"))
     assert stored.body == f"content of {case.subject.id}".encode()

@@ -12,7 +12,7 @@ from tests.support import Env
 
 AOIFE = {"home_region": "eu-west-1", "residence": "IE", "nationality": "IE", "us_person": False, "location": "IE"}
 ALICE = {"home_region": "us-east-1", "residence": "US", "nationality": "US", "us_person": True, "location": "US"}
-WRITER = ("crm", "us-east-1", "crm")
+WRITER = ("security-operations", "us-east-1", "incident-response")  # group BCR: may write in every region
 
 
 async def register(client: TestClient, env: Env, subject: str, profile: dict) -> None:
