@@ -41,7 +41,7 @@ from gateway.legal.orders import Order, PriorPreservation
 from gateway.legal.verify import OrderRejected, claims_fingerprint, order_fingerprint, verify_order
 from gateway.model import Clock, Subject, is_identifier, isoformat, parse_time
 from gateway.packages import ItemFields, build_manifest, manifest_bytes, package_size, provider_key_id, stream_package
-from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, case_id_for, disclosure_allowed
+from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, ReviewSettings, case_id_for, disclosure_allowed
 from gateway.services.notices import NoticeService
 from gateway.services.records import TAG_METADATA, RecordService, UnknownSubject, record_key, subject_prefix
 from gateway.stores import ObjectInfo, ObjectLocked, ObjectNotFound, PreconditionFailed, RecordStore
@@ -118,7 +118,8 @@ class OrderService:
         self.clock = clock
         self.engine = Engine(config)
         self._holds_lock = asyncio.Lock()
-        self.cases = CaseService(control=control, record=records._record, clock=clock)
+        review = ReviewSettings(consent_relays=config.support_access.consent_relays)
+        self.cases = CaseService(control=control, record=records._record, clock=clock, settings=review)
         self.notices = NoticeService(control=control, record=records._record, clock=clock)
         self.cases.on_disclosed = self._case_disclosed
 
