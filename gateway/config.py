@@ -66,6 +66,18 @@ class AuditSettings:
     export: AuditExport | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SupportAccess:
+    """The ``[support_access]`` table: who may relay a customer's consent to a support-access (lockbox) request.
+
+    ``consent_relays`` names the services (the ``svc`` of a service token) that speak for the
+    customer; no other caller can approve or decline. Without the table nobody can, so support
+    access is off.
+    """
+
+    consent_relays: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Config:
     version: int
@@ -82,6 +94,7 @@ class Config:
     digest: str = ""  # sha256 of the canonical parsed document, for the ledger
     rank: Mapping[str, int] = field(default_factory=dict)  # category -> ladder rank
     audit: AuditSettings = field(default_factory=AuditSettings)
+    support_access: SupportAccess = field(default_factory=SupportAccess)
 
     def jurisdiction_of(self, region_id: str) -> Jurisdiction:
         return self.jurisdictions[self.regions[region_id].jurisdiction]
@@ -186,6 +199,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
     mechanisms = _parse_mechanisms(root, blocs, jurisdictions, findings)
     control = _parse_control(root.sub("control", required=False), findings)
     audit = _parse_audit(root.sub("audit", required=False), findings)
+    support_access = _parse_support_access(root.sub("support_access", required=False), findings)
 
     legal = parse_legal(
         raw,
@@ -214,6 +228,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
         digest=sha256_hex(canonical(_jsonable(raw))),
         rank={name: i for i, name in enumerate(categories)},
         audit=audit,
+        support_access=support_access,
     )
 
 
@@ -394,6 +409,33 @@ def _parse_audit(r: _Reader | None, findings: list[Finding]) -> AuditSettings:
         checkpoint_seconds=CHECKPOINT_SECONDS if seconds is None else seconds,
         export=export,
     )
+
+
+def _parse_support_access(r: _Reader | None, findings: list[Finding]) -> SupportAccess:
+    """Who relays the customer's consent to support access; absent: nobody, so support access is off.
+
+    An empty list is an error rather than a way to say "nobody": like an empty transfer-mechanism
+    list it would cover nothing, every support-access case would wait until it expired, and a
+    template left blank would look like a working setup. Leave the table out to turn it off.
+    """
+    if r is None or not r.ok:
+        return SupportAccess()
+    relays = r.str_list("consent_relays")
+    if "consent_relays" in r.table and isinstance(r.table["consent_relays"], list) and not r.table["consent_relays"]:
+        findings.append(
+            Finding(
+                r.at("consent_relays"),
+                "must name at least one service; with none, no customer could approve support access "
+                "(leave out `[support_access]` to turn support access off)",
+            )
+        )
+    for i, name in enumerate(relays):
+        if not is_identifier(name):
+            findings.append(Finding(f"{r.at('consent_relays')}[{i}]", f"`{name}` is not a service name (letters, digits, `.`, `_`, `-`)"))
+    if len(set(relays)) != len(relays):
+        findings.append(Finding(r.at("consent_relays"), "lists a service twice"))
+    r.finish()
+    return SupportAccess(consent_relays=tuple(relays))
 
 
 def _parse_regions(root: _Reader, jurisdictions: Mapping[str, Jurisdiction], findings: list[Finding]) -> dict[str, Region]:

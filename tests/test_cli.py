@@ -45,6 +45,13 @@ def test_check_of_a_bad_file_lists_every_problem_with_its_key_path_and_exits_3(w
     assert "regions.ap-southeast-2.location: is required" in err
 
 
+def test_check_reports_an_empty_list_of_consent_relays_with_its_key_path(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = workdir / "bad.toml"
+    bad.write_text((workdir / "regions.toml").read_text().replace('consent_relays = ["customer-portal"]', "consent_relays = []"))
+    assert main(["check", str(bad)]) == 3
+    assert "support_access.consent_relays: must name at least one service" in capsys.readouterr().err
+
+
 def test_check_can_answer_in_json(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = workdir / "bad.toml"
     bad.write_text((workdir / "regions.toml").read_text().replace('jurisdiction = "IE"', 'jurisdiction = "XX"'))

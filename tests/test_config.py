@@ -169,3 +169,32 @@ def test_an_unknown_control_store_kind_is_reported() -> None:
     raw = shipped()
     raw["control"]["store"] = {"kind": "floppy"}
     assert any(f.path == "control.store.kind" for f in findings_of(raw))
+
+
+def test_the_shipped_config_lets_the_customer_portal_relay_customer_consent() -> None:
+    assert load_config(SHIPPED).support_access.consent_relays == ("customer-portal",)
+
+
+def test_without_a_support_access_table_no_service_relays_customer_consent() -> None:
+    raw = shipped()
+    del raw["support_access"]
+    assert parse_config(raw).support_access.consent_relays == ()
+
+
+def test_an_empty_list_of_consent_relays_is_reported() -> None:
+    raw = shipped()
+    raw["support_access"]["consent_relays"] = []
+    [finding] = findings_of(raw)
+    assert finding.path == "support_access.consent_relays" and "at least one service" in finding.message
+
+
+def test_a_consent_relay_that_is_not_a_service_name_is_reported_at_its_index() -> None:
+    raw = shipped()
+    raw["support_access"]["consent_relays"] = ["customer-portal", "customer portal"]
+    assert findings_of(raw) == [Finding("support_access.consent_relays[1]", "`customer portal` is not a service name (letters, digits, `.`, `_`, `-`)")]
+
+
+def test_an_unknown_key_in_the_support_access_table_is_reported() -> None:
+    raw = shipped()
+    raw["support_access"]["consent_relay"] = ["customer-portal"]
+    assert Finding("support_access.consent_relay", "unknown key") in findings_of(raw)

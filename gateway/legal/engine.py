@@ -240,6 +240,19 @@ class Engine:
         decided = self._form(order, instrument, None, None, now, replayed, lines, (order.id, "", "", ""))
         return decided if decided is None or lines is None else replace(decided, trace=tuple(lines))
 
+    def check_service(self, order: Order, *, trace: bool = False) -> Decision | None:
+        """R1.improper-service alone: a refusal when the signing authority (``kid``) may not serve for the issuer (``iss``), or None.
+
+        The issuer's order ids are its own: intake asks this before it claims an id, so an order
+        signed by an authority that may not serve for the issuer never touches the issuer's ids.
+        """
+        instrument = self.policy.instruments.get(order.instrument)
+        if instrument is None:
+            return None  # the instrument check (R1.instrument) refuses it
+        lines: list[str] | None = [] if trace else None
+        decided = self._improper_service(order, instrument, lines, (order.id, "", "", ""))
+        return decided if decided is None or lines is None else replace(decided, trace=tuple(lines))
+
     def decide(
         self,
         order: Order,
@@ -298,7 +311,6 @@ class Engine:
         meta: tuple[str, str, str, str],
     ) -> Decision | None:
         issuer = order.issuer
-        served_by = order.served_by
 
         # (1) the instrument is one the policy defines
         if instrument is None:
@@ -427,36 +439,9 @@ class Engine:
 
         # (9) service: who served (signed) the order, and when
         service = instrument.service
-        if served_by.jurisdiction != issuer.jurisdiction:
-            return _no(
-                lines,
-                meta,
-                REFUSE,
-                "improper-service",
-                "R1.improper-service",
-                f"served by `{served_by.id}` of `{served_by.jurisdiction}`, not an authority of the issuing state",
-            )
-        if service is not None and service.served_by_kind is not None:
-            if served_by.kind != service.served_by_kind or (served_by.designated_for and instrument.id not in served_by.designated_for):
-                return _no(
-                    lines,
-                    meta,
-                    REFUSE,
-                    "improper-service",
-                    "R1.improper-service",
-                    f"`{instrument.id}` must be served by the {service.served_by_kind} designated for it, not by `{served_by.id}` ({served_by.kind})",
-                )
-        elif served_by.id != issuer.id and instrument.id not in served_by.designated_for:
-            return _no(
-                lines,
-                meta,
-                REFUSE,
-                "improper-service",
-                "R1.improper-service",
-                f"`{served_by.id}` is not designated to serve `{instrument.id}` for `{issuer.id}`",
-            )
-        if lines is not None:
-            _ok(lines, "R1.improper-service", f"served by `{served_by.id}` ({served_by.kind})")
+        improper = self._improper_service(order, instrument, lines, meta)
+        if improper is not None:
+            return improper
         if service is not None and service.within_months_of_made is not None:
             if order.made_at is None:
                 return _no(lines, meta, REFUSE, "missing-claim", "R1.served-too-late", f"`{instrument.id}` must state when it was made (`made_at`)")
@@ -494,6 +479,43 @@ class Engine:
             return _no(lines, meta, REFUSE, "replayed", "R1.replayed", f"order id `{order.id}` was already used by `{issuer.id}` with a different body")
         if lines is not None:
             _ok(lines, "R1.replayed", f"order id `{order.id}` is new or identical")
+        return None
+
+    def _improper_service(self, order: Order, instrument: Instrument, lines: list[str] | None, meta: tuple[str, str, str, str]) -> Decision | None:
+        """Whether ``order.served_by`` may serve ``instrument`` for ``order.issuer``: a refusal, or None (and the trace line)."""
+        issuer = order.issuer
+        served_by = order.served_by
+        service = instrument.service
+        if served_by.jurisdiction != issuer.jurisdiction:
+            return _no(
+                lines,
+                meta,
+                REFUSE,
+                "improper-service",
+                "R1.improper-service",
+                f"served by `{served_by.id}` of `{served_by.jurisdiction}`, not an authority of the issuing state of `{issuer.id}`",
+            )
+        if service is not None and service.served_by_kind is not None:
+            if served_by.kind != service.served_by_kind or (served_by.designated_for and instrument.id not in served_by.designated_for):
+                return _no(
+                    lines,
+                    meta,
+                    REFUSE,
+                    "improper-service",
+                    "R1.improper-service",
+                    f"`{instrument.id}` must be served by the {service.served_by_kind} designated for it, not by `{served_by.id}` ({served_by.kind})",
+                )
+        elif served_by.id != issuer.id and instrument.id not in served_by.designated_for:
+            return _no(
+                lines,
+                meta,
+                REFUSE,
+                "improper-service",
+                "R1.improper-service",
+                f"`{served_by.id}` is not designated to serve `{instrument.id}` for `{issuer.id}`",
+            )
+        if lines is not None:
+            _ok(lines, "R1.improper-service", f"served by `{served_by.id}` ({served_by.kind})")
         return None
 
     # -- R2 to R6 ----------------------------------------------------------------------

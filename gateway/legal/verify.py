@@ -129,12 +129,28 @@ def _json_object(data: bytes) -> dict[str, Any] | None:
 
 
 def order_fingerprint(token: str | bytes) -> str:
-    """SHA-256 (hex) of the order's body: its claims as canonical JSON (RFC 8785).
+    """SHA-256 (hex) of everything the authority signed: the JWS signing input, header and payload.
 
-    The same jti under a different fingerprint is a replay (``replayed``); the
-    same claims signed again (ES256 signatures are randomised) are the same
-    order. Never raises: a token that is not compact JWS is fingerprinted as
-    its raw bytes, so refusals can be recorded by fingerprint too.
+    The header names the signing authority (``kid``), so the same claims
+    signed by another authority are another order. The same jti under a
+    different fingerprint is a replay (``replayed``); the same header and
+    claims signed again (ES256 signatures are randomised) are the same order.
+    Never raises: a token that is not compact JWS is fingerprinted as its raw
+    bytes, so refusals can be recorded by fingerprint too.
+    """
+    split = _split(token)
+    if split is not None:
+        signing_input, _, _, _ = split
+        return hashlib.sha256(b"signed:" + signing_input).hexdigest()
+    raw = token if isinstance(token, bytes) else token.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(b"raw:" + raw).hexdigest()
+
+
+def claims_fingerprint(token: str | bytes) -> str:
+    """The fingerprint of earlier versions: the claims alone, as canonical JSON (RFC 8785).
+
+    It leaves out the header, so it cannot tell who signed; it is only compared
+    with replay claims stored before ``order_fingerprint`` covered the header.
     """
     split = _split(token)
     if split is not None:

@@ -52,12 +52,21 @@ class CaseClosed(Conflict):
     code = "case-closed"
 
 
+class ConsentRelayNotAllowed(Forbidden):
+    code = "consent-relay-not-allowed"
+
+
+class SupportAccessOff(Forbidden):
+    code = "support-access-off"
+
+
 @dataclass(frozen=True)
 class ReviewSettings:
     approval_ttl: timedelta = timedelta(hours=72)
     lockbox_ttl: timedelta = timedelta(hours=12)  # human support access: request, approvals and reads all within this
     emergency_notice_delay: timedelta = timedelta(hours=48)
     warn_before: tuple[timedelta, ...] = (timedelta(hours=72), timedelta(hours=24))
+    consent_relays: tuple[str, ...] = ()  # services that relay a customer's consent (`support_access.consent_relays`)
 
 
 Recorder = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
@@ -136,11 +145,15 @@ class CaseService:
     async def open_support_request(self, caller: Caller, *, subject: str, region: str, keys: list[str], justification: str) -> dict[str, Any]:
         """A support engineer asks to see a customer's content (the Customer Lockbox pattern).
 
-        The case needs the customer's approval (through the customer portal, a
-        service) and one lawyer's; access ends ``lockbox_ttl`` after the request.
+        The case needs the customer's approval (relayed by a service of
+        ``consent_relays``, the customer portal) and one lawyer's; access ends
+        ``lockbox_ttl`` after the request. With no relay configured nobody could
+        give that approval, so the request is refused (``support-access-off``).
         """
         if caller.role != "support":
             raise Forbidden("only the `support` role may request access to customer content")
+        if not self.settings.consent_relays:
+            raise SupportAccessOff("support access is off: no service may relay the customer's consent; name one in `support_access.consent_relays`")
         if not keys or not all(isinstance(k, str) and k for k in keys):
             raise InvalidRequest("`keys` must list the records to be seen", code="invalid-support-request")
         if not isinstance(justification, str) or len(justification.strip()) < MIN_JUSTIFICATION:
@@ -183,9 +196,18 @@ class CaseService:
         return case
 
     async def customer_decision(self, case_id: str, caller: Caller, *, decision: str) -> dict[str, Any]:
-        """The customer's answer to a support-access request, relayed by the customer portal (a service)."""
-        if caller.role != "service":
-            raise Forbidden("the customer's answer comes through the customer portal, a service")
+        """The customer's answer to a support-access request, relayed by a service of ``consent_relays`` (the customer portal).
+
+        Only those services speak for the customer: any other caller is refused and the case is
+        left as it was. The case and the ledger name the relay (service, region, principal).
+        """
+        relays = self.settings.consent_relays
+        if caller.role != "service" or caller.service not in relays:
+            who = f"service `{caller.service}`" if caller.role == "service" else f"`{caller.principal}` ({caller.role})"
+            allowed = ", ".join(f"`{r}`" for r in relays) if relays else "no service (support access is off)"
+            raise ConsentRelayNotAllowed(
+                f"{who} may not relay a customer's consent; `support_access.consent_relays` allows {allowed}",
+            )
         if decision not in ("approve", "deny"):
             raise InvalidRequest("`decision` must be `approve` or `deny`", code="invalid-approval")
         now = self.clock()
@@ -195,7 +217,8 @@ class CaseService:
                 raise Conflict(f"case `{case_id}` is not a support-access request", code="not-a-support-request")
             if case["state"] != OPEN or now >= parse_time(case["deadline"]):
                 raise CaseClosed(f"case `{case_id}` is {case['state']} or past its deadline")
-            case["customer"] = {"decision": decision, "via": caller.principal, "at": isoformat(now)}
+            relay = {"service": caller.service, "region": caller.region, "principal": caller.principal}
+            case["customer"] = {"decision": decision, "via": caller.principal, "relay": relay, "at": isoformat(now)}
             if decision == "deny":
                 case["state"] = DENIED
                 case["denied"] = {"by": "customer", "reason": "the customer declined", "at": isoformat(now)}
@@ -203,7 +226,7 @@ class CaseService:
                 self._approve_lockbox_if_ready(case, now)
             case["history"].append({"at": isoformat(now), "by": caller.principal, "action": f"customer-{decision}", "note": ""})
             await self._save(case)
-        await self.record("case.customer", {"case": case_id, "decision": decision, "via": caller.principal, "state": case["state"]})
+        await self.record("case.customer", {"case": case_id, "decision": decision, "via": caller.principal, "relay": relay, "state": case["state"]})
         return case
 
     def _approve_lockbox_if_ready(self, case: dict[str, Any], now: datetime) -> None:

@@ -39,10 +39,10 @@ from gateway.keys import PublicKey
 from gateway.legal.engine import Decision, Engine
 from gateway.legal.facts import with_unverified_facts
 from gateway.legal.orders import Order, PriorPreservation
-from gateway.legal.verify import OrderRejected, order_fingerprint, verify_order
+from gateway.legal.verify import OrderRejected, claims_fingerprint, order_fingerprint, verify_order
 from gateway.model import Clock, Subject, is_identifier, isoformat, parse_time
 from gateway.packages import ItemFields, build_manifest, manifest_bytes, package_size, provider_key_id, stream_package
-from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, case_id_for, disclosure_allowed
+from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, ReviewSettings, case_id_for, disclosure_allowed
 from gateway.services.notices import NoticeService
 from gateway.services.records import TAG_METADATA, Profile, RecordService, UnknownSubject, record_key, subject_prefix
 from gateway.stores import ObjectInfo, ObjectLocked, ObjectNotFound, PreconditionFailed, RecordStore
@@ -72,6 +72,11 @@ def _parse_document(body: bytes) -> dict[str, Any]:
         return orjson.loads(body)  # type: ignore[no-any-return]
     except orjson.JSONDecodeError:
         return json.loads(body)  # type: ignore[no-any-return]
+
+
+# A replay claim's fingerprint covers the JWS signing input (header and payload); claims stored
+# without ``covers`` fingerprint the claims alone (``claims_fingerprint``).
+SIGNED_INPUT = "signed-input"
 
 
 def _claim_key(authority: str, order_id: str) -> str:
@@ -114,14 +119,21 @@ class OrderService:
         self.clock = clock
         self.engine = Engine(config)
         self._holds_lock = asyncio.Lock()
-        self.cases = CaseService(control=control, record=records._record, clock=clock)
+        review = ReviewSettings(consent_relays=config.support_access.consent_relays)
+        self.cases = CaseService(control=control, record=records._record, clock=clock, settings=review)
         self.notices = NoticeService(control=control, record=records._record, clock=clock)
         self.cases.on_disclosed = self._case_disclosed
 
     # --- verification ----------------------------------------------------------
 
     def verify(self, token: str, *, now: datetime) -> Order:
-        return verify_order(
+        """The verified order, served by an authority that may serve for its issuer; else ``OrderRejected``.
+
+        An order id belongs to its issuer (``iss``): only the issuer or an authority the policy lets
+        serve for it (``improper-service``, R1) may use one, so an order signed by any other
+        authority is refused here, before intake claims the id or stores anything under it.
+        """
+        order = verify_order(
             token,
             authorities=self.config.legal.authorities,
             keys=self.trust.keys,
@@ -130,6 +142,17 @@ class OrderService:
             now=now,
             received_at=now,
         )
+        improper = self.engine.check_service(order)
+        if improper is not None:
+            raise OrderRejected(
+                f"{improper.reasons[0].detail}; the order is not accepted under `{order.issuer.id}`'s order ids",
+                code=improper.reason,
+                rule="R1",
+                order=order.id,
+                issuer=order.issuer.id,
+                served_by=order.served_by.id,
+            )
+        return order
 
     # --- intake ----------------------------------------------------------------
 
@@ -141,27 +164,40 @@ class OrderService:
             order = self.verify(token, now=now)
         except OrderRejected as rejected:
             self.records.observer.order_rejected(reason=rejected.code)
+            # who an order that verified but may not be served claimed to be (improper-service): ids of registered authorities
+            named = {k: rejected.details[k] for k in ("order", "issuer", "served_by") if k in rejected.details}
             await self.records._record(
                 "order.rejected",
-                {"fingerprint": fingerprint, "reason": rejected.code, "rule": rejected.rule, "by": submitted_by},
+                {"fingerprint": fingerprint, "reason": rejected.code, "rule": rejected.rule, "by": submitted_by, **named},
             )
             raise
         authority = order.issuer.id
 
-        # (1) claim the order id once, across replicas
-        claim = json.dumps({"fingerprint": fingerprint, "received_at": isoformat(now)}).encode()
+        # (1) claim the order id once, across replicas, in its issuer's namespace (``verify`` let only who may serve for it this far)
+        claim = json.dumps({"fingerprint": fingerprint, "covers": SIGNED_INPUT, "received_at": isoformat(now)}).encode()
         try:
             await self.control.put(_claim_key(authority, order.id), claim, {}, if_absent=True)
         except PreconditionFailed:
             existing = json.loads((await self.control.get(_claim_key(authority, order.id))).body)
-            if existing["fingerprint"] != fingerprint:
+            if existing.get("covers") == SIGNED_INPUT:
+                same = existing["fingerprint"] == fingerprint
+            else:
+                # Claimed before the fingerprint covered the header: the claims must match, and the stored
+                # document must name the same signing authority.
+                same = existing["fingerprint"] == claims_fingerprint(token)
+                if same:
+                    document = await self._wait_for_document(authority, order.id)
+                    same = document.get("served_by") == order.served_by.id
+                    if same:
+                        return document, False
+            if not same:
                 await self.records._record(
                     "order.rejected", {"order": order.id, "authority": authority, "fingerprint": fingerprint, "reason": "replayed", "rule": "R1"}
                 )
                 raise Replayed(
                     f"order id `{order.id}` was already used by `{authority}` for a different order",
                     outcome="refuse",
-                    reasons=[{"code": "replayed", "rule": "R1", "detail": "same order id, different body"}],
+                    reasons=[{"code": "replayed", "rule": "R1", "detail": "same order id, different signed order"}],
                 ) from None
             return await self._wait_for_document(authority, order.id), False
 

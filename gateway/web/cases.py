@@ -105,7 +105,7 @@ async def request_support_access(request: web.Request) -> web.Response:
 
 @routes.post("/v1/cases/{case}/customer-approval")
 async def customer_approval(request: web.Request) -> web.Response:
-    """Body: {"decision": "approve"|"deny"}: the customer's answer, relayed by the customer portal (a service)."""
+    """Body: {"decision": "approve"|"deny"}: the customer's answer, relayed by a service of `support_access.consent_relays`."""
     caller = authenticate(request, "service")
     body = await _json_object(request, {"decision"})
     case = await request.app[STATE_KEY].rt.orders.cases.customer_decision(request.match_info["case"], caller, decision=str(body.get("decision", "")))

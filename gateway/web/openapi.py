@@ -213,7 +213,7 @@ SPEC: dict[str, Any] = {
         },
         "/v1/cases/{case}/customer-approval": {
             "post": {
-                "summary": "The customer's answer to a support-access request, relayed by the customer portal",
+                "summary": "The customer's answer to a support-access request, relayed by a configured consent relay (the customer portal)",
                 "parameters": [CASE_PATH],
                 "responses": {"201": {"description": "the case"}, **_problems(400, 401, 403, 404, 409)},
             }

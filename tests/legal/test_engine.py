@@ -303,6 +303,17 @@ def test_check_order_refuses_a_wildcard_order_without_any_subject() -> None:
     assert shipped_engine().check_order(order("us-court-sdny", "us.warrant", "content"), now=NOW) is None
 
 
+def test_check_service_refuses_an_order_signed_by_an_authority_that_may_not_serve_for_its_issuer() -> None:
+    refused = shipped_engine().check_service(order("us-court-sdny", "us.warrant", "content", served_by="gb-police"))
+    assert refused is not None and (refused.outcome, refused.reason, refused.rule) == ("refuse", "improper-service", "R1.improper-service")
+
+
+def test_check_service_accepts_the_issuer_itself_and_its_designated_server() -> None:
+    engine = shipped_engine()
+    assert engine.check_service(order("us-court-sdny", "us.warrant", "content")) is None
+    assert engine.check_service(order("gb-court", "gb.opo", "content", **OPO)) is None
+
+
 def test_the_engine_can_be_built_from_a_config_like_object() -> None:
     @dataclasses.dataclass
     class ConfigLike:

@@ -303,3 +303,14 @@ def test_the_same_claims_signed_twice_with_es256_have_one_fingerprint() -> None:
     first, second = sign_order(body, key=key, kid=body["iss"]), sign_order(body, key=key, kid=body["iss"])
     assert first != second
     assert order_fingerprint(first) == order_fingerprint(second)
+
+
+def test_the_fingerprint_differs_when_only_the_signing_authority_differs() -> None:
+    assert order_fingerprint(sign()) != order_fingerprint(sign(key=SERVER_KEY, kid="aa-designated"))
+
+
+def test_the_fingerprint_differs_when_only_the_header_differs() -> None:
+    body = claims()
+    plain = by_hand({"alg": "EdDSA", "kid": "aa-court"}, body, COURT_KEY.sign)
+    typed = by_hand({"alg": "EdDSA", "kid": "aa-court", "typ": "JWT"}, body, COURT_KEY.sign)
+    assert order_fingerprint(plain) != order_fingerprint(typed)

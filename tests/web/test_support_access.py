@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from aiohttp.test_utils import TestClient
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
-from tests.support import Env
+from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
+
+from gateway.web.app import create_app
+from tests.orders_support import ledger_entries
+from tests.support import SHIPPED_CONFIG, Env, make_env
 
 ALICE = {"home_region": "us-east-1", "residence": "US", "us_person": True}
 WRITER = ("crm", "us-east-1", "crm")
@@ -88,6 +94,48 @@ async def test_only_the_customer_portal_relays_the_customers_answer(client: Test
     assert response.status == 403
 
 
+async def test_a_service_that_is_not_a_consent_relay_may_not_give_the_customers_consent(client: TestClient, env: Env) -> None:
+    case = await _setup(client, env)
+    response = await client.post(f"/v1/cases/{case}/customer-approval", json={"decision": "approve"}, headers=env.service("analytics", "eu-west-1"))
+    body = await response.json()
+    assert (response.status, body["code"]) == (403, "consent-relay-not-allowed")
+    assert "`analytics`" in body["detail"] and "`customer-portal`" in body["detail"]
+
+
+async def test_a_consent_refused_to_another_service_leaves_the_case_unchanged(client: TestClient, env: Env) -> None:
+    case = await _setup(client, env)
+    before = await (await client.get(f"/v1/cases/{case}", headers=env.person("legal", "lena"))).json()
+    await client.post(f"/v1/cases/{case}/customer-approval", json={"decision": "approve"}, headers=env.service("analytics", "eu-west-1"))
+    await _lawyer(client, env, case)
+    after = await (await client.get(f"/v1/cases/{case}", headers=env.person("legal", "lena"))).json()
+    assert (after["state"], after["customer"]) == ("open", None)
+    assert [h["action"] for h in after["history"]] == [h["action"] for h in before["history"]] + ["approve"]
+    assert ledger_entries(env, "case.customer") == []
+    assert (await _read(client, env, case)).status == 403
+
+
+async def test_the_configured_consent_relay_gives_the_customers_consent(client: TestClient, env: Env) -> None:
+    case = await _setup(client, env)
+    response = await client.post(f"/v1/cases/{case}/customer-approval", json={"decision": "approve"}, headers=env.service("customer-portal", "eu-west-1"))
+    assert response.status == 201, await response.text()
+    assert (await response.json())["customer"]["decision"] == "approve"
+
+
+async def test_the_ledger_names_the_service_region_and_principal_that_relayed_the_consent(client: TestClient, env: Env) -> None:
+    case = await _setup(client, env)
+    await _customer(client, env, case)
+    [entry] = ledger_entries(env, "case.customer")
+    assert entry["data"]["relay"] == {"service": "customer-portal", "region": "us-east-1", "principal": "customer-portal"}
+    assert (entry["data"]["case"], entry["data"]["decision"]) == (case, "approve")
+
+
+async def test_the_case_names_the_service_that_relayed_the_consent(client: TestClient, env: Env) -> None:
+    case = await _setup(client, env)
+    await _customer(client, env, case)
+    body = await (await client.get(f"/v1/cases/{case}", headers=env.person("legal", "lena"))).json()
+    assert body["customer"]["relay"] == {"service": "customer-portal", "region": "us-east-1", "principal": "customer-portal"}
+
+
 async def test_every_support_read_is_in_the_ledger(client: TestClient, env: Env) -> None:
     import json
 
@@ -110,3 +158,26 @@ async def test_the_console_shows_a_support_request_in_the_queue_and_on_its_page(
     assert queue.status == 200 and case in await queue.text()
     assert page.status == 200 and "support-access" in await page.text()
     assert CONTENT.decode() not in await page.text()
+
+
+# --- a gateway with no consent relay configured ----------------------------------------
+
+
+def _without_support_access() -> str:
+    text = SHIPPED_CONFIG.read_text()
+    start = text.index("[support_access]")
+    return text[:start] + text[text.index("\n\n", start) :]
+
+
+async def test_without_a_consent_relay_support_access_cannot_be_requested(tmp_path: Path, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> None:
+    env = make_env(tmp_path, _without_support_access())
+    client = await aiohttp_client(create_app(env.settings, registry=CollectorRegistry()))
+    assert (await client.put("/v1/subjects/alice", json=ALICE, headers=env.service(*WRITER))).status == 201
+    response = await client.post(
+        "/v1/support-access",
+        json={"subject": "alice", "keys": ["mail-1"], "justification": "ticket 4411: mail stuck in the outbox"},
+        headers=env.person("support", "sam"),
+    )
+    body = await response.json()
+    assert (response.status, body["code"]) == (403, "support-access-off")
+    assert "support_access.consent_relays" in body["detail"]
