@@ -55,7 +55,7 @@ LEEWAY = timedelta(seconds=30)
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _P256_BYTES = 32
-_OFFENCE_FIELDS = frozenset({"description", "max_penalty_years", "committed_in"})
+_OFFENCE_FIELDS = frozenset({"description", "max_penalty_years", "committed_in", "listed"})
 _EMERGENCY_FIELDS = frozenset({"reason"})
 
 
@@ -281,7 +281,10 @@ def _offence(claims: Mapping[str, Any]) -> Offence | None:
     committed_in = value.get("committed_in")
     if committed_in is not None and not is_country(committed_in):
         _malformed("claim `offence.committed_in` must be a two-letter country code", claim="offence.committed_in")
-    return Offence(description, None if years is None else float(years), committed_in)
+    listed = value.get("listed")
+    if listed is not None and not isinstance(listed, bool):
+        _malformed("claim `offence.listed` must be true or false", claim="offence.listed")
+    return Offence(description, None if years is None else float(years), committed_in, listed)
 
 
 def _emergency_reason(claims: Mapping[str, Any]) -> str | None:
