@@ -306,13 +306,26 @@ class Engine:
         if lines is not None:
             _ok(lines, "R1.instrument", f"`{instrument.id}` ({instrument.name})")
 
-        # (2) validity period: `exp` (the execute-by date) and `nbf`
-        if order.expires_at is not None and now >= order.expires_at:
-            return _no(lines, meta, REFUSE, "expired", "R1.expired", f"the order expired at {_when(order.expires_at)}")
+        # (2) validity period: `exp` (the execute-by date) against when the order was served, `nbf` against now.
+        # An order served in time stays valid while the provider complies, however late it is decided.
+        served_at = order.received_at or now
+        if order.expires_at is not None and served_at >= order.expires_at:
+            return _no(
+                lines,
+                meta,
+                REFUSE,
+                "expired",
+                "R1.expired",
+                f"the order was served at {_when(served_at)}, not before its execute-by date {_when(order.expires_at)}",
+            )
         if order.not_before is not None and now < order.not_before:
             return _no(lines, meta, REFUSE, "not-yet-valid", "R1.expired", f"the order is not valid before {_when(order.not_before)}")
         if lines is not None:
-            _ok(lines, "R1.expired", f"valid until {_when(order.expires_at)}" if order.expires_at is not None else "no expiry date")
+            _ok(
+                lines,
+                "R1.expired",
+                f"served at {_when(served_at)}, before its execute-by date {_when(order.expires_at)}" if order.expires_at is not None else "no expiry date",
+            )
 
         # (3) the instrument's regime applies: to the order's date and to now
         if instrument.in_force_from is not None:

@@ -325,9 +325,10 @@ def verify_order(
     (6) ``iss`` names a registered authority → else ``unverified-authority``
         (R0). It may differ from ``kid``: whether that server may serve for that
         issuer is the engine's question (``improper-service``);
-    (7) the validity window holds at ``now``: ``exp`` has not passed, no
-        leeway (it is the execute-by date) → else ``expired`` (R1); ``nbf`` and
-        ``iat`` are not later than ``now`` plus 30 s → else ``not-yet-valid`` (R1);
+    (7) the validity window holds: ``exp`` had not passed when the order was
+        served (``received_at``, else ``now``), no leeway (it is the execute-by
+        date) → else ``expired`` (R1); ``nbf`` and ``iat`` are not later than
+        ``now`` plus 30 s → else ``not-yet-valid`` (R1);
     (8) the instrument and every category are configured → else
         ``unknown-instrument`` / ``unknown-category`` (R1);
     (9) build the ``Order``: issuer = ``authorities[iss]``, served_by =
@@ -412,7 +413,8 @@ def verify_order(
 
     # (7) validity window
     moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-    if moment >= expires_at:
+    served = received_at or moment
+    if served >= expires_at:
         _reject("expired", "R1", f"the order expired at {expires_at.isoformat()}", exp=claims["exp"])
     if not_before is not None and not_before > moment + LEEWAY:
         _reject("not-yet-valid", "R1", f"the order is not valid before {not_before.isoformat()}", nbf=claims["nbf"])
