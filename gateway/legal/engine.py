@@ -30,7 +30,7 @@ import functools
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from gateway.legal.orders import Objection, Order, PriorPreservation
@@ -155,6 +155,22 @@ def refusal(
 def _specific(subjects: tuple[str, ...]) -> bool:
     """Every subject names one account: not blank, no wildcard characters."""
     return all(name.strip() and _WILDCARDS.isdisjoint(name) for name in subjects)
+
+
+def last_day_of_months_beginning_with(day: date, months: int) -> date:
+    """The last day of the period of ``months`` calendar months beginning with ``day`` (that day included).
+
+    The period ends on the day before the corresponding date ``months`` later:
+    beginning with 15 March, 3 months end on 14 June. Where the later month has
+    no corresponding date (beginning with 30 November), the period ends on that
+    month's last day (28 or 29 February), as the corresponding-date rule does.
+    """
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    month_end = calendar.monthrange(year, month)[1]
+    if day.day > month_end:
+        return date(year, month, month_end)
+    return date(year, month, day.day) - timedelta(days=1)
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -473,19 +489,20 @@ class Engine:
         if service is not None and service.within_months_of_made is not None:
             if order.made_at is None:
                 return _no(lines, meta, REFUSE, "missing-claim", "R1.served-too-late", f"`{instrument.id}` must state when it was made (`made_at`)")
-            served_at = order.received_at or now
-            last = add_months(order.made_at, service.within_months_of_made)
-            if served_at > last:
+            # whole days: the period of n months beginning with the day the order was made
+            last_day = last_day_of_months_beginning_with(order.made_at.date(), service.within_months_of_made)
+            if served_at.date() > last_day:
                 return _no(
                     lines,
                     meta,
                     REFUSE,
                     "served-too-late",
                     "R1.served-too-late",
-                    f"made {_when(order.made_at)}, served {_when(served_at)}: more than {service.within_months_of_made} month(s) later",
+                    f"made {order.made_at.date().isoformat()}, served {served_at.date().isoformat()}: the period of "
+                    f"{service.within_months_of_made} month(s) beginning with the day it was made ended on {last_day.isoformat()}",
                 )
             if lines is not None:
-                _ok(lines, "R1.served-too-late", f"served in time (by {_when(last)})")
+                _ok(lines, "R1.served-too-late", f"served in time (the last day of service is {last_day.isoformat()})")
 
         # (10) addressed to an establishment in another state than the issuer's
         if instrument.foreign_establishment_required:
