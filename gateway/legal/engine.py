@@ -7,11 +7,17 @@ replayed, a recorded objection, the preservation a renewal names) are passed in.
 The rule families run in a fixed order, first match wins (R0, the signature, is
 checked before the engine; ``refusal`` builds its decisions in the same shape):
 
-- R1 form validity            (refuse, or route-mlat for a party not bound)
+- R1 form validity            (refuse, or route-mlat for a party not bound); ``exp`` is
+                              checked against when the order was served, not decided
 - R2 preservation             (preserve until the instrument's TTL)
+- R1b legal process           (refuse: a request that cannot compel, outside an emergency,
+                              from the storage country's own authority where no voluntary
+                              rule answers that country's authorities)
 - R3 the category ladder      (refuse), then no records -> ``no-data``
 - R4 emergency requests       (disclose with basis emergency, or legal-review)
-- R5 jurisdiction             a. agreement channels  b. same jurisdiction
+- R5 jurisdiction             a. agreement channels (a grant channel for data stored
+                              outside the agreement's parties yields to that place's
+                              blocking rules)  b. same jurisdiction
                               c. extraterritorial conflict  d. blocking rules
                               e. voluntary disclosure  f. no agreement
 - R6 objections               (a recorded objection turns a hold into refuse)
@@ -56,7 +62,7 @@ BASES: tuple[str, ...] = (COMPELLED, VOLUNTARY, EMERGENCY)
 _WILDCARDS = frozenset("*?%")
 
 
-_ChannelEntry = tuple[Channel, datetime | None, str, str, tuple[str, ...]]
+_ChannelEntry = tuple[Channel, datetime | None, str, str, tuple[str, ...], frozenset[str]]
 
 
 @quick_init
@@ -235,7 +241,7 @@ class Engine:
         for agreement in policy.agreements.values():
             for channel in agreement.channels:
                 not_person_of = tuple(sorted(channel.targeting.not_person_of)) if channel.targeting is not None else ()
-                entry = (channel, agreement.in_force_from, agreement.name, f"R5.agreement.{channel.agreement}", not_person_of)
+                entry = (channel, agreement.in_force_from, agreement.name, f"R5.agreement.{channel.agreement}", not_person_of, agreement.parties)
                 for instrument in channel.instruments:
                     channels.setdefault(instrument, []).append(entry)
         self.channels: Mapping[str, tuple[_ChannelEntry, ...]] = {k: tuple(v) for k, v in channels.items()}
@@ -422,9 +428,11 @@ class Engine:
             offence = order.offence
             if offence is None:
                 return _no(lines, meta, REFUSE, "missing-claim", "R1.offence", f"`{instrument.id}` for `{category}` data must name the `offence`")
-            if rule.min_max_penalty_years is not None:
+            listed = rule.listed_qualifies and offence.listed is True
+            if rule.min_max_penalty_years is not None and not listed:
                 if offence.max_penalty_years is None:
-                    return _no(lines, meta, REFUSE, "missing-claim", "R1.offence", "the offence must give `max_penalty_years`")
+                    either = " or be marked `listed`" if rule.listed_qualifies else ""
+                    return _no(lines, meta, REFUSE, "missing-claim", "R1.offence", f"the offence must give `max_penalty_years`{either}")
                 if offence.max_penalty_years < rule.min_max_penalty_years:
                     return _no(
                         lines,
@@ -433,10 +441,13 @@ class Engine:
                         "not-serious-crime",
                         "R1.offence",
                         f"`{instrument.id}` for `{category}` data needs an offence punishable by at least "
-                        f"{rule.min_max_penalty_years:g} years; `{offence.description}` carries {offence.max_penalty_years:g}",
+                        f"{rule.min_max_penalty_years:g} years"
+                        + (" or a listed offence" if rule.listed_qualifies else "")
+                        + f"; `{offence.description}` carries {offence.max_penalty_years:g}",
                     )
             if lines is not None:
-                _ok(lines, "R1.offence", f"offence `{offence.description}` ({_years(offence.max_penalty_years)})")
+                how = ", a listed offence: no minimum penalty" if listed else ""
+                _ok(lines, "R1.offence", f"offence `{offence.description}` ({_years(offence.max_penalty_years)}{how})")
         elif rule is not None and category is not None and lines is not None:
             _ok(lines, "R1.offence", f"`{instrument.id}` needs no offence for `{category}` data")
 
@@ -552,9 +563,23 @@ class Engine:
         if run.lines is not None:
             run.note("R2.preservation: not a preservation instrument")
 
-        # R3: the ladder (an emergency request may reach further, if configured)
+        # R1b: a request without compulsion, outside an emergency, from an authority of the storage
+        # country whose own authorities no voluntary rule answers: legal process is required
         mode = instrument.emergency.mode
         emergency_request = mode == "required" or (mode == "request" and bool(order.emergency_reason))
+        if region is not None and not instrument.compulsory and not emergency_request and issuer_j == region.jurisdiction:
+            if not self._answers_own_authorities(region):
+                return run.done(
+                    REFUSE,
+                    "legal-process-required",
+                    "R1b.legal-process",
+                    f"`{instrument.id}` cannot compel, and no voluntary rule lets the provider give authorities of `{region.jurisdiction}` "
+                    "data stored there without legal process or an emergency",
+                )
+            if run.lines is not None:
+                run.note(f"R1b.legal-process: ok: a voluntary rule answers authorities of `{region.jurisdiction}`")
+
+        # R3: the ladder (an emergency request may reach further, if configured)
         reach = self.reach[instrument.id]
         if emergency_request:
             reach = self.emergency_reach.get(instrument.id, reach)
@@ -682,12 +707,21 @@ class Engine:
             ),
         )
 
+    def _answers_own_authorities(self, region: Region) -> bool:
+        """Whether any voluntary rule lets the provider answer requests of the storage country's own authorities."""
+        return any(rule.to in ("domestic", "any") and (region.jurisdiction in rule.stored_in or region.id in rule.stored_in) for rule, _ in self.voluntary)
+
     def _emergency(self, order: Order, region: Region, category: str, rank: int, run: _Run) -> Decision:
-        """R4: an emergency request, from the storage country's own authority or a foreign one."""
+        """R4: an emergency request, from the storage country's own authority or a foreign one.
+
+        The domestic rule applies only where the storage place is in ``domestic_in``;
+        the storage country's own authorities elsewhere are decided like foreign ones.
+        """
         e = self.policy.emergency
         issuer_j = order.issuer.jurisdiction
         stored_j = region.jurisdiction
-        if issuer_j == stored_j:
+        own = issuer_j == stored_j
+        if own and (stored_j in e.domestic_in or region.id in e.domestic_in):
             if e.domestic == DISCLOSE:
                 return run.done(
                     DISCLOSE,
@@ -704,6 +738,8 @@ class Engine:
                 f"the policy sends emergency requests from `{stored_j}` for its own data to review",
                 obligations=run.review(hours=e.review_hours),
             )
+        if own and run.lines is not None:
+            run.note(f"R4.emergency: `{stored_j}` is not among the storage places whose own authorities the domestic rule decides for")
         reviewed_place = stored_j in e.foreign_review_stored_in or region.id in e.foreign_review_stored_in
         if rank <= self.emergency_foreign_rank and not reviewed_place:
             return run.done(
@@ -715,11 +751,12 @@ class Engine:
                 obligations=run.plain(),
             )
         why = f"data stored in `{stored_j}`" if reviewed_place else f"`{category}` data"
+        whose = "the storage country's own authority" if own else "a foreign authority"
         return run.done(
             LEGAL_REVIEW,
             "emergency-foreign",
             "R4.emergency",
-            f"emergency request from `{issuer_j}` for {why}: the policy sends it to review",
+            f"emergency request from `{issuer_j}` ({whose}) for {why}: the policy sends it to review",
             obligations=run.review(hours=e.review_hours),
         )
 
@@ -732,7 +769,7 @@ class Engine:
         issuer_j = order.issuer.jurisdiction
         stored_j = region.jurisdiction
         considered = False
-        for channel, in_force_from, agreement_name, rule, not_person_of in self.channels.get(instrument.id, ()):
+        for channel, in_force_from, agreement_name, rule, not_person_of, parties in self.channels.get(instrument.id, ()):
             if issuer_j not in channel.issuers or (stored_j not in channel.stored_in and region.id not in channel.stored_in):
                 continue
             considered = True
@@ -740,6 +777,13 @@ class Engine:
                 if run.lines is not None:
                     run.note(f"{rule}: skipped: not in force until {_when(in_force_from)}")
                 continue
+            if channel.effect == "grant" and stored_j not in parties:
+                # the agreement binds its parties only: a third country's law that forbids the disclosure decides first
+                if run.lines is not None:
+                    run.note(f"{rule}: `{stored_j}` is not a party to {agreement_name}: its blocking rules are checked first")
+                blocked = self._blocking(instrument, issuer_j, region, category, run)
+                if blocked is not None:
+                    return blocked
             violation, unknown = self._conditions(channel, not_person_of, order, subject, run, rule)
             if violation is not None:
                 code, detail = violation
@@ -748,7 +792,11 @@ class Engine:
             if channel.effect == "restrict":
                 if run.lines is not None:
                     run.note(f"{rule}: ok: {channel.id} restricts but does not decide" + (f" ({unknown})" if unknown else ""))
-                if channel.motion_to_quash_days is not None:
+                if channel.motion_to_quash_days is not None and category not in channel.motion_to_quash_categories:
+                    if run.lines is not None:
+                        quashable = ", ".join(f"`{c}`" for c in sorted(channel.motion_to_quash_categories))
+                        run.note(f"{rule}: no motion to quash: only orders for {quashable} data carry one")
+                elif channel.motion_to_quash_days is not None:
                     if self._person_of(subject, issuer_j) is False and subject.residence != issuer_j:
                         quash_by = run.received + _days(channel.motion_to_quash_days)
                         run.quash_by = quash_by
