@@ -520,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("explain", "decide an order without acting and print the trace; exit 2 unless all is disclosed", cmd_explain)
     p.add_argument("order", type=Path, help="file with the compact JWS, or - for stdin")
-    p.add_argument("--at", help="decide as at this RFC 3339 time (default: now)")
+    p.add_argument("--at", help="decide as if the order were served at this RFC 3339 time (default: now); `exp` is checked against it")
 
     package = sub.add_parser("package", help="disclosure packages").add_subparsers(dest="package_command", required=True, metavar="ACTION")
     p = command("verify", "check a package's signature and every record's hash, offline", cmd_package_verify, package)

@@ -29,8 +29,9 @@ def prepare_authorities(env: Env) -> None:
 
 def claims_of(case: Case) -> dict[str, Any]:
     spec = case.order
-    expires = spec.expires_at or case.at + timedelta(days=30)
-    issued = spec.issued_at or min(case.at, expires - timedelta(days=14))  # an order already expired was issued before
+    served = spec.received_at or case.at  # over HTTP an order is decided when it is served
+    expires = spec.expires_at or served + timedelta(days=30)
+    issued = spec.issued_at or min(served, expires - timedelta(days=14))  # an order already expired was issued before
     claims: dict[str, Any] = {
         "jti": spec.id,
         "iss": spec.issuer,
@@ -50,6 +51,8 @@ def claims_of(case: Case) -> dict[str, Any]:
             offence["max_penalty_years"] = spec.offence.max_penalty_years
         if spec.offence.committed_in:
             offence["committed_in"] = spec.offence.committed_in
+        if spec.offence.listed is not None:
+            offence["listed"] = spec.offence.listed
         claims["offence"] = offence
     if spec.emergency_reason:
         claims["emergency"] = {"reason": spec.emergency_reason}

@@ -17,8 +17,11 @@ Each file holds one or more ``[[case]]`` tables::
     instrument = "gb.opo"
     categories = ["content"]             # default: [category]
     subjects = ["acct-1"]                # default: [the subject's id]
-    made_at = 2026-09-15                 # also: id, iat, exp, nbf, received_at, nondisclosure_until
+    made_at = 2026-09-15                 # also: id, iat, exp, nbf, nondisclosure_until
+    received_at = 2026-09-20             # when the order was served (default: `at`); `exp` is checked against it
     offence = { description = "terrorism", max_penalty_years = 14, committed_in = "GB" }
+                                         # also `listed = true`: an offence listed in Art 5(4)(b)-(c) of
+                                         # Regulation (EU) 2023/1543 committed by means of an information system
     emergency = "a reason"               # an emergency request
     renews = "earlier-order-id"
     signature = "valid"                  # or "invalid", "missing", "unregistered" (R0)
@@ -94,7 +97,7 @@ _ORDER_KEYS = (
     "signature",
 )
 _SUBJECT_KEYS = ("id", "home_region", "residence", "nationality", "us_person", "location")
-_OFFENCE_KEYS = ("description", "max_penalty_years", "committed_in")
+_OFFENCE_KEYS = ("description", "max_penalty_years", "committed_in", "listed")
 _PRIOR_KEYS = ("order_id", "instrument", "issuer_jurisdiction", "until", "extensions")
 _OBJECTION_KEYS = ("by", "at", "reason")
 _EXPECT_KEYS = ("outcome", "reason", "basis", "rule", "reasons", *OBLIGATION_KEYS)
@@ -331,6 +334,7 @@ def _case(item: Any, path: str, findings: list[Finding]) -> Case | None:
                 description=off.text("description", default="unspecified offence") or "unspecified offence",
                 max_penalty_years=off.number("max_penalty_years"),
                 committed_in=off.text("committed_in"),
+                listed=off.optional_flag("listed"),
             )
         emergency = o.table.get("emergency")
         if emergency is not None and not isinstance(emergency, str):

@@ -7,11 +7,17 @@ replayed, a recorded objection, the preservation a renewal names) are passed in.
 The rule families run in a fixed order, first match wins (R0, the signature, is
 checked before the engine; ``refusal`` builds its decisions in the same shape):
 
-- R1 form validity            (refuse, or route-mlat for a party not bound)
+- R1 form validity            (refuse, or route-mlat for a party not bound); ``exp`` is
+                              checked against when the order was served, not decided
 - R2 preservation             (preserve until the instrument's TTL)
+- R1b legal process           (refuse: a request that cannot compel, outside an emergency,
+                              from the storage country's own authority where no voluntary
+                              rule answers that country's authorities)
 - R3 the category ladder      (refuse), then no records -> ``no-data``
 - R4 emergency requests       (disclose with basis emergency, or legal-review)
-- R5 jurisdiction             a. agreement channels  b. same jurisdiction
+- R5 jurisdiction             a. agreement channels (a grant channel for data stored
+                              outside the agreement's parties yields to that place's
+                              blocking rules)  b. same jurisdiction
                               c. extraterritorial conflict  d. blocking rules
                               e. voluntary disclosure  f. no agreement
 - R6 objections               (a recorded objection turns a hold into refuse)
@@ -30,7 +36,7 @@ import functools
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from gateway.legal.orders import Objection, Order, PriorPreservation
@@ -56,7 +62,7 @@ BASES: tuple[str, ...] = (COMPELLED, VOLUNTARY, EMERGENCY)
 _WILDCARDS = frozenset("*?%")
 
 
-_ChannelEntry = tuple[Channel, datetime | None, str, str, tuple[str, ...]]
+_ChannelEntry = tuple[Channel, datetime | None, str, str, tuple[str, ...], frozenset[str]]
 
 
 @quick_init
@@ -157,6 +163,22 @@ def _specific(subjects: tuple[str, ...]) -> bool:
     return all(name.strip() and _WILDCARDS.isdisjoint(name) for name in subjects)
 
 
+def last_day_of_months_beginning_with(day: date, months: int) -> date:
+    """The last day of the period of ``months`` calendar months beginning with ``day`` (that day included).
+
+    The period ends on the day before the corresponding date ``months`` later:
+    beginning with 15 March, 3 months end on 14 June. Where the later month has
+    no corresponding date (beginning with 30 November), the period ends on that
+    month's last day (28 or 29 February), as the corresponding-date rule does.
+    """
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    month_end = calendar.monthrange(year, month)[1]
+    if day.day > month_end:
+        return date(year, month, month_end)
+    return date(year, month, day.day) - timedelta(days=1)
+
+
 def add_months(moment: datetime, months: int) -> datetime:
     """Calendar months later; the day is clamped to the month's end (31 Jan + 1 month = 28/29 Feb)."""
     index = moment.month - 1 + months
@@ -219,7 +241,7 @@ class Engine:
         for agreement in policy.agreements.values():
             for channel in agreement.channels:
                 not_person_of = tuple(sorted(channel.targeting.not_person_of)) if channel.targeting is not None else ()
-                entry = (channel, agreement.in_force_from, agreement.name, f"R5.agreement.{channel.agreement}", not_person_of)
+                entry = (channel, agreement.in_force_from, agreement.name, f"R5.agreement.{channel.agreement}", not_person_of, agreement.parties)
                 for instrument in channel.instruments:
                     channels.setdefault(instrument, []).append(entry)
         self.channels: Mapping[str, tuple[_ChannelEntry, ...]] = {k: tuple(v) for k, v in channels.items()}
@@ -318,13 +340,26 @@ class Engine:
         if lines is not None:
             _ok(lines, "R1.instrument", f"`{instrument.id}` ({instrument.name})")
 
-        # (2) validity period: `exp` (the execute-by date) and `nbf`
-        if order.expires_at is not None and now >= order.expires_at:
-            return _no(lines, meta, REFUSE, "expired", "R1.expired", f"the order expired at {_when(order.expires_at)}")
+        # (2) validity period: `exp` (the execute-by date) against when the order was served, `nbf` against now.
+        # An order served in time stays valid while the provider complies, however late it is decided.
+        served_at = order.received_at or now
+        if order.expires_at is not None and served_at >= order.expires_at:
+            return _no(
+                lines,
+                meta,
+                REFUSE,
+                "expired",
+                "R1.expired",
+                f"the order was served at {_when(served_at)}, not before its execute-by date {_when(order.expires_at)}",
+            )
         if order.not_before is not None and now < order.not_before:
             return _no(lines, meta, REFUSE, "not-yet-valid", "R1.expired", f"the order is not valid before {_when(order.not_before)}")
         if lines is not None:
-            _ok(lines, "R1.expired", f"valid until {_when(order.expires_at)}" if order.expires_at is not None else "no expiry date")
+            _ok(
+                lines,
+                "R1.expired",
+                f"served at {_when(served_at)}, before its execute-by date {_when(order.expires_at)}" if order.expires_at is not None else "no expiry date",
+            )
 
         # (3) the instrument's regime applies: to the order's date and to now
         if instrument.in_force_from is not None:
@@ -405,9 +440,11 @@ class Engine:
             offence = order.offence
             if offence is None:
                 return _no(lines, meta, REFUSE, "missing-claim", "R1.offence", f"`{instrument.id}` for `{category}` data must name the `offence`")
-            if rule.min_max_penalty_years is not None:
+            listed = rule.listed_qualifies and offence.listed is True
+            if rule.min_max_penalty_years is not None and not listed:
                 if offence.max_penalty_years is None:
-                    return _no(lines, meta, REFUSE, "missing-claim", "R1.offence", "the offence must give `max_penalty_years`")
+                    either = " or be marked `listed`" if rule.listed_qualifies else ""
+                    return _no(lines, meta, REFUSE, "missing-claim", "R1.offence", f"the offence must give `max_penalty_years`{either}")
                 if offence.max_penalty_years < rule.min_max_penalty_years:
                     return _no(
                         lines,
@@ -416,10 +453,13 @@ class Engine:
                         "not-serious-crime",
                         "R1.offence",
                         f"`{instrument.id}` for `{category}` data needs an offence punishable by at least "
-                        f"{rule.min_max_penalty_years:g} years; `{offence.description}` carries {offence.max_penalty_years:g}",
+                        f"{rule.min_max_penalty_years:g} years"
+                        + (" or a listed offence" if rule.listed_qualifies else "")
+                        + f"; `{offence.description}` carries {offence.max_penalty_years:g}",
                     )
             if lines is not None:
-                _ok(lines, "R1.offence", f"offence `{offence.description}` ({_years(offence.max_penalty_years)})")
+                how = ", a listed offence: no minimum penalty" if listed else ""
+                _ok(lines, "R1.offence", f"offence `{offence.description}` ({_years(offence.max_penalty_years)}{how})")
         elif rule is not None and category is not None and lines is not None:
             _ok(lines, "R1.offence", f"`{instrument.id}` needs no offence for `{category}` data")
 
@@ -445,19 +485,20 @@ class Engine:
         if service is not None and service.within_months_of_made is not None:
             if order.made_at is None:
                 return _no(lines, meta, REFUSE, "missing-claim", "R1.served-too-late", f"`{instrument.id}` must state when it was made (`made_at`)")
-            served_at = order.received_at or now
-            last = add_months(order.made_at, service.within_months_of_made)
-            if served_at > last:
+            # whole days: the period of n months beginning with the day the order was made
+            last_day = last_day_of_months_beginning_with(order.made_at.date(), service.within_months_of_made)
+            if served_at.date() > last_day:
                 return _no(
                     lines,
                     meta,
                     REFUSE,
                     "served-too-late",
                     "R1.served-too-late",
-                    f"made {_when(order.made_at)}, served {_when(served_at)}: more than {service.within_months_of_made} month(s) later",
+                    f"made {order.made_at.date().isoformat()}, served {served_at.date().isoformat()}: the period of "
+                    f"{service.within_months_of_made} month(s) beginning with the day it was made ended on {last_day.isoformat()}",
                 )
             if lines is not None:
-                _ok(lines, "R1.served-too-late", f"served in time (by {_when(last)})")
+                _ok(lines, "R1.served-too-late", f"served in time (the last day of service is {last_day.isoformat()})")
 
         # (10) addressed to an establishment in another state than the issuer's
         if instrument.foreign_establishment_required:
@@ -544,9 +585,23 @@ class Engine:
         if run.lines is not None:
             run.note("R2.preservation: not a preservation instrument")
 
-        # R3: the ladder (an emergency request may reach further, if configured)
+        # R1b: a request without compulsion, outside an emergency, from an authority of the storage
+        # country whose own authorities no voluntary rule answers: legal process is required
         mode = instrument.emergency.mode
         emergency_request = mode == "required" or (mode == "request" and bool(order.emergency_reason))
+        if region is not None and not instrument.compulsory and not emergency_request and issuer_j == region.jurisdiction:
+            if not self._answers_own_authorities(region):
+                return run.done(
+                    REFUSE,
+                    "legal-process-required",
+                    "R1b.legal-process",
+                    f"`{instrument.id}` cannot compel, and no voluntary rule lets the provider give authorities of `{region.jurisdiction}` "
+                    "data stored there without legal process or an emergency",
+                )
+            if run.lines is not None:
+                run.note(f"R1b.legal-process: ok: a voluntary rule answers authorities of `{region.jurisdiction}`")
+
+        # R3: the ladder (an emergency request may reach further, if configured)
         reach = self.reach[instrument.id]
         if emergency_request:
             reach = self.emergency_reach.get(instrument.id, reach)
@@ -674,12 +729,21 @@ class Engine:
             ),
         )
 
+    def _answers_own_authorities(self, region: Region) -> bool:
+        """Whether any voluntary rule lets the provider answer requests of the storage country's own authorities."""
+        return any(rule.to in ("domestic", "any") and (region.jurisdiction in rule.stored_in or region.id in rule.stored_in) for rule, _ in self.voluntary)
+
     def _emergency(self, order: Order, region: Region, category: str, rank: int, run: _Run) -> Decision:
-        """R4: an emergency request, from the storage country's own authority or a foreign one."""
+        """R4: an emergency request, from the storage country's own authority or a foreign one.
+
+        The domestic rule applies only where the storage place is in ``domestic_in``;
+        the storage country's own authorities elsewhere are decided like foreign ones.
+        """
         e = self.policy.emergency
         issuer_j = order.issuer.jurisdiction
         stored_j = region.jurisdiction
-        if issuer_j == stored_j:
+        own = issuer_j == stored_j
+        if own and (stored_j in e.domestic_in or region.id in e.domestic_in):
             if e.domestic == DISCLOSE:
                 return run.done(
                     DISCLOSE,
@@ -696,6 +760,8 @@ class Engine:
                 f"the policy sends emergency requests from `{stored_j}` for its own data to review",
                 obligations=run.review(hours=e.review_hours),
             )
+        if own and run.lines is not None:
+            run.note(f"R4.emergency: `{stored_j}` is not among the storage places whose own authorities the domestic rule decides for")
         reviewed_place = stored_j in e.foreign_review_stored_in or region.id in e.foreign_review_stored_in
         if rank <= self.emergency_foreign_rank and not reviewed_place:
             return run.done(
@@ -707,11 +773,12 @@ class Engine:
                 obligations=run.plain(),
             )
         why = f"data stored in `{stored_j}`" if reviewed_place else f"`{category}` data"
+        whose = "the storage country's own authority" if own else "a foreign authority"
         return run.done(
             LEGAL_REVIEW,
             "emergency-foreign",
             "R4.emergency",
-            f"emergency request from `{issuer_j}` for {why}: the policy sends it to review",
+            f"emergency request from `{issuer_j}` ({whose}) for {why}: the policy sends it to review",
             obligations=run.review(hours=e.review_hours),
         )
 
@@ -724,7 +791,7 @@ class Engine:
         issuer_j = order.issuer.jurisdiction
         stored_j = region.jurisdiction
         considered = False
-        for channel, in_force_from, agreement_name, rule, not_person_of in self.channels.get(instrument.id, ()):
+        for channel, in_force_from, agreement_name, rule, not_person_of, parties in self.channels.get(instrument.id, ()):
             if issuer_j not in channel.issuers or (stored_j not in channel.stored_in and region.id not in channel.stored_in):
                 continue
             considered = True
@@ -732,6 +799,13 @@ class Engine:
                 if run.lines is not None:
                     run.note(f"{rule}: skipped: not in force until {_when(in_force_from)}")
                 continue
+            if channel.effect == "grant" and stored_j not in parties:
+                # the agreement binds its parties only: a third country's law that forbids the disclosure decides first
+                if run.lines is not None:
+                    run.note(f"{rule}: `{stored_j}` is not a party to {agreement_name}: its blocking rules are checked first")
+                blocked = self._blocking(instrument, issuer_j, region, category, run)
+                if blocked is not None:
+                    return blocked
             violation, unknown = self._conditions(channel, not_person_of, order, subject, run, rule)
             if violation is not None:
                 code, detail = violation
@@ -740,7 +814,11 @@ class Engine:
             if channel.effect == "restrict":
                 if run.lines is not None:
                     run.note(f"{rule}: ok: {channel.id} restricts but does not decide" + (f" ({unknown})" if unknown else ""))
-                if channel.motion_to_quash_days is not None:
+                if channel.motion_to_quash_days is not None and category not in channel.motion_to_quash_categories:
+                    if run.lines is not None:
+                        quashable = ", ".join(f"`{c}`" for c in sorted(channel.motion_to_quash_categories))
+                        run.note(f"{rule}: no motion to quash: only orders for {quashable} data carry one")
+                elif channel.motion_to_quash_days is not None:
                     if self._person_of(subject, issuer_j) is False and subject.residence != issuer_j:
                         quash_by = run.received + _days(channel.motion_to_quash_days)
                         run.quash_by = quash_by

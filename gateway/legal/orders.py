@@ -39,12 +39,14 @@ class Offence:
     description: str
     max_penalty_years: float | None = None
     committed_in: str | None = None  # jurisdiction code, where known
+    listed: bool | None = None  # a listed offence committed (partly) by means of an information system, e.g. Reg (EU) 2023/1543 Art 5(4)(b)-(c)
 
     def to_json(self) -> dict[str, object]:
         return {
             "description": self.description,
             "max_penalty_years": self.max_penalty_years,
             "committed_in": self.committed_in,
+            "listed": self.listed,
         }
 
 

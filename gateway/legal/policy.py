@@ -71,6 +71,7 @@ class ServiceRule:
 class OffenceRule:
     required_from: str  # category: orders for it or above must name an offence
     min_max_penalty_years: float | None = None
+    listed_qualifies: bool = False  # an offence the order marks as listed (claim `offence.listed`) meets the threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,7 @@ class Channel:
     on_violation: str = "route-mlat"
     disclose_within_days: int | None = None
     motion_to_quash_days: int | None = None
+    motion_to_quash_categories: frozenset[str] = frozenset()  # the categories whose orders carry the motion-to-quash window
     notification: Notification | None = None
 
     @property
@@ -152,6 +154,10 @@ class Agreement:
     parties: frozenset[str]  # expanded jurisdiction codes
     in_force_from: datetime | None
     channels: tuple[Channel, ...]
+
+    def binds(self, jurisdiction: str) -> bool:
+        """Whether the agreement's law runs where the data is stored (its parties); a third country's does not yield to it."""
+        return jurisdiction in self.parties
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +185,7 @@ class Establishment:
 @dataclass(frozen=True, slots=True)
 class EmergencyPolicy:
     domestic: str = "legal-review"
+    domestic_in: frozenset[str] = frozenset()  # storage places whose own authorities `domestic` decides for
     foreign_up_to: str | None = None  # highest category disclosed to foreign authorities; None: none
     foreign_review_stored_in: frozenset[str] = frozenset()
     review_hours: int = 2
@@ -613,7 +620,13 @@ def _instrument(
     if o is not None and o.ok:
         required_from = cx.category(o, "required_from", required=True)
         lowest = cx.categories[0] if cx.categories else ""
-        offence = OffenceRule(required_from=required_from or lowest, min_max_penalty_years=o.positive_number("min_max_penalty_years"))
+        offence = OffenceRule(
+            required_from=required_from or lowest,
+            min_max_penalty_years=o.positive_number("min_max_penalty_years"),
+            listed_qualifies=o.flag("listed_qualifies"),
+        )
+        if offence.listed_qualifies and offence.min_max_penalty_years is None:
+            cx.problem(o.at("listed_qualifies"), "only applies with `min_max_penalty_years`: a listed offence meets that threshold")
         o.finish()
 
     service: ServiceRule | None = None
@@ -784,8 +797,14 @@ def _channel(
     cx: _Context,
 ) -> Channel:
     issuers = cx.jurisdictions_in(c, "issuers", required=True)
-    stored_in = cx.jurisdictions_in(c, "stored_in", required=True, regions=True)
-    for key, places in (("issuers", issuers), ("stored_in", stored_in)):
+    anywhere = c.table.get("stored_in") == "all"
+    if anywhere:
+        # data stored anywhere: the order binds the provider wherever it keeps the data
+        c.seen.add("stored_in")
+        stored_in = frozenset(cx.jurisdictions)
+    else:
+        stored_in = cx.jurisdictions_in(c, "stored_in", required=True, regions=True)
+    for key, places in (("issuers", issuers), ("stored_in", frozenset() if anywhere else stored_in)):
         outside = sorted(p for p in places if p in cx.jurisdictions and p not in parties)
         if outside and parties:
             cx.problem(c.at(key), f"{', '.join(f'`{p}`' for p in outside)} not among the agreement's `parties`")
@@ -848,14 +867,29 @@ def _channel(
         on_violation=c.choice("on_violation", ADVERSE_OUTCOMES, default="route-mlat") or "route-mlat",
         disclose_within_days=c.positive_int("disclose_within_days"),
         motion_to_quash_days=c.positive_int("motion_to_quash_days"),
+        motion_to_quash_categories=_categories(c, "motion_to_quash_categories", cx),
         notification=notification,
     )
     if channel.motion_to_quash_days is not None and effect != "restrict":
         cx.problem(c.at("motion_to_quash_days"), "only a `restrict` channel carries a motion-to-quash window")
+    if channel.motion_to_quash_days is not None and not c.has("motion_to_quash_categories"):
+        cx.problem(c.at("motion_to_quash_categories"), "is required with `motion_to_quash_days`: the categories whose orders may be quashed")
+    elif c.has("motion_to_quash_categories") and channel.motion_to_quash_days is None:
+        cx.problem(c.at("motion_to_quash_categories"), "only applies with `motion_to_quash_days`")
     if effect == "restrict" and targeting is None and channel.min_max_penalty_years is None and channel.motion_to_quash_days is None:
         cx.problem(c.path, "a `restrict` channel must set `targeting`, `min_max_penalty_years` or `motion_to_quash_days`")
     c.finish()
     return channel
+
+
+def _categories(t: _Table, key: str, cx: _Context) -> frozenset[str]:
+    """A list of categories from the ladder; unknown ones are findings."""
+    out: set[str] = set()
+    for path, category in t.strings(key):
+        if category not in cx.categories:
+            cx.problem(path, f"unknown category `{category}`")
+        out.add(category)
+    return frozenset(out)
 
 
 def _check_overlaps(agreements: Mapping[str, Agreement], cx: _Context) -> None:
@@ -911,8 +945,11 @@ def _blocking(t: _Table, rule_id: str, cx: _Context) -> BlockingRule:
 def _emergency(t: _Table | None, cx: _Context) -> EmergencyPolicy:
     if t is None or not t.ok:
         return EmergencyPolicy()
+    if t.has("domestic") and not t.has("domestic_in"):
+        cx.problem(t.at("domestic_in"), "is required with `domestic`: the storage places whose own authorities it decides for")
     policy = EmergencyPolicy(
         domestic=t.choice("domestic", EMERGENCY_DOMESTIC, default="legal-review") or "legal-review",
+        domestic_in=cx.jurisdictions_in(t, "domestic_in", regions=True),
         foreign_up_to=cx.category(t, "foreign_up_to"),
         foreign_review_stored_in=cx.jurisdictions_in(t, "foreign_review_stored_in", regions=True),
         review_hours=t.positive_int("review_hours") or 2,

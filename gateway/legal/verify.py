@@ -55,7 +55,7 @@ LEEWAY = timedelta(seconds=30)
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _P256_BYTES = 32
-_OFFENCE_FIELDS = frozenset({"description", "max_penalty_years", "committed_in"})
+_OFFENCE_FIELDS = frozenset({"description", "max_penalty_years", "committed_in", "listed"})
 _EMERGENCY_FIELDS = frozenset({"reason"})
 
 
@@ -297,7 +297,10 @@ def _offence(claims: Mapping[str, Any]) -> Offence | None:
     committed_in = value.get("committed_in")
     if committed_in is not None and not is_country(committed_in):
         _malformed("claim `offence.committed_in` must be a two-letter country code", claim="offence.committed_in")
-    return Offence(description, None if years is None else float(years), committed_in)
+    listed = value.get("listed")
+    if listed is not None and not isinstance(listed, bool):
+        _malformed("claim `offence.listed` must be true or false", claim="offence.listed")
+    return Offence(description, None if years is None else float(years), committed_in, listed)
 
 
 def _emergency_reason(claims: Mapping[str, Any]) -> str | None:
@@ -338,9 +341,10 @@ def verify_order(
     (6) ``iss`` names a registered authority → else ``unverified-authority``
         (R0). It may differ from ``kid``: whether that server may serve for that
         issuer is the engine's question (``improper-service``);
-    (7) the validity window holds at ``now``: ``exp`` has not passed, no
-        leeway (it is the execute-by date) → else ``expired`` (R1); ``nbf`` and
-        ``iat`` are not later than ``now`` plus 30 s → else ``not-yet-valid`` (R1);
+    (7) the validity window holds: ``exp`` had not passed when the order was
+        served (``received_at``, else ``now``), no leeway (it is the execute-by
+        date) → else ``expired`` (R1); ``nbf`` and ``iat`` are not later than
+        ``now`` plus 30 s → else ``not-yet-valid`` (R1);
     (8) the instrument and every category are configured → else
         ``unknown-instrument`` / ``unknown-category`` (R1);
     (9) build the ``Order``: issuer = ``authorities[iss]``, served_by =
@@ -425,7 +429,8 @@ def verify_order(
 
     # (7) validity window
     moment = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
-    if moment >= expires_at:
+    served = received_at or moment
+    if served >= expires_at:
         _reject("expired", "R1", f"the order expired at {expires_at.isoformat()}", exp=claims["exp"])
     if not_before is not None and not_before > moment + LEEWAY:
         _reject("not-yet-valid", "R1", f"the order is not valid before {not_before.isoformat()}", nbf=claims["nbf"])

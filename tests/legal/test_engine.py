@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.legal.engine import Decision, Engine, add_months, compile_policy, decide, refusal
+from gateway.legal.engine import Decision, Engine, add_months, compile_policy, decide, last_day_of_months_beginning_with, refusal
 from gateway.legal.orders import Objection, Offence, Order
 from gateway.legal.policy import LegalPolicy
 from gateway.model import Region, Subject
@@ -170,7 +171,10 @@ ANY = [(a, a, i) for a in sorted(shipped_policy().authorities) for i in ("us.war
 
 
 def blocked_without_agreement(policy: LegalPolicy, o: Order, stored: Region, category: str, now: datetime) -> bool:
-    """A blocking rule applies to the issuer, storage place and category, and no grant channel covers the order."""
+    """A blocking rule applies to the issuer, storage place and category, and no grant channel covers the order.
+
+    Only an agreement the storage country is party to lifts its blocking rules.
+    """
     issuer = o.issuer.jurisdiction
     blocked = any(
         (stored.jurisdiction in r.stored_in or stored.id in r.stored_in) and category in r.categories and issuer not in r.unless_issuer_in
@@ -181,6 +185,7 @@ def blocked_without_agreement(policy: LegalPolicy, o: Order, stored: Region, cat
         and o.instrument in c.instruments
         and issuer in c.issuers
         and (stored.jurisdiction in c.stored_in or stored.id in c.stored_in)
+        and stored.jurisdiction in a.parties  # an agreement lifts only its parties' blocking rules
         and (a.in_force_from is None or now >= a.in_force_from)
         for a in policy.agreements.values()
         for c in a.channels
@@ -272,6 +277,24 @@ def test_a_nondisclosure_date_is_carried_into_the_obligations() -> None:
 def test_calendar_months_clamp_to_the_end_of_a_shorter_month() -> None:
     assert add_months(datetime(2026, 11, 30, tzinfo=UTC), 3) == datetime(2027, 2, 28, tzinfo=UTC)
     assert add_months(datetime(2026, 9, 15, tzinfo=UTC), 3) == datetime(2026, 12, 15, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("made", "last"),
+    [
+        (date(2027, 3, 15), date(2027, 6, 14)),
+        (date(2027, 3, 1), date(2027, 5, 31)),
+        (date(2026, 11, 28), date(2027, 2, 27)),
+        (date(2026, 11, 29), date(2027, 2, 28)),
+        (date(2026, 11, 30), date(2027, 2, 28)),
+        (date(2026, 12, 1), date(2027, 2, 28)),
+        (date(2027, 11, 30), date(2028, 2, 29)),
+        (date(2027, 3, 31), date(2027, 6, 30)),
+        (date(2026, 10, 15), date(2027, 1, 14)),
+    ],
+)
+def test_a_period_of_three_months_beginning_with_a_day_ends_the_day_before_the_corresponding_date(made: date, last: date) -> None:
+    assert last_day_of_months_beginning_with(made, 3) == last
 
 
 def test_an_unknown_nationality_makes_person_status_unknown_for_a_targeting_restriction() -> None:

@@ -76,12 +76,12 @@ def test_an_unknown_key_in_an_instrument_is_reported_with_its_quoted_path() -> N
 def test_unknown_keys_are_reported_in_nested_tables_and_channels() -> None:
     raw = shipped_raw()
     raw["instruments"]["us.preservation"]["preservation"]["ttl_hours"] = 5
-    raw["agreements"]["uk-us"]["channels"][1]["targeting"]["not_resident_in"] = ["GB"]
+    raw["agreements"]["uk-us"]["channels"][0]["targeting"]["not_resident_in"] = ["GB"]
     raw["disclosure"]["emergency"]["domestik"] = "disclose"
     raw["authorities"]["us-fbi"]["email"] = "x@example.org"
     assert set(paths(findings_for(raw))) == {
         'instruments."us.preservation".preservation.ttl_hours',
-        "agreements.uk-us.channels[1].targeting.not_resident_in",
+        "agreements.uk-us.channels[0].targeting.not_resident_in",
         "disclosure.emergency.domestik",
         "authorities.us-fbi.email",
     }
@@ -108,6 +108,50 @@ def test_a_channel_storage_place_outside_the_agreement_parties_is_a_finding() ->
     raw = shipped_raw()
     raw["agreements"]["uk-us"]["channels"][0]["stored_in"] = ["US", "AU"]
     assert paths(findings_for(raw)) == {"agreements.uk-us.channels[0].stored_in": "`AU` not among the agreement's `parties`"}
+
+
+def test_a_channel_for_data_stored_anywhere_covers_every_jurisdiction() -> None:
+    policy = shipped_policy()
+    channel = policy.agreements["eu-e-evidence"].channels[0]
+    assert {"US", "GB", "AU", "IE"} <= channel.stored_in
+    assert not policy.agreements["eu-e-evidence"].binds("US")
+
+
+def test_a_motion_to_quash_window_without_its_categories_is_a_finding() -> None:
+    raw = shipped_raw()
+    del raw["agreements"]["uk-us"]["channels"][1]["motion_to_quash_categories"]
+    assert paths(findings_for(raw)) == {
+        "agreements.uk-us.channels[1].motion_to_quash_categories": "is required with `motion_to_quash_days`: the categories whose orders may be quashed"
+    }
+
+
+def test_the_motion_to_quash_window_of_the_shipped_agreements_covers_content_only() -> None:
+    policy = shipped_policy()
+    restricting = [c for a in policy.agreements.values() for c in a.channels if c.motion_to_quash_days is not None]
+    assert restricting and all(c.motion_to_quash_categories == frozenset({"content"}) for c in restricting)
+
+
+def test_the_us_reverse_channels_restrict_no_targeting() -> None:
+    policy = shipped_policy()
+    for agreement in ("uk-us", "au-us"):
+        reverse = [c for c in policy.agreements[agreement].channels if c.effect == "restrict"]
+        assert reverse and all(c.targeting is None for c in reverse)
+
+
+def test_a_domestic_emergency_rule_without_its_storage_places_is_a_finding() -> None:
+    raw = shipped_raw()
+    del raw["disclosure"]["emergency"]["domestic_in"]
+    assert paths(findings_for(raw)) == {
+        "disclosure.emergency.domestic_in": "is required with `domestic`: the storage places whose own authorities it decides for"
+    }
+
+
+def test_listed_offences_qualify_only_beside_a_minimum_penalty() -> None:
+    raw = shipped_raw()
+    raw["instruments"]["gb.opo"]["offence"]["listed_qualifies"] = True
+    assert paths(findings_for(raw)) == {
+        'instruments."gb.opo".offence.listed_qualifies': "only applies with `min_max_penalty_years`: a listed offence meets that threshold"
+    }
 
 
 def test_an_unknown_category_is_a_finding() -> None:

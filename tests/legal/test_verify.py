@@ -248,6 +248,27 @@ def test_a_negative_penalty_is_a_malformed_order() -> None:
     assert rejected(sign(claims(offence={"description": "fraud", "max_penalty_years": -1}))).code == "malformed-order"
 
 
+def test_a_listed_offence_claim_is_read_as_a_boolean() -> None:
+    order = verify(sign(claims(offence={"description": "illegal system interference", "max_penalty_years": 2, "listed": True})))
+    assert order.offence == Offence("illegal system interference", 2.0, None, True)
+
+
+@pytest.mark.parametrize("listed", ["true", 1, "yes", [True]])
+def test_a_listed_offence_claim_that_is_not_a_boolean_is_a_malformed_order_naming_the_claim(listed: object) -> None:
+    error = rejected(sign(claims(offence={"description": "fraud", "max_penalty_years": 2, "listed": listed})))
+    assert (error.code, error.details.get("claim"), "`offence.listed`" in error.message) == ("malformed-order", "offence.listed", True)
+
+
+def test_an_order_served_before_its_exp_is_not_expired_when_verified_later() -> None:
+    later = NOW + timedelta(days=5)
+    assert verify(sign(), now=later, received_at=NOW).received_at == NOW
+
+
+def test_an_order_served_after_its_exp_is_expired() -> None:
+    later = NOW + timedelta(days=5)
+    assert rejected(sign(), now=later, received_at=later).code == "expired"
+
+
 def test_an_expired_order_is_refused_as_expired() -> None:
     error = rejected(sign(), now=NOW + timedelta(days=5))
     assert (error.code, error.rule) == ("expired", "R1")

@@ -38,7 +38,7 @@ def _same(want: Any, got: Any) -> bool:
 
 
 async def _decide_over_http(client: TestClient, env: Env, case: Case) -> dict[str, Any]:
-    env.clock.now = case.at
+    env.clock.now = case.order.received_at or case.at  # the service decides an order when it is served
     await seed_case(client, env, case)
     status, body = await submit(client, env, sign_case(env, case))
     if status == 422:  # refused before any subject was looked at (R0, or R1 found while verifying)

@@ -316,6 +316,19 @@ async def test_explaining_an_order_at_a_given_time_decides_as_of_then(client: Te
     assert document["explain"]["at"].startswith("2026-08-10")
 
 
+async def test_explaining_at_a_time_before_the_execute_by_date_takes_that_time_as_the_service_time(client: TestClient, env: Env) -> None:
+    case = await _start(client, env, EXPIRED_WARRANT)  # exp 2026-08-15; the clock stands at 2026-10-01
+    status, document = await _explain(client, env, {"order": sign_case(env, case), "at": "2026-08-14T23:00:00Z"})
+    assert status == 200, document
+    assert (document["received_at"], item_for(document, case.subject.id, "content")["outcome"]) == ("2026-08-14T23:00:00Z", "disclose")
+
+
+async def test_explaining_at_the_execute_by_moment_refuses_the_order_as_expired(client: TestClient, env: Env) -> None:
+    case = await _start(client, env, EXPIRED_WARRANT)
+    status, body = await _explain(client, env, {"order": sign_case(env, case), "at": "2026-08-15T00:00:00Z"})
+    assert (status, body["code"]) == (422, "expired")
+
+
 async def test_explain_needs_the_legal_role(client: TestClient, env: Env) -> None:
     case = await _start(client, env, WARRANT)
     response = await client.post("/v1/explain", json={"order": sign_case(env, case)}, headers=env.person("intake", "portal"))
