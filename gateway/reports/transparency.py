@@ -14,7 +14,13 @@ What is counted (see the legal model's "Transparency report fields"):
   ``content`` (some content disclosed), ``non_content`` (something disclosed,
   no content), ``rejected`` (every item refused, or refused as a whole with no
   item), ``no_data`` (nothing stored for the subjects named, the rest refused),
-  ``other`` (routed to MLAT, in legal review or on hold);
+  ``other`` (routed to MLAT, in legal review or on hold). An item sent to
+  legal review or put on an EU notification hold is taken as its case left
+  it at the end of the ledger read: a case approved by two lawyers discloses
+  the categories it approved and refuses the rest; one denied, expired,
+  withdrawn or objected to refuses; a hold released discloses. A case is
+  found by the id ``case_id_for(authority, order, subject, region)`` it was
+  opened under; ``case.objection`` and ``case.released`` are read for this;
 - ``mlat``, ``legal_review``, ``emergency``, ``extraterritorial`` (some data
   stored in another country than the issuer's) count requests;
   ``eu_notifications`` counts the distinct states notified per request;
@@ -59,6 +65,7 @@ from datetime import date
 from typing import Any
 
 from gateway.model import parse_time
+from gateway.services.cases import case_id_for
 
 DECIDED = "order.decided"
 REJECTED = "order.rejected"
@@ -78,8 +85,11 @@ COUNTS = (
 )
 CASE_OPENED = "case.opened"
 CASE_ENDINGS = {"case.approved": "approved", "case.denied": "denied", "case.expired": "denied", "case.withdrawn": "denied"}
+# what a case's end makes of the items it held: approved (for its categories), refused, or released (a hold)
+CASE_SETTLES = {"case.approved": "approved", "case.denied": "refused", "case.expired": "refused", "case.withdrawn": "refused"}
+CASE_SETTLES |= {"case.objection": "refused", "case.released": "released"}
 SUPPORT_ACCESS = "lockbox"  # the ``kind`` of a support-access case
-READ = frozenset({DECIDED, REJECTED, CASE_OPENED, *CASE_ENDINGS})  # every other kind is not read
+READ = frozenset({DECIDED, REJECTED, CASE_OPENED, *CASE_SETTLES})  # every other kind is not read
 DEFAULT_CONTENT = frozenset({"content"})
 SKIPPED_SHOWN = 20  # skipped entries listed in the rendered report; all are counted
 
@@ -239,13 +249,18 @@ def _items(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
             raise Unreadable(f"`items[{n}]` is not an object")
         _required_text(item, "subject", where)
         _required_text(item, "outcome", where)
-        for name in ("category", "data_jurisdiction", "notify"):
+        for name in ("region", "category", "data_jurisdiction", "notify"):
             _text(item, name, where)
     return items
 
 
-def count_decided(data: Mapping[str, Any], content_categories: frozenset[str] = DEFAULT_CONTENT) -> dict[str, int]:
-    """What one ``order.decided`` entry's data adds to its row; ``Unreadable`` if a field it needs is wrong."""
+def count_decided(
+    data: Mapping[str, Any], content_categories: frozenset[str] = DEFAULT_CONTENT, settled: list[Mapping[str, Any]] | None = None
+) -> dict[str, int]:
+    """What one ``order.decided`` entry's data adds to its row; ``Unreadable`` if a field it needs is wrong.
+
+    The outcome share is that of ``settled`` (the items as their cases left them) when given, else of the items as decided.
+    """
     if _flag(data, "preservation"):
         return {"preservation": 1}
     items = _items(data)
@@ -254,7 +269,7 @@ def count_decided(data: Mapping[str, Any], content_categories: frozenset[str] = 
     return {
         "requests": 1,
         "accounts": len({i["subject"] for i in items}),
-        classify(items, content_categories): 1,
+        classify(items if settled is None else settled, content_categories): 1,
         "mlat": int("route-mlat" in outcomes),
         "legal_review": int("legal-review" in outcomes),
         "emergency": int(_flag(data, "emergency")),
@@ -277,6 +292,9 @@ class _Tally:
     reviewed: list[tuple[tuple[str, str], tuple[str, str | None]]] = field(default_factory=list)  # (authority, order), row key
     case_order: dict[str, tuple[str, str]] = field(default_factory=dict)  # case id -> (authority, order)
     endings: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    settles: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # case id -> (how it ended, categories approved)
+    # row key, data, authority, order of each decided order: counted at the end
+    decided: list[tuple[tuple[str, str | None], Mapping[str, Any], str | None, str | None]] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
 
     def read(self, position: int, entry: object) -> None:
@@ -305,16 +323,16 @@ class _Tally:
         if not self.start <= day <= self.end:
             return
         data = _data(entry)
-        if kind == DECIDED:
-            delta = count_decided(data, self.content_categories)
-            country = _text(data, "issuer_jurisdiction") or None
-        else:
-            country, delta = None, {"requests": 1, "rejected": 1, "accounts": None}  # type: ignore[dict-item]
+        if kind == REJECTED:
+            self._count((half_year(day), None), {"requests": 1, "rejected": 1, "accounts": None})
+            return
+        # every field is read before anything is counted: an entry is counted whole or skipped whole
+        delta = count_decided(data, self.content_categories)
+        country = _text(data, "issuer_jurisdiction") or None
+        authority, order = _text(data, "authority"), _text(data, "order")
         key = (half_year(day), country)
-        row = self.rows.get(key) or Row(key[0], country, accounts=0 if country is not None else None)
-        self.rows[key] = _add(row, Row(key[0], country, **delta))  # type: ignore[arg-type]
+        self.decided.append((key, data, authority, order))  # counted once every case's end is known
         if delta.get("legal_review"):
-            authority, order = _text(data, "authority"), _text(data, "order")
             # an entry that names no order cannot be matched with its cases: it stays open, and alone
             self.reviewed.append(((authority, order) if authority and order else ("", f"#{position}"), key))
 
@@ -327,10 +345,39 @@ class _Tally:
             if _text(data, "kind") == SUPPORT_ACCESS:
                 return  # support access: no authority, no order, not a law-enforcement request
             self.case_order[case] = (_required_text(data, "authority"), _required_text(data, "order"))
-        elif case in self.case_order:
+            return
+        categories = data.get("categories") if kind == "case.approved" else []
+        if categories is not None and (not isinstance(categories, list) or not all(isinstance(c, str) for c in categories)):
+            raise Unreadable("`categories` is not a list of category names")
+        if categories is not None:  # an approval that does not say what it approved settles no item
+            self.settles[case] = (CASE_SETTLES[kind], frozenset(categories))
+        if kind in CASE_ENDINGS and case in self.case_order:
             self.endings.setdefault(self.case_order[case], []).append(CASE_ENDINGS[kind])
 
+    def _count(self, key: tuple[str, str | None], delta: Mapping[str, Any]) -> None:
+        row = self.rows.get(key) or Row(key[0], key[1], accounts=0 if key[1] is not None else None)
+        self.rows[key] = _add(row, Row(key[0], key[1], **delta))
+
+    def _settled(self, data: Mapping[str, Any], authority: str | None, order: str | None) -> list[Mapping[str, Any]]:
+        """The items of a decided order as their cases left them: an item in review or on hold takes its case's end."""
+        items: list[Mapping[str, Any]] = data["items"]
+        if not authority or not order:
+            return items
+        settled = []
+        for item in items:
+            region = item.get("region")
+            end = self.settles.get(case_id_for(authority, order, item["subject"], region)) if region else None
+            if item["outcome"] in ("legal-review", "hold") and end is not None:
+                how, categories = end
+                disclosed = how == "released" or (how == "approved" and item.get("category") in categories)
+                item = {**item, "outcome": "disclose" if disclosed else "refuse"}
+            settled.append(item)
+        return settled
+
     def report(self) -> TransparencyReport:
+        for key, data, authority, order in self.decided:
+            settled = None if data.get("preservation") else self._settled(data, authority, order)  # a preservation's items were not read
+            self._count(key, count_decided(data, self.content_categories, settled))
         rows = dict(self.rows)
         for order, key in self.reviewed:
             ended = self.endings.get(order, [])

@@ -145,3 +145,10 @@ def test_skipped_entries_are_shown_in_every_format() -> None:
     assert render(report, "csv").splitlines()[-1].endswith(",1")
     assert '"entries": 1' in render(report, "json")
     assert "1 entry of the audit ledger that this report reads could not be read" in render(report, "html")
+
+
+def test_an_entry_skipped_for_any_of_its_fields_is_counted_nowhere() -> None:
+    entry = decided("2026-08-01T00:00:00Z", "US", item("legal-review"))
+    entry["data"]["authority"] = 5
+    report = build_report([entry], *YEAR)
+    assert (report.rows, [s.problem for s in report.skipped]) == ((), ["`authority` is not text"])
