@@ -207,6 +207,13 @@ def cmd_report_transparency(args: argparse.Namespace) -> int:
         raise LedgerBroken(f"ledger `{path}` does not exist")
     report = build_report(read_entries(path), start, end, content_categories=frozenset(config.categories[-1:]))
     text = render(report, args.format, generated_at=system_clock())
+    if report.skipped:
+        first = report.skipped[0]
+        print(
+            f"warning: {len(report.skipped)} ledger {'entry' if len(report.skipped) == 1 else 'entries'} could not be read, counted nowhere"
+            f" (first: entry {first.seq if first.seq is not None else '?'}, `{first.kind or '?'}`: {first.problem})",
+            file=sys.stderr,
+        )
     if args.output is None:
         sys.stdout.write(text)
     else:

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.reports.transparency import COUNTS, OUTCOMES, Row, TransparencyReport
+from gateway.reports.transparency import COUNTS, OUTCOMES, SKIPPED_SHOWN, Row, TransparencyReport
 
 FORMATS = ("json", "csv", "html")
 MEDIA_TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
@@ -27,8 +27,9 @@ OUTCOME_LABELS = {
 }
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies
 OUTCOME_COLOURS = {"content": "#0072B2", "non_content": "#56B4E9", "no_data": "#009E73", "rejected": "#D55E00", "other": "#E69F00"}
-# requests, accounts, each outcome's share, then every count after requests, in report order
-CSV_COLUMNS = ("period", "country", "requests", "accounts", *(f"{o}_share" for o in OUTCOMES), *COUNTS[1:])
+# requests, accounts, each outcome's share, then every count after requests, in report order;
+# last, the ledger entries skipped as unreadable (on the line of the whole range only)
+CSV_COLUMNS = ("period", "country", "requests", "accounts", *(f"{o}_share" for o in OUTCOMES), *COUNTS[1:], "skipped_entries")
 
 
 
@@ -61,7 +62,7 @@ def render_json(report: TransparencyReport) -> str:
 
 def _csv_row(row: Row) -> dict[str, Any]:
     data = row.to_json()
-    out = {name: data.get(name) for name in CSV_COLUMNS if not name.endswith("_share")}
+    out = {name: data.get(name, "") for name in CSV_COLUMNS if not name.endswith("_share")}
     out.update({f"{o}_share": "" if row.share(o) is None else f"{row.share(o):.1f}" for o in OUTCOMES})
     out["accounts"] = "" if row.accounts is None else row.accounts
     return out
@@ -72,8 +73,9 @@ def render_csv(report: TransparencyReport) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for row in [*report.rows, *report.totals, report.total]:
+    for row in [*report.rows, *report.totals]:
         writer.writerow(_csv_row(row))
+    writer.writerow({**_csv_row(report.total), "skipped_entries": len(report.skipped)})
     return buffer.getvalue()
 
 
@@ -125,4 +127,5 @@ def render_html(report: TransparencyReport, *, generated_at: datetime | None = N
         bars=_bar_chart(countries),
         shares=_share_chart(countries),
         name=_name,
+        skipped_shown=report.skipped[:SKIPPED_SHOWN],
     )

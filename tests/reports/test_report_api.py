@@ -154,3 +154,27 @@ async def test_the_html_report_is_one_page_that_fetches_nothing_and_renders_in_c
     assert headings == ["Law enforcement requests"] and rows == 5
     assert [u for u in requested if not u.startswith(("about:", "data:"))] == []
     assert ARTIFACT.stat().st_size > 10_000
+
+
+async def _settle_cases(client: TestClient, env: Env) -> None:
+    """Two lawyers approve the review (the US warrant for Irish content); legal objects to the EU notification hold."""
+    cases = await (await client.get("/v1/cases", headers=env.person("legal", "lena"))).json()
+    for case in cases if isinstance(cases, list) else cases["cases"]:
+        if case["kind"] == "legal-review":
+            for who in ("lena", "marc"):
+                body = {"decision": "approve", "justification": "lawful, narrow and necessary"}
+                assert (await client.post(f"/v1/cases/{case['id']}/approvals", json=body, headers=env.person("legal", who))).status == 201
+        elif case["kind"] == "hold":
+            body = {"ground": "fundamental rights", "authority": "IE DPC", "date": "2026-10-02"}
+            assert (await client.post(f"/v1/cases/{case['id']}/objections", json=body, headers=env.person("legal", "lena"))).status == 201
+
+
+async def test_a_review_approved_by_two_lawyers_counts_as_content_disclosed(client: TestClient, env: Env, decided: dict[str, Any]) -> None:
+    await _settle_cases(client, env)
+    us = row(await report(client, env), "US")
+    assert (us["content"], us["other"], us["legal_review"], us["review_approved"]) == (2, 0, 1, 1)
+
+
+async def test_a_notification_hold_objected_to_counts_as_rejected(client: TestClient, env: Env, decided: dict[str, Any]) -> None:
+    await _settle_cases(client, env)
+    assert row(await report(client, env), "FR")["shares"] == {"content": 0.0, "non_content": 50.0, "no_data": 0.0, "rejected": 50.0, "other": 0.0}

@@ -48,3 +48,25 @@ def test_the_html_report_is_written_to_the_output_file(workdir: Path) -> None:
 def test_a_date_that_is_not_a_date_exits_1_naming_the_option(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert report(workdir, "--from", "yesterday", "--to", "2026-12-31") == 1
     assert "`--from`" in capsys.readouterr().err
+
+
+def test_an_unreadable_order_entry_is_skipped_with_a_warning_and_the_report_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(SHIPPED_CONFIG, tmp_path / "regions.toml")
+
+    async def fill() -> None:
+        ledger = await FileLedger.open(tmp_path / "data/ledger/ledger.jsonl", FrozenClock())
+        await ledger.append("order.decided", {"issuer_jurisdiction": "US", "items": "all of them"})
+        await ledger.close()
+
+    asyncio.run(fill())
+    assert report(tmp_path, "--from", "2026-01-01", "--to", "2026-12-31") == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["skipped"]["entries"] == 1
+    assert "warning: 1 ledger entry could not be read" in err and "`items` is missing or not a list" in err
+
+
+def test_a_ledger_that_does_not_verify_exits_3_saying_so(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = workdir / "data/ledger/ledger.jsonl"
+    path.write_text(path.read_text().replace('"US"', '"FR"', 1))
+    assert report(workdir, "--from", "2026-01-01", "--to", "2026-12-31") == 3
+    assert capsys.readouterr().err.startswith("ledger-broken: ")

@@ -102,3 +102,53 @@ def test_legal_review_requests_are_split_into_open_approved_and_denied() -> None
     report = build_report(_review_ledger("", "approved", "denied", "expired"), date(2026, 7, 1), date(2026, 12, 31))
     total = report.total
     assert (total.legal_review, total.review_open, total.review_approved, total.review_denied) == (4, 1, 1, 2)
+
+
+def lockbox_opened(case: str = "case-1") -> dict[str, Any]:
+    """A support-access case as `CaseService.open_support_request` records it: no authority, no order."""
+    data = {"case": case, "kind": "lockbox", "by": "sam", "subject": "s", "region": "us-east-1", "deadline": "2026-10-01T21:00:00Z"}
+    return {"seq": 3, "kind": "case.opened", "time": "2026-10-01T09:00:00Z", "data": data}
+
+
+def test_a_support_access_case_and_its_ending_are_not_counted() -> None:
+    ending = {"seq": 4, "kind": "case.denied", "time": "2026-10-01T10:00:00Z", "data": {"case": "case-1", "order": None, "by": "lena"}}
+    report = build_report([lockbox_opened(), ending], *YEAR)
+    assert (report.rows, report.skipped) == ((), ())
+
+
+def test_a_decided_order_missing_its_items_is_skipped_and_named() -> None:
+    broken = {"seq": 7, "kind": "order.decided", "time": "2026-08-01T00:00:00Z", "data": {"issuer_jurisdiction": "US"}}
+    report = build_report([broken, decided("2026-08-01T00:00:00Z", "US", item("disclose"))], *YEAR)
+    assert report.total.requests == 1
+    assert [(s.seq, s.kind, s.problem) for s in report.skipped] == [(7, "order.decided", "`items` is missing or not a list")]
+
+
+def test_an_entry_whose_time_is_not_a_time_is_skipped() -> None:
+    report = build_report([{"seq": 2, "kind": "order.rejected", "time": "yesterday", "data": {}}], *YEAR)
+    assert report.rows == () and [s.problem for s in report.skipped] == ["`time` is not an RFC 3339 time"]
+
+
+def test_a_legal_case_opened_without_its_order_is_skipped() -> None:
+    opened = {"seq": 5, "kind": "case.opened", "time": "2026-10-01T00:00:00Z", "data": {"case": "c", "kind": "legal-review", "authority": "us-court"}}
+    assert [s.problem for s in build_report([opened], *YEAR).skipped] == ["`order` is missing"]
+
+
+def test_a_decided_order_that_names_no_issuing_country_is_unattributed() -> None:
+    entry = decided("2026-08-01T00:00:00Z", "US", item("disclose"))
+    del entry["data"]["issuer_jurisdiction"]
+    (row,) = build_report([entry], *YEAR).rows
+    assert (row.country, row.requests, row.content, row.accounts) == (None, 1, 1, 1)
+
+
+def test_skipped_entries_are_shown_in_every_format() -> None:
+    report = build_report([{"seq": 9, "kind": "order.decided", "time": "2026-08-01T00:00:00Z", "data": []}], *YEAR)
+    assert render(report, "csv").splitlines()[-1].endswith(",1")
+    assert '"entries": 1' in render(report, "json")
+    assert "1 entry of the audit ledger that this report reads could not be read" in render(report, "html")
+
+
+def test_an_entry_skipped_for_any_of_its_fields_is_counted_nowhere() -> None:
+    entry = decided("2026-08-01T00:00:00Z", "US", item("legal-review"))
+    entry["data"]["authority"] = 5
+    report = build_report([entry], *YEAR)
+    assert (report.rows, [s.problem for s in report.skipped]) == ((), ["`authority` is not text"])
