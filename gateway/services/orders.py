@@ -412,7 +412,7 @@ class OrderService:
                     {
                         "code": "record-integrity",
                         "rule": INTEGRITY_RULE,
-                        "detail": f"{len(records)} record(s) cannot be proven intact and in place; they are neither disclosed nor held",
+                        "detail": f"{_keys(records)} cannot be proven intact and in place: neither disclosed nor held",
                     }
                 ],
                 "obligations": {},
@@ -635,7 +635,7 @@ class OrderService:
         """The signed manifest, the tar's length and a stream of it; recorded in the ledger before the first byte.
 
         A record that no longer matches its decision when it is read (or that its store cannot read back) is
-        withheld from the package, which says so; each is a residency violation, ledgered and counted."""
+        withheld from the package, which says so (its signed withheld.json), and ledgered as ``package.withheld``."""
         view = await self.document(order_id, authority)
         items: list[ItemFields] = [  # plain tuples in PackageItem's order: a third of the cost for thousands of records
             (i["subject"], i["region"], i["category"], r["key"], r["sha256"], r["size"], r["tag"])
@@ -698,6 +698,10 @@ class OrderService:
     @staticmethod
     def is_locked(error: GatewayError) -> bool:
         return isinstance(error, ObjectLocked)
+
+
+def _keys(records: Sequence[Mapping[str, Any]]) -> str:
+    return ", ".join(f"`{r['key']}`" for r in records)
 
 
 async def _one_body(store: RecordStore, key: str) -> bytes | Unreadable:

@@ -262,3 +262,18 @@ async def test_a_package_announces_its_exact_length_when_a_record_is_withheld(cl
     response = await client.get(f"/v1/orders/{case.order.id}/package", headers=env.person("intake", "portal"))
     data = await response.read()
     assert response.headers["Content-Length"] == str(len(data))
+
+
+# --- support access ------------------------------------------------------------------
+
+
+async def test_a_support_read_of_a_record_with_a_corrupt_header_is_a_451_residency_violation(client: TestClient, env: Env) -> None:
+    from tests.web.test_support_access import _customer, _lawyer, _read, _setup
+
+    case = await _setup(client, env)
+    assert (await _customer(client, env, case), await _lawyer(client, env, case)) == (201, 201)
+    corrupt_header(env, "alice", "mail-1")
+    response = await _read(client, env, case)
+    body = await response.json()
+    assert (response.status, body["code"], body["reasons"][0]["code"]) == (451, "residency-violation", "record-corrupt"), body
+    assert [v["reason"] for v in _violations_ledgered(env, "mail-1")] == ["record-corrupt"]
