@@ -314,9 +314,12 @@ def cmd_package_verify(args: argparse.Namespace) -> int:
     else:
         key_path = public_path_for(resolve(args.data_dir, load_config(args.config).identity.provider_key))
     report = verify_package(args.package, load_ed25519_public(key_path))
-    data = {"ok": report.ok, "order": report.order, "records": report.records, "problems": list(report.problems)}
+    data = {"ok": report.ok, "order": report.order, "records": report.records, "problems": list(report.problems), "withheld": report.withheld}
     if report.ok:
-        _emit(args, f"ok: package for order {report.order}, {report.records} records, signature and hashes verify", data)
+        text = f"ok: package for order {report.order}, {report.records} records, signature and hashes verify"
+        if report.withheld:  # the provider's signed word that these were left out, and why
+            text += "".join(f"\n  withheld: {w['path']} ({w['reason']}: {w['detail']})" for w in report.withheld)
+        _emit(args, text, data)
         return EXIT_OK
     _emit(args, "broken:\n" + "\n".join(f"  {p}" for p in report.problems), data)
     return EXIT_FAILURE

@@ -7,7 +7,12 @@ A package is a pax-format tar whose members come in this order:
    path, SHA-256, size and residency tag;
 2. ``manifest.sig``: base64url Ed25519 signature over manifest.json's exact
    bytes by the provider key;
-3. one member per record at ``records/<subject>/<region>/<key>``, in manifest order;
+3. one member per record at ``records/<subject>/<region>/<key>``, in manifest order,
+   except the records withheld (see below);
+4. ``withheld.json``: canonical JSON naming the manifest (its SHA-256) and
+   each record withheld from the package, with why (usually none);
+5. ``withheld.sig``: base64url Ed25519 signature over withheld.json's exact
+   bytes by the provider key;
 
 then two zero blocks. Every header is the one ``tarfile`` writes for a regular
 file with the manifest's ``created_at`` as mtime, mode 0644, owner 0:0 and no
@@ -17,8 +22,20 @@ byte, which is how a flipped byte in a header field tar does not checksum, in
 block padding or in the end-of-archive blocks is caught too.
 
 ``stream_package`` fetches records in batches, a bounded way ahead, and
-checks each against the manifest before any of its bytes leave; memory is
-bounded by the read-ahead and the largest record, never the package.
+checks each against the manifest (SHA-256 and size) before its header or any
+of its bytes leave; memory is bounded by the read-ahead and the largest
+record, never the package.
+
+A record that fails that check, or that the store cannot give back (its
+stored form corrupt, or gone), is withheld: none of its bytes leave, and the
+signed ``withheld.json`` names it with reason ``record-integrity`` and what
+failed. The manifest was signed and sent before any record was read, so it
+still lists the record; a verifier accepts its absence only with the
+provider's signed word for it. The package's length is announced before its
+first byte (``package_size``), so when records are withheld a last member,
+``withheld.pad``, of zero bytes takes up what their members would have
+(less what withheld.json grew by: each record frees at least one 512-byte
+block, more than its entry needs).
 """
 
 from __future__ import annotations
@@ -31,7 +48,7 @@ import json
 import tarfile
 import zlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -47,6 +64,11 @@ from gateway.model import is_identifier, isoformat, parse_time
 FORMAT = "disclosure-package/1"
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
+WITHHELD_FORMAT = "disclosure-package-withheld/1"
+WITHHELD = "withheld.json"
+WITHHELD_SIGNATURE = "withheld.sig"
+WITHHELD_PADDING = "withheld.pad"
+WITHHELD_REASON = "record-integrity"
 BLOCK = tarfile.BLOCKSIZE  # 512
 END_OF_ARCHIVE = b"\0" * (2 * BLOCK)
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
@@ -55,8 +77,18 @@ MAX_SIZE = 2**53 - 1  # a record size JSON carries exactly (RFC 8785's integer r
 _READ_CHUNK = 1024 * 1024
 _MANIFEST_FIELDS = frozenset({"format", "order", "authority", "created_at", "provider", "records"})
 _RECORD_FIELDS = frozenset({"path", "subject", "region", "category", "key", "sha256", "size", "tag"})
+_WITHHELD_FIELDS = frozenset({"format", "manifest_sha256", "records"})
+_WITHHELD_RECORD_FIELDS = frozenset({"path", "reason", "detail"})
 
-Fetch = Callable[[list[dict[str, Any]]], Awaitable[Sequence[bytes]]]  # the bodies of a batch of manifest records, in order
+
+class Unreadable(NamedTuple):
+    """In place of a body: the store holds no readable record there (``detail``: ``record-corrupt``, ``record-missing``)."""
+
+    detail: str
+
+
+Fetch = Callable[[list[dict[str, Any]]], Awaitable[Sequence[bytes | Unreadable]]]  # the bodies of a batch of manifest records, in order
+OnWithheld = Callable[[dict[str, Any], str], Awaitable[None]]  # told each record withheld, and why, before the stream goes on
 
 
 class PackageError(GatewayError):
@@ -96,6 +128,7 @@ class PackageReport:
     order: str | None
     records: int  # records that verified
     problems: list[str]
+    withheld: list[dict[str, str]] = field(default_factory=list)  # records the provider's signed withheld.json says it left out
 
 
 def record_path(subject: str, region: str, key: str) -> str:
@@ -239,12 +272,31 @@ def _header_length(name: str, size: int, mtime: int) -> int:
     return BLOCK if _plain_ustar(name, size, mtime) else len(_tar_header(name, size, mtime))
 
 
+def withheld_statement(manifest_sha256: str, withheld: list[dict[str, str]]) -> bytes:
+    """withheld.json's bytes: canonical JSON of the manifest's SHA-256 and the records withheld."""
+    return canonical({"format": WITHHELD_FORMAT, "manifest_sha256": manifest_sha256, "records": withheld})
+
+
+_EMPTY_STATEMENT_BYTES = len(withheld_statement("0" * 64, []))  # a SHA-256 is always 64 hex digits
+
+
+def _footprint(name: str, size: int, mtime: int) -> int:
+    """The bytes a member takes in the tar: its header, its data and the padding to a whole block."""
+    return _header_length(name, size, mtime) + size + -size % BLOCK
+
+
 def package_size(manifest: Mapping[str, Any], manifest_length: int) -> int:
     """The length of the package ``stream_package`` writes, known before its first byte
-    (so it can be sent as ``Content-Length``); ``manifest_length`` is that of ``manifest_bytes``."""
+    (so it can be sent as ``Content-Length``); ``manifest_length`` is that of ``manifest_bytes``.
+    Withholding a record does not change it (see the module docstring)."""
     mtime = _mtime(manifest)
     total = len(END_OF_ARCHIVE)
-    for name, size in ((MANIFEST, manifest_length), (SIGNATURE, SIGNATURE_TEXT_BYTES)):
+    for name, size in (
+        (MANIFEST, manifest_length),
+        (SIGNATURE, SIGNATURE_TEXT_BYTES),
+        (WITHHELD, _EMPTY_STATEMENT_BYTES),
+        (WITHHELD_SIGNATURE, SIGNATURE_TEXT_BYTES),
+    ):
         total += _header_length(name, size, mtime) + size + -size % BLOCK
     plain_mtime = _plain_ustar("", 0, mtime)
     for record in manifest["records"]:
@@ -288,14 +340,17 @@ def _batches(records: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield batch
 
 
-async def _fetch_and_hash(fetch: Fetch, batch: list[dict[str, Any]]) -> tuple[Sequence[bytes], list[str]]:
+async def _fetch_and_hash(fetch: Fetch, batch: list[dict[str, Any]]) -> tuple[Sequence[bytes | Unreadable], list[str]]:
     """The batch's bodies and their SHA-256s. Hashing stays on the event loop: in worker threads it
     measured slower here (the GIL hand-offs per record cost more than the hashing they move)."""
     bodies = await fetch([dict(record) for record in batch])
     if len(bodies) != len(batch):
         raise PackageError(f"the store returned {len(bodies)} records for {len(batch)}; the package is incomplete")
     # a body of another size fails without being hashed (it could be far larger than the decision's)
-    return bodies, [hashlib.sha256(body).hexdigest() if len(body) == int(record["size"]) else "" for record, body in zip(batch, bodies, strict=True)]
+    return bodies, [
+        hashlib.sha256(body).hexdigest() if not isinstance(body, Unreadable) and len(body) == int(record["size"]) else ""
+        for record, body in zip(batch, bodies, strict=True)
+    ]
 
 
 async def stream_package(
@@ -304,6 +359,7 @@ async def stream_package(
     signing_key: ed25519.Ed25519PrivateKey,
     fetch: Fetch,
     manifest_bytes: bytes | None = None,
+    on_withheld: OnWithheld | None = None,
 ) -> AsyncGenerator[bytes, None]:
     """Yield the package's tar bytes, fetching records in batches a bounded way ahead.
 
@@ -317,10 +373,13 @@ async def stream_package(
     store's latency overlaps the streaming while memory stays bounded
     whatever the package's size. A batch's small records are yielded as one
     chunk, a large record as a chunk of its own. Each record's SHA-256
-    and size are checked against the manifest before any of its bytes are
-    yielded; a mismatch yields the records before it, then raises
-    ``PackageError`` (``package-integrity``) and the stream ends there. A batch
-    whose fetch fails ends the stream before any of its records.
+    and size are checked against the manifest before its header or any of
+    its bytes are yielded; a record that fails (or that ``fetch`` gives as
+    ``Unreadable``) is withheld: ``on_withheld`` is awaited with it and why
+    (``record-changed``: its SHA-256 or size is not the decision's; or the ``Unreadable`` detail), the stream goes
+    on without it, and the signed withheld.json at the end names it. A batch
+    whose fetch fails ends the stream before any of its records
+    (``PackageError``: a truncated tar fails verification).
 
     ``manifest_bytes``, when the caller already has them, must be
     ``canonical(manifest)``.
@@ -335,6 +394,8 @@ async def stream_package(
     ahead: collections.deque[tuple[list[dict[str, Any]], int, asyncio.Future[tuple[Sequence[bytes], list[str]]]]] = collections.deque()
     in_flight = 0  # manifest bytes of the batches ahead
     following = next(batches, None)
+    withheld: list[dict[str, str]] = []
+    freed = 0  # bytes the withheld records' members would have taken
 
     def read_ahead() -> None:
         nonlocal in_flight, following
@@ -360,13 +421,13 @@ async def stream_package(
             parts: list[bytes] = []
             for record, body, digest in zip(batch, bodies, digests, strict=True):
                 path, expected = str(record["path"]), int(record["size"])
-                if len(body) != expected or digest != record["sha256"]:
-                    if parts:
-                        yield b"".join(parts)
-                    raise PackageError(
-                        f"record `{path}` no longer matches the decision (sha256 or size changed); the package is incomplete",
-                        path=path,
-                    )
+                if isinstance(body, Unreadable) or digest != record["sha256"]:  # (a body of another size has no digest)
+                    detail = body.detail if isinstance(body, Unreadable) else "record-changed"
+                    withheld.append({"path": path, "reason": WITHHELD_REASON, "detail": detail})
+                    freed += _footprint(path, expected, mtime)
+                    if on_withheld is not None:
+                        await on_withheld(record, detail)
+                    continue
                 parts.append(_header(path, expected, mtime))
                 if expected >= OWN_CHUNK_BYTES:  # not copied again: memory stays within the read-ahead
                     yield b"".join(parts)
@@ -379,6 +440,12 @@ async def stream_package(
             if parts:
                 yield b"".join(parts)
             del parts, bodies, body
+        # (withheld.json and its signature, then the padding that keeps the announced length)
+        statement = withheld_statement(hashlib.sha256(manifest_bytes).hexdigest(), withheld)
+        yield _member(WITHHELD, statement, mtime) + _member(WITHHELD_SIGNATURE, b64url(signing_key.sign(statement)).encode("ascii"), mtime)
+        grown = _footprint(WITHHELD, len(statement), mtime) - _footprint(WITHHELD, _EMPTY_STATEMENT_BYTES, mtime)
+        for chunk in _padding_member(freed - grown, mtime):
+            yield chunk
     finally:
         # the stream may have ended early: stop the signing and what was read ahead; a failure
         # of theirs is retrieved, so it is not reported as unhandled
@@ -387,6 +454,21 @@ async def stream_package(
                 pending.exception()
             pending.cancel()
     yield END_OF_ARCHIVE
+
+
+def _padding_member(length: int, mtime: int) -> Iterator[bytes]:
+    """withheld.pad: a member of zero bytes ``length`` long in all (a multiple of 512), or nothing when ``length`` is 0."""
+    if length == 0:
+        return
+    size = length - BLOCK
+    if size < 0 or size % BLOCK or not _plain_ustar(WITHHELD_PADDING, size, mtime):
+        # cannot happen (a withheld record frees at least a block more than its entry takes); never send a wrong length
+        raise PackageError("the withheld records cannot be accounted for within the package's announced length; the package is incomplete")
+    yield _header(WITHHELD_PADDING, size, mtime)
+    while size > 0:
+        step = min(size, _READ_CHUNK)
+        yield bytes(step)
+        size -= step
 
 
 # --- verifying -----------------------------------------------------------------------
@@ -484,6 +566,56 @@ def _layout_problem(path: Path, members: list[tuple[str, int]], mtime: int) -> s
     return None
 
 
+def _zeros(stream: IO[bytes]) -> tuple[bool, int]:
+    """Whether the stream holds only zero bytes, and how many."""
+    size = 0
+    only_zeros = True
+    while chunk := stream.read(_READ_CHUNK):
+        only_zeros = only_zeros and not chunk.strip(b"\0")
+        size += len(chunk)
+    return only_zeros, size
+
+
+def _verify_signature(text: bytes, signed: bytes, public_key: ed25519.Ed25519PublicKey) -> bool:
+    try:
+        decoded = text.decode("ascii")
+        signature = b64url_decode(decoded)
+        if b64url(signature) != decoded:
+            raise ValueError("not canonical base64url")
+        public_key.verify(signature, signed)
+    except (ValueError, UnicodeDecodeError, InvalidSignature):
+        return False
+    return True
+
+
+def _withheld_problems(statement: bytes, manifest_bytes: bytes, listed: Mapping[str, Any]) -> tuple[list[str], list[dict[str, str]]]:
+    """Shape of withheld.json: this manifest's SHA-256, and records of the manifest, each once; and those records."""
+    try:
+        data = json.loads(statement.decode("utf-8"), object_pairs_hook=_no_duplicates)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return ["withheld.json is not JSON"], []
+    if not isinstance(data, dict) or set(data) != _WITHHELD_FIELDS or not isinstance(data["records"], list):
+        return [f"withheld.json must have exactly the fields {', '.join(sorted(_WITHHELD_FIELDS))}"], []
+    problems: list[str] = []
+    if data["format"] != WITHHELD_FORMAT:
+        problems.append(f"withheld.json format is not `{WITHHELD_FORMAT}`")
+    if data["manifest_sha256"] != hashlib.sha256(manifest_bytes).hexdigest():
+        problems.append("withheld.json names another manifest")
+    if _canonical_or_none(data) != statement:
+        problems.append("withheld.json is not canonical JSON (RFC 8785)")
+    withheld: list[dict[str, str]] = []
+    for i, record in enumerate(data["records"]):
+        if not isinstance(record, dict) or set(record) != _WITHHELD_RECORD_FIELDS or not all(isinstance(v, str) for v in record.values()):
+            problems.append(f"withheld.json `records[{i}]` must have exactly the text fields {', '.join(sorted(_WITHHELD_RECORD_FIELDS))}")
+        elif record["path"] not in listed:
+            problems.append(f"withheld.json names `{record['path']}`, which the manifest does not list")
+        elif any(w["path"] == record["path"] for w in withheld):
+            problems.append(f"withheld.json names `{record['path']}` twice")
+        else:
+            withheld.append(record)
+    return problems, withheld
+
+
 def verify_package(path: Path, public_key: ed25519.Ed25519PublicKey) -> PackageReport:
     """Check a package file offline; every problem found is listed, nothing raises.
 
@@ -492,16 +624,26 @@ def verify_package(path: Path, public_key: ed25519.Ed25519PublicKey) -> PackageR
     (2) the signature verifies over manifest.json's exact bytes under
         ``public_key``, and the manifest names that key as its provider;
     (3) every manifest record is present exactly once, with its SHA-256 and
-        size, and there is no other member;
-    (4) the file is byte for byte the layout the manifest implies: canonical
+        size, except those withheld.json names, which are absent; there is
+        no other member than withheld.json, withheld.sig and withheld.pad;
+    (4) withheld.json (when there: a package made before it existed has none)
+        is canonical JSON naming this manifest's SHA-256 and records of the
+        manifest, each once; withheld.sig verifies over its exact bytes under
+        ``public_key``; withheld.pad, only with records withheld, holds only
+        zero bytes, and the file is then exactly as long as the package
+        announced before its first byte;
+    (5) the file is byte for byte the layout the manifest implies: canonical
         headers, zero padding, two zero blocks and nothing after them.
     """
     problems: list[str] = []
     manifest: Any = None
     manifest_bytes: bytes | None = None
     signature_text: bytes | None = None
+    trailer: dict[str, bytes | None] = {}  # withheld.json and withheld.sig, as found
+    padding_size: int | None = None  # withheld.pad's, when found
     seen: dict[str, int] = {}
     verified = 0
+    withheld: list[dict[str, str]] = []
     try:
         with tarfile.open(path, mode="r:") as tar:
             members = iter(tar)
@@ -530,23 +672,28 @@ def verify_package(path: Path, public_key: ed25519.Ed25519PublicKey) -> PackageR
                 problems.append("manifest.json is not a regular file of a readable size")
             # (2) the provider's signature
             if manifest_bytes is not None and signature_text is not None:
-                try:
-                    text = signature_text.decode("ascii")
-                    signature = b64url_decode(text)
-                    if b64url(signature) != text:
-                        raise ValueError("not canonical base64url")
-                    public_key.verify(signature, manifest_bytes)
-                except (ValueError, UnicodeDecodeError, InvalidSignature):
+                if not _verify_signature(signature_text, manifest_bytes, public_key):
                     problems.append("manifest.sig does not verify under the provider key")
             elif second is not None and second.name == SIGNATURE:
                 problems.append("manifest.sig is not a regular file of a readable size")
             if isinstance(manifest, dict) and manifest.get("provider") != provider_key_id(public_key):
                 problems.append("the manifest names another provider key")
-            # (3) every record once, as the manifest says, and nothing else
+            # (3) every record once, as the manifest says, and nothing else but the withheld statement
             expected: dict[str, dict[str, Any]] = {}
             if isinstance(manifest, dict) and isinstance(manifest.get("records"), list):
                 expected = {r["path"]: r for r in manifest["records"] if isinstance(r, dict) and isinstance(r.get("path"), str)}
             for member in members:
+                if member.name in (WITHHELD, WITHHELD_SIGNATURE, WITHHELD_PADDING):
+                    if member.name in trailer or (member.name == WITHHELD_PADDING and padding_size is not None):
+                        problems.append(f"`{member.name}` appears more than once")
+                    elif member.name == WITHHELD_PADDING:
+                        handle = tar.extractfile(member) if member.isreg() else None
+                        only_zeros, padding_size = _zeros(handle) if handle is not None else (False, -1)
+                        if not only_zeros:
+                            problems.append("withheld.pad holds other bytes than zeros")
+                    else:
+                        trailer[member.name] = _read_small(tar, member, MAX_MANIFEST_BYTES if member.name == WITHHELD else 1024)
+                    continue
                 record = expected.get(member.name)
                 if record is None:
                     problems.append(f"unexpected member `{member.name}`")
@@ -564,21 +711,40 @@ def verify_package(path: Path, public_key: ed25519.Ed25519PublicKey) -> PackageR
                     problems.append(f"record `{member.name}` does not match its sha256 and size in the manifest")
                 else:
                     verified += 1
-            for missing in sorted(set(expected) - set(seen)):
+            # (4) the provider's signed word for what was withheld
+            statement, statement_signature = trailer.get(WITHHELD), trailer.get(WITHHELD_SIGNATURE)
+            if trailer and (statement is None or statement_signature is None):
+                problems.append("withheld.json and withheld.sig must both be regular files of a readable size")
+            elif statement is not None and statement_signature is not None and manifest_bytes is not None:
+                if not _verify_signature(statement_signature, statement, public_key):
+                    problems.append("withheld.sig does not verify under the provider key")
+                found, withheld = _withheld_problems(statement, manifest_bytes, expected)
+                problems += found
+            if padding_size is not None and not withheld:
+                problems.append("withheld.pad without a record withheld")
+            withheld_paths = {w["path"] for w in withheld}
+            for missing in sorted(set(expected) - set(seen) - withheld_paths):
                 problems.append(f"record `{missing}` is missing")
+            for present in sorted(withheld_paths & set(seen)):
+                problems.append(f"record `{present}` is named as withheld but is in the package")
     except (tarfile.TarError, OSError, EOFError, ValueError, UnicodeError, OverflowError) as exc:
         problems.append(f"the package is not a readable tar: {exc}")
 
-    # (4) the exact layout, so padding, unchecksummed header bytes and the end are covered too
+    # (5) the exact layout, so padding, unchecksummed header bytes and the end are covered too
     if isinstance(manifest, dict) and manifest_bytes is not None and signature_text is not None and not _manifest_problems(manifest):
+        withheld_paths = {w["path"] for w in withheld}
         layout = [(MANIFEST, len(manifest_bytes)), (SIGNATURE, len(signature_text))]
-        layout += [(r["path"], r["size"]) for r in manifest["records"]]
+        layout += [(r["path"], r["size"]) for r in manifest["records"] if r["path"] not in withheld_paths]
+        layout += [(name, len(data)) for name in (WITHHELD, WITHHELD_SIGNATURE) if (data := trailer.get(name)) is not None]
+        layout += [(WITHHELD_PADDING, padding_size)] if padding_size is not None and padding_size >= 0 else []
         try:
             problem = _layout_problem(path, layout, _mtime(manifest))
+            if problem is None and trailer and path.stat().st_size != package_size(manifest, len(manifest_bytes)):
+                problem = "the package is not as long as the manifest announces"
         except (OSError, ValueError, UnicodeError, OverflowError) as exc:
             problem = f"the package layout cannot be checked: {exc}"
         if problem is not None:
             problems.append(problem)
 
     order = manifest.get("order") if isinstance(manifest, dict) and isinstance(manifest.get("order"), str) else None
-    return PackageReport(ok=not problems, order=order, records=verified, problems=problems)
+    return PackageReport(ok=not problems, order=order, records=verified, problems=problems, withheld=withheld)

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 import itertools
+import json
 import tarfile
 from collections import UserString
 from collections.abc import Mapping
@@ -18,9 +19,11 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from gateway.canonical import b64url, canonical
 from gateway.packages import (
     PackageError,
     PackageItem,
+    Unreadable,
     build_manifest,
     provider_key_id,
     stream_package,
@@ -98,12 +101,14 @@ def test_a_streamed_package_verifies(package: Path) -> None:
     assert (report.ok, report.order, report.records, report.problems) == (True, "order-1", len(BODIES), [])
 
 
-def test_a_streamed_package_is_a_plain_tar_with_the_manifest_first_and_the_records_after(package: Path) -> None:
+def test_a_streamed_package_is_a_plain_tar_with_the_manifest_first_the_records_after_and_the_withheld_statement_last(package: Path) -> None:
     with tarfile.open(package, "r:") as tar:
         names = tar.getnames()
-        contents = {name: tar.extractfile(name).read() for name in names[2:]}  # type: ignore[union-attr]
+        contents = {name: tar.extractfile(name).read() for name in names[2:-2]}  # type: ignore[union-attr]
+        statement = json.loads(tar.extractfile("withheld.json").read())  # type: ignore[union-attr]
     assert names[:2] == ["manifest.json", "manifest.sig"]
     assert contents == {f"records/{s}/{r}/{k}": body for (s, r, k), body in BODIES.items()}
+    assert names[-2:] == ["withheld.json", "withheld.sig"] and statement["records"] == []
 
 
 def test_flipping_any_sampled_byte_fails_verification(package: Path, tmp_path: Path) -> None:
@@ -148,32 +153,141 @@ def test_bytes_appended_after_the_end_fail_verification(package: Path) -> None:
     assert not verify_package(package, PROVIDER.public_key()).ok
 
 
-async def test_a_record_changed_in_the_store_after_the_decision_stops_the_stream(tmp_path: Path) -> None:
-    store = Store({**BODIES, ("acct-1", "north-1", "mail-1"): b"Subject: hello\r\n\r\nsee you at ONE\r\n"})
-    with pytest.raises(PackageError) as caught:
-        await produce(tmp_path / "package.tar", manifest(), store=store)
-    assert caught.value.code == "package-integrity"
-    assert not verify_package(tmp_path / "package.tar", PROVIDER.public_key()).ok
+CHANGED = b"Subject: hello\r\n\r\nsee you at ONE\r\n"  # mail-1 changed in the store after the decision, to the same length
 
 
-async def test_the_changed_record_sends_none_of_its_bytes(tmp_path: Path) -> None:
-    changed = b"Subject: hello\r\n\r\nsee you at ONE\r\n"
-    store = Store({**BODIES, ("acct-1", "north-1", "mail-1"): changed})
-    chunks: list[bytes] = []
-    with pytest.raises(PackageError):
-        async for chunk in stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch):
-            chunks.append(chunk)
-    assert changed not in b"".join(chunks)
+async def test_a_record_changed_in_the_store_after_the_decision_is_withheld_and_the_package_still_verifies(tmp_path: Path) -> None:
+    store = Store({**BODIES, ("acct-1", "north-1", "mail-1"): CHANGED})
+    report = verify_package(await produce(tmp_path / "package.tar", manifest(), store=store), PROVIDER.public_key())
+    assert (report.ok, report.records, report.problems) == (True, len(BODIES) - 1, [])
+    assert report.withheld == [{"path": "records/acct-1/north-1/mail-1", "reason": "record-integrity", "detail": "record-changed"}]
 
 
-async def test_the_records_before_a_changed_one_in_its_batch_are_still_sent(tmp_path: Path) -> None:
+async def test_the_changed_record_sends_none_of_its_bytes_not_even_its_header(tmp_path: Path) -> None:
+    store = Store({**BODIES, ("acct-1", "north-1", "mail-1"): CHANGED})
+    data = b"".join([chunk async for chunk in stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch)])
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        names = tar.getnames()
+    assert CHANGED not in data and "records/acct-1/north-1/mail-1" not in names
+
+
+async def test_the_records_around_a_changed_one_in_its_batch_are_still_sent(tmp_path: Path) -> None:
+    store = Store({**BODIES, ("acct-2", "south-1", "empty"): b"REPLACED"})
+    data = b"".join([chunk async for chunk in stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch)])
+    assert b"see you at noon" in data and bytes(range(256)) * 9 in data
+    assert b"REPLACED" not in data
+
+
+async def test_a_record_the_store_cannot_read_is_withheld_with_the_stores_reason(tmp_path: Path) -> None:
+    class Corrupt(Store):
+        async def fetch(self, batch: list[dict[str, Any]]) -> list[bytes | Unreadable]:
+            bodies: list[bytes | Unreadable] = list(await super().fetch(batch))
+            return [Unreadable("record-corrupt") if r["key"] == "photo.jpg" else body for r, body in zip(batch, bodies, strict=True)]
+
+    report = verify_package(await produce(tmp_path / "package.tar", manifest(), store=Corrupt()), PROVIDER.public_key())
+    assert report.ok, report.problems
+    assert report.withheld == [{"path": "records/acct-2/south-1/photo.jpg", "reason": "record-integrity", "detail": "record-corrupt"}]
+
+
+async def test_the_stream_says_which_record_it_withholds_and_why_before_it_goes_on() -> None:
+    told: list[tuple[str, str]] = []
+
+    async def on_withheld(record: dict[str, Any], detail: str) -> None:
+        told.append((record["path"], detail))
+
+    store = Store({**BODIES, ("acct-1", "north-1", "mail-1"): CHANGED})
+    async for _ in stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch, on_withheld=on_withheld):
+        pass
+    assert told == [("records/acct-1/north-1/mail-1", "record-changed")]
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {("acct-2", "south-1", "empty"): b"x"},
+        {("acct-1", "north-1", "login-log"): b"y" * 512},
+        {("acct-2", "south-1", "photo.jpg"): b"z"},
+        {key: b"changed" for key in BODIES},
+        {("acct-3", "north-1", "k" * 128): b"long"},
+        {("acct-3", "north-1", "k" * 128): b"long", ("acct-2", "south-1", "empty"): b"x"},
+    ],
+    ids=["an-empty-record", "one-block", "several-blocks", "every-record", "a-pax-path", "a-pax-path-and-an-empty-record"],
+)
+async def test_a_package_withholding_records_is_as_long_as_announced_and_verifies(tmp_path: Path, changed: dict[tuple[str, str, str], bytes]) -> None:
+    from gateway.packages import manifest_bytes, package_size
+
+    bodies = {**BODIES, ("acct-3", "north-1", "k" * 128): b"a long name"}
+    items_ = [PackageItem(s, r, "content", k, hashlib.sha256(b).hexdigest(), len(b), "tag") for (s, r, k), b in bodies.items()]
+    manifest_ = build_manifest("order-1", "aa-court", CREATED, items_, provider_key_id(PROVIDER.public_key()))
+    path = await produce(tmp_path / "package.tar", manifest_, store=Store({**bodies, **changed}))
+    assert path.stat().st_size == package_size(manifest_, len(manifest_bytes(manifest_)))
+    report = verify_package(path, PROVIDER.public_key())
+    assert (report.ok, report.problems, len(report.withheld)) == (True, [], len(changed))
+
+
+def _members(data: bytes) -> list[tuple[tarfile.TarInfo, bytes]]:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        return [(m, tar.extractfile(m).read()) for m in tar]  # type: ignore[union-attr]
+
+
+def _tar(members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for member, content in members:
+            member.size = len(content)
+            tar.addfile(member, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+async def test_a_record_removed_in_transit_and_named_as_withheld_under_another_key_fails_verification(tmp_path: Path) -> None:
+    data = (await produce(tmp_path / "package.tar", manifest())).read_bytes()
+    members = [(m, c) for m, c in _members(data) if m.name != "records/acct-1/north-1/mail-1"]
+    statement = json.loads(dict((m.name, c) for m, c in members)["withheld.json"])
+    statement["records"] = [{"path": "records/acct-1/north-1/mail-1", "reason": "record-integrity", "detail": "record-changed"}]
+    forged = canonical(statement)
+    forger = ed25519.Ed25519PrivateKey.generate()
+    members = [
+        (m, forged if m.name == "withheld.json" else b64url(forger.sign(forged)).encode() if m.name == "withheld.sig" else c) for m, c in members
+    ]
+    (tmp_path / "tampered.tar").write_bytes(_tar(members))
+    report = verify_package(tmp_path / "tampered.tar", PROVIDER.public_key())
+    assert "withheld.sig does not verify under the provider key" in report.problems and not report.ok
+
+
+async def test_a_package_whose_withheld_statement_was_dropped_fails_verification(tmp_path: Path) -> None:
+    store = Store({**BODIES, ("acct-1", "north-1", "mail-1"): CHANGED})
+    data = (await produce(tmp_path / "package.tar", manifest(), store=store)).read_bytes()
+    (tmp_path / "dropped.tar").write_bytes(_tar([(m, c) for m, c in _members(data) if not m.name.startswith("withheld.")]))
+    report = verify_package(tmp_path / "dropped.tar", PROVIDER.public_key())
+    assert "record `records/acct-1/north-1/mail-1` is missing" in report.problems and not report.ok
+
+
+async def test_the_withheld_statement_of_another_package_does_not_excuse_a_missing_record(tmp_path: Path) -> None:
+    store = Store({**BODIES, ("acct-1", "north-1", "mail-1"): CHANGED})
+    other = dict((m.name, c) for m, c in _members((await produce(tmp_path / "other.tar", manifest(), store=store)).read_bytes()))
+    later = build_manifest("order-1", "aa-court", CREATED.replace(minute=45), items(), provider_key_id(PROVIDER.public_key()))
+    data = (await produce(tmp_path / "package.tar", later)).read_bytes()
+    members = [(m, other.get(m.name, c) if m.name.startswith("withheld.") else c) for m, c in _members(data) if m.name != "records/acct-1/north-1/mail-1"]
+    (tmp_path / "spliced.tar").write_bytes(_tar(members))
+    report = verify_package(tmp_path / "spliced.tar", PROVIDER.public_key())
+    assert "withheld.json names another manifest" in report.problems and not report.ok
+
+
+async def test_a_package_made_before_the_withheld_statement_existed_still_verifies(tmp_path: Path) -> None:
+    path = await produce(tmp_path / "package.tar", manifest())
+    trailer = offsets(path)["withheld.json"].offset  # the records end here: cut the statement off, keep the end blocks
+    (tmp_path / "old.tar").write_bytes(path.read_bytes()[:trailer] + b"\0" * 1024)
+    report = verify_package(tmp_path / "old.tar", PROVIDER.public_key())
+    assert (report.ok, report.records, report.problems) == (True, len(BODIES), [])
+
+
+async def test_a_withheld_padding_that_holds_other_bytes_than_zeros_fails_verification(tmp_path: Path) -> None:
     store = Store({**BODIES, ("acct-2", "south-1", "photo.jpg"): b"changed"})
-    chunks: list[bytes] = []
-    with pytest.raises(PackageError):
-        async for chunk in stream_package(manifest(), signing_key=PROVIDER, fetch=store.fetch):
-            chunks.append(chunk)
-    assert b"see you at noon" in b"".join(chunks)
-    assert b"changed" not in b"".join(chunks)
+    path = await produce(tmp_path / "package.tar", manifest(), store=store)
+    padding = offsets(path)["withheld.pad"]
+    assert padding.size > 0
+    report = verify_package(flipped(path, padding.offset_data + 1, tmp_path / "flipped.tar"), PROVIDER.public_key())
+    assert "withheld.pad holds other bytes than zeros" in report.problems
 
 
 async def test_a_store_returning_fewer_bodies_than_asked_stops_the_stream() -> None:

@@ -10,6 +10,17 @@ for each (subject, region, category), acts (legal holds for ``preserve`` and
 ``explain`` runs the same verification and decisions with the full trace and
 changes nothing: no claim, no hold, no ledger entry.
 
+A damaged record (its stored metadata unreadable, its residency tag failing,
+its stored size not its tag's) harms only itself: it is never disclosed or
+held, the order refuses it with ``record-integrity`` in an item of its own
+(per subject, region and category, ``None`` when the tag cannot tell it;
+``damaged_records`` names each record and its violation), and the subject's
+other records are decided as usual. ``submit`` ledgers each one as a
+``residency.violation`` and counts it. A record that no longer matches the
+decision when its bytes are read, at package time (or that its store cannot
+read back), is withheld from the package, which says so (see
+``gateway.packages``), and ledgered as ``package.withheld``.
+
 A decision document is stored once; what it means *now* (a hold whose window
 closed, a preservation that expired) is computed from it and the clock, and
 ``sweep`` lifts holds that are due. Everything here is ids, hashes and
@@ -41,15 +52,17 @@ from gateway.legal.facts import with_unverified_facts
 from gateway.legal.orders import Order, PriorPreservation
 from gateway.legal.verify import OrderRejected, claims_fingerprint, order_fingerprint, verify_order
 from gateway.model import Clock, Subject, is_identifier, isoformat, parse_time
-from gateway.packages import ItemFields, build_manifest, manifest_bytes, package_size, provider_key_id, stream_package
+from gateway.packages import ItemFields, Unreadable, build_manifest, manifest_bytes, package_size, provider_key_id, stream_package
 from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, ReviewSettings, case_id_for, disclosure_allowed
 from gateway.services.notices import NoticeService
-from gateway.services.records import TAG_METADATA, Profile, RecordService, UnknownSubject, record_key, subject_prefix
-from gateway.stores import ObjectInfo, ObjectLocked, ObjectNotFound, PreconditionFailed, RecordStore
+from gateway.services.records import TAG_METADATA, Profile, RecordService, UnknownSubject, corrupt_record, record_key, size_mismatch, subject_prefix
+from gateway.stores import ObjectCorrupt, ObjectInfo, ObjectLocked, ObjectNotFound, PreconditionFailed, RecordStore
+from gateway.tags import TagViolation
 
 log = logging.getLogger("gateway.orders")
 
 DISCLOSED = "disclose"
+INTEGRITY_RULE = "record.integrity"
 
 
 class OrderNotFound(NotFound):
@@ -242,6 +255,7 @@ class OrderService:
                     ],
                 },
             )
+            await self._record_damaged(order, items)
             for i in items:  # operations: low-cardinality counts, and the time from receipt to decision
                 self.records.observer.order_decision(
                     outcome=i["outcome"], instrument=order.instrument, issuing_jurisdiction=order.issuer.jurisdiction, data_region=i["region"]
@@ -295,7 +309,8 @@ class OrderService:
     # --- deciding --------------------------------------------------------------
 
     async def _subject_records(self, subject_id: str) -> tuple[Profile | None, list[dict[str, Any]]]:
-        """A subject's stored facts (verified or not) and its records' metadata (category, sha256, tag), or (None, [])."""
+        """A subject's stored facts (verified or not) and its records' metadata (category, sha256, tag), or (None, []);
+        a damaged record is there as its key, the category its tag proves (else ``None``) and its ``integrity`` violation."""
         try:
             profile = await self.records.profile(subject_id)
         except UnknownSubject:
@@ -308,15 +323,17 @@ class OrderService:
         keys = await store.list(prefix)
         limiter = asyncio.Semaphore(16)
 
-        async def one(object_key: str) -> tuple[str, ObjectInfo] | None:
+        async def one(object_key: str) -> tuple[str, ObjectInfo | None] | None:
             async with limiter:
                 try:
                     return object_key[len(prefix) :], await store.head(object_key)
                 except ObjectNotFound:
                     return None
+                except ObjectCorrupt:
+                    return object_key[len(prefix) :], None  # its metadata cannot be read: a damaged record
 
         infos = [found for found in await asyncio.gather(*(one(k) for k in keys)) if found is not None]
-        if all(self.records.tag_is_quick(info.metadata, subject.home_region) for _, info in infos):
+        if all(info is None or self.records.tag_is_quick(info.metadata, subject.home_region) for _, info in infos):
             checked = self._checked_records(subject, infos)  # sealed or remembered: microseconds each
         else:
             # Signature checks release the GIL: one hand-off per subject lets the worker threads check
@@ -324,14 +341,22 @@ class OrderService:
             checked = await asyncio.to_thread(self._checked_records, subject, infos)
         return profile, sorted(checked, key=lambda r: r["key"])
 
-    def _checked_records(self, subject: Subject, infos: Sequence[tuple[str, ObjectInfo]]) -> list[dict[str, Any]]:
-        """The records whose residency tags verify; a record that cannot prove its residency is never disclosed."""
+    def _checked_records(self, subject: Subject, infos: Sequence[tuple[str, ObjectInfo | None]]) -> list[dict[str, Any]]:
+        """The records whose residency tags verify, and the damaged ones (``integrity``: the violation's code),
+        which are never disclosed: an unreadable header (``None``), a tag that fails, a size other than the tag's."""
+        region = subject.home_region
         checked = []
         for key, info in infos:
+            category = None
             try:
-                tag = self.records.check_tag(info.metadata, region=subject.home_region, subject=subject.id, key=key)
-            except Exception:
-                self.records.observer.residency_violation(region=subject.home_region, reason="tag-invalid-on-order")
+                if info is None:
+                    raise corrupt_record(key, region)
+                tag = self.records.check_tag(info.metadata, region=region, subject=subject.id, key=key)
+                category = tag.category
+                if info.size != tag.size:
+                    raise size_mismatch(key, info.size, tag.size)
+            except TagViolation as violation:
+                checked.append({"key": key, "category": category, "integrity": violation.code, "detail": violation.detail})
                 continue
             checked.append({"key": key, "category": tag.category, "sha256": tag.sha256, "size": tag.size, "tag": info.metadata[TAG_METADATA]})
         return checked
@@ -377,8 +402,9 @@ class OrderService:
         prior = await self._prior_preservation(order)
         items: list[dict[str, Any]] = []
         lines: list[str] = []
-        for subject_id, (profile, records) in zip(dict.fromkeys(order.subjects), looked_up, strict=True):
+        for subject_id, (profile, found) in zip(dict.fromkeys(order.subjects), looked_up, strict=True):
             subject = profile.subject if profile else None
+            records = [r for r in found if "integrity" not in r]
             for category in order.categories:
                 matching = [r for r in records if r["category"] == category]
                 decision = self.engine.decide(
@@ -403,7 +429,61 @@ class OrderService:
                 if trace:
                     lines.append(f"## {subject_id} / {subject.home_region if subject else '-'} / {category}")
                     lines.extend(decision.trace)
+            # a damaged record the order may reach (its category ordered, or unknown) is refused on its own
+            damaged = [r for r in found if "integrity" in r and (r["category"] is None or r["category"] in order.categories)]
+            if subject is not None and damaged:
+                for item in self._damaged_items(subject_id, subject.home_region, damaged):
+                    items.append(item)
+                    if trace:
+                        lines.append(f"## {subject_id} / {subject.home_region} / {item['category'] or 'category unknown'}")
+                        lines.extend(
+                            f"{INTEGRITY_RULE}: record `{r['key']}` refused: record-integrity ({r['violation']})" for r in item["damaged_records"]
+                        )
         return items, lines, None
+
+    @staticmethod
+    def _damaged_items(subject_id: str, region: str, damaged: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One ``refuse`` item per category (``None``: the tag cannot tell) of the subject's damaged records."""
+        by_category: dict[str | None, list[dict[str, Any]]] = {}
+        for record in sorted(damaged, key=lambda r: r["key"]):
+            by_category.setdefault(record["category"], []).append(record)
+        return [
+            {
+                "subject": subject_id,
+                "region": region,
+                "category": category,
+                "outcome": "refuse",
+                "basis": None,
+                "reasons": [
+                    {
+                        "code": "record-integrity",
+                        "rule": INTEGRITY_RULE,
+                        "detail": f"{_keys(records)} cannot be proven intact and in place: neither disclosed nor held",
+                    }
+                ],
+                "obligations": {},
+                "rule": INTEGRITY_RULE,
+                "records": [],
+                "record_count": len(records),
+                "damaged_records": [{"key": r["key"], "violation": r["integrity"]} for r in records],
+            }
+            for category, records in sorted(by_category.items(), key=lambda pair: pair[0] or "")
+        ]
+
+    async def _record_damaged(self, order: Order, items: Sequence[Mapping[str, Any]]) -> None:
+        """A residency violation in the ledger and the metrics for each damaged record the order refused."""
+        for item in items:
+            for damaged in item.get("damaged_records", ()):
+                subject, region, key, reason = item["subject"], item["region"], damaged["key"], damaged["violation"]
+                self.records.observer.residency_violation(region=region, reason=reason)
+                log.warning(
+                    "residency violation",
+                    extra={"event": "residency-violation", "region": region, "subject": subject, "key": key, "reason": reason, "order": order.id},
+                )
+                await self.records._record(
+                    "residency.violation",
+                    {"subject": subject, "key": key, "region": region, "reason": reason, "order": order.id, "authority": order.issuer.id},
+                )
 
     def _item(self, subject_id: str, profile: Profile | None, category: str, decision: Decision, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         data = decision.to_json()
@@ -599,7 +679,10 @@ class OrderService:
     # --- packages --------------------------------------------------------------
 
     async def package(self, order_id: str, authority: str | None = None) -> tuple[dict[str, Any], int, AsyncGenerator[bytes, None]]:
-        """The signed manifest, the tar's length and a stream of it; recorded in the ledger before the first byte."""
+        """The signed manifest, the tar's length and a stream of it; recorded in the ledger before the first byte.
+
+        A record that no longer matches its decision when it is read (or that its store cannot read back) is
+        withheld from the package, which says so (its signed withheld.json), and ledgered as ``package.withheld``."""
         view = await self.document(order_id, authority)
         items: list[ItemFields] = [  # plain tuples in PackageItem's order: a third of the cost for thousands of records
             (i["subject"], i["region"], i["category"], r["key"], r["sha256"], r["size"], r["tag"])
@@ -623,16 +706,38 @@ class OrderService:
             for position, record in enumerate(batch):
                 positions.setdefault(record["region"], []).append(position)
 
-            async def read(region: str, where: list[int]) -> list[bytes]:
-                return await self.stores[region].get_bodies([record_key(batch[i]["subject"], batch[i]["key"]) for i in where])
+            async def read(region: str, where: list[int]) -> list[bytes | Unreadable]:
+                store = self.stores[region]
+                keys = [record_key(batch[i]["subject"], batch[i]["key"]) for i in where]
+                try:
+                    return list(await store.get_bodies(keys))
+                except (ObjectCorrupt, ObjectNotFound):
+                    # a bulk read fails whole: read this part one record at a time, so that only the damaged one is withheld
+                    return [await _one_body(store, key) for key in keys]
 
-            bodies: list[bytes] = [b""] * len(batch)
+            bodies: list[bytes | Unreadable] = [b""] * len(batch)
             for where, got in zip(positions.values(), await all_or_first_error(read(r, w) for r, w in positions.items()), strict=True):
                 for i, body in zip(where, got, strict=True):
                     bodies[i] = body
             return bodies
 
-        stream = stream_package(manifest, signing_key=self.provider_key, fetch=fetch, manifest_bytes=encoded)
+        async def withheld(record: dict[str, Any], detail: str) -> None:
+            # Not counted as a residency violation: a record rewritten through the gateway since the decision is withheld alike.
+            log.warning("record withheld from a package", extra={"event": "package.withheld", "order": view["id"], "key": record["key"], "detail": detail})
+            await self.records._record(
+                "package.withheld",
+                {
+                    "order": view["id"],
+                    "authority": view["authority"],
+                    "subject": record["subject"],
+                    "region": record["region"],
+                    "key": record["key"],
+                    "reason": "record-integrity",
+                    "detail": detail,
+                },
+            )
+
+        stream = stream_package(manifest, signing_key=self.provider_key, fetch=fetch, manifest_bytes=encoded, on_withheld=withheld)
         return manifest, package_size(manifest, len(encoded)), stream
 
     # --- writes through the gateway must respect holds ------------------------
@@ -640,6 +745,19 @@ class OrderService:
     @staticmethod
     def is_locked(error: GatewayError) -> bool:
         return isinstance(error, ObjectLocked)
+
+
+def _keys(records: Sequence[Mapping[str, Any]]) -> str:
+    return ", ".join(f"`{r['key']}`" for r in records)
+
+
+async def _one_body(store: RecordStore, key: str) -> bytes | Unreadable:
+    try:
+        return (await store.get_bodies([key]))[0]
+    except ObjectCorrupt:
+        return Unreadable("record-corrupt")
+    except ObjectNotFound:
+        return Unreadable("record-missing")
 
 
 def _disclosable(item: Mapping[str, Any]) -> bool:

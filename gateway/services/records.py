@@ -2,6 +2,13 @@
 
 Every read is decided before any byte is fetched, recorded in the ledger
 before any byte is served, and refused if the ledger cannot be written.
+
+A damaged record harms only itself: one whose stored metadata cannot be read
+(``record-corrupt``) or that fails its residency tag (``tag-*``, a body that no
+longer matches it: ``tag-content-mismatch``) is a residency violation of that
+record alone (refused with 451 on a read, skipped by a list, which says how
+many it skipped), ledgered and counted; the subject's other records are served
+as usual.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from gateway.errors import Conflict, Forbidden, GatewayError, InvalidRequest, Le
 from gateway.model import Caller, Clock, Reason, RecordMeta, ResidencyDecision, ResidencyTag, Subject, is_country, is_identifier, isoformat
 from gateway.policy.residency import ResidencyPolicy
 from gateway.services.observer import NullObserver, Observer
-from gateway.stores import ObjectNotFound, PreconditionFailed, RecordStore
+from gateway.stores import ObjectCorrupt, ObjectInfo, ObjectNotFound, PreconditionFailed, RecordStore
 from gateway.tags import TagSigner, TagVerifier, TagViolation
 
 log = logging.getLogger("gateway.records")
@@ -97,6 +104,25 @@ class Profile:
         return self.violation is None
 
 
+def corrupt_record(key: str, region: str) -> TagViolation:
+    """The violation of a record whose stored metadata (and so its residency tag) cannot be read."""
+    return TagViolation("record-corrupt", f"record `{key}` in `{region}` is unreadable: its stored metadata is corrupt")
+
+
+def size_mismatch(key: str, size: int, tagged: int) -> TagViolation:
+    """The violation of a record whose stored size is not its tag's: its body was changed."""
+    return TagViolation("tag-content-mismatch", f"content of `{key}` does not match its residency tag (size {size}, tagged {tagged})")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A subject's records that prove their residency, and how many others were skipped as violations."""
+
+    records: list[RecordMeta]
+    decision: ResidencyDecision
+    skipped: int
+
+
 @dataclass(frozen=True)
 class ReadResult:
     body: bytes
@@ -161,6 +187,14 @@ class RecordService:
             size=None if body is None else len(body),
             seal=metadata.get(SEAL_METADATA),
         )
+
+    def check_head(self, info: ObjectInfo, *, region: str, subject: str, key: str) -> ResidencyTag:
+        """``check_tag`` of an object read without its body, and its stored size against the tag's
+        (a body rewritten to another length fails here; one of the same length only when it is read)."""
+        tag = self.check_tag(info.metadata, region=region, subject=subject, key=key)
+        if info.size != tag.size:
+            raise size_mismatch(key, info.size, tag.size)
+        return tag
 
     def tag_is_quick(self, metadata: Mapping[str, str], region: str) -> bool:
         """``check_tag`` of this metadata needs no signature check (see ``TagVerifier.is_quick``)."""
@@ -381,12 +415,14 @@ class RecordService:
         )
 
     async def _load_profile(self, region: str, store: RecordStore, subject_id: str) -> Profile | None:
+        unknown = Subject(id=subject_id, home_region=region, residence="")
         try:
             obj = await self._op(region, "get", lambda: store.get(profile_key(subject_id)))
         except ObjectNotFound:
             return None
+        except ObjectCorrupt:
+            return Profile(unknown, "", corrupt_record(PROFILE_TAG_KEY, region))
         digest = sha256_hex(obj.body)
-        unknown = Subject(id=subject_id, home_region=region, residence="")
         try:
             tag = self.check_tag(obj.metadata, region=region, subject=subject_id, key=PROFILE_TAG_KEY, body=obj.body)
             if tag.category != PROFILE_CATEGORY:
@@ -569,6 +605,8 @@ class RecordService:
             obj = await self._op(region, "get", lambda: store.get(record_key(subject.id, key)))
         except ObjectNotFound:
             raise RecordNotFound(f"subject `{subject.id}` has no record `{key}`") from None
+        except ObjectCorrupt:
+            raise await self._violation(caller, subject, key, region, corrupt_record(key, region)) from None
         try:
             tag = self.check_tag(obj.metadata, region=region, subject=subject.id, key=key, body=obj.body)
         except TagViolation as violation:
@@ -586,6 +624,8 @@ class RecordService:
             obj = await self._op(subject.home_region, "get", lambda: store.get(record_key(subject.id, key)))
         except ObjectNotFound:
             raise RecordNotFound(f"subject `{subject.id}` has no record `{key}`") from None
+        except ObjectCorrupt:
+            raise await self._violation(caller, subject, key, subject.home_region, corrupt_record(key, subject.home_region)) from None
         try:
             tag = self.check_tag(obj.metadata, region=subject.home_region, subject=subject.id, key=key, body=obj.body)
         except TagViolation as violation:
@@ -604,7 +644,9 @@ class RecordService:
         )
         return ReadResult(body=obj.body, meta=_meta(tag, obj.legal_hold), decision=decision, ledger_seq=int(entry.get("seq", 0)))
 
-    async def list_records(self, caller: Caller, subject_id: str) -> tuple[list[RecordMeta], ResidencyDecision]:
+    async def list_records(self, caller: Caller, subject_id: str) -> Listing:
+        """The metadata of the subject's records; a record that cannot prove its residency (an unreadable
+        header, a tag that fails, a size other than its tag's) is skipped as a violation, and counted in ``skipped``."""
         _require_service(caller)
         profile, decision = await self._governed(caller, subject_id, "service.list", {})
         subject = profile.subject
@@ -614,23 +656,28 @@ class RecordService:
         keys = await self._op(region, "list", lambda: store.list(prefix))
         limiter = asyncio.Semaphore(16)
 
-        async def one(object_key: str) -> RecordMeta | None:
+        async def one(object_key: str) -> RecordMeta | TagViolation | None:
             key = object_key[len(prefix) :]
             async with limiter:
                 try:
                     info = await self._op(region, "head", lambda: store.head(object_key))
                 except ObjectNotFound:
                     return None  # deleted while listing
-            try:
-                tag = self.check_tag(info.metadata, region=region, subject=subject.id, key=key)
-            except TagViolation as violation:
-                await self._violation(caller, subject, key, region, violation)
-                return None
-            return _meta(tag, info.legal_hold)
+                except ObjectCorrupt:
+                    violation = corrupt_record(key, region)
+                else:
+                    try:
+                        return _meta(self.check_head(info, region=region, subject=subject.id, key=key), info.legal_hold)
+                    except TagViolation as failed:
+                        violation = failed
+            await self._violation(caller, subject, key, region, violation)
+            return violation
 
-        metas = [m for m in await asyncio.gather(*(one(k) for k in keys)) if m is not None]
-        await self._record("service.list", _read_entry(caller, subject, decision, {"count": len(metas)}, profile_sha256=profile.sha256))
-        return metas, decision
+        found = await asyncio.gather(*(one(k) for k in keys))
+        metas = [m for m in found if isinstance(m, RecordMeta)]
+        skipped = sum(1 for m in found if isinstance(m, TagViolation))
+        await self._record("service.list", _read_entry(caller, subject, decision, {"count": len(metas), "skipped": skipped}, profile_sha256=profile.sha256))
+        return Listing(metas, decision, skipped)
 
 
 def _who(caller: Caller) -> dict[str, Any]:

@@ -5,6 +5,7 @@ the package does not import boto3).
 """
 
 from gateway.stores.base import (
+    ObjectCorrupt,
     ObjectInfo,
     ObjectLocked,
     ObjectNotFound,
@@ -18,6 +19,7 @@ from gateway.stores.memory import MemoryStore
 __all__ = [
     "FileStore",
     "MemoryStore",
+    "ObjectCorrupt",
     "ObjectInfo",
     "ObjectLocked",
     "ObjectNotFound",

@@ -17,6 +17,9 @@ Rules every adapter keeps:
   (``ObjectLocked``) until the hold is lifted.
 - Library errors never escape: they become ``StoreError`` (unreachable,
   denied, unexpected) or one of the errors below.
+- An object the store holds but cannot read back as an object (the file
+  store's header is unreadable) is ``ObjectCorrupt``: a fact about that one
+  object, not a failure of the store.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from gateway.errors import Conflict, InvalidRequest, NotFound
+from gateway.errors import Conflict, InvalidRequest, NotFound, StoreError
 from gateway.model import IDENTIFIER_PATTERN
 
 METADATA_KEY = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}\Z")
@@ -43,6 +46,12 @@ class ObjectLocked(Conflict):
 
 class PreconditionFailed(Conflict):
     code = "precondition-failed"
+
+
+class ObjectCorrupt(StoreError):
+    """The object exists but its stored form is unreadable (its metadata cannot be parsed)."""
+
+    code = "object-corrupt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +91,8 @@ class RecordStore(Protocol):
 
         A bulk read for a package's read-ahead, which checks every body against
         its SHA-256 itself: one call may take hundreds of keys. Every key is
-        validated before any I/O; a missing key is ``ObjectNotFound`` and
-        the whole call fails.
+        validated before any I/O; a missing key is ``ObjectNotFound`` and a
+        corrupt one ``ObjectCorrupt``, and the whole call fails.
         """
         ...
 

@@ -81,6 +81,7 @@ from typing import BinaryIO, TypeVar
 from gateway.errors import Conflict, GatewayError, StoreError
 from gateway.model import FILE_INLINE_READ_BYTES, is_identifier
 from gateway.stores.base import (
+    ObjectCorrupt,
     ObjectInfo,
     ObjectLocked,
     ObjectNotFound,
@@ -578,10 +579,9 @@ class FileStore:
             raise self._corrupt(key, exc) from exc
         return metadata
 
-    def _corrupt(self, key: str, cause: Exception) -> StoreError:
-        error = StoreError(
+    def _corrupt(self, key: str, cause: Exception) -> ObjectCorrupt:
+        error = ObjectCorrupt(
             f"object `{key}` in `{self.region}` is corrupt: its header is unreadable",
-            code="object-corrupt",
             region=self.region,
             key=key,
         )

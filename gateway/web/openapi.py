@@ -117,7 +117,26 @@ SPEC: dict[str, Any] = {
             "get": {
                 "summary": "List record metadata",
                 "parameters": [SUBJECT_PATH],
-                "responses": {"200": {"description": "record metadata"}, **_problems(401, 403, 404, 451, 503)},
+                "responses": {
+                    "200": {
+                        "description": "record metadata; `skipped` counts the records left out as residency violations (damaged records)",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["subject", "region", "records", "skipped"],
+                                    "properties": {
+                                        "subject": {"type": "string"},
+                                        "region": {"type": "string"},
+                                        "records": {"type": "array", "items": {"$ref": "#/components/schemas/RecordMeta"}},
+                                        "skipped": {"type": "integer", "minimum": 0},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    **_problems(401, 403, 404, 451, 503),
+                },
             }
         },
         "/v1/orders": {
@@ -144,7 +163,8 @@ SPEC: dict[str, Any] = {
                 "parameters": [ORDER_PATH, AUTHORITY_QUERY],
                 "responses": {
                     "200": {
-                        "description": "package, with its exact Content-Length: a stream cut short (a record changed since its decision) is a short body",
+                        "description": "package, with its exact Content-Length; a record changed or damaged since its decision is withheld and named in "
+                        "the signed withheld.json; a stream cut short (a store failing) is a short body",
                         "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
                     },
                     **_problems(401, 403, 404, 409),

@@ -74,11 +74,12 @@ async def delete_record(request: web.Request) -> web.Response:
 @routes.get("/v1/subjects/{subject}/records")
 async def list_records(request: web.Request) -> web.Response:
     caller = authenticate(request, "service")
-    metas, decision = await request.app[STATE_KEY].rt.records.list_records(caller, request.match_info["subject"])
+    listing = await request.app[STATE_KEY].rt.records.list_records(caller, request.match_info["subject"])
     return web.json_response(
         {
             "subject": request.match_info["subject"],
-            "region": decision.data_region,
-            "records": [m.to_json() for m in metas],
+            "region": listing.decision.data_region,
+            "records": [m.to_json() for m in listing.records],
+            "skipped": listing.skipped,  # records refused as residency violations (each ledgered and counted)
         }
     )

@@ -130,7 +130,7 @@ async def test_a_listing_leaves_out_records_whose_tag_fails(setup) -> None:
     await service.register_subject(WRITER, AOIFE)
     await service.put_record(WRITER, "aoife", "good", "content", b"x")
     await stores["eu-west-1"].put(record_key("aoife", "untagged"), b"y", {})
-    metas, _ = await service.list_records(EU_SUPPORT, "aoife")
+    metas = (await service.list_records(EU_SUPPORT, "aoife")).records
     assert [m.key for m in metas] == ["good"]
     assert violations(metrics, "eu-west-1", "tag-missing") == 1
 
