@@ -40,7 +40,10 @@ KINDS_WRITTEN = frozenset(
         "ledger.checkpoint",
         "ledger.recovered",
         "subject.registered",
+        "subject.changed",  # an existing subject's facts changed (or a change refused)
+        "subject.resigned",  # an operator signed a stored profile that failed verification
         "record.written",
+        "record.write",  # a write refused by the residency decision
         "record.deleted",
         "record.delete",  # a delete refused by the residency decision
         "service.read",
@@ -51,6 +54,7 @@ KINDS_WRITTEN = frozenset(
         "order.decided",
         "order.rejected",
         "package.produced",
+        "package.withheld",  # a record changed or damaged since the decision, left out of a package
         "hold.placed",
         "hold.released",
         "case.opened",
@@ -74,6 +78,22 @@ WRITTEN_BY_HAND = [
     {"kind": "residency.violation", "data": {"subject": "alice", "key": "mail-1", "region": "us-east-1", "reason": "tag-missing", "by": "crm"}},
     {"kind": "record.delete", "data": {"by": "analytics", "subject": "aoife", "region": "eu-west-1", "outcome": "refuse", "reasons": [], "key": "k"}},
     {"kind": "hold.released", "data": {"region": "ap-southeast-2", "subject": "subject-3", "key": "mail-1"}},
+    {
+        "kind": "package.withheld",
+        "data": {"order": "o", "authority": "us-fbi", "subject": "alice", "region": "us-east-1", "key": "mail-1", "reason": "record-integrity",
+                 "detail": "changed"},
+    },
+    {"kind": "record.write", "data": {"by": "analytics", "subject": "aoife", "region": "eu-west-1", "outcome": "refuse", "reasons": [], "key": "k"}},
+    {
+        "kind": "subject.changed",
+        "data": {"by": "crm", "subject": "aoife", "region": "eu-west-1", "outcome": "allow", "reasons": [], "old_profile_sha256": "ab" * 32,
+                 "old_verified": True, "new_profile_sha256": "cd" * 32, "changed": True},
+    },
+    {
+        "kind": "subject.resigned",
+        "data": {"subject": "alice", "region": "us-east-1", "by": {"principal": "ops", "role": "operator"}, "reason": "tag-missing",
+                 "old_profile_sha256": "ab" * 32, "new_profile_sha256": "cd" * 32},
+    },
     {"kind": "case.withdrawn", "data": {"case": "case-0000000000000000", "order": "o", "by": "lena", "categories": ["content"], "state": "withdrawn"}},
     {"kind": "case.released", "data": {"case": "case-0000000000000001", "order": "o"}},
     {"kind": "notice.queued", "data": {"notice": "n-1", "order": "o", "subject": "alice"}},
