@@ -245,16 +245,15 @@ class RecordService:
             location=body.get("location"),
         )
 
-    def _signed_profile(self, subject: Subject) -> tuple[bytes, dict[str, str]]:
-        """A profile's stored bytes and metadata: canonical JSON of the facts, with a residency tag and seal over exactly them."""
-        region = self.config.regions[subject.home_region]
-        body = canonical(subject.to_json())
+    def _tagged(self, region_id: str, subject_id: str, key: str, category: str, body: bytes) -> tuple[ResidencyTag, dict[str, str]]:
+        """The residency tag of ``body`` stored as ``key`` in ``region_id``, and the metadata that carries it (tag, seal, mirrored fields)."""
+        region = self.config.regions[region_id]
         tag = ResidencyTag(
             region=region.id,
             jurisdiction=region.jurisdiction,
-            subject=subject.id,
-            key=PROFILE_TAG_KEY,
-            category=PROFILE_CATEGORY,
+            subject=subject_id,
+            key=key,
+            category=category,
             sha256=sha256_hex(body),
             size=len(body),
             written_at=isoformat(self.clock()),
@@ -265,8 +264,14 @@ class RecordService:
             SEAL_METADATA: self.signer.seal(region.id, blob),
             "residency-region": region.id,
             "residency-jurisdiction": region.jurisdiction,
-            "residency-category": PROFILE_CATEGORY,
+            "residency-category": category,
         }
+        return tag, metadata
+
+    def _signed_profile(self, subject: Subject) -> tuple[bytes, dict[str, str]]:
+        """A profile's stored bytes and metadata: canonical JSON of the facts, with a residency tag and seal over exactly them."""
+        body = canonical(subject.to_json())
+        _, metadata = self._tagged(subject.home_region, subject.id, PROFILE_TAG_KEY, PROFILE_CATEGORY, body)
         return body, metadata
 
     async def register_subject(self, caller: Caller, subject: Subject) -> tuple[Subject, bool]:
@@ -487,24 +492,7 @@ class RecordService:
         subject = profile.subject
         region = self.config.regions[subject.home_region]
         store = self.stores[region.id]
-        tag = ResidencyTag(
-            region=region.id,
-            jurisdiction=region.jurisdiction,
-            subject=subject.id,
-            key=key,
-            category=category,
-            sha256=sha256_hex(body),
-            size=len(body),
-            written_at=isoformat(self.clock()),
-        )
-        blob = self.signer.sign(tag)
-        metadata = {
-            TAG_METADATA: blob,
-            SEAL_METADATA: self.signer.seal(region.id, blob),
-            "residency-region": region.id,
-            "residency-jurisdiction": region.jurisdiction,
-            "residency-category": category,
-        }
+        tag, metadata = self._tagged(region.id, subject.id, key, category, body)
         object_key = record_key(subject.id, key)
         try:
             await self._op(region.id, "head", lambda: store.head(object_key))

@@ -8,23 +8,12 @@ from aiohttp.test_utils import TestClient
 
 from tests.reports.test_report_api import decide_known_orders, report
 from tests.support import Env, run_cli
-
-ALICE = {"home_region": "us-east-1", "residence": "US", "us_person": True}
-WRITER = ("crm", "us-east-1", "crm")
+from tests.web.test_support_access import _setup as open_lockbox_case
 
 
 async def request_support_access(client: TestClient, env: Env) -> str:
     """A support engineer asks to see a customer's mail, as the support tooling would: one lockbox case opens."""
-    assert (await client.put("/v1/subjects/alice", json=ALICE, headers=env.service(*WRITER))).status == 201
-    response = await client.put("/v1/subjects/alice/records/mail-1", params={"category": "content"}, data=b"mail", headers=env.service(*WRITER))
-    assert response.status == 201
-    response = await client.post(
-        "/v1/support-access",
-        json={"subject": "alice", "keys": ["mail-1"], "justification": "ticket 4411: mail stuck in the outbox"},
-        headers=env.person("support", "sam"),
-    )
-    assert response.status == 201, await response.text()
-    return str((await response.json())["id"])
+    return await open_lockbox_case(client, env)
 
 
 async def test_the_report_answers_while_a_support_access_case_is_in_the_ledger(client: TestClient, env: Env) -> None:

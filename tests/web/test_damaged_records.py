@@ -17,16 +17,7 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.legal.cases import Case
-from tests.orders_support import (
-    case_named,
-    download_package,
-    item_for,
-    ledger_entries,
-    seed_case,
-    sign_case,
-    submit,
-    verify_package_bytes,
-)
+from tests.orders_support import case_named, download_package, item_for, ledger_entries, seed_case, sign_case, submit, verify_package_bytes
 from tests.support import Env, run_cli
 
 WARRANT = "scenario 1: US court warrant for a US citizen's content stored in the US"
@@ -62,7 +53,7 @@ def alter_body(env: Env, subject: str, key: str, body: bytes) -> None:
     path.write_bytes(data[:end_of_header] + body)
 
 
-async def _three_records(client: TestClient, env: Env) -> Case:
+async def three_records(client: TestClient, env: Env) -> Case:
     """The warrant case's subject with three content records: rec-content, rec-content-2, rec-content-3."""
     case = case_named(WARRANT)
     env.clock.now = case.at
@@ -111,7 +102,7 @@ def _disclosed_keys(document: dict[str, Any], subject: str) -> list[str]:
 
 
 async def test_reading_a_record_whose_stored_header_is_corrupt_is_a_451_residency_violation(client: TestClient, env: Env) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     corrupt_header(env, case.subject.id, DAMAGED)
     response = await client.get(f"/v1/subjects/{case.subject.id}/records/{DAMAGED}", headers=env.service(*READER))
     body = await response.json()
@@ -119,7 +110,7 @@ async def test_reading_a_record_whose_stored_header_is_corrupt_is_a_451_residenc
 
 
 async def test_a_read_of_a_record_with_a_corrupt_header_is_ledgered_and_counted(client: TestClient, env: Env) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     corrupt_header(env, case.subject.id, DAMAGED)
     await client.get(f"/v1/subjects/{case.subject.id}/records/{DAMAGED}", headers=env.service(*READER))
     assert [v["reason"] for v in _violations_ledgered(env, DAMAGED)] == ["record-corrupt"]
@@ -127,7 +118,7 @@ async def test_a_read_of_a_record_with_a_corrupt_header_is_ledgered_and_counted(
 
 
 async def test_a_list_skips_a_record_with_a_corrupt_header_and_says_how_many_it_skipped(client: TestClient, env: Env) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     corrupt_header(env, case.subject.id, DAMAGED)
     response = await client.get(f"/v1/subjects/{case.subject.id}/records", headers=env.service(*READER))
     body = await response.json()
@@ -136,7 +127,7 @@ async def test_a_list_skips_a_record_with_a_corrupt_header_and_says_how_many_it_
 
 
 async def test_each_record_a_list_skips_is_a_ledgered_and_counted_violation(client: TestClient, env: Env) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     corrupt_header(env, case.subject.id, DAMAGED)
     await client.get(f"/v1/subjects/{case.subject.id}/records", headers=env.service(*READER))
     assert [v["reason"] for v in _violations_ledgered(env, DAMAGED)] == ["record-corrupt"]
@@ -144,13 +135,13 @@ async def test_each_record_a_list_skips_is_a_ledgered_and_counted_violation(clie
 
 
 async def test_a_list_with_nothing_damaged_skips_nothing(client: TestClient, env: Env) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     body = await (await client.get(f"/v1/subjects/{case.subject.id}/records", headers=env.service(*READER))).json()
     assert (len(body["records"]), body["skipped"]) == (3, 0)
 
 
 async def test_an_order_refuses_a_record_with_a_corrupt_header_for_record_integrity_and_discloses_the_rest(client: TestClient, env: Env) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     corrupt_header(env, case.subject.id, DAMAGED)
     document = await _decided(client, env, case)
     assert item_for(document, case.subject.id, "content")["outcome"] == "disclose"
@@ -159,7 +150,7 @@ async def test_an_order_refuses_a_record_with_a_corrupt_header_for_record_integr
 
 
 async def test_an_orders_integrity_failure_is_ledgered_and_counted(client: TestClient, env: Env) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     corrupt_header(env, case.subject.id, DAMAGED)
     await _decided(client, env, case)
     assert [(v["reason"], v["order"]) for v in _violations_ledgered(env, DAMAGED)] == [("record-corrupt", case.order.id)]
@@ -169,7 +160,7 @@ async def test_an_orders_integrity_failure_is_ledgered_and_counted(client: TestC
 
 
 async def test_explaining_an_order_naming_a_record_with_a_corrupt_header_shows_it_refused(client: TestClient, env: Env) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     corrupt_header(env, case.subject.id, DAMAGED)
     response = await client.post("/v1/explain", json={"order": sign_case(env, case)}, headers=env.person("legal", "counsel"))
     document = await response.json()
@@ -181,7 +172,7 @@ async def test_explaining_an_order_naming_a_record_with_a_corrupt_header_shows_i
 async def test_the_package_of_an_order_with_a_corrupt_record_is_whole_verifies_and_leaves_it_out(
     client: TestClient, env: Env, tmp_path: Path
 ) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     corrupt_header(env, case.subject.id, DAMAGED)
     await _decided(client, env, case)
     status, data, complete = await download_package(client, env, case.order.id)
@@ -195,7 +186,7 @@ async def test_the_package_of_an_order_with_a_corrupt_record_is_whole_verifies_a
 
 
 async def test_a_list_skips_a_record_whose_body_no_longer_matches_its_tag(client: TestClient, env: Env) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     alter_body(env, case.subject.id, DAMAGED, b"rewritten on disk, longer than before")
     body = await (await client.get(f"/v1/subjects/{case.subject.id}/records", headers=env.service(*READER))).json()
     assert ([r["key"] for r in body["records"]], body["skipped"]) == (["rec-content", "rec-content-3"], 1)
@@ -203,7 +194,7 @@ async def test_a_list_skips_a_record_whose_body_no_longer_matches_its_tag(client
 
 
 async def test_an_order_refuses_a_record_whose_body_no_longer_matches_its_tag_and_discloses_the_rest(client: TestClient, env: Env) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     alter_body(env, case.subject.id, DAMAGED, b"rewritten on disk, longer than before")
     document = await _decided(client, env, case)
     assert _disclosed_keys(document, case.subject.id) == ["rec-content", "rec-content-3"]
@@ -213,7 +204,7 @@ async def test_an_order_refuses_a_record_whose_body_no_longer_matches_its_tag_an
 async def test_the_package_of_an_order_with_an_altered_record_is_whole_and_verifies_with_the_cli(
     client: TestClient, env: Env, tmp_path: Path
 ) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     alter_body(env, case.subject.id, DAMAGED, b"rewritten on disk, longer than before")
     await _decided(client, env, case)
     status, data, complete = await download_package(client, env, case.order.id)
@@ -226,7 +217,7 @@ async def test_the_package_of_an_order_with_an_altered_record_is_whole_and_verif
 async def test_a_record_altered_after_the_decision_is_withheld_from_the_package_which_says_so(
     client: TestClient, env: Env, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     document = await _decided(client, env, case)
     assert _disclosed_keys(document, case.subject.id) == ["rec-content", "rec-content-2", "rec-content-3"]
     alter_body(env, case.subject.id, DAMAGED, b"REC-CONTENT-2 BODY")  # the same length: only its hash tells
@@ -244,7 +235,7 @@ async def test_a_record_altered_after_the_decision_is_withheld_from_the_package_
 async def test_a_record_that_became_unreadable_after_the_decision_is_withheld_and_ledgered(
     client: TestClient, env: Env, tmp_path: Path
 ) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     await _decided(client, env, case)
     corrupt_magic(env, case.subject.id, DAMAGED)
     status, data, complete = await download_package(client, env, case.order.id)
@@ -256,7 +247,7 @@ async def test_a_record_that_became_unreadable_after_the_decision_is_withheld_an
 
 
 async def test_a_package_announces_its_exact_length_when_a_record_is_withheld(client: TestClient, env: Env) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     await _decided(client, env, case)
     alter_body(env, case.subject.id, DAMAGED, b"REC-CONTENT-2 BODY")
     response = await client.get(f"/v1/orders/{case.order.id}/package", headers=env.person("intake", "portal"))

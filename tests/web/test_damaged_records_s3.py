@@ -19,8 +19,9 @@ from prometheus_client import CollectorRegistry
 from gateway.legal.cases import Case
 from gateway.services.records import record_key
 from gateway.web.app import create_app
-from tests.orders_support import case_named, download_package, item_for, ledger_entries, prepare_authorities, seed_case, sign_case, submit, verify_package_bytes
+from tests.orders_support import download_package, item_for, ledger_entries, prepare_authorities, sign_case, submit, verify_package_bytes
 from tests.support import SHIPPED_CONFIG, Env, make_env
+from tests.web.test_damaged_records import three_records
 
 pytestmark = pytest.mark.s3
 
@@ -48,18 +49,6 @@ def env(tmp_path: Path, aws: None) -> Env:
 async def client(env: Env, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> TestClient:
     prepare_authorities(env)
     return await aiohttp_client(create_app(env.settings, registry=CollectorRegistry()))
-
-
-async def _three_records(client: TestClient, env: Env) -> Case:
-    case = case_named(WARRANT)
-    env.clock.now = case.at
-    await seed_case(client, env, case)
-    for key in ("rec-content-2", "rec-content-3"):
-        response = await client.put(
-            f"/v1/subjects/{case.subject.id}/records/{key}", params={"category": "content"}, data=f"{key} body".encode(), headers=env.service(*WRITER)
-        )
-        assert response.status == 201, await response.text()
-    return case
 
 
 def rewrite_tag(subject: str, key: str) -> None:
@@ -95,7 +84,7 @@ def _refused(document: dict[str, Any]) -> list[tuple[str, str, str | None]]:
 
 
 async def test_a_list_over_s3_skips_a_record_whose_tag_was_rewritten_in_the_bucket_and_says_so(client: TestClient, env: Env) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     rewrite_tag(case.subject.id, DAMAGED)
     response = await client.get(f"/v1/subjects/{case.subject.id}/records", headers=env.service(*WRITER))
     body = await response.json()
@@ -104,7 +93,7 @@ async def test_a_list_over_s3_skips_a_record_whose_tag_was_rewritten_in_the_buck
 
 
 async def test_an_order_over_s3_refuses_a_record_whose_tag_was_rewritten_and_discloses_the_rest(client: TestClient, env: Env) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     rewrite_tag(case.subject.id, DAMAGED)
     document = await _decided(client, env, case)
     assert [r["key"] for r in item_for(document, case.subject.id, "content")["records"]] == ["rec-content", "rec-content-3"]
@@ -113,7 +102,7 @@ async def test_an_order_over_s3_refuses_a_record_whose_tag_was_rewritten_and_dis
 
 
 async def test_an_order_over_s3_refuses_a_record_whose_body_was_rewritten_in_the_bucket(client: TestClient, env: Env, tmp_path: Path) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     rewrite_body(case.subject.id, DAMAGED, b"a longer body put straight into the bucket")
     document = await _decided(client, env, case)
     assert _refused(document) == [(DAMAGED, "tag-content-mismatch", "content")]
@@ -126,7 +115,7 @@ async def test_an_order_over_s3_refuses_a_record_whose_body_was_rewritten_in_the
 async def test_a_package_over_s3_withholds_a_record_whose_body_changed_in_the_bucket_after_the_decision(
     client: TestClient, env: Env, tmp_path: Path
 ) -> None:
-    case = await _three_records(client, env)
+    case = await three_records(client, env)
     await _decided(client, env, case)
     rewrite_body(case.subject.id, DAMAGED, b"REC-CONTENT-2 BODY")  # the same length: only its hash tells
     status, data, complete = await download_package(client, env, case.order.id)

@@ -18,6 +18,7 @@ CONTENT = b"lockbox-secret-body"
 
 
 async def _setup(client: TestClient, env: Env) -> str:
+    """A support engineer asks to see alice's mail (`mail-1`): one lockbox case opens; its id."""
     assert (await client.put("/v1/subjects/alice", json=ALICE, headers=env.service(*WRITER))).status == 201
     response = await client.put("/v1/subjects/alice/records/mail-1", params={"category": "content"}, data=CONTENT, headers=env.service(*WRITER))
     assert response.status == 201
