@@ -519,8 +519,8 @@ class FileLedger:
 
         With a checkpoint key, a checkpoint follows every entry that makes
         ``checkpoint_every`` uncovered entries, and one closes the batch when
-        ``checkpoint`` asks for it and any entry is left uncovered; then the
-        batch's last line is signed as its head.
+        ``checkpoint`` asks for it and any entry is left uncovered. The
+        batch's last line becomes its signed head when it is written.
         """
         base = (self._seq, self._hash, self._uncovered, self._head)
         seq, prev, uncovered, head = base
@@ -551,19 +551,23 @@ class FileLedger:
         if key is not None and checkpoint and uncovered:
             add_checkpoint()
         if key is not None and lines:
-            # the head: the batch's last line (an entry or a checkpoint), signed with the head before it
-            last = checkpoints if checkpoints and checkpoints[-1]["seq"] == seq else entries
-            last[-1], lines[-1] = signed_head(key, head, last[-1], lines[-1])
-            head = seq
+            head = seq  # the batch's last line: `_write_encoded` signs it
         return _Encoded(base, (seq, prev, uncovered, head), entries, checkpoints, lines)
 
     def _write_encoded(self, encoded: _Encoded, size: int | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Write and fsync an encoded batch; cut it off again on failure.
 
         ``size`` is the file's size if the caller has just read it under the lock.
+        With a key the batch's last line is signed as its head first, here in
+        the writer thread under the lock: the signature releases the GIL, so
+        the event loop runs on meanwhile.
         """
         if not encoded.lines:
             return encoded.entries, encoded.checkpoints
+        if self._checkpoint_key is not None:
+            last = encoded.checkpoints if encoded.checkpoints and encoded.checkpoints[-1]["seq"] == encoded.end[0] else encoded.entries
+            if HEAD not in last[-1]:
+                last[-1], encoded.lines[-1] = signed_head(self._checkpoint_key, encoded.base[3], last[-1], encoded.lines[-1])
         blob = b"".join(encoded.lines)
         start = os.fstat(self._fd).st_size if size is None else size
         self._stamp = None  # until the batch is known to be on disk
