@@ -21,13 +21,13 @@ extra write or fsync. ``on_checkpoint`` is told of each one once it is durable.
 With the same key every batch ends on a signed head: its last line carries a
 head signature over that entry's ``seq`` and ``hash`` and the ``seq`` of the
 signed head before it (``gateway.audit.chain``), one Ed25519 signature per
-write, made on the event loop with the encoding. The batch is one ``write``, so
-its head reaches the disk with it or the batch is incomplete: whole lines after
-the last signed head were never acknowledged (an append returns only after the
-fsync of its whole batch), and a writer with the key moves them aside with any
-torn bytes and records that, as for a torn line. A file with no signed head at
-all (written before signed heads, or without the key) is taken as it is: the
-next batch's signed head covers it.
+write, made in the writer thread under the lock (it releases the GIL). The
+batch is one ``write``, so its head reaches the disk with it or the batch is
+incomplete: whole lines after the last signed head were never acknowledged (an
+append returns only after the fsync of its whole batch), and a writer with the
+key moves them aside with any torn bytes and records that, as for a torn line.
+A file with no signed head at all (written before signed heads, or without the
+key) is taken as it is: the next batch's signed head covers it.
 
 A failed batch is cut back off the file and its callers get ``LedgerError``;
 the next batch re-reads the tail. A torn last line (a crash mid-write), and with
@@ -409,8 +409,8 @@ class FileLedger:
             started = time.perf_counter()
             try:
                 items = [(p.kind, p.time, p.data) for p in batch]
-                # Numbered, linked and encoded here, so the worker thread only locks, writes and
-                # fsyncs (without the GIL); it encodes again only if another process moved the tail.
+                # Numbered, linked and encoded here, so the worker thread only locks, signs the head,
+                # writes and fsyncs (without the GIL); it encodes again only if another process moved the tail.
                 encoded = self._encode(items, now, force) if self._stamp is not None else None
                 entries, checkpoints = await self._disk.run(self._write_batch, items, now, force, encoded)
             except BaseException as exc:
