@@ -526,8 +526,8 @@ def verify_lines(
         if heads == 0:
             return broken(
                 1,
-                f"no entry is covered by a signed head: entries 1..{last_seq} chain, but a chain rebuilt without the provider key "
-                "would chain too (a ledger written before signed heads, or by a writer without the provider key)",
+                "no entry is covered by a signed head, as in a chain rebuilt without the provider key "
+                "(or a ledger written before signed heads, or by a writer without the key; the gateway signs its head at its next start)",
             )
         if last_head != last_seq:
             return broken(last_head + 1, f"entries {last_head + 1}..{last_seq} follow the last signed head ({last_head}) and are covered by none")
