@@ -138,15 +138,21 @@ def _remote_check(args: argparse.Namespace, path: Path) -> dict[str, Any]:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Verify the ledger: chain, sequence, checkpoint signatures, and with ``--remote`` the segments kept off the box."""
+    """Verify the ledger: chain, sequence, signed heads and checkpoints, and with ``--remote`` the segments kept off the box.
+
+    Exit 0 only if every entry chains and is covered by a signed head that
+    verifies with the provider's public key: the one thing a ledger edited and
+    rehashed without that key cannot show. What no local check can show (a cut
+    back to an earlier signed head, the file replaced whole) is printed too.
+    """
     from gateway.audit import verify_file
 
     path = args.ledger or _settings(args).ledger_path
     if not path.exists():
         raise LedgerBroken(f"ledger `{path}` does not exist")
     public_key = _ledger_public_key(args)
-    # (1) chain, sequence and checkpoints, with their signatures when the key is known
-    report = verify_file(path, public_key=public_key)
+    # (1) chain, sequence, checkpoints and signed heads, with their signatures; the last line must be a signed head
+    report = verify_file(path, public_key=public_key, require_signed_heads=public_key is not None)
     data: dict[str, Any] = {
         "ok": report.ok,
         "entries": report.entries,
@@ -158,11 +164,14 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         "checkpoints": report.checkpoints,
         "last_checkpoint": report.last_checkpoint,
         "signatures_checked": report.signatures_checked,
+        "heads": report.heads,
+        "first_head": report.first_head,
+        "last_head": report.last_head,
     }
-    # (2) signed checkpoints that nobody can check prove nothing
-    if report.ok and report.checkpoints and public_key is None:
-        data.update(ok=False, problem="the ledger has signed checkpoints but no provider public key was found; pass `--key FILE`")
-        _emit(args, f"broken: {data['problem']}", data)
+    # (2) without the provider's public key nothing shows the chain was not rebuilt
+    if report.ok and public_key is None:
+        data.update(ok=False, problem="no provider public key was found to check the ledger's signed heads and checkpoints; pass `--key FILE`")
+        _emit(args, f"broken: {data['problem']}; {report.entries} entries chain, which a chain rebuilt without the key would too", data)
         return EXIT_INVALID
     # (3) the segments kept off the box match the local lines
     if report.ok and args.remote:
@@ -171,18 +180,28 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         if remote["problem"]:
             data.update(ok=False, problem=remote["problem"], broken_at=remote["broken_at"])
     if data["ok"]:
-        signed = f", {report.checkpoints} signed checkpoints verify" if report.checkpoints else ""
-        remote_text = ""
+        n = report.entries
+        proved = f"entries 1..{n} chained, every one covered by a signed head"
+        proved += f" ({report.heads} verify, the first at entry {report.first_head}, the last at entry {n})"
+        if report.checkpoints:
+            proved += f", {report.checkpoints} signed checkpoints verify"
+        not_proved = "a cut back to an earlier signed head, or the whole file replaced, does not show locally; compare with the off-box copy (`--remote`)"
         if "remote" in data:
-            remote_text = f", {data['remote']['verified']} segments match the off-box copy"
+            through = data["remote"]["through"]
+            proved += f", {data['remote']['verified']} segments match the off-box copy (entries 1..{through})"
             if data["remote"]["not_uploaded"]:
-                remote_text += f" ({len(data['remote']['not_uploaded'])} not uploaded yet)"
-        _emit(args, f"ok: {report.entries} entries{signed}{remote_text}, last hash {report.last_hash}", data)
+                proved += f" ({len(data['remote']['not_uploaded'])} not uploaded yet)"
+            not_proved = f"entries {through + 1}..{n} are not off the box yet: a cut back to a signed head among them does not show"
+            if through >= n:
+                not_proved = "a rewrite by someone holding the provider key"
+        data["proved"], data["not_proved"] = proved, not_proved
+        _emit(args, f"ok: {n} entries: {proved}, last hash {report.last_hash}\n  not proved: {not_proved}", data)
         return EXIT_OK
     lines = path.read_bytes().splitlines()
     at = data["broken_at"]
     data["broken_entry"] = lines[at - 1].decode("utf-8", "replace")[:1000] if at and at <= len(lines) else None
-    text = f"broken: {data['problem']} (line {at}); {report.entries} entries verify before it"
+    before = f"{report.entries} entries verify before it" if not at or at > report.entries else f"entries 1..{report.entries} chain but are not proven"
+    text = f"broken: {data['problem']} (line {at}); {before}"
     if data["broken_entry"] is not None:
         text += f"\n  {data['broken_entry']}"
     _emit(args, text, data)
@@ -538,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", type=Path, help="the provider's public key (default: from the config's identity.provider_key)")
 
     audit = sub.add_parser("audit", help="the audit ledger").add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    p = command("verify", "verify the ledger's chain and signed checkpoints; exit 3 at the first broken entry", cmd_audit_verify, audit)
+    p = command("verify", "verify the ledger's chain, signed heads and checkpoints; exit 3 at the first broken or unsigned entry", cmd_audit_verify, audit)
     p.add_argument("--ledger", type=Path, help="ledger file (default: DATA_DIR/ledger/ledger.jsonl)")
     p.add_argument("--key", type=Path, help="the provider's public key (default: from the config's identity.provider_key)")
     p.add_argument("--remote", action="store_true", help="also compare the segments uploaded to the `[audit] export` bucket")

@@ -207,7 +207,7 @@ class TransferMechanism:
 class Identity:
     token_public_key: str  # path; relative paths are under the data directory
     token_private_key: str  # used only by `gateway token issue`
-    provider_key: str  # signs packages and ledger checkpoints
+    provider_key: str  # signs packages, ledger heads and checkpoints
     issuer: str
     audience: str
     token_ttl_seconds: int

@@ -106,15 +106,21 @@ def test_token_issue_refuses_a_public_key_in_place_of_the_private_key(workdir: P
 
 
 def _ledger_with_entries(workdir: Path) -> Path:
+    """Five entries, each group commit's head signed with the provider key, as the gateway writes them."""
     import asyncio
 
     from gateway.audit import FileLedger
+    from gateway.keys import load_ed25519_private, resolve
     from gateway.model import system_clock
+    from gateway.runtime import init_keys
 
     path = workdir / "data/ledger/ledger.jsonl"
+    config = load_config(workdir / "regions.toml")
+    init_keys(config, workdir / "data")
+    key = load_ed25519_private(resolve(workdir / "data", config.identity.provider_key))
 
     async def fill() -> None:
-        ledger = await FileLedger.open(path, system_clock)
+        ledger = await FileLedger.open(path, system_clock, checkpoint_key=key)
         for i in range(5):
             await ledger.append("service.read", {"subject": f"s{i}", "outcome": "allow"})
         await ledger.close()

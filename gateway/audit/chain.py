@@ -19,6 +19,17 @@ over ``canonical({"seq": seq, "hash": hash})``. The lines from one checkpoint
 (exclusive) to the next (inclusive) are a closed segment, which can be kept
 off the box and checked on its own.
 
+The writer also signs the head of every group commit: the last line of each
+batch carries ``"head_signature"``, the base64url Ed25519 signature by the
+provider key over ``head_message(after, seq, hash)``, where ``seq`` and
+``hash`` are that line's own and ``after`` is the ``seq`` of the signed head
+before it (0 for the first). The field is left out of the entry's hash (the
+signature signs the hash), so an entry hashes the same signed or not. A chain
+rebuilt by someone without the key cannot end on a valid signed head, and as
+each head names the one before it, no head can be dropped or moved either.
+Cutting whole batches off the end leaves a shorter chain that still ends on a
+signed head: only the copy kept off the box shows that.
+
 Nothing here reads files or clocks or logs: the writer passes the time in.
 """
 
@@ -41,12 +52,15 @@ GENESIS = "0" * 64
 KEYS = frozenset({"seq", "time", "kind", "data", "prev", "hash"})
 CHECKPOINT = "ledger.checkpoint"
 CHECKPOINT_KEYS = frozenset({"seq", "hash", "key", "signature"})
+HEAD = "head_signature"  # on the last line of a group commit; not part of the entry's hash
+SIGNED_KEYS = KEYS | {HEAD}
 
 MAX_INT = 2**53 - 1  # I-JSON: integers beyond this are not exact in every reader
 MAX_DEPTH = 64
 MAX_KIND = 128
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+_SIGNATURE = re.compile(r"^[A-Za-z0-9_-]{86}\Z")  # 64 bytes, base64url without padding
 _RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})\Z")
 
 
@@ -69,7 +83,11 @@ class ChainReport:
     torn_tail: bool = False
     checkpoints: int = 0  # checkpoint entries in the valid prefix
     last_checkpoint: int = 0  # seq of the last of them (0: none)
-    signatures_checked: bool = False  # checkpoint signatures were verified with a public key
+    signatures_checked: bool = False  # checkpoint and head signatures were verified with a public key
+    heads: int = 0  # signed heads (lines with a head signature) in the valid prefix
+    first_head: int = 0  # seq of the first of them (0: none)
+    last_head: int = 0  # seq of the last of them (0: none); entries after it are not covered by one
+    last_head_hash: str = GENESIS  # the hash of that entry
 
 
 class EntryError(ValueError):
@@ -188,14 +206,42 @@ def _kind_bytes(kind: str) -> bytes:
     return found
 
 
+def head_message(after: int, seq: int, hash_: str) -> bytes:
+    """The bytes a head signature signs: entry ``seq`` with hash ``hash_`` ends a batch; ``after`` is the signed head before it."""
+    return canonical({"ledger_head": {"after": after, "hash": hash_, "seq": seq}})
+
+
+def signed_head(key: ed25519.Ed25519PrivateKey, after: int, entry: dict[str, Any], line: bytes) -> tuple[dict[str, Any], bytes]:
+    """``entry`` and its ``line`` with a head signature by ``key``, the signed head before it being ``after``.
+
+    The signature sorts between ``hash`` and ``kind``, so it is spliced in
+    right after the entry's own ``"hash":"..."``, which is the last occurrence
+    of those bytes in the line (the keys after it are kind, prev, seq, time).
+    """
+    signature = b64url(key.sign(head_message(after, entry["seq"], entry["hash"])))
+    marker = b'"hash":"%s",' % entry["hash"].encode("ascii")
+    cut = line.rindex(marker) + len(marker)
+    return {**entry, HEAD: signature}, b'%s"%s":"%s",%s' % (line[:cut], HEAD.encode("ascii"), signature.encode("ascii"), line[cut:])
+
+
+def check_head(entry: Mapping[str, Any], after: int, public_key: ed25519.Ed25519PublicKey) -> str | None:
+    """What is wrong with the head signature of ``entry``, or ``None`` (``after``: the seq of the signed head before it)."""
+    try:
+        public_key.verify(b64url_decode(entry[HEAD]), head_message(after, entry["seq"], entry["hash"]))
+    except (InvalidSignature, ValueError):
+        which = f"the signed head after entry {after}" if after else "the first signed head"
+        return f"head signature does not verify with the provider key ({which})"
+    return None
+
+
 def encode(entry: Mapping[str, Any]) -> bytes:
     """The entry's line: canonical bytes and a newline."""
     return canonical(entry) + b"\n"
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
-    """The hash an entry must carry: over its canonical bytes without ``hash``."""
-    return sha256_hex(canonical({k: v for k, v in entry.items() if k != "hash"}))
+    """The hash an entry must carry: over its canonical bytes without ``hash`` (and without a head signature)."""
+    return sha256_hex(canonical({k: v for k, v in entry.items() if k != "hash" and k != HEAD}))
 
 
 def check_kind(kind: object) -> str:
@@ -299,10 +345,11 @@ def check_entry(value: Any, body: bytes) -> dict[str, Any]:
     # (1) an object
     if not isinstance(value, dict):
         raise EntryError("not a json object")
-    # (2) exactly the keys of an entry
-    if set(value) != KEYS:
-        missing = sorted(KEYS - set(value))
-        extra = sorted(set(value) - KEYS)
+    # (2) exactly the keys of an entry, and perhaps a head signature
+    keys = set(value)
+    if keys != KEYS and keys != SIGNED_KEYS:
+        missing = sorted(KEYS - keys)
+        extra = sorted(keys - SIGNED_KEYS)
         parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unexpected {', '.join(extra)}"] if extra else [])
         raise EntryError(f"wrong keys ({'; '.join(parts)})")
     # (3) the right types
@@ -322,6 +369,8 @@ def check_entry(value: Any, body: bytes) -> dict[str, Any]:
     for key in ("prev", "hash"):
         if not isinstance(value[key], str) or not _HEX64.match(value[key]):
             raise EntryError(f"{key} is not 64 lower-case hex digits")
+    if HEAD in value and (not isinstance(value[HEAD], str) or not _SIGNATURE.match(value[HEAD])):
+        raise EntryError("head signature is not an Ed25519 signature in base64url")
     # (4) byte for byte in canonical form: no other encoding of the same value passes
     try:
         if canonical(value) != body:
@@ -367,6 +416,7 @@ def verify_lines(
     *,
     checkpoint: tuple[int, str] | None = None,
     public_key: ed25519.Ed25519PublicKey | None = None,
+    require_signed_heads: bool = False,
 ) -> ChainReport:
     """Verify a ledger given as its lines, each with its ``\\n``, in file order.
 
@@ -374,15 +424,25 @@ def verify_lines(
 
     1. the line ends with ``\\n``; the last line may lack it only as a torn write;
     2. it is UTF-8 JSON; a last line that is not is a torn write;
-    3. it is an object with exactly the entry's keys and their types;
+    3. it is an object with exactly the entry's keys (and perhaps a head
+       signature) and their types;
     4. it is byte for byte in canonical form;
     5. ``hash`` matches its content;
     6. ``seq`` is ``n``;
     7. ``prev`` is the hash of line ``n - 1`` (``GENESIS`` for the first);
     8. a ``ledger.checkpoint`` entry covers the entry before it and, with
        ``public_key``, carries that key's valid signature (``check_checkpoint``);
-    9. with ``checkpoint=(seq, hash)``: the chain reaches ``seq`` and the entry
-       there has that hash, so cutting entries off the end is caught too.
+    9. a line with a head signature is a signed head: with ``public_key`` the
+       signature verifies over its ``seq`` and ``hash`` and the ``seq`` of the
+       signed head before it (``check_head``);
+
+    and then, for the whole ledger:
+
+    10. with ``checkpoint=(seq, hash)``: the chain reaches ``seq`` and the entry
+        there has that hash, so cutting entries off the end is caught too;
+    11. with ``require_signed_heads``: ``public_key`` is given and the last line
+        is a signed head, so every entry is covered by a verified signed head at
+        or after it and a chain rebuilt without the key cannot pass.
 
     Stops at the first problem; ``entries`` counts the valid lines before it.
     """
@@ -391,10 +451,16 @@ def verify_lines(
     last_seq = 0
     checkpoints = 0
     last_checkpoint = 0
+    heads = 0
+    first_head = 0
+    last_head = 0
+    last_head_hash = GENESIS
     signed = public_key is not None
 
     def report(ok: bool, problem: str | None = None, line_no: int | None = None, *, torn: bool = False) -> ChainReport:
-        return ChainReport(ok, count, last_hash, last_seq, problem, line_no, torn, checkpoints, last_checkpoint, signed)
+        return ChainReport(
+            ok, count, last_hash, last_seq, problem, line_no, torn, checkpoints, last_checkpoint, signed, heads, first_head, last_head, last_head_hash
+        )
 
     def broken(line_no: int, problem: str, *, torn: bool = False) -> ChainReport:
         return report(False, problem, line_no, torn=torn)
@@ -434,14 +500,35 @@ def verify_lines(
             if wrong is not None:
                 return broken(line_no, f"entry {line_no}: {wrong}")
             checkpoints, last_checkpoint = checkpoints + 1, line_no
+        # (9) a signed head
+        if HEAD in entry:
+            wrong = None if public_key is None else check_head(entry, last_head, public_key)
+            if wrong is not None:
+                return broken(line_no, f"entry {line_no}: {wrong}")
+            heads, last_head, last_head_hash = heads + 1, line_no, entry["hash"]
+            first_head = first_head or line_no
         count, last_hash, last_seq = line_no, entry["hash"], line_no
         if checkpoint is not None and line_no == checkpoint[0]:
             checkpoint_hash = last_hash
-    # (9) the checkpoint kept elsewhere
+    # (10) the checkpoint kept elsewhere
     if checkpoint is not None:
         seq, expected = checkpoint
         if last_seq < seq:
             return broken(last_seq + 1, f"ledger ends at entry {last_seq}, before checkpoint entry {seq}")
         if checkpoint_hash != expected:
             return broken(seq, f"entry {seq}: hash does not match the checkpoint")
+    # (11) every entry covered by a verified signed head
+    if require_signed_heads:
+        if public_key is None:
+            return broken(last_head + 1, "signed heads cannot be checked without the provider's public key")
+        if last_seq == 0:
+            return broken(1, "the ledger holds no entry, so no signed head")
+        if heads == 0:
+            return broken(
+                1,
+                "no entry is covered by a signed head, as in a chain rebuilt without the provider key "
+                "(or a ledger written before signed heads, or by a writer without the key; the gateway signs its head at its next start)",
+            )
+        if last_head != last_seq:
+            return broken(last_head + 1, f"entries {last_head + 1}..{last_seq} follow the last signed head ({last_head}) and are covered by none")
     return report(True)

@@ -38,7 +38,7 @@ import boto3  # type: ignore[import-untyped]
 from botocore.config import Config as BotoConfig  # type: ignore[import-untyped]
 from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
 
-from gateway.audit.chain import CHECKPOINT
+from gateway.audit.chain import CHECKPOINT, HEAD
 from gateway.config import AuditExport
 from gateway.errors import GatewayError, LedgerBroken, StoreError
 from gateway.model import Clock
@@ -78,28 +78,38 @@ def parse_segment_key(key: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def closed_segments(lines: Iterator[bytes] | list[bytes], *, first_seq: int = 1) -> Iterator[tuple[Segment, int]]:
+def closed_segments(
+    lines: Iterator[bytes] | list[bytes], *, first_seq: int = 1, signed_only: bool = False
+) -> Iterator[tuple[Segment, int]]:
     """Closed segments of ledger ``lines`` that start at entry ``first_seq``, each with its size in bytes.
 
     Pure: only complete lines count, and a segment ends at a checkpoint entry.
     Lines after the last checkpoint are an open segment and are not returned.
+    With ``signed_only`` a segment is returned only once a signed head at or
+    after its end has been read: lines after the last signed head may be a
+    batch still being written, which a crash would leave without its head
+    (and the writer would then move aside).
     """
     seq = first_seq - 1
     start = first_seq
     buffer: list[bytes] = []
+    closed: list[tuple[Segment, int]] = []
     for line in lines:
         if not line.endswith(b"\n"):
             return
         seq += 1
         buffer.append(line)
         try:
-            kind = json.loads(line).get("kind")
+            value = json.loads(line)
         except ValueError:
             return
-        if kind == CHECKPOINT:
+        if value.get("kind") == CHECKPOINT:
             body = b"".join(buffer)
-            yield Segment(start, seq, body), len(body)
+            closed.append((Segment(start, seq, body), len(body)))
             buffer, start = [], seq + 1
+        if closed and (not signed_only or HEAD in value):
+            yield from closed
+            closed = []
 
 
 class SegmentExporter:
@@ -184,7 +194,7 @@ class SegmentExporter:
     def _read_new(self) -> list[tuple[Segment, int]]:
         with open(self.ledger_path, "rb") as handle:
             handle.seek(self._offset)
-            return list(closed_segments(iter(handle), first_seq=self._next_seq))
+            return list(closed_segments(iter(handle), first_seq=self._next_seq, signed_only=True))
 
     def _offset_after(self, seq: int) -> int:
         """Bytes of the local file up to and including entry ``seq``."""
@@ -361,4 +371,5 @@ def compare_with_remote(local: list[bytes], remote: dict[tuple[int, int], bytes]
         break
     uploaded = {span[1] for span in remote}
     pending = [s.key for s, _ in closed_segments(local) if s.last not in uploaded]
-    return {"segments": len(remote), "verified": verified, "not_uploaded": pending, "problem": problem, "broken_at": broken_at}
+    through = max(uploaded, default=0)  # entries after it are only on the local disk
+    return {"segments": len(remote), "verified": verified, "through": through, "not_uploaded": pending, "problem": problem, "broken_at": broken_at}

@@ -18,9 +18,21 @@ With a ``checkpoint_key`` the writer also signs checkpoints: after every
 ``ledger.checkpoint`` entry to the batch it is writing, so a checkpoint costs no
 extra write or fsync. ``on_checkpoint`` is told of each one once it is durable.
 
+With the same key every batch ends on a signed head: its last line carries a
+head signature over that entry's ``seq`` and ``hash`` and the ``seq`` of the
+signed head before it (``gateway.audit.chain``), one Ed25519 signature per
+write, made in the writer thread under the lock (it releases the GIL). The
+batch is one ``write``, so its head reaches the disk with it or the batch is
+incomplete: whole lines after the last signed head were never acknowledged (an
+append returns only after the fsync of its whole batch), and a writer with the
+key moves them aside with any torn bytes and records that, as for a torn line.
+A file with no signed head at all (written before signed heads, or without the
+key) is taken as it is: the next batch's signed head covers it.
+
 A failed batch is cut back off the file and its callers get ``LedgerError``;
-the next batch re-reads the tail. A torn last line (a crash mid-write) is moved
-to ``<path>.torn-<seq>`` and recorded as a ``ledger.recovered`` entry; any other
+the next batch re-reads the tail. A torn last line (a crash mid-write), and with
+the key the lines of a batch without its signed head, are moved to
+``<path>.torn-<seq>`` and recorded as a ``ledger.recovered`` entry; any other
 break in the chain raises ``LedgerBroken`` and nothing more is appended.
 """
 
@@ -47,6 +59,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from gateway.audit.chain import (
     CHECKPOINT,
     GENESIS,
+    HEAD,
     MAX_KIND,
     ChainReport,
     EntryError,
@@ -58,6 +71,7 @@ from gateway.audit.chain import (
     entry_and_line,
     make_entry,
     parse_json,
+    signed_head,
     verify_lines,
 )
 from gateway.errors import GatewayError, LedgerBroken, LedgerError
@@ -87,17 +101,18 @@ def _shared_lock(handle: BinaryIO) -> bool:
     return True
 
 
-def verify_file(path: Path, *, public_key: ed25519.Ed25519PublicKey | None = None) -> ChainReport:
+def verify_file(path: Path, *, public_key: ed25519.Ed25519PublicKey | None = None, require_signed_heads: bool = False) -> ChainReport:
     """Verify the ledger file at ``path`` (for ``gateway audit verify``).
 
     Takes a shared lock so a batch another process is writing right now is not
-    mistaken for a torn write. With ``public_key`` checkpoint signatures are
-    verified too. ``LedgerError`` if the file cannot be read.
+    mistaken for a torn write. With ``public_key`` checkpoint and head
+    signatures are verified too; with ``require_signed_heads`` the file must end
+    on a signed head (``verify_lines``). ``LedgerError`` if the file cannot be read.
     """
     try:
         with open(path, "rb") as handle:
             _shared_lock(handle)
-            return verify_lines(_lines(handle), public_key=public_key)
+            return verify_lines(_lines(handle), public_key=public_key, require_signed_heads=require_signed_heads)
     except OSError as exc:
         raise LedgerError(f"cannot read the audit ledger `{path}`: {exc.strerror or exc}") from exc
 
@@ -201,10 +216,10 @@ class _Stamp:
 
 @dataclass(frozen=True)
 class _Encoded:
-    """A batch numbered and linked after ``base`` (seq, hash, uncovered), ready to write."""
+    """A batch numbered and linked after ``base`` (seq, hash, uncovered, last signed head), ready to write."""
 
-    base: tuple[int, str, int]
-    end: tuple[int, str, int]
+    base: tuple[int, str, int, int]
+    end: tuple[int, str, int, int]
     entries: list[dict[str, Any]]
     checkpoints: list[dict[str, Any]]
     lines: list[bytes]
@@ -245,6 +260,7 @@ class FileLedger:
         # told of every group commit: entries in it, seconds to write and fsync it, and whether it succeeded (metrics)
         self.on_batch: Callable[..., None] | None = None
         self._uncovered = 0  # entries after the last checkpoint
+        self._head = 0  # seq of the last signed head in the file (0: none)
         self._last_checkpoint_at: datetime = clock()
         self._ticker: asyncio.Task[None] | None = None
         self._stamp: _Stamp | None = None  # None: re-read the tail before writing
@@ -273,9 +289,11 @@ class FileLedger:
 
         A torn last line is moved aside and recorded; any other break raises
         ``LedgerBroken``. ``LedgerError`` if the file cannot be opened. With
-        ``checkpoint_key`` (the provider's Ed25519 key) signed checkpoints are
-        written every ``checkpoint_every`` entries or ``checkpoint_seconds``
-        (0: by count only); the key's public half verifies them on open.
+        ``checkpoint_key`` (the provider's Ed25519 key) every batch ends on a
+        signed head, the lines of a batch left without one are moved aside
+        like a torn line, and signed checkpoints are written every
+        ``checkpoint_every`` entries or ``checkpoint_seconds`` (0: by count
+        only); ``gateway audit verify`` checks the signatures with its public half.
         """
         now = isoformat(clock())
         fd = await asyncio.to_thread(_open_file, path)
@@ -391,8 +409,8 @@ class FileLedger:
             started = time.perf_counter()
             try:
                 items = [(p.kind, p.time, p.data) for p in batch]
-                # Numbered, linked and encoded here, so the worker thread only locks, writes and
-                # fsyncs (without the GIL); it encodes again only if another process moved the tail.
+                # Numbered, linked and encoded here, so the worker thread only locks, signs the head,
+                # writes and fsyncs (without the GIL); it encodes again only if another process moved the tail.
                 encoded = self._encode(items, now, force) if self._stamp is not None else None
                 entries, checkpoints = await self._disk.run(self._write_batch, items, now, force, encoded)
             except BaseException as exc:
@@ -430,9 +448,9 @@ class FileLedger:
                 log.warning("a checkpoint listener of the audit ledger %s failed", self.path, exc_info=True)
 
     async def verify(self) -> ChainReport:
-        """Verify this ledger's file as it is now (checkpoint signatures too, with a key)."""
+        """Verify this ledger's file as it is now (with a key: signatures too, and it must end on a signed head)."""
         public = self._checkpoint_key.public_key() if self._checkpoint_key else None
-        return await asyncio.to_thread(lambda: verify_file(self.path, public_key=public))
+        return await asyncio.to_thread(lambda: verify_file(self.path, public_key=public, require_signed_heads=public is not None))
 
     async def entries(self) -> list[dict[str, Any]]:
         """Every entry in the file (``LedgerBroken`` if it does not verify)."""
@@ -443,23 +461,34 @@ class FileLedger:
     def _verify_and_recover(self, now: str) -> None:
         with _Locked(self._fd, self.path):
             self._check_same_file()
-            # checkpoint signatures are `gateway audit verify`'s to check: a rotated key must not stop the writer
-            with os.fdopen(os.dup(self._fd), "rb") as handle:
-                report = verify_lines(_lines(handle))
-            self._uncovered = report.last_seq - report.last_checkpoint
-            if report.ok:
-                self._seq, self._hash = report.last_seq, report.last_hash
-                self._stamp = _Stamp.of(os.fstat(self._fd))
-                self._floor = self._stamp.size
-                return
-            if not report.torn_tail:
-                raise LedgerBroken(
-                    f"the audit ledger `{self.path}` is broken: {report.problem}; it takes no more entries until it is repaired",
-                    line=report.broken_at,
-                )
-            self._seq, self._hash = report.last_seq, report.last_hash
-            good_size = self._size_of_lines(report.entries)
-            self._recover(good_size, now)
+            self._read_all(now)
+            self._floor = os.fstat(self._fd).st_size
+
+    def _read_all(self, now: str) -> None:
+        """Under the lock: verify the whole chain, take its tail, and recover a torn or unsigned end.
+
+        Whole lines after the last signed head are a batch whose head never
+        reached the disk: with the key they are moved aside with any torn bytes.
+        A file without any signed head is kept whole (the next head covers it).
+        """
+        # signatures are `gateway audit verify`'s to check: a rotated key must not stop the writer
+        with os.fdopen(os.dup(self._fd), "rb") as handle:
+            report = verify_lines(_lines(handle))
+        if not report.ok and not report.torn_tail:
+            raise LedgerBroken(
+                f"the audit ledger `{self.path}` is broken: {report.problem}; it takes no more entries until it is repaired",
+                line=report.broken_at,
+            )
+        keep, self._seq, self._hash = report.entries, report.last_seq, report.last_hash
+        if self._checkpoint_key is not None and report.heads and report.last_head < report.entries:
+            keep, self._seq, self._hash = report.last_head, report.last_head, report.last_head_hash
+        self._head = report.last_head
+        # a checkpoint among the lines moved aside no longer counts: count from the start then, to be safe
+        self._uncovered = keep - report.last_checkpoint if report.last_checkpoint <= keep else keep
+        if report.ok and keep == report.entries:
+            self._stamp = _Stamp.of(os.fstat(self._fd))
+            return
+        self._recover(self._size_of_lines(keep), now, unsigned=report.entries - keep)
 
     def _write_batch(
         self, items: list[tuple[str, str, dict[str, Any]]], now: str, checkpoint: bool = False, encoded: _Encoded | None = None
@@ -476,7 +505,7 @@ class FileLedger:
                 self._read_tail(st.st_size, now)
                 encoded = None  # another writer moved the tail: number and link again
                 st = None
-            if encoded is None or encoded.base != (self._seq, self._hash, self._uncovered):
+            if encoded is None or encoded.base != (self._seq, self._hash, self._uncovered, self._head):
                 encoded = self._encode(items, now, checkpoint)
             return self._write_encoded(encoded, None if st is None else st.st_size)
 
@@ -490,10 +519,11 @@ class FileLedger:
 
         With a checkpoint key, a checkpoint follows every entry that makes
         ``checkpoint_every`` uncovered entries, and one closes the batch when
-        ``checkpoint`` asks for it and any entry is left uncovered.
+        ``checkpoint`` asks for it and any entry is left uncovered. The
+        batch's last line becomes its signed head when it is written.
         """
-        base = (self._seq, self._hash, self._uncovered)
-        seq, prev, uncovered = base
+        base = (self._seq, self._hash, self._uncovered, self._head)
+        seq, prev, uncovered, head = base
         key = self._checkpoint_key
         entries: list[dict[str, Any]] = []
         checkpoints: list[dict[str, Any]] = []
@@ -520,15 +550,24 @@ class FileLedger:
                 add_checkpoint()
         if key is not None and checkpoint and uncovered:
             add_checkpoint()
-        return _Encoded(base, (seq, prev, uncovered), entries, checkpoints, lines)
+        if key is not None and lines:
+            head = seq  # the batch's last line: `_write_encoded` signs it
+        return _Encoded(base, (seq, prev, uncovered, head), entries, checkpoints, lines)
 
     def _write_encoded(self, encoded: _Encoded, size: int | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Write and fsync an encoded batch; cut it off again on failure.
 
         ``size`` is the file's size if the caller has just read it under the lock.
+        With a key the batch's last line is signed as its head first, here in
+        the writer thread under the lock: the signature releases the GIL, so
+        the event loop runs on meanwhile.
         """
         if not encoded.lines:
             return encoded.entries, encoded.checkpoints
+        if self._checkpoint_key is not None:
+            last = encoded.checkpoints if encoded.checkpoints and encoded.checkpoints[-1]["seq"] == encoded.end[0] else encoded.entries
+            if HEAD not in last[-1]:
+                last[-1], encoded.lines[-1] = signed_head(self._checkpoint_key, encoded.base[3], last[-1], encoded.lines[-1])
         blob = b"".join(encoded.lines)
         start = os.fstat(self._fd).st_size if size is None else size
         self._stamp = None  # until the batch is known to be on disk
@@ -541,7 +580,7 @@ class FileLedger:
                 f"the audit ledger `{self.path}` could not be written: {exc.strerror or exc}",
                 entries=len(encoded.lines),
             ) from exc
-        self._seq, self._hash, self._uncovered = encoded.end
+        self._seq, self._hash, self._uncovered, self._head = encoded.end
         self._stamp = _Stamp.of(os.fstat(self._fd))
         self._floor = self._stamp.size
         return encoded.entries, encoded.checkpoints
@@ -559,7 +598,7 @@ class FileLedger:
     def _read_tail(self, size: int, now: str) -> None:
         """Take ``seq`` and ``hash`` from the last complete line; recover a torn one."""
         data_end, last_line_start, torn = _tail(self._fd, size)
-        seq, hash_, kind = 0, GENESIS, None
+        seq, hash_, kind, signed = 0, GENESIS, None, False
         if last_line_start is not None:
             line = os.pread(self._fd, data_end - last_line_start, last_line_start)
             try:
@@ -569,22 +608,25 @@ class FileLedger:
                     f"the audit ledger `{self.path}` is broken: its last entry is not valid ({exc}); "
                     "it takes no more entries until it is repaired"
                 ) from None
-            seq, hash_, kind = entry["seq"], entry["hash"], entry["kind"]
+            seq, hash_, kind, signed = entry["seq"], entry["hash"], entry["kind"], HEAD in entry
         if data_end < self._floor or seq < self._seq:
             raise LedgerBroken(
                 f"the audit ledger `{self.path}` was cut short: it ends at entry {seq}, "
                 f"but entry {self._seq} was already in it; it takes no more entries until it is repaired"
             )
+        if torn or (self._checkpoint_key is not None and seq and not signed):
+            # a torn write, or another writer's batch without its signed head: read the whole chain (rare)
+            self._read_all(now)
+            return
         # another writer's entries count as uncovered unless it ended on a checkpoint
         self._uncovered = 0 if kind == CHECKPOINT else self._uncovered + seq - self._seq
         self._seq, self._hash = seq, hash_
-        if torn:
-            self._recover(data_end, now)
-        else:
-            self._stamp = _Stamp.of(os.fstat(self._fd))
+        if signed:
+            self._head = seq
+        self._stamp = _Stamp.of(os.fstat(self._fd))
 
-    def _recover(self, good_size: int, now: str) -> None:
-        """Move the torn bytes after ``good_size`` aside and record that in the chain."""
+    def _recover(self, good_size: int, now: str, unsigned: int = 0) -> None:
+        """Move the bytes after ``good_size`` aside (torn, or ``unsigned`` whole lines without their signed head) and record that."""
         size = os.fstat(self._fd).st_size
         torn = os.pread(self._fd, size - good_size, good_size)
         # (1) keep the torn bytes next to the ledger, durably
@@ -595,11 +637,12 @@ class FileLedger:
             os.fsync(self._fd)
         except OSError as exc:
             raise LedgerError(f"could not cut a torn write off the audit ledger `{self.path}`: {exc.strerror or exc}") from exc
-        log.warning("moved a torn write of %d bytes from the audit ledger %s to %s", len(torn), self.path, aside.name)
+        log.warning("moved a torn write of %d bytes (%d whole entries) from the audit ledger %s to %s", len(torn), unsigned, self.path, aside.name)
         # (3) say so in the chain
-        self._write_locked(
-            [(RECOVERED, now, {"torn_bytes": len(torn), "torn_sha256": hashlib.sha256(torn).hexdigest(), "moved_to": aside.name})]
-        )
+        data: dict[str, Any] = {"torn_bytes": len(torn), "torn_sha256": hashlib.sha256(torn).hexdigest(), "moved_to": aside.name}
+        if unsigned:
+            data["unsigned_entries"] = unsigned  # whole lines of a batch whose signed head never reached the disk
+        self._write_locked([(RECOVERED, now, data)])
 
     def _size_of_lines(self, count: int) -> int:
         size = 0

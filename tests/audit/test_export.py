@@ -53,6 +53,13 @@ def test_closed_segments_end_at_checkpoints_and_leave_the_open_tail_out() -> Non
     assert [(s.first, s.last) for s, _ in closed_segments(lines)] == [(1, 3), (4, 5)]
 
 
+def test_a_closed_segment_is_uploaded_only_once_a_signed_head_covers_it() -> None:
+    lines = [json.dumps(e).encode() + b"\n" for e in [{"kind": "a"}, {"kind": CHECKPOINT, "head_signature": "s"}, {"kind": "b"}, {"kind": CHECKPOINT}]]
+    assert [(s.first, s.last) for s, _ in closed_segments(lines, signed_only=True)] == [(1, 2)]
+    lines.append(json.dumps({"kind": "c", "head_signature": "s"}).encode() + b"\n")
+    assert [(s.first, s.last) for s, _ in closed_segments(lines, signed_only=True)] == [(1, 2), (3, 4)]
+
+
 async def test_each_closed_segment_is_uploaded_under_its_seq_range_with_its_exact_lines(tmp_path: Path, aws: None) -> None:
     path = tmp_path / "ledger.jsonl"
     await write_ledger(path, 7)  # k k k C k k k C k

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gateway.audit import FileLedger, read_entries, verify_file
 from gateway.audit.chain import verify_lines
-from gateway.keys import generate_ed25519_pair, load_ed25519_public
+from gateway.keys import generate_ed25519_pair, load_ed25519_private, load_ed25519_public
 from gateway.model import system_clock
 from tests.support import ROOT
 
@@ -66,16 +66,17 @@ def test_a_writer_killed_repeatedly_under_load_loses_no_acknowledged_entry(tmp_p
             raw = verify_lines(handle, public_key=public)
         assert raw.ok or (raw.torn_tail and raw.broken_at == raw.entries + 1), raw.problem
         assert raw.last_seq >= max(acked)
-        # reopening recovers any torn tail; the whole ledger then verifies, signatures included
-        asyncio.run(_reopen(ledger))
-        assert verify_file(ledger, public_key=public).ok
+        # reopening recovers any torn tail and any batch left without its signed head;
+        # the whole ledger then verifies, signatures included, and ends on a signed head
+        asyncio.run(_reopen(ledger, key))
+        assert verify_file(ledger, public_key=public, require_signed_heads=True).ok
         on_disk = {e["seq"]: e["hash"] for e in read_entries(ledger)}
         missing = {seq for seq, hash_ in acked.items() if on_disk.get(seq) != hash_}
         assert not missing, f"acknowledged entries missing or changed: {sorted(missing)[:10]}"
 
 
-async def _reopen(path: Path) -> None:
-    ledger = await FileLedger.open(path, system_clock)
+async def _reopen(path: Path, key: Path) -> None:
+    ledger = await FileLedger.open(path, system_clock, checkpoint_key=load_ed25519_private(key))
     await ledger.close()
 
 
