@@ -5,6 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+
+# Tests assert behaviour, never time: Hypothesis's per-example deadline is a timing
+# assertion that fails property tests on a busy machine, so it is off everywhere.
+settings.register_profile("gateway", deadline=None)
+settings.load_profile("gateway")
 
 
 @pytest.fixture

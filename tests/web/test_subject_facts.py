@@ -169,3 +169,11 @@ async def test_a_subject_registered_once_under_a_race_is_not_ambiguous_afterward
     for region in ("eu-west-1", "us-east-1"):
         response = await client.get("/v1/subjects/racer/records", headers=env.service("security-operations", region, "incident-response"))
         assert response.status == 200, await response.text()
+
+
+async def test_a_registration_that_finds_the_id_claimed_by_another_region_is_a_conflict(client: TestClient, env: Env, runtime) -> None:
+    # the state a racing registration leaves between its claim and its profile write: claimed for Dublin, no profile yet
+    claim = b'{"claimed_at":"2026-10-01T09:00:00Z","home_region":"eu-west-1","subject":"racer"}'
+    await runtime.control.put("subjects/racer/home", claim, {}, if_absent=True)
+    response = await client.put("/v1/subjects/racer", json={"home_region": "us-east-1", "residence": "US"}, headers=env.service(*VIRGINIA_CRM))
+    assert (response.status, (await response.json())["code"]) == (409, "subject-region-conflict")
