@@ -7,6 +7,7 @@ stores, ledgers or services.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ from gateway.keys import (
 )
 from gateway.metrics import GatewayMetrics
 from gateway.model import Clock, Region, system_clock
+from gateway.services.audit_log import AuditLog
+from gateway.services.cases import CaseService, ReviewSettings
+from gateway.services.notices import NoticeService
 from gateway.services.orders import OrderService, Trust
 from gateway.services.records import RecordService
 from gateway.stores import RecordStore
@@ -115,12 +119,16 @@ class Runtime:
     settings: Settings
     config: Config
     stores: dict[str, RecordStore]
+    control: RecordStore
     ledger: FileLedger | _ReadOnlyLedger
+    audit: AuditLog
     records: RecordService
     orders: OrderService
-    control: RecordStore
+    cases: CaseService  # legal review of orders, and support access
+    notices: NoticeService
     metrics: GatewayMetrics
     token_key: PublicKey
+    console_secret: bytes  # for console CSRF tokens
     uploader: SegmentUploader | None = None  # closed ledger segments to the off-box bucket, if configured
 
     @classmethod
@@ -175,31 +183,57 @@ class Runtime:
         signer = TagSigner(tag_private)
         # a seal stands in for the signature check only where the signing key is the one the public key checks
         seal_keys = {region: key for region, key in signer.seal_keys.items() if _same_key(tag_private[region], tag_public[region])}
+        audit = AuditLog(ledger, metrics)
         records = RecordService(
             config=config,
             stores=stores,
             control=control,
             signer=signer,
             verifier=TagVerifier(tag_public, {r.id: r.jurisdiction for r in config.regions.values()}, seal_keys=seal_keys),
-            ledger=ledger,
+            audit=audit,
             clock=settings.clock,
-            observer=metrics,
         )
+        notices = NoticeService(control=control, audit=audit, clock=settings.clock)
+        review = ReviewSettings(consent_relays=config.support_access.consent_relays)
+        cases = CaseService(control=control, audit=audit, clock=settings.clock, settings=review, on_disclosed=notices.for_case)
         orders = OrderService(
             config=config,
             records=records,
+            cases=cases,
+            notices=notices,
             control=control,
             trust=Trust(load_authority_keys(config, data_dir)),
             provider_key=provider_key,
+            audit=audit,
             clock=settings.clock,
         )
-        return cls(settings, config, stores, ledger, records, orders, control, metrics, token_key, uploader)
+        return cls(
+            settings=settings,
+            config=config,
+            stores=stores,
+            control=control,
+            ledger=ledger,
+            audit=audit,
+            records=records,
+            orders=orders,
+            cases=cases,
+            notices=notices,
+            metrics=metrics,
+            token_key=token_key,
+            console_secret=console_secret(provider_key),
+            uploader=uploader,
+        )
 
     async def close(self) -> None:
         await self.ledger.close()
         if self.uploader is not None:
             await self.uploader.close()
         await asyncio.gather(*(s.close() for s in [*self.stores.values(), self.control]), return_exceptions=True)
+
+
+def console_secret(provider_key: ed25519.Ed25519PrivateKey) -> bytes:
+    """A secret every replica derives alike (from the provider key), for console CSRF tokens."""
+    return hashlib.sha256(b"disclosure-gateway console csrf\0" + provider_key.private_bytes_raw()).digest()
 
 
 def _same_key(private: ed25519.Ed25519PrivateKey, public: ed25519.Ed25519PublicKey) -> bool:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -53,7 +52,8 @@ from gateway.legal.orders import Order, PriorPreservation
 from gateway.legal.verify import OrderRejected, claims_fingerprint, order_fingerprint, verify_order
 from gateway.model import Clock, Subject, is_identifier, isoformat, parse_time
 from gateway.packages import ItemFields, Unreadable, build_manifest, manifest_bytes, package_size, provider_key_id, stream_package
-from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, ReviewSettings, case_id_for, disclosure_allowed
+from gateway.services.audit_log import AuditLog
+from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, case_id_for, disclosure_allowed
 from gateway.services.notices import NoticeService
 from gateway.services.records import TAG_METADATA, Profile, RecordService, UnknownSubject, corrupt_record, record_key, size_mismatch, subject_prefix
 from gateway.stores import ObjectCorrupt, ObjectInfo, ObjectLocked, ObjectNotFound, PreconditionFailed, RecordStore
@@ -117,25 +117,28 @@ class OrderService:
         *,
         config: Config,
         records: RecordService,
+        cases: CaseService,
+        notices: NoticeService,
         control: RecordStore,
         trust: Trust,
         provider_key: ed25519.Ed25519PrivateKey,
+        audit: AuditLog,
         clock: Clock,
     ) -> None:
         self.config = config
         self.records = records
+        self.cases = cases
+        self.notices = notices
         self.stores = records.stores
         self.control = control
         self.trust = trust
         self.provider_key = provider_key
         self.provider_id = provider_key_id(provider_key.public_key())
+        self.audit = audit
+        self.observer = audit.observer
         self.clock = clock
         self.engine = Engine(config)
         self._holds_lock = asyncio.Lock()
-        review = ReviewSettings(consent_relays=config.support_access.consent_relays)
-        self.cases = CaseService(control=control, record=records._record, clock=clock, settings=review)
-        self.notices = NoticeService(control=control, record=records._record, clock=clock)
-        self.cases.on_disclosed = self._case_disclosed
 
     # --- verification ----------------------------------------------------------
 
@@ -176,10 +179,10 @@ class OrderService:
         try:
             order = self.verify(token, now=now)
         except OrderRejected as rejected:
-            self.records.observer.order_rejected(reason=rejected.code)
+            self.observer.order_rejected(reason=rejected.code)
             # who an order that verified but may not be served claimed to be (improper-service): ids of registered authorities
             named = {k: rejected.details[k] for k in ("order", "issuer", "served_by") if k in rejected.details}
-            await self.records._record(
+            await self.audit.record(
                 "order.rejected",
                 {"fingerprint": fingerprint, "reason": rejected.code, "rule": rejected.rule, "by": submitted_by, **named},
             )
@@ -204,7 +207,7 @@ class OrderService:
                     if same:
                         return document, False
             if not same:
-                await self.records._record(
+                await self.audit.record(
                     "order.rejected", {"order": order.id, "authority": authority, "fingerprint": fingerprint, "reason": "replayed", "rule": "R1"}
                 )
                 raise Replayed(
@@ -214,7 +217,7 @@ class OrderService:
                 ) from None
             return await self._wait_for_document(authority, order.id), False
 
-        await self.records._record(
+        await self.audit.record(
             "order.received",
             {"order": order.id, "authority": authority, "served_by": order.served_by.id, "instrument": order.instrument, "fingerprint": fingerprint},
         )
@@ -229,7 +232,7 @@ class OrderService:
             for item in items:
                 item.pop("trace", None)
             # (4) record, then store the document for GET and resubmissions
-            await self.records._record(
+            await self.audit.record(
                 "order.decided",
                 {
                     "order": order.id,
@@ -257,10 +260,10 @@ class OrderService:
             )
             await self._record_damaged(order, items)
             for i in items:  # operations: low-cardinality counts, and the time from receipt to decision
-                self.records.observer.order_decision(
+                self.observer.order_decision(
                     outcome=i["outcome"], instrument=order.instrument, issuing_jurisdiction=order.issuer.jurisdiction, data_region=i["region"]
                 )
-            self.records.observer.order_decided(seconds=(self.clock() - now).total_seconds())
+            self.observer.order_decided(seconds=(self.clock() - now).total_seconds())
             outcomes = sorted({i["outcome"] for i in items})
             log.info("order decided", extra={"event": "order.decided", "order": order.id, "authority": authority, "outcomes": outcomes})
             await self.control.put(_doc_key(authority, order.id), orjson.dumps(document), {})  # 5 MB for 10,000 records: 3-9 ms, not 40-55
@@ -475,12 +478,12 @@ class OrderService:
         for item in items:
             for damaged in item.get("damaged_records", ()):
                 subject, region, key, reason = item["subject"], item["region"], damaged["key"], damaged["violation"]
-                self.records.observer.residency_violation(region=region, reason=reason)
+                self.observer.residency_violation(region=region, reason=reason)
                 log.warning(
                     "residency violation",
                     extra={"event": "residency-violation", "region": region, "subject": subject, "key": key, "reason": reason, "order": order.id},
                 )
-                await self.records._record(
+                await self.audit.record(
                     "residency.violation",
                     {"subject": subject, "key": key, "region": region, "reason": reason, "order": order.id, "authority": order.issuer.id},
                 )
@@ -556,7 +559,7 @@ class OrderService:
             book["holds"][holder] = max(until, book["holds"].get(holder, until))
             await self.control.put(index_key, json.dumps(book, sort_keys=True).encode(), {})
             await self.stores[region].set_legal_hold(record_key(subject, key), True)
-        await self.records._record("hold.placed", {"region": region, "subject": subject, "key": key, "holder": holder, "until": until})
+        await self.audit.record("hold.placed", {"region": region, "subject": subject, "key": key, "holder": holder, "until": until})
 
     async def sweep(self) -> int:
         """Lift every hold whose time has come; returns how many records were released."""
@@ -581,27 +584,10 @@ class OrderService:
                 with contextlib.suppress(ObjectNotFound):  # erased since: nothing left to release
                     await self.stores[book["region"]].set_legal_hold(record_key(book["subject"], book["key"]), False)
                 await self.control.delete(index_key)
-                await self.records._record("hold.released", {"region": book["region"], "subject": book["subject"], "key": book["key"]})
+                await self.audit.record("hold.released", {"region": book["region"], "subject": book["subject"], "key": book["key"]})
                 released += 1
-        self.records.observer.holds_swept(active=len(remaining), next_release_at=parse_time(min(remaining)).timestamp() if remaining else None)
+        self.observer.holds_swept(active=len(remaining), next_release_at=parse_time(min(remaining)).timestamp() if remaining else None)
         return released
-
-    def console_secret(self) -> bytes:
-        """A secret every replica derives alike (from the provider key), for console CSRF tokens."""
-        raw = self.provider_key.private_bytes_raw()
-        return hashlib.sha256(b"disclosure-gateway console csrf\0" + raw).digest()
-
-    async def _case_disclosed(self, case: Mapping[str, Any]) -> None:
-        if case["kind"] == "lockbox":
-            return  # the customer approved this access themselves
-        categories = case["approved"]["categories"] if case.get("approved") else case["categories"]
-        await self.notices.schedule(
-            authority=case["authority"],
-            order_id=case["order"],
-            subjects=[(case["subject"], list(categories))],
-            nondisclosure_until=case.get("nondisclosure_until"),
-            emergency=False,
-        )
 
     # --- reading ---------------------------------------------------------------
 
@@ -694,11 +680,11 @@ class OrderService:
             raise NotFound(f"order `{order_id}` has nothing disclosed (yet)", code="nothing-disclosed")
         manifest = build_manifest(view["id"], view["authority"], self.clock(), items, self.provider_id)
         encoded = manifest_bytes(manifest)
-        await self.records._record(
+        await self.audit.record(
             "package.produced",
             {"order": view["id"], "authority": view["authority"], "records": len(items), "manifest_sha256": sha256_hex(encoded)},
         )
-        self.records.observer.order_packaged(seconds=(self.clock() - parse_time(view["received_at"])).total_seconds())
+        self.observer.order_packaged(seconds=(self.clock() - parse_time(view["received_at"])).total_seconds())
 
         async def fetch(batch: list[dict[str, Any]]) -> list[bytes]:
             """The batch's bodies in order: one bulk read per region it spans, those in parallel."""
@@ -724,7 +710,7 @@ class OrderService:
         async def withheld(record: dict[str, Any], detail: str) -> None:
             # Not counted as a residency violation: a record rewritten through the gateway since the decision is withheld alike.
             log.warning("record withheld from a package", extra={"event": "package.withheld", "order": view["id"], "key": record["key"], "detail": detail})
-            await self.records._record(
+            await self.audit.record(
                 "package.withheld",
                 {
                     "order": view["id"],

@@ -29,8 +29,8 @@ async def _sweep_forever(runtime: Runtime) -> None:
         await asyncio.sleep(runtime.settings.sweep_seconds)
         try:
             await runtime.orders.sweep()
-            await runtime.orders.cases.sweep()
-            await runtime.orders.notices.sweep()
+            await runtime.cases.sweep()
+            await runtime.notices.sweep()
         except Exception:
             log.exception("hold sweep failed; retrying in %ss", runtime.settings.sweep_seconds)
 

@@ -135,9 +135,9 @@ async def check_stores(rt: Runtime, metrics: GatewayMetrics) -> dict[str, Check]
 
 async def refresh_cases(rt: Runtime, metrics: GatewayMetrics) -> None:
     """Cases by kind and state, and each kind's nearest active deadline; at most every ``CASES_REFRESH_SECONDS``."""
-    cases_service = getattr(rt.orders, "cases", None)
+    cases_service = rt.cases
     health = health_of(rt)
-    if cases_service is None or time.monotonic() - health.cases_at < CASES_REFRESH_SECONDS:
+    if time.monotonic() - health.cases_at < CASES_REFRESH_SECONDS:
         return
     health.cases_at = time.monotonic()
     from gateway.services.cases import ACTIVE

@@ -154,9 +154,9 @@ async def _drive(env: Env) -> list[dict[str, Any]]:
         # time closes what is due: the support request left open expires, holds and notices move on
         env.clock.advance(days=120)
         rt = client.app[STATE_KEY].rt
-        await rt.orders.cases.sweep()
+        await rt.cases.sweep()
         await rt.orders.sweep()
-        await rt.orders.notices.sweep()
+        await rt.notices.sweep()
         return await rt.ledger.entries()
 
 
