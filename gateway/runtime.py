@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +61,6 @@ class Settings:
     sweep_seconds: float = 30.0  # how often due holds are released; 0 turns the sweeper off
     health_monitor_seconds: float = 15.0  # background refresh of store health and case gauges; 0 turns it off
     health_cache_seconds: float = 5.0  # /readyz and /metrics reuse a region's store check this long, so probes cannot overload a store
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def ledger_path(self) -> Path:

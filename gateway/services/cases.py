@@ -447,10 +447,6 @@ class CaseService:
             await self.on_disclosed(case)
         return True
 
-    async def deadlines(self) -> list[tuple[str, str, datetime]]:
-        """(case id, state, deadline) of every active case, soonest first."""
-        return [(c["id"], c["state"], parse_time(c["deadline"])) for c in await self.list() if c["state"] in ACTIVE and c["deadline"]]
-
 
 def _latest_per_person(approvals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     latest: dict[str, dict[str, Any]] = {}

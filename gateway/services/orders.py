@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from gateway.aio import all_or_first_error
 from gateway.canonical import sha256_hex
 from gateway.config import Config
-from gateway.errors import Conflict, GatewayError, InvalidRequest, NotFound
+from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.keys import PublicKey
 from gateway.legal.engine import Decision, Engine
 from gateway.legal.facts import with_unverified_facts
@@ -56,7 +56,7 @@ from gateway.services.audit_log import AuditLog
 from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, case_id_for, disclosure_allowed
 from gateway.services.notices import NoticeService
 from gateway.services.records import TAG_METADATA, Profile, RecordService, UnknownSubject, corrupt_record, record_key, size_mismatch, subject_prefix
-from gateway.stores import ObjectCorrupt, ObjectInfo, ObjectLocked, ObjectNotFound, PreconditionFailed, RecordStore
+from gateway.stores import ObjectCorrupt, ObjectInfo, ObjectNotFound, PreconditionFailed, RecordStore
 from gateway.tags import TagViolation
 
 log = logging.getLogger("gateway.orders")
@@ -479,10 +479,7 @@ class OrderService:
             for damaged in item.get("damaged_records", ()):
                 subject, region, key, reason = item["subject"], item["region"], damaged["key"], damaged["violation"]
                 self.observer.residency_violation(region=region, reason=reason)
-                log.warning(
-                    "residency violation",
-                    extra={"event": "residency-violation", "region": region, "subject": subject, "key": key, "reason": reason, "order": order.id},
-                )
+                log.warning("residency violation", extra={"event": "residency-violation", "region": region, "reason": reason, "order": order.id})
                 await self.audit.record(
                     "residency.violation",
                     {"subject": subject, "key": key, "region": region, "reason": reason, "order": order.id, "authority": order.issuer.id},
@@ -709,7 +706,7 @@ class OrderService:
 
         async def withheld(record: dict[str, Any], detail: str) -> None:
             # Not counted as a residency violation: a record rewritten through the gateway since the decision is withheld alike.
-            log.warning("record withheld from a package", extra={"event": "package.withheld", "order": view["id"], "key": record["key"], "detail": detail})
+            log.warning("record withheld from a package", extra={"event": "package.withheld", "order": view["id"]})
             await self.audit.record(
                 "package.withheld",
                 {
@@ -725,12 +722,6 @@ class OrderService:
 
         stream = stream_package(manifest, signing_key=self.provider_key, fetch=fetch, manifest_bytes=encoded, on_withheld=withheld)
         return manifest, package_size(manifest, len(encoded)), stream
-
-    # --- writes through the gateway must respect holds ------------------------
-
-    @staticmethod
-    def is_locked(error: GatewayError) -> bool:
-        return isinstance(error, ObjectLocked)
 
 
 def _keys(records: Sequence[Mapping[str, Any]]) -> str:

@@ -550,10 +550,8 @@ class RecordService:
 
     async def _violation(self, caller: Caller | None, subject: Subject, key: str, region: str, violation: TagViolation) -> ResidencyViolation:
         self.observer.residency_violation(region=region, reason=violation.code)
-        log.warning(
-            "residency violation",
-            extra={"event": "residency-violation", "region": region, "subject": subject.id, "key": key, "reason": violation.code},
-        )
+        # ids of subjects and records stay out of the logs (see gateway.logs); the ledger entry names them
+        log.warning("residency violation", extra={"event": "residency-violation", "region": region, "reason": violation.code})
         await self.audit.record(
             "residency.violation",
             {"subject": subject.id, "key": key, "region": region, "reason": violation.code, "by": None if caller is None else _who(caller)},

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gateway.errors import Forbidden, InvalidRequest
 from gateway.web.auth import authenticate
-from gateway.web.keys import STATE_KEY
+from gateway.web.state import STATE_KEY
 
 routes = web.RouteTableDef()
 

@@ -31,7 +31,7 @@ from gateway.legal.verify import OrderRejected
 from gateway.model import Caller, isoformat, parse_time
 from gateway.services.cases import ACTIVE, STATES
 from gateway.tokens import verify_token
-from gateway.web.keys import CALLER_KEY, STATE_KEY
+from gateway.web.state import CALLER_KEY, STATE_KEY
 
 routes = web.RouteTableDef()
 

@@ -37,16 +37,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
 from gateway.model import parse_time
-from gateway.runtime import Runtime
+from gateway.runtime import CONTROL, Runtime
 from gateway.web.auth import authenticate
-from gateway.web.keys import METRICS_KEY, SETTINGS_KEY, STATE_KEY
+from gateway.web.state import METRICS_KEY, SETTINGS_KEY, STATE_KEY
 
 log = logging.getLogger("gateway.ops")
 
 routes = web.RouteTableDef()
 READY_TIMEOUT = 2.0
 CASES_REFRESH_SECONDS = 30.0
-CONTROL = "control"
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from gateway.errors import InvalidRequest
 from gateway.legal.verify import OrderRejected
 from gateway.model import parse_time
 from gateway.web.auth import authenticate
-from gateway.web.keys import STATE_KEY
 from gateway.web.problem import problem
+from gateway.web.state import STATE_KEY
 
 routes = web.RouteTableDef()
 MAX_ORDER_BYTES = 256 * 1024

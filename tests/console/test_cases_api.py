@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.model import parse_time
 from gateway.runtime import Runtime
-from gateway.web.keys import STATE_KEY
+from gateway.web.state import STATE_KEY
 from tests.console.support import HOLD, REVIEW, decide, order_item, submitted
 from tests.orders_support import download_package, ledger_entries, verify_package_bytes
 from tests.support import Env

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from gateway.reports.render import FORMATS, render
 from gateway.reports.transparency import COUNTS, OUTCOMES, READ, Row, TransparencyReport, build_report
 from gateway.web.app import create_app
-from gateway.web.keys import STATE_KEY
+from gateway.web.state import STATE_KEY
 from tests.orders_support import download_package, prepare_authorities
 from tests.reports.test_report_api import decide_known_orders
 from tests.support import Env, make_env

@@ -24,7 +24,7 @@ from gateway.legal.cases import Case
 from gateway.legal.verify import order_fingerprint
 from gateway.model import parse_time
 from gateway.services.records import record_key
-from gateway.web.keys import STATE_KEY
+from gateway.web.state import STATE_KEY
 from tests.orders_support import (
     case_named,
     claims_of,
