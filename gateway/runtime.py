@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,7 @@ class Settings:
     metrics_public: bool = True  # False: /metrics needs an ops token
     sweep_seconds: float = 30.0  # how often due holds are released; 0 turns the sweeper off
     health_monitor_seconds: float = 15.0  # background refresh of store health and case gauges; 0 turns it off
+    monotonic: Callable[[], float] = time.monotonic  # the clock of the health cache (tests drive it)
     health_cache_seconds: float = 5.0  # /readyz and /metrics reuse a region's store check this long, so probes cannot overload a store
 
     @property

@@ -51,7 +51,7 @@ CASES_REFRESH_SECONDS = 30.0
 @dataclass(frozen=True)
 class Check:
     problem: str | None  # None: up
-    at: float  # time.monotonic() when it finished
+    at: float  # the health clock (``Health.now``) when it finished
 
     @property
     def up(self) -> bool:
@@ -63,6 +63,7 @@ class Health:
     """Cached health of one runtime's stores and ledger."""
 
     ttl: float
+    now: Callable[[], float] = time.monotonic  # ``Settings.monotonic``: a clock that only moves forward
     checks: dict[str, Check] = field(default_factory=dict)
     inflight: dict[str, asyncio.Future[Check]] = field(default_factory=dict)
     cases_at: float = -1e18
@@ -70,14 +71,14 @@ class Health:
     async def cached(self, name: str, probe: Callable[[], Awaitable[str | None]]) -> Check:
         """The last result if fresher than ``ttl``, else the one check in flight (started if none is)."""
         found = self.checks.get(name)
-        if found is not None and time.monotonic() - found.at < self.ttl:
+        if found is not None and self.now() - found.at < self.ttl:
             return found
         future = self.inflight.get(name)
         if future is None:
 
             async def run() -> Check:
                 try:
-                    result = Check(await probe(), time.monotonic())
+                    result = Check(await probe(), self.now())
                 finally:
                     self.inflight.pop(name, None)
                 self.checks[name] = result
@@ -93,7 +94,7 @@ _health: weakref.WeakKeyDictionary[object, Health] = weakref.WeakKeyDictionary()
 def health_of(rt: Runtime) -> Health:
     found = _health.get(rt.records)
     if found is None:
-        found = _health[rt.records] = Health(ttl=rt.settings.health_cache_seconds)
+        found = _health[rt.records] = Health(ttl=rt.settings.health_cache_seconds, now=rt.settings.monotonic)
     return found
 
 
@@ -136,9 +137,9 @@ async def refresh_cases(rt: Runtime, metrics: GatewayMetrics) -> None:
     """Cases by kind and state, and each kind's nearest active deadline; at most every ``CASES_REFRESH_SECONDS``."""
     cases_service = rt.cases
     health = health_of(rt)
-    if time.monotonic() - health.cases_at < CASES_REFRESH_SECONDS:
+    if health.now() - health.cases_at < CASES_REFRESH_SECONDS:
         return
-    health.cases_at = time.monotonic()
+    health.cases_at = health.now()
     from gateway.services.cases import ACTIVE
 
     counts: dict[tuple[str, str], int] = {}
@@ -198,7 +199,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     rt = request.app[STATE_KEY].rt
     checks = await check_stores(rt, request.app[METRICS_KEY])
-    now = time.monotonic()
+    now = health_of(rt).now()
 
     def shown(check: Check) -> dict[str, Any]:
         age = round(now - check.at, 3)

@@ -50,3 +50,9 @@ def build_service(config: Config, stores: Mapping[str, RecordStore]) -> tuple[Re
     )
     return service, metrics, ledger
 
+
+
+def replica(service: RecordService) -> RecordService:
+    """Another gateway over the same stores, keys and ledger, with nothing cached: as on another replica, or after a restart."""
+    parts = ("config", "stores", "control", "signer", "verifier", "audit", "clock")
+    return RecordService(**{name: getattr(service, name) for name in parts})
