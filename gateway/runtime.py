@@ -7,16 +7,20 @@ stores, ledgers or services.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from prometheus_client import CollectorRegistry
 
 from gateway.audit import FileLedger
 from gateway.config import Config, load_config
+from gateway.errors import LedgerError
 from gateway.keys import (
     PublicKey,
     generate_ed25519_pair,
@@ -28,11 +32,14 @@ from gateway.keys import (
     resolve,
 )
 from gateway.metrics import GatewayMetrics
-from gateway.model import Clock, Region, system_clock
+from gateway.model import Clock, system_clock
+from gateway.services.audit_log import AuditLog, Ledger
+from gateway.services.cases import CaseService, ReviewSettings
+from gateway.services.notices import NoticeService
 from gateway.services.orders import OrderService, Trust
 from gateway.services.records import RecordService
 from gateway.stores import RecordStore
-from gateway.stores.factory import open_store, prepare_store
+from gateway.stores.factory import open_named_store, open_store, prepare_store
 from gateway.tags import TagSigner, TagVerifier
 
 if TYPE_CHECKING:
@@ -42,6 +49,7 @@ log = logging.getLogger("gateway.runtime")
 
 DEFAULT_CONFIG = Path("regions.toml")
 DEFAULT_DATA_DIR = Path("data")
+CONTROL = "control"  # the name of the store that holds claims, decisions, cases, holds and notices
 
 
 @dataclass(frozen=True)
@@ -53,8 +61,8 @@ class Settings:
     metrics_public: bool = True  # False: /metrics needs an ops token
     sweep_seconds: float = 30.0  # how often due holds are released; 0 turns the sweeper off
     health_monitor_seconds: float = 15.0  # background refresh of store health and case gauges; 0 turns it off
+    monotonic: Callable[[], float] = time.monotonic  # the clock of the health cache (tests drive it)
     health_cache_seconds: float = 5.0  # /readyz and /metrics reuse a region's store check this long, so probes cannot overload a store
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def ledger_path(self) -> Path:
@@ -86,12 +94,10 @@ def init_keys(config: Config, data_dir: Path, *, demo_authorities: bool = False)
     return made
 
 
-class _ReadOnlyLedger:
-    """For commands that must not change anything: any append is an error."""
+class ReadOnlyLedger(Ledger):
+    """The ledger of commands that must not change anything (explain, reports): any append is an error."""
 
-    async def append(self, kind: str, data: object) -> dict[str, object]:
-        from gateway.errors import LedgerError
-
+    async def append(self, kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
         raise LedgerError(f"this command is read-only; it tried to record `{kind}`")
 
     async def close(self) -> None:
@@ -110,96 +116,175 @@ def load_authority_keys(config: Config, data_dir: Path) -> dict[str, PublicKey]:
     return keys
 
 
-@dataclass
-class Runtime:
-    settings: Settings
-    config: Config
-    stores: dict[str, RecordStore]
-    ledger: FileLedger | _ReadOnlyLedger
-    records: RecordService
-    orders: OrderService
-    control: RecordStore
-    metrics: GatewayMetrics
-    token_key: PublicKey
-    uploader: SegmentUploader | None = None  # closed ledger segments to the off-box bucket, if configured
+@dataclass(frozen=True)
+class RuntimeKeys:
+    """The key material a runtime runs with, read from the data directory."""
+
+    token: PublicKey  # verifies service and staff tokens
+    tag_private: dict[str, ed25519.Ed25519PrivateKey]  # signs each region's residency tags
+    tag_public: dict[str, ed25519.Ed25519PublicKey]  # checks them
+    provider: ed25519.Ed25519PrivateKey  # signs packages and ledger checkpoints
 
     @classmethod
-    async def open(cls, settings: Settings, metrics: GatewayMetrics | None = None, *, read_only: bool = False) -> Runtime:
-        """Build everything from settings. ``read_only`` (explain, reports) never writes the ledger."""
-        config = load_config(settings.config_path)
-        data_dir = settings.data_dir
-        data_dir.mkdir(parents=True, exist_ok=True)
-        if settings.init_keys:
-            for made in init_keys(config, data_dir):
-                log.warning("generated a development key for %s", made)
-        token_key = load_public_key(resolve(data_dir, config.identity.token_public_key))
+    def load(cls, config: Config, data_dir: Path) -> RuntimeKeys:
         tag_private = {r.id: load_ed25519_private(resolve(data_dir, r.tag_key)) for r in config.regions.values()}
         tag_public = {}
         for region in config.regions.values():
             public_path = public_path_for(resolve(data_dir, region.tag_key))
             tag_public[region.id] = load_ed25519_public(public_path) if public_path.exists() else tag_private[region.id].public_key()
-        provider_key = load_ed25519_private(resolve(data_dir, config.identity.provider_key))
-        metrics = metrics or GatewayMetrics(CollectorRegistry())
-        stores = {r.id: open_store(r, data_dir) for r in config.regions.values()}
-        control = open_store(Region("control", "control", "", config.control, ""), data_dir)
-        ledger: FileLedger | _ReadOnlyLedger | None = None
-        uploader: SegmentUploader | None = None
-        try:
-            await asyncio.gather(*(prepare_store(s) for s in [*stores.values(), control]))
-            if read_only:
-                ledger = _ReadOnlyLedger()
-            else:
-                if config.audit.export is not None:
-                    from gateway.audit.export import SegmentExporter, SegmentUploader
-
-                    uploader = SegmentUploader(SegmentExporter(config.audit.export, settings.ledger_path, settings.clock))
-                ledger = await FileLedger.open(
-                    settings.ledger_path,
-                    settings.clock,
-                    checkpoint_key=provider_key,
-                    checkpoint_every=config.audit.checkpoint_every,
-                    checkpoint_seconds=config.audit.checkpoint_seconds,
-                    on_checkpoint=uploader.kick if uploader is not None else None,
-                )
-                ledger.on_batch = metrics.ledger_batch
-                await ledger.append("config.loaded", {"digest": config.digest, "source": Path(config.source).name})
-                if uploader is not None:
-                    uploader.start()  # best effort in the background: never blocks a request
-        except BaseException:
-            await asyncio.gather(*(s.close() for s in [*stores.values(), control]), return_exceptions=True)
-            if uploader is not None:
-                await uploader.close()
-            if ledger is not None:
-                await ledger.close()
-            raise
-        signer = TagSigner(tag_private)
-        # a seal stands in for the signature check only where the signing key is the one the public key checks
-        seal_keys = {region: key for region, key in signer.seal_keys.items() if _same_key(tag_private[region], tag_public[region])}
-        records = RecordService(
-            config=config,
-            stores=stores,
-            control=control,
-            signer=signer,
-            verifier=TagVerifier(tag_public, {r.id: r.jurisdiction for r in config.regions.values()}, seal_keys=seal_keys),
-            ledger=ledger,
-            clock=settings.clock,
-            observer=metrics,
+        return cls(
+            token=load_public_key(resolve(data_dir, config.identity.token_public_key)),
+            tag_private=tag_private,
+            tag_public=tag_public,
+            provider=load_ed25519_private(resolve(data_dir, config.identity.provider_key)),
         )
+
+    def seal_keys(self, signer: TagSigner) -> dict[str, bytes]:
+        """The signer's seal keys of the regions whose signing key is the one their public key checks:
+        only there may a seal stand in for the signature check."""
+        return {region: key for region, key in signer.seal_keys.items() if _same_key(self.tag_private[region], self.tag_public[region])}
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    config: Config
+    stores: dict[str, RecordStore]
+    control: RecordStore
+    ledger: FileLedger | ReadOnlyLedger
+    audit: AuditLog
+    records: RecordService
+    orders: OrderService
+    cases: CaseService  # legal review of orders, and support access
+    notices: NoticeService
+    metrics: GatewayMetrics
+    token_key: PublicKey
+    console_secret: bytes  # for console CSRF tokens
+    uploader: SegmentUploader | None = None  # closed ledger segments to the off-box bucket, if configured
+
+    @classmethod
+    async def open(cls, settings: Settings, metrics: GatewayMetrics | None = None, *, read_only: bool = False) -> Runtime:
+        """Build everything from settings. ``read_only`` (explain, reports) never writes the ledger.
+
+        (1) the configuration; (2) the keys, made first where that is asked for;
+        (3) the stores, ready; (4) the ledger, which records the configuration it
+        runs under; (5) the services over them. A step that fails closes what the
+        steps before it opened.
+        """
+        # (1)
+        config = load_config(settings.config_path)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # (2)
+        if settings.init_keys:
+            for made in init_keys(config, settings.data_dir):
+                log.warning("generated a development key for %s", made)
+        keys = RuntimeKeys.load(config, settings.data_dir)
+        metrics = metrics or GatewayMetrics(CollectorRegistry())
+        # (3)
+        stores, control = await _open_stores(config, settings.data_dir)
+        # (4)
+        try:
+            ledger, uploader = (ReadOnlyLedger(), None) if read_only else await _open_ledger(settings, config, keys.provider, metrics)
+        except BaseException:
+            await _close_stores(stores, control)
+            raise
+        # (5)
+        return cls._assemble(settings, config, keys, stores, control, ledger, metrics, uploader)
+
+    @classmethod
+    def _assemble(
+        cls,
+        settings: Settings,
+        config: Config,
+        keys: RuntimeKeys,
+        stores: dict[str, RecordStore],
+        control: RecordStore,
+        ledger: FileLedger | ReadOnlyLedger,
+        metrics: GatewayMetrics,
+        uploader: SegmentUploader | None,
+    ) -> Runtime:
+        """The services, wired over the stores and the ledger."""
+        audit = AuditLog(ledger, metrics)
+        signer = TagSigner(keys.tag_private)
+        verifier = TagVerifier(keys.tag_public, {r.id: r.jurisdiction for r in config.regions.values()}, seal_keys=keys.seal_keys(signer))
+        records = RecordService(config=config, stores=stores, control=control, signer=signer, verifier=verifier, audit=audit, clock=settings.clock)
+        notices = NoticeService(control=control, audit=audit, clock=settings.clock)
+        review = ReviewSettings(consent_relays=config.support_access.consent_relays)
+        cases = CaseService(control=control, audit=audit, clock=settings.clock, settings=review, on_disclosed=notices.for_case)
+        trust = Trust(load_authority_keys(config, settings.data_dir))
         orders = OrderService(
             config=config,
             records=records,
+            cases=cases,
+            notices=notices,
             control=control,
-            trust=Trust(load_authority_keys(config, data_dir)),
-            provider_key=provider_key,
+            trust=trust,
+            provider_key=keys.provider,
+            audit=audit,
             clock=settings.clock,
         )
-        return cls(settings, config, stores, ledger, records, orders, control, metrics, token_key, uploader)
+        return cls(
+            settings, config, stores, control, ledger, audit, records, orders, cases, notices, metrics, keys.token, console_secret(keys.provider), uploader
+        )
 
     async def close(self) -> None:
         await self.ledger.close()
         if self.uploader is not None:
             await self.uploader.close()
-        await asyncio.gather(*(s.close() for s in [*self.stores.values(), self.control]), return_exceptions=True)
+        await _close_stores(self.stores, self.control)
+
+
+async def _open_stores(config: Config, data_dir: Path) -> tuple[dict[str, RecordStore], RecordStore]:
+    """Every region's store and the control store, ready (buckets or folders made); all closed again if one fails."""
+    stores = {r.id: open_store(r, data_dir) for r in config.regions.values()}
+    control = open_named_store(CONTROL, config.control, data_dir)
+    try:
+        await asyncio.gather(*(prepare_store(s) for s in [*stores.values(), control]))
+    except BaseException:
+        await _close_stores(stores, control)
+        raise
+    return stores, control
+
+
+async def _close_stores(stores: Mapping[str, RecordStore], control: RecordStore) -> None:
+    await asyncio.gather(*(s.close() for s in [*stores.values(), control]), return_exceptions=True)
+
+
+async def _open_ledger(
+    settings: Settings, config: Config, provider_key: ed25519.Ed25519PrivateKey, metrics: GatewayMetrics
+) -> tuple[FileLedger, SegmentUploader | None]:
+    """The ledger, with the configuration it runs under as its newest entry, and its segment uploader if export is configured."""
+    uploader: SegmentUploader | None = None
+    ledger: FileLedger | None = None
+    try:
+        if config.audit.export is not None:
+            from gateway.audit.export import SegmentExporter, SegmentUploader
+
+            uploader = SegmentUploader(SegmentExporter(config.audit.export, settings.ledger_path, settings.clock))
+        ledger = await FileLedger.open(
+            settings.ledger_path,
+            settings.clock,
+            checkpoint_key=provider_key,
+            checkpoint_every=config.audit.checkpoint_every,
+            checkpoint_seconds=config.audit.checkpoint_seconds,
+            on_checkpoint=uploader.kick if uploader is not None else None,
+        )
+        ledger.on_batch = metrics.ledger_batch
+        await ledger.append("config.loaded", {"digest": config.digest, "source": Path(config.source).name})
+    except BaseException:
+        if uploader is not None:
+            await uploader.close()
+        if ledger is not None:
+            await ledger.close()
+        raise
+    if uploader is not None:
+        uploader.start()  # best effort in the background: never blocks a request
+    return ledger, uploader
+
+
+def console_secret(provider_key: ed25519.Ed25519PrivateKey) -> bytes:
+    """A secret every replica derives alike (from the provider key), for console CSRF tokens."""
+    return hashlib.sha256(b"disclosure-gateway console csrf\0" + provider_key.private_bytes_raw()).digest()
 
 
 def _same_key(private: ed25519.Ed25519PrivateKey, public: ed25519.Ed25519PublicKey) -> bool:

@@ -42,6 +42,19 @@ class FrozenClock:
         self.now += timedelta(**delta)
 
 
+class Ticks:
+    """A monotonic clock (seconds) tests move by hand: ``Settings.monotonic``, for the health cache."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @dataclass
 class Env:
     settings: Settings

@@ -32,6 +32,7 @@ from typing import Any
 
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from gateway.model import Caller, Clock, is_country, is_identifier, isoformat, parse_time
+from gateway.services.audit_log import AuditLog
 from gateway.stores import ObjectNotFound, PreconditionFailed, RecordStore
 
 log = logging.getLogger("gateway.cases")
@@ -69,7 +70,6 @@ class ReviewSettings:
     consent_relays: tuple[str, ...] = ()  # services that relay a customer's consent (`support_access.consent_relays`)
 
 
-Recorder = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def case_id_for(authority: str, order_id: str, subject: str, region: str) -> str:
@@ -82,14 +82,22 @@ def _case_key(case_id: str) -> str:
 
 
 class CaseService:
-    def __init__(self, *, control: RecordStore, record: Recorder, clock: Clock, settings: ReviewSettings | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        control: RecordStore,
+        audit: AuditLog,
+        clock: Clock,
+        settings: ReviewSettings | None = None,
+        on_disclosed: Callable[[Mapping[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
         self.control = control
-        self.record = record
+        self.audit = audit
         self.clock = clock
         self.settings = settings or ReviewSettings()
         self._lock = asyncio.Lock()
         # called once when a case lets data go (two approvals, or a hold's window closing): customer notices
-        self.on_disclosed: Callable[[Mapping[str, Any]], Awaitable[None]] | None = None
+        self.on_disclosed = on_disclosed
 
     # --- opening ----------------------------------------------------------------
 
@@ -138,7 +146,9 @@ class CaseService:
                 await self.control.put(_case_key(case_id), json.dumps(case).encode(), {}, if_absent=True)
             except PreconditionFailed:
                 continue  # opened already (an identical resubmission)
-            await self.record("case.opened", {"case": case_id, "order": document["id"], "authority": document["authority"], "kind": kind, "deadline": deadline})
+            await self.audit.record(
+                "case.opened", {"case": case_id, "order": document["id"], "authority": document["authority"], "kind": kind, "deadline": deadline}
+            )
             opened.append(case_id)
         return opened
 
@@ -190,7 +200,7 @@ class CaseService:
             "created_at": isoformat(now),
         }
         await self.control.put(_case_key(case_id), json.dumps(case).encode(), {}, if_absent=True)
-        await self.record(
+        await self.audit.record(
             "case.opened", {"case": case_id, "kind": "lockbox", "by": caller.principal, "subject": subject, "region": region, "deadline": case["deadline"]}
         )
         return case
@@ -226,7 +236,7 @@ class CaseService:
                 self._approve_lockbox_if_ready(case, now)
             case["history"].append({"at": isoformat(now), "by": caller.principal, "action": f"customer-{decision}", "note": ""})
             await self._save(case)
-        await self.record("case.customer", {"case": case_id, "decision": decision, "via": caller.principal, "relay": relay, "state": case["state"]})
+        await self.audit.record("case.customer", {"case": case_id, "decision": decision, "via": caller.principal, "relay": relay, "state": case["state"]})
         return case
 
     def _approve_lockbox_if_ready(self, case: dict[str, Any], now: datetime) -> None:
@@ -344,10 +354,10 @@ class CaseService:
             case["history"].append({"at": entry["at"], "by": caller.principal, "action": decision, "note": entry["justification"]})
             await self._save(case)
         kind = {"approve": "case.approval", "deny": "case.denied", "withdraw": "case.withdrawn"}[decision]
-        await self.record(kind, {"case": case_id, "order": case["order"], "by": caller.principal, "categories": scope, "state": case["state"]})
+        await self.audit.record(kind, {"case": case_id, "order": case["order"], "by": caller.principal, "categories": scope, "state": case["state"]})
         if case["state"] == APPROVED and decision == "approve":
             approved = case["approved"]
-            await self.record("case.approved", {"case": case_id, "order": case["order"], "by": approved["by"], "categories": approved["categories"]})
+            await self.audit.record("case.approved", {"case": case_id, "order": case["order"], "by": approved["by"], "categories": approved["categories"]})
             if self.on_disclosed is not None:
                 await self.on_disclosed(case)
         return case
@@ -384,7 +394,7 @@ class CaseService:
             case["state"] = OBJECTED
             case["history"].append({"at": objection["at"], "by": caller.principal, "action": "objection", "note": f"{authority}: {ground}"})
             await self._save(case)
-        await self.record("case.objection", {"case": case_id, "order": case["order"], "by": caller.principal, "authority": authority.strip()})
+        await self.audit.record("case.objection", {"case": case_id, "order": case["order"], "by": caller.principal, "authority": authority.strip()})
         return case
 
     async def assign(self, case_id: str, caller: Caller, assignee: str) -> dict[str, Any]:
@@ -397,7 +407,7 @@ class CaseService:
             case["assignee"] = assignee
             case["history"].append({"at": isoformat(self.clock()), "by": caller.principal, "action": "assigned", "note": assignee})
             await self._save(case)
-        await self.record("case.assigned", {"case": case_id, "by": caller.principal, "assignee": assignee})
+        await self.audit.record("case.assigned", {"case": case_id, "by": caller.principal, "assignee": assignee})
         return case
 
     # --- time ----------------------------------------------------------------------
@@ -432,14 +442,10 @@ class CaseService:
             case["state"] = new
             case["history"].append({"at": isoformat(now), "by": "gateway", "action": new, "note": "deadline reached"})
             await self._save(case)
-        await self.record(f"case.{new}", {"case": case_id, "order": case["order"]})
+        await self.audit.record(f"case.{new}", {"case": case_id, "order": case["order"]})
         if new == RELEASED and self.on_disclosed is not None:
             await self.on_disclosed(case)
         return True
-
-    async def deadlines(self) -> list[tuple[str, str, datetime]]:
-        """(case id, state, deadline) of every active case, soonest first."""
-        return [(c["id"], c["state"], parse_time(c["deadline"])) for c in await self.list() if c["state"] in ACTIVE and c["deadline"]]
 
 
 def _latest_per_person(approvals: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -27,14 +27,14 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.model import Clock, isoformat, parse_time
+from gateway.services.audit_log import AuditLog
 from gateway.stores import ObjectNotFound, PreconditionFailed, RecordStore
 
-Recorder = Callable[[str, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 PENDING, OUTBOX = "notices/pending/", "outbox/"
 
 
@@ -62,9 +62,9 @@ def _notices_in(body: bytes) -> list[dict[str, Any]]:
 
 
 class NoticeService:
-    def __init__(self, *, control: RecordStore, record: Recorder, clock: Clock, emergency_delay: timedelta = timedelta(hours=48)) -> None:
+    def __init__(self, *, control: RecordStore, audit: AuditLog, clock: Clock, emergency_delay: timedelta = timedelta(hours=48)) -> None:
         self.control = control
-        self.record = record
+        self.audit = audit
         self.clock = clock
         self.emergency_delay = emergency_delay
 
@@ -129,7 +129,7 @@ class NoticeService:
         # one ledger entry per notice written, even if another batch failed; concurrent appends share fsyncs
         await asyncio.gather(
             *(
-                self.record("notice.scheduled", {"notice": n["id"], "order": order_id, "subject": n["subject"], "not_before": n["not_before"]})
+                self.audit.record("notice.scheduled", {"notice": n["id"], "order": order_id, "subject": n["subject"], "not_before": n["not_before"]})
                 for n in written
             )
         )
@@ -137,6 +137,22 @@ class NoticeService:
             if isinstance(failure, BaseException):
                 raise failure
         return [n["id"] for n in written]
+
+    async def for_case(self, case: Mapping[str, Any]) -> None:
+        """Schedule the notices of a case that let data go (two approvals, a hold's window closing).
+
+        A support-access case schedules none: the customer approved that access themselves.
+        """
+        if case["kind"] == "lockbox":
+            return
+        categories = case["approved"]["categories"] if case.get("approved") else case["categories"]
+        await self.schedule(
+            authority=case["authority"],
+            order_id=case["order"],
+            subjects=[(case["subject"], list(categories))],
+            nondisclosure_until=case.get("nondisclosure_until"),
+            emergency=False,
+        )
 
     async def sweep(self) -> int:
         """Move every due notice into the outbox, once; returns how many were queued.
@@ -163,7 +179,7 @@ class NoticeService:
                 except PreconditionFailed:
                     pass  # another replica queued it
                 else:
-                    await self.record("notice.queued", {"notice": nid, "order": notice["order"], "subject": notice["subject"]})
+                    await self.audit.record("notice.queued", {"notice": nid, "order": notice["order"], "subject": notice["subject"]})
                     queued += 1
                 settled.add(nid)
         for key, notices in objects.items():

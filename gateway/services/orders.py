@@ -25,13 +25,16 @@ A decision document is stored once; what it means *now* (a hold whose window
 closed, a preservation that expired) is computed from it and the clock, and
 ``sweep`` lifts holds that are due. Everything here is ids, hashes and
 decisions: never record content.
+
+This module is intake and deciding; the documents it writes are built, read
+and viewed in ``gateway.services.documents``, holds are kept by
+``gateway.services.holds`` and packages made by ``gateway.services.packaging``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -39,30 +42,37 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.aio import all_or_first_error
-from gateway.canonical import sha256_hex
 from gateway.config import Config
-from gateway.errors import Conflict, GatewayError, InvalidRequest, NotFound
+from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.keys import PublicKey
 from gateway.legal.engine import Decision, Engine
 from gateway.legal.facts import with_unverified_facts
 from gateway.legal.orders import Order, PriorPreservation
 from gateway.legal.verify import OrderRejected, claims_fingerprint, order_fingerprint, verify_order
 from gateway.model import Clock, Subject, is_identifier, isoformat, parse_time
-from gateway.packages import ItemFields, Unreadable, build_manifest, manifest_bytes, package_size, provider_key_id, stream_package
-from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, CaseNotFound, CaseService, ReviewSettings, case_id_for, disclosure_allowed
+from gateway.services.audit_log import AuditLog
+from gateway.services.cases import CaseNotFound, CaseService, case_id_for
+from gateway.services.documents import (
+    DISCLOSED,
+    INTEGRITY_RULE,
+    damaged_items,
+    decided_item,
+    decision_document,
+    read_document,
+    view,
+    write_document,
+)
+from gateway.services.holds import Holds
 from gateway.services.notices import NoticeService
-from gateway.services.records import TAG_METADATA, Profile, RecordService, UnknownSubject, corrupt_record, record_key, size_mismatch, subject_prefix
-from gateway.stores import ObjectCorrupt, ObjectInfo, ObjectLocked, ObjectNotFound, PreconditionFailed, RecordStore
+from gateway.services.packaging import Packager
+from gateway.services.records import TAG_METADATA, Profile, RecordService, UnknownSubject, corrupt_record, size_mismatch, subject_prefix
+from gateway.stores import ObjectCorrupt, ObjectInfo, ObjectNotFound, PreconditionFailed, RecordStore
 from gateway.tags import TagViolation
 
 log = logging.getLogger("gateway.orders")
 
-DISCLOSED = "disclose"
-INTEGRITY_RULE = "record.integrity"
 
 
 class OrderNotFound(NotFound):
@@ -75,16 +85,6 @@ class Replayed(Conflict):
 
 def _doc_key(authority: str, order_id: str) -> str:
     return f"orders/{authority}/{order_id}/decision"
-
-
-def _parse_document(body: bytes) -> dict[str, Any]:
-    """A stored decision document. ``orjson`` parses it (5.6 MB for 10,000 records: 24 ms, not 38);
-    a document the standard encoder wrote before ``orjson`` did may hold what only ``json``
-    reads back (a lone surrogate's escape from an order's free text, say), so ``json`` reads those."""
-    try:
-        return orjson.loads(body)  # type: ignore[no-any-return]
-    except orjson.JSONDecodeError:
-        return json.loads(body)  # type: ignore[no-any-return]
 
 
 # A replay claim's fingerprint covers the JWS signing input (header and payload); claims stored
@@ -100,10 +100,6 @@ def _index_key(order_id: str, authority: str) -> str:
     return f"order-ids/{order_id}/{authority}"
 
 
-def _hold_key(region: str, subject: str, key: str) -> str:
-    return f"holds/{region}/{subject}/{key}"
-
-
 @dataclass(frozen=True)
 class Trust:
     """Registered authorities and the public keys that verify their orders."""
@@ -117,25 +113,27 @@ class OrderService:
         *,
         config: Config,
         records: RecordService,
+        cases: CaseService,
+        notices: NoticeService,
         control: RecordStore,
         trust: Trust,
         provider_key: ed25519.Ed25519PrivateKey,
+        audit: AuditLog,
         clock: Clock,
     ) -> None:
         self.config = config
         self.records = records
+        self.cases = cases
+        self.notices = notices
         self.stores = records.stores
         self.control = control
         self.trust = trust
-        self.provider_key = provider_key
-        self.provider_id = provider_key_id(provider_key.public_key())
+        self.packager = Packager(stores=records.stores, provider_key=provider_key, audit=audit, clock=clock)
+        self.audit = audit
+        self.observer = audit.observer
         self.clock = clock
         self.engine = Engine(config)
-        self._holds_lock = asyncio.Lock()
-        review = ReviewSettings(consent_relays=config.support_access.consent_relays)
-        self.cases = CaseService(control=control, record=records._record, clock=clock, settings=review)
-        self.notices = NoticeService(control=control, record=records._record, clock=clock)
-        self.cases.on_disclosed = self._case_disclosed
+        self.holds = Holds(control=control, stores=records.stores, audit=audit, clock=clock)
 
     # --- verification ----------------------------------------------------------
 
@@ -176,10 +174,10 @@ class OrderService:
         try:
             order = self.verify(token, now=now)
         except OrderRejected as rejected:
-            self.records.observer.order_rejected(reason=rejected.code)
+            self.observer.order_rejected(reason=rejected.code)
             # who an order that verified but may not be served claimed to be (improper-service): ids of registered authorities
             named = {k: rejected.details[k] for k in ("order", "issuer", "served_by") if k in rejected.details}
-            await self.records._record(
+            await self.audit.record(
                 "order.rejected",
                 {"fingerprint": fingerprint, "reason": rejected.code, "rule": rejected.rule, "by": submitted_by, **named},
             )
@@ -204,7 +202,7 @@ class OrderService:
                     if same:
                         return document, False
             if not same:
-                await self.records._record(
+                await self.audit.record(
                     "order.rejected", {"order": order.id, "authority": authority, "fingerprint": fingerprint, "reason": "replayed", "rule": "R1"}
                 )
                 raise Replayed(
@@ -214,7 +212,7 @@ class OrderService:
                 ) from None
             return await self._wait_for_document(authority, order.id), False
 
-        await self.records._record(
+        await self.audit.record(
             "order.received",
             {"order": order.id, "authority": authority, "served_by": order.served_by.id, "instrument": order.instrument, "fingerprint": fingerprint},
         )
@@ -223,13 +221,13 @@ class OrderService:
             items, _, whole = await self._decide_all(order, now=now, trace=True)
             # (3) act
             await self._act(order, items, now=now)
-            document = self._document(order, items, fingerprint=fingerprint, received_at=now, whole=whole)
+            document = decision_document(order, items, fingerprint=fingerprint, received_at=now, whole=whole)
             document["submitted_by"] = submitted_by
             traces = {(i["subject"], i["region"]): i.pop("trace") for i in items if "trace" in i}
             for item in items:
                 item.pop("trace", None)
             # (4) record, then store the document for GET and resubmissions
-            await self.records._record(
+            await self.audit.record(
                 "order.decided",
                 {
                     "order": order.id,
@@ -257,13 +255,13 @@ class OrderService:
             )
             await self._record_damaged(order, items)
             for i in items:  # operations: low-cardinality counts, and the time from receipt to decision
-                self.records.observer.order_decision(
+                self.observer.order_decision(
                     outcome=i["outcome"], instrument=order.instrument, issuing_jurisdiction=order.issuer.jurisdiction, data_region=i["region"]
                 )
-            self.records.observer.order_decided(seconds=(self.clock() - now).total_seconds())
+            self.observer.order_decided(seconds=(self.clock() - now).total_seconds())
             outcomes = sorted({i["outcome"] for i in items})
             log.info("order decided", extra={"event": "order.decided", "order": order.id, "authority": authority, "outcomes": outcomes})
-            await self.control.put(_doc_key(authority, order.id), orjson.dumps(document), {})  # 5 MB for 10,000 records: 3-9 ms, not 40-55
+            await self.control.put(_doc_key(authority, order.id), write_document(document), {})
             await self.control.put(_index_key(order.id, authority), b"", {})
         except BaseException:
             # Nothing is stored under this id yet: free it, so the authority can submit the order again.
@@ -291,7 +289,7 @@ class OrderService:
         """A resubmission racing the first submission waits briefly for its document."""
         for _ in range(50):
             try:
-                return await self.view_now(_parse_document((await self.control.get(_doc_key(authority, order_id))).body))
+                return await self.view_now(read_document((await self.control.get(_doc_key(authority, order_id))).body))
             except ObjectNotFound:
                 await asyncio.sleep(0.1)
         raise Conflict(f"order `{order_id}` is still being decided; ask again shortly", code="order-in-progress")
@@ -301,7 +299,7 @@ class OrderService:
         now = at or self.clock()
         order = self.verify(token, now=now)
         items, trace, whole = await self._decide_all(order, now=now, trace=True)
-        document = self._document(order, items, fingerprint=order_fingerprint(token), received_at=now, whole=whole)
+        document = decision_document(order, items, fingerprint=order_fingerprint(token), received_at=now, whole=whole)
         document["trace"] = trace
         document["explain"] = {"at": isoformat(now), "side_effects": False}
         return document
@@ -367,7 +365,7 @@ class OrderService:
             return None
         for authority in (order.issuer.id, *sorted(set(self.config.legal.authorities) - {order.issuer.id})):
             try:
-                return authority, _parse_document((await self.control.get(_doc_key(authority, order.renews))).body)
+                return authority, read_document((await self.control.get(_doc_key(authority, order.renews))).body)
             except ObjectNotFound:
                 continue
         return None
@@ -396,7 +394,7 @@ class OrderService:
         whole = self.engine.check_order(order, now=now, trace=trace)
         if whole is not None:
             # R1 checks that need no subject (no specific identifiers, a regime not in force, not bound...) decide the whole order.
-            items = [self._item(s, None, c, whole, []) for s in dict.fromkeys(order.subjects) for c in order.categories]
+            items = [decided_item(s, None, c, whole, []) for s in dict.fromkeys(order.subjects) for c in order.categories]
             return items, list(whole.trace), whole
         looked_up = await asyncio.gather(*(self._subject_records(s) for s in dict.fromkeys(order.subjects)))
         prior = await self._prior_preservation(order)
@@ -425,14 +423,14 @@ class OrderService:
                         review_days=self.config.legal.review_days,
                         detail=f"the stored facts of `{subject_id}` fail verification ({profile.violation.code}); the engine decided with them unknown",
                     )
-                items.append(self._item(subject_id, profile, category, decision, matching))
+                items.append(decided_item(subject_id, profile, category, decision, matching))
                 if trace:
                     lines.append(f"## {subject_id} / {subject.home_region if subject else '-'} / {category}")
                     lines.extend(decision.trace)
             # a damaged record the order may reach (its category ordered, or unknown) is refused on its own
             damaged = [r for r in found if "integrity" in r and (r["category"] is None or r["category"] in order.categories)]
             if subject is not None and damaged:
-                for item in self._damaged_items(subject_id, subject.home_region, damaged):
+                for item in damaged_items(subject_id, subject.home_region, damaged):
                     items.append(item)
                     if trace:
                         lines.append(f"## {subject_id} / {subject.home_region} / {item['category'] or 'category unknown'}")
@@ -441,84 +439,17 @@ class OrderService:
                         )
         return items, lines, None
 
-    @staticmethod
-    def _damaged_items(subject_id: str, region: str, damaged: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """One ``refuse`` item per category (``None``: the tag cannot tell) of the subject's damaged records."""
-        by_category: dict[str | None, list[dict[str, Any]]] = {}
-        for record in sorted(damaged, key=lambda r: r["key"]):
-            by_category.setdefault(record["category"], []).append(record)
-        return [
-            {
-                "subject": subject_id,
-                "region": region,
-                "category": category,
-                "outcome": "refuse",
-                "basis": None,
-                "reasons": [
-                    {
-                        "code": "record-integrity",
-                        "rule": INTEGRITY_RULE,
-                        "detail": f"{_keys(records)} cannot be proven intact and in place: neither disclosed nor held",
-                    }
-                ],
-                "obligations": {},
-                "rule": INTEGRITY_RULE,
-                "records": [],
-                "record_count": len(records),
-                "damaged_records": [{"key": r["key"], "violation": r["integrity"]} for r in records],
-            }
-            for category, records in sorted(by_category.items(), key=lambda pair: pair[0] or "")
-        ]
-
     async def _record_damaged(self, order: Order, items: Sequence[Mapping[str, Any]]) -> None:
         """A residency violation in the ledger and the metrics for each damaged record the order refused."""
         for item in items:
             for damaged in item.get("damaged_records", ()):
                 subject, region, key, reason = item["subject"], item["region"], damaged["key"], damaged["violation"]
-                self.records.observer.residency_violation(region=region, reason=reason)
-                log.warning(
-                    "residency violation",
-                    extra={"event": "residency-violation", "region": region, "subject": subject, "key": key, "reason": reason, "order": order.id},
-                )
-                await self.records._record(
+                self.observer.residency_violation(region=region, reason=reason)
+                log.warning("residency violation", extra={"event": "residency-violation", "region": region, "reason": reason, "order": order.id})
+                await self.audit.record(
                     "residency.violation",
                     {"subject": subject, "key": key, "region": region, "reason": reason, "order": order.id, "authority": order.issuer.id},
                 )
-
-    def _item(self, subject_id: str, profile: Profile | None, category: str, decision: Decision, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        data = decision.to_json()
-        return {
-            "subject": subject_id,
-            "region": profile.subject.home_region if profile else None,
-            "category": category,
-            "profile_sha256": profile.sha256 if profile else None,  # the subject facts this item was decided on
-            **{k: data[k] for k in ("outcome", "basis", "reasons", "obligations", "rule")},
-            "records": [dict(r) for r in records] if decision.outcome in (DISCLOSED, "hold", "preserve", "legal-review") else [],
-            "record_count": len(records),
-            **({"trace": list(decision.trace)} if decision.trace and decision.outcome in ("legal-review", "hold") else {}),
-        }
-
-    def _document(
-        self, order: Order, items: list[dict[str, Any]], *, fingerprint: str, received_at: datetime, whole: Decision | None = None
-    ) -> dict[str, Any]:
-        return {
-            "id": order.id,
-            "authority": order.issuer.id,
-            "served_by": order.served_by.id,
-            "instrument": order.instrument,
-            "subjects": list(order.subjects),
-            "categories": list(order.categories),
-            "received_at": isoformat(received_at),
-            "expires_at": isoformat(order.expires_at) if order.expires_at else None,
-            "nondisclosure_until": isoformat(order.nondisclosure_until) if order.nondisclosure_until else None,
-            "case_ref": order.case_ref,
-            "renews": order.renews,
-            "fingerprint": fingerprint,
-            "whole_order": None if whole is None else {k: whole.to_json()[k] for k in ("outcome", "rule", "reasons")},
-            "extensions": 0,
-            "objections": [],
-            "items": items,
-        }
 
     # --- acting ----------------------------------------------------------------
 
@@ -531,7 +462,7 @@ class OrderService:
             else:
                 continue
             for record in item["records"]:
-                await self._place_hold(item["region"], item["subject"], record["key"], f"{order.issuer.id}/{order.id}", until)
+                await self.holds.place(item["region"], item["subject"], record["key"], f"{order.issuer.id}/{order.id}", until)
         extended = [i["obligations"]["until"] for i in items if i["outcome"] == "preserve" and i["reasons"][0]["code"] == "preservation-extended"]
         if order.renews and extended:
             await self._count_extension(order, max(extended))
@@ -544,64 +475,11 @@ class OrderService:
         authority, doc = found
         doc["extensions"] = int(doc.get("extensions", 0)) + 1
         doc["extended_until"] = max(until, doc.get("extended_until") or until)
-        await self.control.put(_doc_key(authority, order.renews or ""), orjson.dumps(doc), {})
-
-    async def _place_hold(self, region: str, subject: str, key: str, holder: str, until: str) -> None:
-        async with self._holds_lock:
-            index_key = _hold_key(region, subject, key)
-            try:
-                book = json.loads((await self.control.get(index_key)).body)
-            except ObjectNotFound:
-                book = {"region": region, "subject": subject, "key": key, "holds": {}}
-            book["holds"][holder] = max(until, book["holds"].get(holder, until))
-            await self.control.put(index_key, json.dumps(book, sort_keys=True).encode(), {})
-            await self.stores[region].set_legal_hold(record_key(subject, key), True)
-        await self.records._record("hold.placed", {"region": region, "subject": subject, "key": key, "holder": holder, "until": until})
+        await self.control.put(_doc_key(authority, order.renews or ""), write_document(doc), {})
 
     async def sweep(self) -> int:
         """Lift every hold whose time has come; returns how many records were released."""
-        now = isoformat(self.clock())
-        released = 0
-        remaining: list[str] = []  # each still-held record's earliest release, for the holds metrics
-        async with self._holds_lock:
-            for index_key in await self.control.list("holds/"):
-                try:
-                    book = json.loads((await self.control.get(index_key)).body)
-                except ObjectNotFound:
-                    continue
-                live = {holder: until for holder, until in book["holds"].items() if until > now}
-                if live:
-                    remaining.append(min(live.values()))
-                if live == book["holds"]:
-                    continue
-                if live:
-                    book["holds"] = live
-                    await self.control.put(index_key, json.dumps(book, sort_keys=True).encode(), {})
-                    continue
-                with contextlib.suppress(ObjectNotFound):  # erased since: nothing left to release
-                    await self.stores[book["region"]].set_legal_hold(record_key(book["subject"], book["key"]), False)
-                await self.control.delete(index_key)
-                await self.records._record("hold.released", {"region": book["region"], "subject": book["subject"], "key": book["key"]})
-                released += 1
-        self.records.observer.holds_swept(active=len(remaining), next_release_at=parse_time(min(remaining)).timestamp() if remaining else None)
-        return released
-
-    def console_secret(self) -> bytes:
-        """A secret every replica derives alike (from the provider key), for console CSRF tokens."""
-        raw = self.provider_key.private_bytes_raw()
-        return hashlib.sha256(b"disclosure-gateway console csrf\0" + raw).digest()
-
-    async def _case_disclosed(self, case: Mapping[str, Any]) -> None:
-        if case["kind"] == "lockbox":
-            return  # the customer approved this access themselves
-        categories = case["approved"]["categories"] if case.get("approved") else case["categories"]
-        await self.notices.schedule(
-            authority=case["authority"],
-            order_id=case["order"],
-            subjects=[(case["subject"], list(categories))],
-            nondisclosure_until=case.get("nondisclosure_until"),
-            emergency=False,
-        )
+        return await self.holds.sweep()
 
     # --- reading ---------------------------------------------------------------
 
@@ -618,7 +496,7 @@ class OrderService:
                 )
             authority = owners[0]
         try:
-            return _parse_document((await self.control.get(_doc_key(authority, order_id))).body)
+            return read_document((await self.control.get(_doc_key(authority, order_id))).body)
         except ObjectNotFound:
             raise OrderNotFound(f"no order `{order_id}` from `{authority}`") from None
 
@@ -634,131 +512,10 @@ class OrderService:
                     cases[(item["subject"], item["region"])] = await self.cases.get(
                         case_id_for(document["authority"], document["id"], item["subject"], item["region"])
                     )
-        return self.view(document, now=self.clock(), cases=cases)
-
-    def view(self, document: dict[str, Any], *, now: datetime, cases: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> dict[str, Any]:
-        """The stored document as it stands at ``now``: cases approved, denied or objected; holds past their window released."""
-        stamp = isoformat(now)
-        cases = cases or {}
-        items = []
-        for item in document["items"]:
-            item = dict(item)
-            item["state"] = "decided"
-            case = cases.get((item["subject"], item["region"]))
-            if case is not None:
-                item["case"] = case["id"]
-            if item["outcome"] == "legal-review":
-                state = case["state"] if case else "open"
-                if state == APPROVED and not disclosure_allowed(case or {}, item["category"], now):
-                    state = "approval-expired" if item["category"] in case["approved"]["categories"] else "not-approved"  # type: ignore[index]
-                item["state"] = state
-                if state in (DENIED, EXPIRED, WITHDRAWN) and case:
-                    item["review"] = {"state": state, **({"reason": case["denied"]["reason"]} if state == DENIED else {})}
-            elif item["outcome"] == "hold":
-                if case is not None and case["state"] == OBJECTED:
-                    item["state"] = "objected"
-                    item["effective"] = {"outcome": "refuse", "reason": "enforcing-state-objection", "rule": "R6.objection"}
-                elif item["obligations"].get("release_at", "9999") <= stamp:
-                    item["state"] = "released"
-                else:
-                    item["state"] = "holding"
-            elif item["outcome"] == "preserve":
-                until = max(item["obligations"].get("until", ""), document.get("extended_until") or "")  # a renewal extends it
-                item["state"] = "preserving" if until > stamp else "expired"
-            items.append(item)
-        view = {**document, "items": items}
-        disclosable = [i for i in items if _disclosable(i)]
-        view["summary"] = {o: sum(1 for i in items if i["outcome"] == o) for o in sorted({i["outcome"] for i in items})}
-        view["package"] = {
-            "available": any(i["records"] for i in disclosable),
-            "records": sum(len(i["records"]) for i in disclosable),
-            "href": f"/v1/orders/{document['id']}/package?authority={document['authority']}",
-        }
-        return view
+        return view(document, now=self.clock(), cases=cases)
 
     # --- packages --------------------------------------------------------------
 
     async def package(self, order_id: str, authority: str | None = None) -> tuple[dict[str, Any], int, AsyncGenerator[bytes, None]]:
-        """The signed manifest, the tar's length and a stream of it; recorded in the ledger before the first byte.
-
-        A record that no longer matches its decision when it is read (or that its store cannot read back) is
-        withheld from the package, which says so (its signed withheld.json), and ledgered as ``package.withheld``."""
-        view = await self.document(order_id, authority)
-        items: list[ItemFields] = [  # plain tuples in PackageItem's order: a third of the cost for thousands of records
-            (i["subject"], i["region"], i["category"], r["key"], r["sha256"], r["size"], r["tag"])
-            for i in view["items"]
-            if _disclosable(i)
-            for r in i["records"]
-        ]
-        if not items:
-            raise NotFound(f"order `{order_id}` has nothing disclosed (yet)", code="nothing-disclosed")
-        manifest = build_manifest(view["id"], view["authority"], self.clock(), items, self.provider_id)
-        encoded = manifest_bytes(manifest)
-        await self.records._record(
-            "package.produced",
-            {"order": view["id"], "authority": view["authority"], "records": len(items), "manifest_sha256": sha256_hex(encoded)},
-        )
-        self.records.observer.order_packaged(seconds=(self.clock() - parse_time(view["received_at"])).total_seconds())
-
-        async def fetch(batch: list[dict[str, Any]]) -> list[bytes]:
-            """The batch's bodies in order: one bulk read per region it spans, those in parallel."""
-            positions: dict[str, list[int]] = {}
-            for position, record in enumerate(batch):
-                positions.setdefault(record["region"], []).append(position)
-
-            async def read(region: str, where: list[int]) -> list[bytes | Unreadable]:
-                store = self.stores[region]
-                keys = [record_key(batch[i]["subject"], batch[i]["key"]) for i in where]
-                try:
-                    return list(await store.get_bodies(keys))
-                except (ObjectCorrupt, ObjectNotFound):
-                    # a bulk read fails whole: read this part one record at a time, so that only the damaged one is withheld
-                    return [await _one_body(store, key) for key in keys]
-
-            bodies: list[bytes | Unreadable] = [b""] * len(batch)
-            for where, got in zip(positions.values(), await all_or_first_error(read(r, w) for r, w in positions.items()), strict=True):
-                for i, body in zip(where, got, strict=True):
-                    bodies[i] = body
-            return bodies
-
-        async def withheld(record: dict[str, Any], detail: str) -> None:
-            # Not counted as a residency violation: a record rewritten through the gateway since the decision is withheld alike.
-            log.warning("record withheld from a package", extra={"event": "package.withheld", "order": view["id"], "key": record["key"], "detail": detail})
-            await self.records._record(
-                "package.withheld",
-                {
-                    "order": view["id"],
-                    "authority": view["authority"],
-                    "subject": record["subject"],
-                    "region": record["region"],
-                    "key": record["key"],
-                    "reason": "record-integrity",
-                    "detail": detail,
-                },
-            )
-
-        stream = stream_package(manifest, signing_key=self.provider_key, fetch=fetch, manifest_bytes=encoded, on_withheld=withheld)
-        return manifest, package_size(manifest, len(encoded)), stream
-
-    # --- writes through the gateway must respect holds ------------------------
-
-    @staticmethod
-    def is_locked(error: GatewayError) -> bool:
-        return isinstance(error, ObjectLocked)
-
-
-def _keys(records: Sequence[Mapping[str, Any]]) -> str:
-    return ", ".join(f"`{r['key']}`" for r in records)
-
-
-async def _one_body(store: RecordStore, key: str) -> bytes | Unreadable:
-    try:
-        return (await store.get_bodies([key]))[0]
-    except ObjectCorrupt:
-        return Unreadable("record-corrupt")
-    except ObjectNotFound:
-        return Unreadable("record-missing")
-
-
-def _disclosable(item: Mapping[str, Any]) -> bool:
-    return item["outcome"] == DISCLOSED or item.get("state") in ("released", APPROVED)
+        """The order's package as it stands now (see ``Packager.package``)."""
+        return await self.packager.package(await self.document(order_id, authority))

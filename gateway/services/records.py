@@ -19,14 +19,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from gateway.canonical import canonical, sha256_hex
 from gateway.config import Config
-from gateway.errors import Conflict, Forbidden, GatewayError, InvalidRequest, LedgerError, LegalRefusal, NotFound, PayloadTooLarge, StoreError
+from gateway.errors import Conflict, Forbidden, GatewayError, InvalidRequest, LegalRefusal, NotFound, PayloadTooLarge, StoreError
 from gateway.model import Caller, Clock, Reason, RecordMeta, ResidencyDecision, ResidencyTag, Subject, is_country, is_identifier, isoformat
 from gateway.policy.residency import ResidencyPolicy
-from gateway.services.observer import NullObserver, Observer
+from gateway.services.audit_log import AuditLog
 from gateway.stores import ObjectCorrupt, ObjectInfo, ObjectNotFound, PreconditionFailed, RecordStore
 from gateway.tags import TagSigner, TagVerifier, TagViolation
 
@@ -42,10 +42,6 @@ PROFILE = "profile"
 PROFILE_TAG_KEY = "@profile"
 PROFILE_CATEGORY = "profile"
 SUBJECT_FIELDS = {"home_region", "residence", "nationality", "us_person", "location"}
-
-
-class Ledger(Protocol):
-    async def append(self, kind: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 class ResidencyRefused(LegalRefusal):
@@ -140,18 +136,17 @@ class RecordService:
         control: RecordStore,
         signer: TagSigner,
         verifier: TagVerifier,
-        ledger: Ledger,
+        audit: AuditLog,
         clock: Clock,
-        observer: Observer | None = None,
     ) -> None:
         self.config = config
         self.stores = stores
         self.control = control  # where each subject's one home region is claimed
         self.signer = signer
         self.verifier = verifier
-        self.ledger = ledger
+        self.audit = audit
+        self.observer = audit.observer
         self.clock = clock
-        self.observer = observer or NullObserver()
         self.residency = ResidencyPolicy.build(
             regions={r.id: r.jurisdiction for r in config.regions.values()},
             jurisdictions=config.jurisdictions,
@@ -199,18 +194,6 @@ class RecordService:
     def tag_is_quick(self, metadata: Mapping[str, str], region: str) -> bool:
         """``check_tag`` of this metadata needs no signature check (see ``TagVerifier.is_quick``)."""
         return self.verifier.is_quick(metadata.get(TAG_METADATA), metadata.get(SEAL_METADATA), region)
-
-    async def _record(self, kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            entry = await self.ledger.append(kind, data)
-        except GatewayError:
-            self.observer.ledger_append(ok=False)
-            raise
-        except Exception as exc:  # the ledger must never fail open
-            self.observer.ledger_append(ok=False)
-            raise LedgerError("the audit ledger could not be written; nothing was served") from exc
-        self.observer.ledger_append(ok=True)
-        return entry
 
     # --- subjects ------------------------------------------------------------
 
@@ -318,7 +301,7 @@ class RecordService:
         except PreconditionFailed:
             return False
         digest = sha256_hex(body)
-        await self._record("subject.registered", {"subject": subject.id, "region": subject.home_region, "by": _who(caller), "profile_sha256": digest})
+        await self.audit.record("subject.registered", {"subject": subject.id, "region": subject.home_region, "by": _who(caller), "profile_sha256": digest})
         self._profiles[subject.id] = Profile(subject, digest)
         return True
 
@@ -341,7 +324,7 @@ class RecordService:
             await self._op(subject.home_region, "put", lambda: store.put(profile_key(subject.id), body, metadata))
         else:
             digest = existing.sha256
-        await self._record(
+        await self.audit.record(
             "subject.changed",
             {**_read_entry(caller, old, decision, facts, profile_sha256=None), "new_profile_sha256": digest, "changed": changed},
         )
@@ -371,7 +354,7 @@ class RecordService:
         body, metadata = self._signed_profile(subject)
         await self._op(region, "put", lambda: self.stores[region].put(profile_key(subject_id), body, metadata))
         digest = sha256_hex(body)
-        await self._record(
+        await self.audit.record(
             "subject.resigned",
             {
                 "subject": subject_id,
@@ -500,7 +483,7 @@ class RecordService:
         except ObjectNotFound:
             created = True
         await self._op(region.id, "put", lambda: store.put(object_key, body, metadata))
-        await self._record(
+        await self.audit.record(
             "record.written",
             {
                 "subject": subject.id,
@@ -527,7 +510,7 @@ class RecordService:
             await self._op(subject.home_region, "delete", lambda: store.delete(record_key(subject.id, key)))
         except ObjectNotFound:
             raise RecordNotFound(f"subject `{subject.id}` has no record `{key}`") from None
-        await self._record("record.deleted", _read_entry(caller, subject, decision, {"key": key}, profile_sha256=profile.sha256))
+        await self.audit.record("record.deleted", _read_entry(caller, subject, decision, {"key": key}, profile_sha256=profile.sha256))
 
     def decide_read(self, caller: Caller, subject: Subject) -> ResidencyDecision:
         assert caller.region and caller.service and caller.purpose
@@ -556,7 +539,7 @@ class RecordService:
             outcome=decision.outcome, caller_jurisdiction=decision.caller_jurisdiction, data_region=decision.data_region, reason=reason.code
         )
         if not decision.allowed:
-            await self._record(kind, _read_entry(caller, subject, decision, extra, profile_sha256=None))
+            await self.audit.record(kind, _read_entry(caller, subject, decision, extra, profile_sha256=None))
             raise ResidencyRefused(
                 f"`{decision.caller_jurisdiction}` callers may not read data stored in `{decision.data_region}` "
                 f"({decision.data_jurisdiction}): {reason.detail}",
@@ -567,11 +550,9 @@ class RecordService:
 
     async def _violation(self, caller: Caller | None, subject: Subject, key: str, region: str, violation: TagViolation) -> ResidencyViolation:
         self.observer.residency_violation(region=region, reason=violation.code)
-        log.warning(
-            "residency violation",
-            extra={"event": "residency-violation", "region": region, "subject": subject.id, "key": key, "reason": violation.code},
-        )
-        await self._record(
+        # ids of subjects and records stay out of the logs (see gateway.logs); the ledger entry names them
+        log.warning("residency violation", extra={"event": "residency-violation", "region": region, "reason": violation.code})
+        await self.audit.record(
             "residency.violation",
             {"subject": subject.id, "key": key, "region": region, "reason": violation.code, "by": None if caller is None else _who(caller)},
         )
@@ -599,7 +580,9 @@ class RecordService:
             tag = self.check_tag(obj.metadata, region=region, subject=subject.id, key=key, body=obj.body)
         except TagViolation as violation:
             raise await self._violation(caller, subject, key, region, violation) from None
-        entry = await self._record("service.read", _read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}, profile_sha256=profile.sha256))
+        entry = await self.audit.record(
+            "service.read", _read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}, profile_sha256=profile.sha256)
+        )
         return ReadResult(body=obj.body, meta=_meta(tag, obj.legal_hold), decision=decision, ledger_seq=int(entry.get("seq", 0)))
 
     async def read_under_case(self, caller: Caller, subject: Subject, key: str, *, case_id: str) -> ReadResult:
@@ -626,7 +609,7 @@ class RecordService:
             data_jurisdiction=tag.jurisdiction,
         )
         profile = self._profiles.get(subject.id)
-        entry = await self._record(
+        entry = await self.audit.record(
             "support.read",
             {**_read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}, profile_sha256=profile and profile.sha256), "case": case_id},
         )
@@ -664,7 +647,9 @@ class RecordService:
         found = await asyncio.gather(*(one(k) for k in keys))
         metas = [m for m in found if isinstance(m, RecordMeta)]
         skipped = sum(1 for m in found if isinstance(m, TagViolation))
-        await self._record("service.list", _read_entry(caller, subject, decision, {"count": len(metas), "skipped": skipped}, profile_sha256=profile.sha256))
+        await self.audit.record(
+            "service.list", _read_entry(caller, subject, decision, {"count": len(metas), "skipped": skipped}, profile_sha256=profile.sha256)
+        )
         return Listing(metas, decision, skipped)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.model import FileStoreSpec, MemoryStoreSpec, Region, S3StoreSpec
+from gateway.model import FileStoreSpec, MemoryStoreSpec, Region, S3StoreSpec, StoreSpec
 from gateway.stores.base import RecordStore
 from gateway.stores.files import FileStore
 from gateway.stores.memory import MemoryStore
@@ -16,17 +16,21 @@ from gateway.stores.memory import MemoryStore
 
 def open_store(region: Region, data_dir: Path) -> RecordStore:
     """The store for ``region``; no I/O happens until ``prepare_store`` or the first call."""
-    spec = region.store
+    return open_named_store(region.id, region.store, data_dir)
+
+
+def open_named_store(name: str, spec: StoreSpec, data_dir: Path) -> RecordStore:
+    """The store ``spec`` describes, called ``name`` (a region's id, or ``control``); no I/O yet."""
     match spec:
         case FileStoreSpec(path=path, inline_read_bytes=inline):
             root = Path(path)
-            return FileStore(region.id, root if root.is_absolute() else data_dir / root, inline_read_bytes=inline)
+            return FileStore(name, root if root.is_absolute() else data_dir / root, inline_read_bytes=inline)
         case S3StoreSpec():
             from gateway.stores.s3 import S3Store
 
-            return S3Store(region.id, spec)
+            return S3Store(name, spec)
         case MemoryStoreSpec():
-            return MemoryStore(region.id)
+            return MemoryStore(name)
     raise AssertionError(f"unknown store spec {spec!r}")  # config parsing admits no other kind
 
 

@@ -13,8 +13,9 @@ from prometheus_client import CollectorRegistry
 from gateway.metrics import GatewayMetrics
 from gateway.runtime import Runtime, Settings
 from gateway.web import cases, console, openapi, ops, orders, records, reports
-from gateway.web.keys import METRICS_KEY, SETTINGS_KEY, STATE_KEY, AppState
+from gateway.web.middleware import access_log_middleware, request_ids, request_metrics
 from gateway.web.problem import problem_middleware
+from gateway.web.state import METRICS_KEY, SETTINGS_KEY, STATE_KEY, AppState
 
 log = logging.getLogger("gateway.web")
 
@@ -29,14 +30,16 @@ async def _sweep_forever(runtime: Runtime) -> None:
         await asyncio.sleep(runtime.settings.sweep_seconds)
         try:
             await runtime.orders.sweep()
-            await runtime.orders.cases.sweep()
-            await runtime.orders.notices.sweep()
+            await runtime.cases.sweep()
+            await runtime.notices.sweep()
         except Exception:
             log.exception("hold sweep failed; retrying in %ss", runtime.settings.sweep_seconds)
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
-    app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY)
+    # outermost first: the request id binds every later log line; the access line is written after the metrics
+    middlewares = [request_ids, access_log_middleware, request_metrics, problem_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = GatewayMetrics(registry or CollectorRegistry())
     app[STATE_KEY] = AppState()

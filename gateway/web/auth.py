@@ -6,7 +6,7 @@ from aiohttp import web
 
 from gateway.errors import Forbidden, Unauthenticated
 from gateway.model import Caller
-from gateway.web.keys import CALLER_KEY, STATE_KEY
+from gateway.web.state import CALLER_KEY, STATE_KEY
 
 
 def authenticate(request: web.Request, *roles: str) -> Caller:

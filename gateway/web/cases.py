@@ -9,7 +9,7 @@ from aiohttp import web
 
 from gateway.errors import Forbidden, InvalidRequest
 from gateway.web.auth import authenticate
-from gateway.web.keys import STATE_KEY
+from gateway.web.state import STATE_KEY
 
 routes = web.RouteTableDef()
 
@@ -31,7 +31,7 @@ async def _json_object(request: web.Request, allowed: set[str]) -> dict[str, Any
 async def list_cases(request: web.Request) -> web.Response:
     authenticate(request, "legal")
     q = request.query
-    cases = await request.app[STATE_KEY].rt.orders.cases.list(
+    cases = await request.app[STATE_KEY].rt.cases.list(
         state=q.get("state"), jurisdiction=q.get("jurisdiction"), region=q.get("region"), instrument=q.get("instrument")
     )
     return web.json_response({"cases": cases})
@@ -40,7 +40,7 @@ async def list_cases(request: web.Request) -> web.Response:
 @routes.get("/v1/cases/{case}")
 async def get_case(request: web.Request) -> web.Response:
     authenticate(request, "legal")
-    return web.json_response(await request.app[STATE_KEY].rt.orders.cases.get(request.match_info["case"]))
+    return web.json_response(await request.app[STATE_KEY].rt.cases.get(request.match_info["case"]))
 
 
 @routes.post("/v1/cases/{case}/approvals")
@@ -51,7 +51,7 @@ async def decide_case(request: web.Request) -> web.Response:
     categories = body.get("categories")
     if categories is not None and (not isinstance(categories, list) or not all(isinstance(c, str) for c in categories)):
         raise InvalidRequest("`categories` must be a list of category names", code="invalid-approval")
-    case = await request.app[STATE_KEY].rt.orders.cases.decide(
+    case = await request.app[STATE_KEY].rt.cases.decide(
         request.match_info["case"],
         caller,
         decision=str(body.get("decision", "")),
@@ -66,7 +66,7 @@ async def assign_case(request: web.Request) -> web.Response:
     """Body: {"assignee": "<legal principal>"}."""
     caller = authenticate(request, "legal")
     body = await _json_object(request, {"assignee"})
-    case = await request.app[STATE_KEY].rt.orders.cases.assign(request.match_info["case"], caller, str(body.get("assignee", "")))
+    case = await request.app[STATE_KEY].rt.cases.assign(request.match_info["case"], caller, str(body.get("assignee", "")))
     return web.json_response(case)
 
 
@@ -75,7 +75,7 @@ async def object_case(request: web.Request) -> web.Response:
     """Body: {"ground": "...", "authority": "...", "date": "YYYY-MM-DD"}: an enforcing-state objection."""
     caller = authenticate(request, "legal")
     body = await _json_object(request, {"ground", "authority", "date"})
-    case = await request.app[STATE_KEY].rt.orders.cases.object(
+    case = await request.app[STATE_KEY].rt.cases.object(
         request.match_info["case"],
         caller,
         ground=str(body.get("ground", "")),
@@ -93,7 +93,7 @@ async def request_support_access(request: web.Request) -> web.Response:
     rt = request.app[STATE_KEY].rt
     subject = await rt.records.subject(str(body.get("subject", "")))
     keys = body.get("keys")
-    case = await rt.orders.cases.open_support_request(
+    case = await rt.cases.open_support_request(
         caller,
         subject=subject.id,
         region=subject.home_region,
@@ -108,7 +108,7 @@ async def customer_approval(request: web.Request) -> web.Response:
     """Body: {"decision": "approve"|"deny"}: the customer's answer, relayed by a service of `support_access.consent_relays`."""
     caller = authenticate(request, "service")
     body = await _json_object(request, {"decision"})
-    case = await request.app[STATE_KEY].rt.orders.cases.customer_decision(request.match_info["case"], caller, decision=str(body.get("decision", "")))
+    case = await request.app[STATE_KEY].rt.cases.customer_decision(request.match_info["case"], caller, decision=str(body.get("decision", "")))
     return web.json_response(case, status=201)
 
 
@@ -116,9 +116,9 @@ async def customer_approval(request: web.Request) -> web.Response:
 async def support_read(request: web.Request) -> web.Response:
     caller = authenticate(request, "support")
     rt = request.app[STATE_KEY].rt
-    case = await rt.orders.cases.get(request.match_info["case"])
+    case = await rt.cases.get(request.match_info["case"])
     key = request.match_info["key"]
-    if not rt.orders.cases.lockbox_allows(case, caller, key, rt.settings.clock()):
+    if not rt.cases.lockbox_allows(case, caller, key, rt.settings.clock()):
         raise Forbidden(
             f"case `{case['id']}` does not let `{caller.principal}` see `{key}` now: "
             "it needs the customer's and a lawyer's approval, within 12 hours of the request"

@@ -31,7 +31,7 @@ from gateway.legal.verify import OrderRejected
 from gateway.model import Caller, isoformat, parse_time
 from gateway.services.cases import ACTIVE, STATES
 from gateway.tokens import verify_token
-from gateway.web.keys import CALLER_KEY, STATE_KEY
+from gateway.web.state import CALLER_KEY, STATE_KEY
 
 routes = web.RouteTableDef()
 
@@ -76,7 +76,7 @@ FLASHES = {
 def _secret(request: web.Request) -> bytes:
     """Derived from the provider key, so every replica behind a load balancer accepts the others' forms."""
     if request.app not in _secrets:
-        _secrets[request.app] = request.app[STATE_KEY].rt.orders.console_secret()
+        _secrets[request.app] = request.app[STATE_KEY].rt.console_secret
     return _secrets[request.app]
 
 
@@ -296,7 +296,7 @@ async def queue(request: web.Request) -> web.StreamResponse:
     error = None
     status = 200
     try:
-        cases = await rt.orders.cases.list(**filters)
+        cases = await rt.cases.list(**filters)
     except InvalidRequest as invalid:
         cases, error, status = [], {"code": invalid.code, "detail": invalid.message}, 400
     rows = [
@@ -332,7 +332,7 @@ async def _case_page(
     request: web.Request, case_id: str, *, status: int = 200, error: dict[str, str] | None = None, form: Mapping[str, Any] | None = None
 ) -> web.Response:
     rt = request.app[STATE_KEY].rt
-    case = await rt.orders.cases.get(case_id)
+    case = await rt.cases.get(case_id)
     if case["order"] is not None:
         document = await rt.orders.document(case["order"], case["authority"])
     else:  # a support-access request: no order behind it, the request is the case itself
@@ -380,7 +380,7 @@ async def decide(request: web.Request) -> web.StreamResponse:
     decision = str(form.get("decision", ""))
     categories = [str(c) for c in form.getall("categories", [])] if hasattr(form, "getall") else []
     try:
-        case = await request.app[STATE_KEY].rt.orders.cases.decide(
+        case = await request.app[STATE_KEY].rt.cases.decide(
             case_id,
             request[CALLER_KEY],
             decision=decision,
@@ -404,7 +404,7 @@ async def assign_case(request: web.Request) -> web.StreamResponse:
     case_id = request.match_info["case"]
     form = await _form(request)
     try:
-        case = await request.app[STATE_KEY].rt.orders.cases.assign(case_id, request[CALLER_KEY], str(form.get("assignee", "")))
+        case = await request.app[STATE_KEY].rt.cases.assign(case_id, request[CALLER_KEY], str(form.get("assignee", "")))
     except GatewayError as error:
         return await _case_page(request, case_id, status=http_status(error), error={"code": error.code, "detail": error.message})
     return _with_flash(request, _redirect(f"{PREFIX}/cases/{case['id']}"), "assign")
@@ -417,7 +417,7 @@ async def object_case(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     fields = {name: str(form.get(name, "")) for name in ("ground", "authority", "date")}
     try:
-        case = await request.app[STATE_KEY].rt.orders.cases.object(case_id, request[CALLER_KEY], **fields)
+        case = await request.app[STATE_KEY].rt.cases.object(case_id, request[CALLER_KEY], **fields)
     except GatewayError as error:
         return await _case_page(request, case_id, status=http_status(error), error={"code": error.code, "detail": error.message}, form=fields)
     return _with_flash(request, _redirect(f"{PREFIX}/cases/{case['id']}"), "object")

@@ -37,22 +37,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
 from gateway.model import parse_time
-from gateway.runtime import Runtime
+from gateway.runtime import CONTROL, Runtime
 from gateway.web.auth import authenticate
-from gateway.web.keys import METRICS_KEY, SETTINGS_KEY, STATE_KEY
+from gateway.web.state import METRICS_KEY, SETTINGS_KEY, STATE_KEY
 
 log = logging.getLogger("gateway.ops")
 
 routes = web.RouteTableDef()
 READY_TIMEOUT = 2.0
 CASES_REFRESH_SECONDS = 30.0
-CONTROL = "control"
 
 
 @dataclass(frozen=True)
 class Check:
     problem: str | None  # None: up
-    at: float  # time.monotonic() when it finished
+    at: float  # the health clock (``Health.now``) when it finished
 
     @property
     def up(self) -> bool:
@@ -64,6 +63,7 @@ class Health:
     """Cached health of one runtime's stores and ledger."""
 
     ttl: float
+    now: Callable[[], float] = time.monotonic  # ``Settings.monotonic``: a clock that only moves forward
     checks: dict[str, Check] = field(default_factory=dict)
     inflight: dict[str, asyncio.Future[Check]] = field(default_factory=dict)
     cases_at: float = -1e18
@@ -71,14 +71,14 @@ class Health:
     async def cached(self, name: str, probe: Callable[[], Awaitable[str | None]]) -> Check:
         """The last result if fresher than ``ttl``, else the one check in flight (started if none is)."""
         found = self.checks.get(name)
-        if found is not None and time.monotonic() - found.at < self.ttl:
+        if found is not None and self.now() - found.at < self.ttl:
             return found
         future = self.inflight.get(name)
         if future is None:
 
             async def run() -> Check:
                 try:
-                    result = Check(await probe(), time.monotonic())
+                    result = Check(await probe(), self.now())
                 finally:
                     self.inflight.pop(name, None)
                 self.checks[name] = result
@@ -94,7 +94,7 @@ _health: weakref.WeakKeyDictionary[object, Health] = weakref.WeakKeyDictionary()
 def health_of(rt: Runtime) -> Health:
     found = _health.get(rt.records)
     if found is None:
-        found = _health[rt.records] = Health(ttl=rt.settings.health_cache_seconds)
+        found = _health[rt.records] = Health(ttl=rt.settings.health_cache_seconds, now=rt.settings.monotonic)
     return found
 
 
@@ -135,11 +135,11 @@ async def check_stores(rt: Runtime, metrics: GatewayMetrics) -> dict[str, Check]
 
 async def refresh_cases(rt: Runtime, metrics: GatewayMetrics) -> None:
     """Cases by kind and state, and each kind's nearest active deadline; at most every ``CASES_REFRESH_SECONDS``."""
-    cases_service = getattr(rt.orders, "cases", None)
+    cases_service = rt.cases
     health = health_of(rt)
-    if cases_service is None or time.monotonic() - health.cases_at < CASES_REFRESH_SECONDS:
+    if health.now() - health.cases_at < CASES_REFRESH_SECONDS:
         return
-    health.cases_at = time.monotonic()
+    health.cases_at = health.now()
     from gateway.services.cases import ACTIVE
 
     counts: dict[tuple[str, str], int] = {}
@@ -199,7 +199,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     rt = request.app[STATE_KEY].rt
     checks = await check_stores(rt, request.app[METRICS_KEY])
-    now = time.monotonic()
+    now = health_of(rt).now()
 
     def shown(check: Check) -> dict[str, Any]:
         age = round(now - check.at, 3)

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import re
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from gateway.errors import GatewayError, http_status
-from gateway.logs import REQUEST_ID as REQUEST_ID_VAR
-from gateway.web.keys import METRICS_KEY, REQUEST_ID_KEY
+from gateway.web.state import PROBLEM_CODE_KEY, REQUEST_ID_KEY
 
 log = logging.getLogger("gateway.web")
-access_log = logging.getLogger("gateway.access")
 
 PROBLEM_TYPE = "urn:disclosure-gateway:problem:"
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}\Z")
-# Request ids made here: a random prefix per process and a counter, unique across
-# processes and restarts without a random draw per request.
-_ID_PREFIX = os.urandom(8).hex()
-_ID_COUNTER = itertools.count(1)
-
-
-def new_request_id() -> str:
-    return f"{_ID_PREFIX}-{next(_ID_COUNTER):x}"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 TITLES = {
@@ -39,6 +24,7 @@ TITLES = {
     405: "Method Not Allowed",
     409: "Conflict",
     413: "Content Too Large",
+    422: "Unprocessable Content",
     451: "Unavailable For Legal Reasons",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -65,61 +51,26 @@ def problem(request: web.Request, status: int, code: str, detail: str, **extra: 
     return response
 
 
-def route_template(request: web.Request) -> str:
-    info = request.match_info
-    resource = info.route.resource if info.route is not None else None
-    return resource.canonical if resource is not None else "unmatched"
-
-
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    supplied = request.headers.get("X-Request-ID", "")
-    request[REQUEST_ID_KEY] = supplied if REQUEST_ID.match(supplied) else new_request_id()
-    bound = REQUEST_ID_VAR.set(request[REQUEST_ID_KEY])  # every log line of this request carries the id
-    started = time.perf_counter()
-    status = 500
-    code: str | None = None
+    """Every error as a problem document; the code of one made here is left on the request for the access log."""
     try:
-        response = await handler(request)
-        status = response.status
+        return await handler(request)
     except GatewayError as error:
         status = http_status(error)
-        code = error.code
         if status >= 500:
             # the code and the region, not the message: a store's message may quote a record key
             safe = {k: v for k, v in error.details.items() if k in ("region", "operation") and isinstance(v, str)}
             log.error("request failed: %s", error.code, extra={"code": error.code, **safe})
-        response = problem(request, status, error.code, error.message, **error.details)
+        request[PROBLEM_CODE_KEY] = error.code
+        return problem(request, status, error.code, error.message, **error.details)
     except web.HTTPException as exc:
-        status = exc.status
-        if status < 400:
-            REQUEST_ID_VAR.reset(bound)
+        if exc.status < 400:
             raise
-        code = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(status, "http-error")
-        response = problem(request, status, code, exc.reason.lower())
+        code = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(exc.status, "http-error")
+        request[PROBLEM_CODE_KEY] = code
+        return problem(request, exc.status, code, exc.reason.lower())
     except Exception:
-        code = "internal-error"
         log.exception("unhandled error")
-        response = problem(request, 500, "internal-error", "the gateway failed to handle this request; it has been logged")
-    finally:
-        elapsed = time.perf_counter() - started
-        route = route_template(request)
-        metrics = request.app.get(METRICS_KEY)
-        if metrics is not None:
-            metrics.http_request(route=route, method=request.method, status=status, seconds=elapsed)
-    if access_log.isEnabledFor(logging.INFO):
-        _log_access(request, response, route, status, code, elapsed)
-    REQUEST_ID_VAR.reset(bound)
-    response.headers["X-Request-ID"] = request[REQUEST_ID_KEY]
-    return response
-
-
-def _log_access(request: web.Request, response: web.StreamResponse, route: str, status: int, code: str | None, elapsed: float) -> None:
-    # One line per request, by route template: the raw path names subjects and record keys.
-    fields: dict[str, Any] = {"event": "http.request", "method": request.method, "route": route, "status": status, "duration_ms": round(elapsed * 1000, 3)}
-    if code is not None:
-        fields["code"] = code
-    for header, name in (("X-Audit-Seq", "audit_seq"), ("X-Residency-Decision", "decision")):
-        if header in response.headers:
-            fields[name] = response.headers[header]
-    access_log.info("%s %s %s", request.method, route, status, extra=fields)
+        request[PROBLEM_CODE_KEY] = "internal-error"
+        return problem(request, 500, "internal-error", "the gateway failed to handle this request; it has been logged")

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway.errors import InvalidRequest, PayloadTooLarge
 from gateway.web.auth import authenticate
-from gateway.web.keys import STATE_KEY
+from gateway.web.state import STATE_KEY
 
 routes = web.RouteTableDef()
 

@@ -8,7 +8,7 @@ from gateway.errors import InvalidRequest
 from gateway.reports.render import FORMATS, MEDIA_TYPES, render
 from gateway.reports.transparency import build_report, parse_range
 from gateway.web.auth import authenticate
-from gateway.web.keys import STATE_KEY
+from gateway.web.state import STATE_KEY
 
 routes = web.RouteTableDef()
 

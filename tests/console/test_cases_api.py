@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.model import parse_time
 from gateway.runtime import Runtime
-from gateway.web.keys import STATE_KEY
+from gateway.web.state import STATE_KEY
 from tests.console.support import HOLD, REVIEW, decide, order_item, submitted
 from tests.orders_support import download_package, ledger_entries, verify_package_bytes
 from tests.support import Env
@@ -79,10 +79,10 @@ async def test_an_objection_turns_a_hold_into_a_refusal_even_after_its_release_t
     assert response.status == 201 and (await response.json())["state"] == "objected"
     env.clock.now = parse_time(item["obligations"]["release_at"]) + (parse_time("2026-01-02") - parse_time("2026-01-01"))
     await runtime.orders.sweep()
-    await runtime.orders.cases.sweep()
+    await runtime.cases.sweep()
     now = await order_item(client, env, document["id"], case.subject.id, case.category)
     assert now["state"] == "objected" and now["effective"]["outcome"] == "refuse"
-    assert (await runtime.orders.cases.get(item["case"]))["state"] == "objected"
+    assert (await runtime.cases.get(item["case"]))["state"] == "objected"
     assert (await download_package(client, env, document["id"]))[0] == 404
     assert ledger_entries(env, "case.released") == []
 
@@ -92,13 +92,13 @@ async def test_a_hold_is_released_exactly_once_by_two_replicas_sharing_one_data_
     second = await Runtime.open(env.settings)
     try:
         env.clock.now = parse_time(item["obligations"]["release_at"])
-        counts = await asyncio.gather(runtime.orders.cases.sweep(), second.orders.cases.sweep())
-        again = await asyncio.gather(runtime.orders.cases.sweep(), second.orders.cases.sweep())
+        counts = await asyncio.gather(runtime.cases.sweep(), second.cases.sweep())
+        again = await asyncio.gather(runtime.cases.sweep(), second.cases.sweep())
     finally:
         await second.close()
     assert sum(c["released"] for c in counts) == 1 and sum(c["released"] for c in again) == 0
     assert [e["data"]["case"] for e in ledger_entries(env, "case.released")] == [item["case"]]
-    assert (await runtime.orders.cases.get(item["case"]))["state"] == "released"
+    assert (await runtime.cases.get(item["case"]))["state"] == "released"
 
 
 async def test_a_restart_between_the_due_time_and_the_release_loses_nothing(
@@ -109,9 +109,9 @@ async def test_a_restart_between_the_due_time_and_the_release_loses_nothing(
     env.clock.now = parse_time(item["obligations"]["release_at"]) + (parse_time("2026-01-01T06:00:00Z") - parse_time("2026-01-01"))
     restarted = await make_client()  # ...and comes back after it
     rt = restarted.app[STATE_KEY].rt
-    assert (await rt.orders.cases.sweep())["released"] == 1
+    assert (await rt.cases.sweep())["released"] == 1
     await rt.orders.sweep()
-    assert (await rt.orders.cases.get(item["case"]))["state"] == "released"
+    assert (await rt.cases.get(item["case"]))["state"] == "released"
     assert len(ledger_entries(env, "case.released")) == 1
     assert (await order_item(restarted, env, document["id"], case.subject.id, case.category))["state"] == "released"
     status, data, complete = await download_package(restarted, env, document["id"])

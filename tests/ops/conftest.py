@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
 from gateway.web.app import create_app
-from gateway.web.keys import STATE_KEY
+from gateway.web.state import STATE_KEY
 from tests.orders_support import prepare_authorities
 from tests.support import Env, make_env
 
@@ -35,6 +35,6 @@ def runtime(client: TestClient):
 
 
 def sample(client: TestClient, name: str, labels: dict[str, str] | None = None) -> float | None:
-    from gateway.web.keys import METRICS_KEY
+    from gateway.web.state import METRICS_KEY
 
     return client.app[METRICS_KEY].registry.get_sample_value(name, labels or {})

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from gateway.config import load_config
 from gateway.keys import load_private_key, resolve
 from gateway.legal.verify import sign_order
-from gateway.web.keys import STATE_KEY
+from gateway.web.state import STATE_KEY
 from tests.support import Env
 
 SUBJECT_US = "zqsubj-us-8841"

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
+from collections.abc import Awaitable, Callable
 
 from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
 
 from gateway.errors import StoreError
 from gateway.web import ops
+from gateway.web.app import create_app
+from gateway.web.state import STATE_KEY
 from tests.ops.conftest import sample
+from tests.orders_support import prepare_authorities
+from tests.support import Env, Ticks
 
 
 async def test_healthz_answers_while_the_process_lives(client: TestClient) -> None:
@@ -83,8 +90,14 @@ async def test_store_checks_are_cached_so_probes_cannot_overload_a_store(client:
     assert calls == 1  # 25 concurrent probes, one store check
 
 
-async def test_a_cached_result_is_checked_again_once_it_is_older_than_the_cache_time(client: TestClient, runtime, monkeypatch) -> None:
-    monkeypatch.setattr(ops.health_of(runtime), "ttl", 0.1)
+async def test_a_cached_result_is_checked_again_once_it_is_older_than_the_cache_time(
+    env: Env, aiohttp_client: Callable[..., Awaitable[TestClient]], monkeypatch
+) -> None:
+    ticks = Ticks()
+    settings = dataclasses.replace(env.settings, health_cache_seconds=5.0, monotonic=ticks)
+    prepare_authorities(env)
+    client = await aiohttp_client(create_app(settings, registry=CollectorRegistry()))
+    runtime = client.app[STATE_KEY].rt
     calls = 0
     original = runtime.stores["eu-west-1"].check
 
@@ -95,7 +108,7 @@ async def test_a_cached_result_is_checked_again_once_it_is_older_than_the_cache_
 
     monkeypatch.setattr(runtime.stores["eu-west-1"], "check", counted)
     await client.get("/readyz")
-    await asyncio.sleep(0.15)
+    ticks.advance(5.1)
     await client.get("/readyz")
     assert calls == 2
 

@@ -100,7 +100,7 @@ async def test_case_gauges_count_cases_by_kind_and_state(client: TestClient, env
     status, _ = await scenario._order(client, env, scenario._sign(env, "us-court-sdny", claims))
     assert status == 201
     await scenario.exposition(client)
-    listed = await runtime.orders.cases.list()
+    listed = await runtime.cases.list()
     assert listed, "the scenario should open at least one case"
     for case in listed:
         assert (sample(client, "gateway_cases", {"kind": case["kind"], "state": case["state"]}) or 0) >= 1

@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from gateway.reports.render import FORMATS, render
 from gateway.reports.transparency import COUNTS, OUTCOMES, READ, Row, TransparencyReport, build_report
 from gateway.web.app import create_app
-from gateway.web.keys import STATE_KEY
+from gateway.web.state import STATE_KEY
 from tests.orders_support import download_package, prepare_authorities
 from tests.reports.test_report_api import decide_known_orders
 from tests.support import Env, make_env
@@ -154,9 +154,9 @@ async def _drive(env: Env) -> list[dict[str, Any]]:
         # time closes what is due: the support request left open expires, holds and notices move on
         env.clock.advance(days=120)
         rt = client.app[STATE_KEY].rt
-        await rt.orders.cases.sweep()
+        await rt.cases.sweep()
         await rt.orders.sweep()
-        await rt.orders.notices.sweep()
+        await rt.notices.sweep()
         return await rt.ledger.entries()
 
 

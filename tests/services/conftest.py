@@ -10,6 +10,7 @@ from gateway.audit import MemoryLedger
 from gateway.config import Config, parse_config
 from gateway.metrics import GatewayMetrics
 from gateway.model import Caller, Subject
+from gateway.services.audit_log import AuditLog
 from gateway.services.records import RecordService
 from gateway.stores import RecordStore
 from gateway.stores.memory import MemoryStore
@@ -44,9 +45,14 @@ def build_service(config: Config, stores: Mapping[str, RecordStore]) -> tuple[Re
         verifier=TagVerifier(
             {r: k.public_key() for r, k in keys.items()}, {r.id: r.jurisdiction for r in config.regions.values()}, seal_keys=signer.seal_keys
         ),
-        ledger=ledger,
+        audit=AuditLog(ledger, metrics),
         clock=FrozenClock(),
-        observer=metrics,
     )
     return service, metrics, ledger
 
+
+
+def replica(service: RecordService) -> RecordService:
+    """Another gateway over the same stores, keys and ledger, with nothing cached: as on another replica, or after a restart."""
+    parts = ("config", "stores", "control", "signer", "verifier", "audit", "clock")
+    return RecordService(**{name: getattr(service, name) for name in parts})

@@ -9,6 +9,7 @@ import pytest
 
 from gateway.audit import MemoryLedger
 from gateway.model import isoformat
+from gateway.services.audit_log import AuditLog
 from gateway.services.notices import NoticeService
 from gateway.stores.files import FileStore
 from gateway.stores.memory import MemoryStore
@@ -17,7 +18,7 @@ from tests.support import FrozenClock
 
 def service(clock: FrozenClock, control=None) -> tuple[NoticeService, MemoryLedger]:
     ledger = MemoryLedger(clock)
-    return NoticeService(control=control or MemoryStore("control"), record=ledger.append, clock=clock), ledger
+    return NoticeService(control=control or MemoryStore("control"), audit=AuditLog(ledger), clock=clock), ledger
 
 
 async def schedule(notices: NoticeService, *, nondisclosure_until: str | None = None, emergency: bool = False) -> list[str]:

@@ -24,6 +24,9 @@ from gateway.audit import MemoryLedger
 from gateway.legal.verify import sign_order
 from gateway.metrics import GatewayMetrics
 from gateway.model import Caller, parse_time
+from gateway.services.audit_log import AuditLog
+from gateway.services.cases import CaseService
+from gateway.services.notices import NoticeService
 from gateway.services.orders import OrderService, Trust
 from gateway.services.records import RecordService, record_key
 from gateway.stores import ObjectLocked
@@ -81,23 +84,26 @@ async def s3_orders(aws) -> AsyncIterator[S3Orders]:
     ledger = MemoryLedger(clock)
     tag_keys = {r: ed25519.Ed25519PrivateKey.generate() for r in config.regions}
     control = MemoryStore("control")
+    audit = AuditLog(ledger, GatewayMetrics(CollectorRegistry()))
     records = RecordService(
         config=config,
         stores=stores,
         control=control,
         signer=TagSigner(tag_keys),
         verifier=TagVerifier({r: k.public_key() for r, k in tag_keys.items()}, {r.id: r.jurisdiction for r in config.regions.values()}),
-        ledger=ledger,
+        audit=audit,
         clock=clock,
-        observer=GatewayMetrics(CollectorRegistry()),
     )
     fbi = ed25519.Ed25519PrivateKey.generate()
     orders = OrderService(
         config=config,
         records=records,
+        cases=CaseService(control=control, audit=audit, clock=clock),
+        notices=NoticeService(control=control, audit=audit, clock=clock),
         control=control,
         trust=Trust({"us-fbi": fbi.public_key()}),
         provider_key=ed25519.Ed25519PrivateKey.generate(),
+        audit=audit,
         clock=clock,
     )
     await records.register_subject(WRITER, AOIFE)

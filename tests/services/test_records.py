@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.errors import Conflict
 from gateway.model import Caller
 from gateway.services.records import ResidencyRefused, ResidencyViolation, record_key
 from gateway.stores.memory import MemoryStore
-from tests.services.conftest import AOIFE, WRITER, build_service, shipped_config
+from tests.services.conftest import AOIFE, WRITER, build_service, replica, shipped_config
 
 US_SUPPORT = Caller("support", "service", service="support", region="us-east-1", purpose="support")
 EU_SUPPORT = Caller("support", "service", service="support", region="eu-central-1", purpose="support")
@@ -99,10 +100,9 @@ async def test_a_subject_found_in_two_regions_is_refused_as_ambiguous(setup) -> 
     await service.register_subject(WRITER, AOIFE)
     profile = await stores["eu-west-1"].get("subjects/aoife/profile")
     await stores["us-east-1"].put("subjects/aoife/profile", profile.body, {})
-    service._profiles.clear()
-    with pytest.raises(Exception) as caught:
-        await service.subject("aoife")
-    assert getattr(caught.value, "code", "") == "subject-ambiguous"
+    with pytest.raises(Conflict) as caught:
+        await replica(service).subject("aoife")
+    assert caught.value.code == "subject-ambiguous"
 
 
 async def test_a_record_with_a_forged_tag_is_refused_and_counted(setup) -> None:

@@ -8,7 +8,7 @@ import pytest
 from gateway.model import Caller
 from gateway.services.records import ResidencyViolation, record_key
 from gateway.stores.s3 import S3Store
-from tests.services.conftest import AOIFE, WRITER, build_service, s3_config
+from tests.services.conftest import AOIFE, WRITER, build_service, replica, s3_config
 
 EU_SUPPORT = Caller("support", "service", service="support", region="eu-west-1", purpose="support")
 US_SUPPORT = Caller("support", "service", service="support", region="us-east-1", purpose="support")
@@ -51,9 +51,8 @@ async def test_an_object_copied_into_another_regions_bucket_is_refused_and_count
     for key in ("subjects/aoife/profile", record_key("aoife", "mail-1")):
         s3.copy_object(Bucket="records-us-east-1", Key=key, CopySource={"Bucket": "records-eu-west-1", "Key": key})
         s3.delete_object(Bucket="records-eu-west-1", Key=key)
-    service._profiles.clear()
     with pytest.raises(ResidencyViolation) as caught:
-        await service.get_record(US_SUPPORT, "aoife", "mail-1")
+        await replica(service).get_record(US_SUPPORT, "aoife", "mail-1")
     assert caught.value.details["reasons"][0]["code"] == "tag-region-mismatch"
     sample = metrics.registry.get_sample_value("gateway_residency_violations_total", {"region": "us-east-1", "reason": "tag-region-mismatch"})
     assert sample == 1

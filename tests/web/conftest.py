@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
 from gateway.web.app import create_app
-from gateway.web.keys import STATE_KEY
+from gateway.web.state import STATE_KEY
 from tests.orders_support import prepare_authorities
 from tests.support import Env, make_env
 

@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.legal.verify import claims_fingerprint, order_fingerprint
-from gateway.web.keys import STATE_KEY
+from gateway.web.state import STATE_KEY
 from tests.orders_support import case_named, claims_of, item_for, ledger_entries, seed_case, sign_case, submit
 from tests.support import Env
 

@@ -24,7 +24,7 @@ from gateway.legal.cases import Case
 from gateway.legal.verify import order_fingerprint
 from gateway.model import parse_time
 from gateway.services.records import record_key
-from gateway.web.keys import STATE_KEY
+from gateway.web.state import STATE_KEY
 from tests.orders_support import (
     case_named,
     claims_of,
@@ -472,15 +472,17 @@ async def test_an_order_whose_decision_failed_can_be_submitted_again(client, env
     env.clock.now = case.at
     await seed_case(client, env, case)
     token = sign_case(env, case)
-    real = runtime.orders._act
+    real = runtime.control.put
 
-    async def failing(*args, **kwargs):
-        raise OSError("control store went away")
+    async def failing(key, body, metadata, **kwargs):
+        if key.endswith("/decision"):  # the control store goes away before the decision is stored
+            raise OSError("control store went away")
+        return await real(key, body, metadata, **kwargs)
 
-    monkeypatch.setattr(runtime.orders, "_act", failing)
+    monkeypatch.setattr(runtime.control, "put", failing)
     status, _ = await submit(client, env, token)
     assert status == 500
-    monkeypatch.setattr(runtime.orders, "_act", real)
+    monkeypatch.setattr(runtime.control, "put", real)
     status, body = await submit(client, env, token)
     assert status == 201 and body["items"][0]["outcome"] == "disclose"
 

@@ -1,4 +1,4 @@
-"""Typed application keys for shared state."""
+"""The app's shared state and aiohttp's typed keys for it (app keys, request keys)."""
 
 from __future__ import annotations
 
@@ -38,3 +38,4 @@ SETTINGS_KEY = web.AppKey("settings", Settings)
 METRICS_KEY = web.AppKey("metrics", GatewayMetrics)
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 CALLER_KEY = web.RequestKey("caller", Caller)
+PROBLEM_CODE_KEY = web.RequestKey("problem_code", str)  # the code of an error turned into a problem document, for the access log
