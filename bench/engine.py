@@ -3,7 +3,7 @@
 Run ``python -m bench.engine`` (from the repository root). The mix is every case
 in ``tests/cases`` whose order reaches the engine (signature cases are decided
 before it, by the order service), built into ``Order`` objects exactly as
-``gateway.legal.cases.run_case`` does, repeated ``--repeat`` times in a fixed
+``gateway.legal.decision_cases.run_case`` does, repeated ``--repeat`` times in a fixed
 shuffled order. Each decision is timed on its own with ``perf_counter_ns``;
 ``Engine.decide(..., trace=False)`` is the gateway's hot path.
 
@@ -42,7 +42,7 @@ from typing import Any
 
 from bench.machine import cpu_model
 from gateway.config import load_config
-from gateway.legal.cases import Case, load_cases, order_of
+from gateway.legal.decision_cases import Case, load_cases, order_of
 from gateway.legal.engine import DISCLOSE, Engine
 from gateway.legal.orders import Order, PriorPreservation
 from gateway.model import Region

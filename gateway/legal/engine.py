@@ -158,7 +158,7 @@ def refusal(
     )
 
 
-def _specific(subjects: tuple[str, ...]) -> bool:
+def _names_accounts(subjects: tuple[str, ...]) -> bool:
     """Every subject names one account: not blank, no wildcard characters."""
     return all(name.strip() and _WILDCARDS.isdisjoint(name) for name in subjects)
 
@@ -466,7 +466,7 @@ class Engine:
         # (8) specific identifiers: named accounts, no wildcards
         specific = self._specific.get(order.subjects)
         if specific is None:
-            specific = bool(order.subjects) and _specific(order.subjects)
+            specific = bool(order.subjects) and _names_accounts(order.subjects)
             if len(self._specific) >= 1024:
                 self._specific.clear()
             self._specific[order.subjects] = specific

@@ -8,7 +8,7 @@ import pytest
 
 from gateway.config import load_config
 from gateway.model import Bloc, Jurisdiction, TransferMechanism
-from gateway.policy.residency import ResidencyPolicy
+from gateway.residency.decision import ResidencyPolicy
 
 SHIPPED = Path(__file__).resolve().parents[2] / "regions.toml"
 
@@ -73,7 +73,7 @@ def test_a_mechanism_only_works_in_its_direction(policy: ResidencyPolicy) -> Non
 
 
 def test_the_trace_names_every_rule_considered_when_asked(policy: ResidencyPolicy) -> None:
-    decision = policy.decide(caller_region="us-east-1", service="analytics", purpose="analytics", data_region="eu-west-1", explain=True)
+    decision = policy.decide(caller_region="us-east-1", service="analytics", purpose="analytics", data_region="eu-west-1", trace=True)
     rules = [line.split(":")[0] for line in decision.trace]
     assert rules == ["residency.same-jurisdiction", "residency.free-flow-bloc", "residency.transfer-mechanism", "residency.default-deny"]
 
@@ -98,11 +98,11 @@ def test_jurisdictions_and_mechanisms_come_only_from_configuration() -> None:
 def test_a_remembered_decision_equals_the_decision_made_afresh(policy: ResidencyPolicy) -> None:
     first = decide(policy, "us-east-1", "eu-west-1")
     again = decide(policy, "us-east-1", "eu-west-1")
-    fresh = policy._decide("us-east-1", "analytics", "analytics", "eu-west-1", explain=False)
+    fresh = policy._decide("us-east-1", "analytics", "analytics", "eu-west-1", trace=False)
     assert first == again == fresh
 
 
-def test_an_explained_decision_carries_its_trace_even_when_remembered(policy: ResidencyPolicy) -> None:
+def test_a_traced_decision_carries_its_trace_even_when_remembered(policy: ResidencyPolicy) -> None:
     decide(policy, "us-east-1", "eu-west-1")
-    explained = policy.decide(caller_region="us-east-1", service="analytics", purpose="analytics", data_region="eu-west-1", explain=True)
+    explained = policy.decide(caller_region="us-east-1", service="analytics", purpose="analytics", data_region="eu-west-1", trace=True)
     assert explained.trace

@@ -57,26 +57,26 @@ class ResidencyPolicy:
             mechanisms=tuple(mechanisms[name] for name in sorted(mechanisms)),
         )
 
-    def decide(self, *, caller_region: str, service: str, purpose: str, data_region: str, explain: bool = False) -> ResidencyDecision:
-        if explain:
-            return self._decide(caller_region, service, purpose, data_region, explain=True)
+    def decide(self, *, caller_region: str, service: str, purpose: str, data_region: str, trace: bool = False) -> ResidencyDecision:
+        if trace:
+            return self._decide(caller_region, service, purpose, data_region, trace=True)
         key = (caller_region, service, purpose, data_region)
         decision = self._memo.get(key)
         if decision is None:
-            decision = self._decide(caller_region, service, purpose, data_region, explain=False)
+            decision = self._decide(caller_region, service, purpose, data_region, trace=False)
             if len(self._memo) >= MEMO_ENTRIES:
                 del self._memo[next(iter(self._memo))]
             self._memo[key] = decision
         return decision
 
-    def _decide(self, caller_region: str, service: str, purpose: str, data_region: str, *, explain: bool) -> ResidencyDecision:
+    def _decide(self, caller_region: str, service: str, purpose: str, data_region: str, *, trace: bool) -> ResidencyDecision:
         caller_j = self.region_jurisdiction[caller_region]
         data_j = self.region_jurisdiction[data_region]
-        trace: list[str] = []
+        lines: list[str] = []
 
         def done(allowed: bool, code: str, rule: str, detail: str, mechanism: str | None = None) -> ResidencyDecision:
-            if explain:
-                trace.append(f"{rule}: {'allow' if allowed else 'refuse'} ({code})")
+            if trace:
+                lines.append(f"{rule}: {'allow' if allowed else 'refuse'} ({code})")
             return ResidencyDecision(
                 allowed=allowed,
                 reasons=(Reason(code, rule, detail),),
@@ -84,22 +84,22 @@ class ResidencyPolicy:
                 data_region=data_region,
                 data_jurisdiction=data_j,
                 mechanism=mechanism,
-                trace=tuple(trace),
+                trace=tuple(lines),
             )
 
         # (1) same jurisdiction
         if caller_j == data_j:
             return done(True, "same-jurisdiction", "residency.same-jurisdiction", f"caller and data are both in `{data_j}`")
-        if explain:
-            trace.append(f"residency.same-jurisdiction: no (`{caller_j}` reads `{data_j}`)")
+        if trace:
+            lines.append(f"residency.same-jurisdiction: no (`{caller_j}` reads `{data_j}`)")
 
         # (2) free-flow bloc
         shared = self.free_flow[caller_j] & self.free_flow[data_j]
         if shared:
             bloc = min(shared)
             return done(True, "free-flow-bloc", "residency.free-flow-bloc", f"`{caller_j}` and `{data_j}` are both in `{bloc}`")
-        if explain:
-            trace.append("residency.free-flow-bloc: no shared free-flow bloc")
+        if trace:
+            lines.append("residency.free-flow-bloc: no shared free-flow bloc")
 
         # (3) transfer mechanism
         origin, destination = self.places[data_j], self.places[caller_j]
@@ -113,8 +113,8 @@ class ResidencyPolicy:
                     f"`{mechanism.id}` covers `{service}` for `{purpose}`",
                     mechanism.id,
                 )
-        if explain:
-            trace.append(f"residency.transfer-mechanism: none of {len(route)} mechanism(s) on this route covers `{service}` for `{purpose}`")
+        if trace:
+            lines.append(f"residency.transfer-mechanism: none of {len(route)} mechanism(s) on this route covers `{service}` for `{purpose}`")
 
         # (4) default deny, with the closest reason
         for mechanism in route:
