@@ -13,8 +13,7 @@ from gateway.residency.decision import ResidencyPolicy
 SHIPPED = Path(__file__).resolve().parents[2] / "regions.toml"
 
 
-@pytest.fixture(scope="module")
-def policy() -> ResidencyPolicy:
+def shipped_policy() -> ResidencyPolicy:
     config = load_config(SHIPPED)
     return ResidencyPolicy.build(
         regions={r.id: r.jurisdiction for r in config.regions.values()},
@@ -22,6 +21,11 @@ def policy() -> ResidencyPolicy:
         blocs=config.blocs,
         mechanisms=config.transfer_mechanisms,
     )
+
+
+@pytest.fixture(scope="module")
+def policy() -> ResidencyPolicy:
+    return shipped_policy()
 
 
 def decide(policy: ResidencyPolicy, caller: str, data: str, service: str = "analytics", purpose: str = "analytics"):
@@ -98,7 +102,7 @@ def test_jurisdictions_and_mechanisms_come_only_from_configuration() -> None:
 def test_a_remembered_decision_equals_the_decision_made_afresh(policy: ResidencyPolicy) -> None:
     first = decide(policy, "us-east-1", "eu-west-1")
     again = decide(policy, "us-east-1", "eu-west-1")
-    fresh = policy._decide("us-east-1", "analytics", "analytics", "eu-west-1", trace=False)
+    fresh = decide(shipped_policy(), "us-east-1", "eu-west-1")
     assert first == again == fresh
 
 
