@@ -471,19 +471,24 @@ def run_case(case: Case, engine: Engine, regions: Mapping[str, Region]) -> CaseR
     if decision is None:
         assert issuer is not None and served_by is not None and region is not None
         order, prior = order_of(case, issuer, served_by)
-        decision = engine.decide(
-            order,
-            case.subject,
-            region,
-            case.category,
-            now=case.at,
-            has_records=case.has_records,
-            replayed=case.replayed,
-            objection=case.objection,
-            prior_preservation=prior,
-            trace=True,
-        )
+        decision = decide_case(case, engine, order, region, prior, trace=True)
     return compare(case, decision)
+
+
+def decide_case(case: Case, engine: Engine, order: Order, region: Region, prior: PriorPreservation | None, *, trace: bool) -> Decision:
+    """The engine's decision for a case, given the order and prior preservation ``order_of`` built."""
+    return engine.decide(
+        order,
+        case.subject,
+        region,
+        case.category,
+        now=case.at,
+        has_records=case.has_records,
+        replayed=case.replayed,
+        objection=case.objection,
+        prior_preservation=prior,
+        trace=trace,
+    )
 
 
 def order_of(case: Case, issuer: Authority, served_by: Authority) -> tuple[Order, PriorPreservation | None]:
