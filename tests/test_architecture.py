@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["gateway/model.py", "gateway/errors.py", "gateway/canonical.py", "gateway/tags.py", "gateway/residency", "gateway/legal", "gateway/audit/chain.py"]
+CORE = [
+    "gateway/model.py",
+    "gateway/errors.py",
+    "gateway/findings.py",
+    "gateway/canonical.py",
+    "gateway/tags.py",
+    "gateway/residency",
+    "gateway/legal",
+    "gateway/audit/chain.py",
+]
 FORBIDDEN = ("aiohttp", "boto3", "botocore", "prometheus_client")
 
 
