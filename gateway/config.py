@@ -37,9 +37,12 @@ from gateway.model import (
 SUPPORTED_VERSIONS = (1,)
 
 
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_record_bytes: int = 16 * 1024 * 1024
+    max_record_bytes: int = MAX_RECORD_BYTES
 
 
 EXPORT_MODES = ("COMPLIANCE", "GOVERNANCE")
@@ -213,11 +216,12 @@ def _parse_identity(r: TableReader | None, findings: list[Finding]) -> Identity 
 def _parse_limits(r: TableReader | None) -> Limits:
     if r is None or not r.ok:
         return Limits()
-    max_bytes = r.get("max_record_bytes", int, required=False, default=Limits.max_record_bytes)
-    if max_bytes is not None and max_bytes <= 0:
+    # (a slotted dataclass's class attribute is its slot, not its default: use the constant)
+    max_bytes = r.get("max_record_bytes", int, required=False, default=MAX_RECORD_BYTES)
+    if max_bytes <= 0:
         r.problem(r.at("max_record_bytes"), "must be a positive number of bytes")
     r.finish()
-    return Limits(max_record_bytes=max_bytes or Limits.max_record_bytes)
+    return Limits(max_record_bytes=max_bytes)
 
 
 def _parse_blocs(root: TableReader, findings: list[Finding]) -> dict[str, Bloc]:
