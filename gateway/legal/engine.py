@@ -32,7 +32,6 @@ or refused, never disclosed.
 from __future__ import annotations
 
 import calendar
-import functools
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -180,18 +179,6 @@ def add_months(moment: datetime, months: int) -> datetime:
     year, month = moment.year + index // 12, index % 12 + 1
     day = moment.day if moment.day <= 28 else min(moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
-
-
-# Spans from the policy's day and hour counts (a handful of values): `timedelta(days=n)` with a
-# keyword argument costs about 0.8 µs, several times per decision; a cached one about 0.1 µs.
-@functools.cache
-def _days(n: float) -> timedelta:
-    return timedelta(days=n)
-
-
-@functools.cache
-def _hours(n: float) -> timedelta:
-    return timedelta(hours=n)
 
 
 # The time given to the R1.improper-service check alone, which reads none.
@@ -467,7 +454,7 @@ class Engine:
                 f"`{instrument.id}` compels disclosure wherever the data is stored; it is stored in `{stored_j}`, whose law may forbid it",
                 more=run.quash_reasons,
                 obligations=Obligations(
-                    deadline=quash_by or run.received + _days(x.review_days or policy.review_days),
+                    deadline=quash_by or run.received + timedelta(days=x.review_days or policy.review_days),
                     motion_to_quash_by=quash_by,
                     nondisclosure_until=run.nondisclosure,
                 )
@@ -494,7 +481,7 @@ class Engine:
 
     def _preserve(self, order: Order, instrument: Instrument, keep: PreservationRule, prior: PriorPreservation | None, run: _Run) -> Decision:
         """R2: a new preservation, or the renewal of an earlier one."""
-        fresh = Obligations(until=run.received + _days(keep.ttl_days), extensions=0, nondisclosure_until=run.nondisclosure)
+        fresh = Obligations(until=run.received + timedelta(days=keep.ttl_days), extensions=0, nondisclosure_until=run.nondisclosure)
         if order.renews is None:
             return run.done(PRESERVE, "preservation", "R2.preservation", f"`{instrument.id}` preserves for {keep.ttl_days} days", obligations=fresh)
         if prior is None or prior.instrument != instrument.id or prior.issuer_jurisdiction != order.issuer.jurisdiction:
@@ -525,7 +512,7 @@ class Engine:
             "R2.preservation",
             f"`{prior.order_id}` extended by {keep.extension_days} days",
             obligations=Obligations(
-                until=prior.until + _days(keep.extension_days),
+                until=prior.until + timedelta(days=keep.extension_days),
                 extensions=prior.extensions + 1,
                 nondisclosure_until=run.nondisclosure,
             ),
@@ -622,7 +609,7 @@ class Engine:
                         run.note(f"{rule}: no motion to quash: only orders for {quashable} data carry one")
                 elif channel.motion_to_quash_days is not None:
                     if self._person_of(subject, issuer_j) is False and subject.residence != issuer_j:
-                        quash_by = run.received + _days(channel.motion_to_quash_days)
+                        quash_by = run.received + timedelta(days=channel.motion_to_quash_days)
                         run.quash_by = quash_by
                         run.quash_reasons = (
                             Reason(
@@ -691,7 +678,7 @@ class Engine:
             if not exempt:
                 notify = self.enforcing_state[instrument.id]
                 if emergency and n.emergency_disclose_hours is not None:
-                    window = run.received + _hours(n.emergency_objection_hours) if n.emergency_objection_hours else None
+                    window = run.received + timedelta(hours=n.emergency_objection_hours) if n.emergency_objection_hours else None
                     return run.done(
                         DISCLOSE,
                         "agreement",
@@ -700,13 +687,13 @@ class Engine:
                         basis=COMPELLED,
                         more=(Reason("enforcing-state-notification", rule, f"`{notify}` is notified and may object for {n.emergency_objection_hours} hours"),),
                         obligations=Obligations(
-                            disclose_within=run.received + _hours(n.emergency_disclose_hours),
+                            disclose_within=run.received + timedelta(hours=n.emergency_disclose_hours),
                             notify=notify,
                             objection_window_until=window,
                             nondisclosure_until=run.nondisclosure,
                         ),
                     )
-                release = run.received + _days(n.hold_days)
+                release = run.received + timedelta(days=n.hold_days)
                 return run.done(
                     HOLD,
                     "enforcing-state-notification",
@@ -719,9 +706,9 @@ class Engine:
             detail += "; no notification: the offence was committed in the issuing state and the subject resides there"
         within: datetime | None = None
         if emergency and n is not None and n.emergency_disclose_hours is not None:
-            within = run.received + _hours(n.emergency_disclose_hours)
+            within = run.received + timedelta(hours=n.emergency_disclose_hours)
         elif channel.disclose_within_days is not None:
-            within = run.received + _days(channel.disclose_within_days)
+            within = run.received + timedelta(days=channel.disclose_within_days)
         return run.done(
             DISCLOSE,
             "agreement",
@@ -1180,7 +1167,7 @@ class _Run:
         return NO_OBLIGATIONS if self.nondisclosure is None else Obligations(nondisclosure_until=self.nondisclosure)
 
     def review(self, *, days: int | None = None, hours: int | None = None) -> Obligations:
-        span = _hours(hours) if hours is not None else _days(days or self.review_days)
+        span = timedelta(hours=hours) if hours is not None else timedelta(days=days or self.review_days)
         return Obligations(deadline=self.received + span, nondisclosure_until=self.nondisclosure)
 
     def done(
