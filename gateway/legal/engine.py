@@ -407,7 +407,6 @@ class Engine:
             return run.done(NO_DATA, "no-records", "R3.no-data", "the gateway knows no such subject")
         if not has_records:
             return run.done(NO_DATA, "no-records", "R3.no-data", f"no `{category}` record of `{subject.id}` in `{region.id}`")
-        stored_j = region.jurisdiction
 
         # R4: emergency requests (instruments that cannot compel)
         if emergency_request:
@@ -415,68 +414,13 @@ class Engine:
         if run.lines is not None:
             run.note("R4.emergency: not an emergency request")
 
-        # R5: jurisdiction, first match wins:
-        found = self._channels(order, instrument, subject, region, category, now, run)
-        decided: Decision
-        if found is not None:
-            # a. an agreement channel for this instrument and storage place decided
-            decided = found
-        elif issuer_j == stored_j:
-            # b. same jurisdiction: compelled, or a domestic request the voluntary policy allows
-            if run.lines is not None:
-                run.note("R5.extraterritorial, R5.blocking: not considered: same jurisdiction")
-            if instrument.compulsory:
-                decided = run.done(
-                    DISCLOSE,
-                    "same-jurisdiction",
-                    "R5.same-jurisdiction",
-                    f"`{instrument.id}` from `{issuer_j}` for data stored in `{stored_j}`",
-                    basis=COMPELLED,
-                    obligations=run.plain(),
-                )
-            else:
-                decided = self._voluntary(True, region, rank, run) or run.done(
-                    REFUSE,
-                    "legal-process-required",
-                    "R5.same-jurisdiction",
-                    f"`{instrument.id}` cannot compel, and no voluntary rule covers `{category}` data stored in `{stored_j}` for its own authorities",
-                )
-        elif instrument.compels == "anywhere":
-            # c. extraterritorial conflict: the issuer's law compels wherever the data is stored
-            if run.lines is not None:
-                run.note(f"R5.same-jurisdiction: no (`{issuer_j}` asks for data stored in `{stored_j}`)")
-            x = policy.extraterritorial
-            quash_by = run.quash_by
-            decided = run.done(
-                x.outcome,
-                "extraterritorial-conflict",
-                "R5.extraterritorial",
-                f"`{instrument.id}` compels disclosure wherever the data is stored; it is stored in `{stored_j}`, whose law may forbid it",
-                more=run.quash_reasons,
-                obligations=Obligations(
-                    deadline=quash_by or run.received + timedelta(days=x.review_days or policy.review_days),
-                    motion_to_quash_by=quash_by,
-                    nondisclosure_until=run.nondisclosure,
-                )
-                if x.outcome == LEGAL_REVIEW
-                else NO_OBLIGATIONS,
-            )
+        # R5: jurisdiction, the steps of _JURISDICTION in order, first match wins
+        for step in _JURISDICTION:
+            decided = step(self, run, subject, region, category)
+            if decided is not None:
+                break
         else:
-            # d. blocking rules, e. voluntary disclosure, f. no agreement (the default)
-            if run.lines is not None:
-                run.note(f"R5.same-jurisdiction: no (`{issuer_j}` asks for data stored in `{stored_j}`)")
-            if run.lines is not None:
-                run.note(f"R5.extraterritorial: no (`{instrument.id}` compels `{instrument.compels}`)")
-            decided = (
-                self._blocking(instrument, issuer_j, region, category, run)
-                or self._voluntary(False, region, rank, run)
-                or run.done(
-                    ROUTE_MLAT,
-                    "no-agreement",
-                    "R5.no-agreement",
-                    f"no agreement, rule or policy lets `{issuer_j}` obtain `{category}` data stored in `{stored_j}`",
-                )
-            )
+            raise AssertionError("R5.no-agreement decides every order the steps before it leave")
         return self._objection(decided, objection, run)
 
     def _preserve(self, order: Order, instrument: Instrument, keep: PreservationRule, prior: PriorPreservation | None, run: _Run) -> Decision:
@@ -571,12 +515,13 @@ class Engine:
             obligations=run.review(hours=e.review_hours),
         )
 
-    def _channels(self, order: Order, instrument: Instrument, subject: Subject, region: Region, category: str, now: datetime, run: _Run) -> Decision | None:
+    def _channels(self, run: _Run, subject: Subject, region: Region, category: str) -> Decision | None:
         """R5.a: agreement channels naming the instrument and covering the storage place.
 
         A grant channel decides; a restrict channel decides only when one of its
         conditions is violated, else it records a motion-to-quash window on ``run``.
         """
+        order, instrument, now = run.order, run.instrument, run.now
         issuer_j = order.issuer.jurisdiction
         stored_j = region.jurisdiction
         considered = False
@@ -823,6 +768,85 @@ class Engine:
         if jurisdiction == self.policy.person_status_jurisdiction:
             return subject.us_person
         return None if subject.nationality is None else False
+
+
+# --- R5: jurisdiction ---------------------------------------------------------------------
+#
+# The steps of R5 in order, walked by ``Engine._substance``: each decides, or returns None
+# (and says why in the trace) to let the next one try. The last one always decides.
+
+_Step = Callable[["Engine", "_Run", Subject, Region, str], "Decision | None"]
+
+
+def _same_jurisdiction(e: Engine, run: _Run, subject: Subject, region: Region, category: str) -> Decision | None:
+    """R5.b: the issuer asks for data stored in its own jurisdiction: compelled, or a domestic request the voluntary policy allows."""
+    instrument, issuer_j, stored_j = run.instrument, run.order.issuer.jurisdiction, region.jurisdiction
+    if issuer_j != stored_j:
+        if run.lines is not None:
+            run.note(f"R5.same-jurisdiction: no (`{issuer_j}` asks for data stored in `{stored_j}`)")
+        return None
+    if run.lines is not None:
+        run.note("R5.extraterritorial, R5.blocking: not considered: same jurisdiction")
+    if instrument.compulsory:
+        return run.done(
+            DISCLOSE,
+            "same-jurisdiction",
+            "R5.same-jurisdiction",
+            f"`{instrument.id}` from `{issuer_j}` for data stored in `{stored_j}`",
+            basis=COMPELLED,
+            obligations=run.plain(),
+        )
+    return e._voluntary(True, region, e.rank[category], run) or run.done(
+        REFUSE,
+        "legal-process-required",
+        "R5.same-jurisdiction",
+        f"`{instrument.id}` cannot compel, and no voluntary rule covers `{category}` data stored in `{stored_j}` for its own authorities",
+    )
+
+
+def _extraterritorial(e: Engine, run: _Run, subject: Subject, region: Region, category: str) -> Decision | None:
+    """R5.c: the issuer's law compels wherever the data is stored; the storage country's law may forbid it."""
+    instrument = run.instrument
+    if instrument.compels != "anywhere":
+        if run.lines is not None:
+            run.note(f"R5.extraterritorial: no (`{instrument.id}` compels `{instrument.compels}`)")
+        return None
+    x = e.policy.extraterritorial
+    quash_by = run.quash_by
+    return run.done(
+        x.outcome,
+        "extraterritorial-conflict",
+        "R5.extraterritorial",
+        f"`{instrument.id}` compels disclosure wherever the data is stored; it is stored in `{region.jurisdiction}`, whose law may forbid it",
+        more=run.quash_reasons,
+        obligations=Obligations(
+            deadline=quash_by or run.received + timedelta(days=x.review_days or e.policy.review_days),
+            motion_to_quash_by=quash_by,
+            nondisclosure_until=run.nondisclosure,
+        )
+        if x.outcome == LEGAL_REVIEW
+        else NO_OBLIGATIONS,
+    )
+
+
+def _blocking_rules(e: Engine, run: _Run, subject: Subject, region: Region, category: str) -> Decision | None:
+    """R5.d: a blocking rule of the storage place."""
+    return e._blocking(run.instrument, run.order.issuer.jurisdiction, region, category, run)
+
+
+def _voluntary_abroad(e: Engine, run: _Run, subject: Subject, region: Region, category: str) -> Decision | None:
+    """R5.e: a voluntary-disclosure rule for foreign authorities."""
+    return e._voluntary(False, region, e.rank[category], run)
+
+
+def _no_agreement(e: Engine, run: _Run, subject: Subject, region: Region, category: str) -> Decision:
+    """R5.f: the default: no agreement, rule or policy lets the issuer obtain the data; mutual legal assistance."""
+    return run.done(
+        ROUTE_MLAT,
+        "no-agreement",
+        "R5.no-agreement",
+        f"no agreement, rule or policy lets `{run.order.issuer.jurisdiction}` obtain `{category}` data stored in `{region.jurisdiction}`",
+    )
 
 
 # --- R1: form validity --------------------------------------------------------------------
@@ -1103,6 +1127,16 @@ _FORM: tuple[_Check, ...] = (
     ("R1.served-too-late", _served_in_time, _served_in_time_passed),
     ("R1.domestic-instrument-required", _foreign_establishment, _foreign_establishment_passed),
     ("R1.replayed", _new_order_id, _new_order_id_passed),
+)
+
+
+_JURISDICTION: tuple[_Step, ...] = (
+    Engine._channels,  # a. agreement channels
+    _same_jurisdiction,  # b.
+    _extraterritorial,  # c.
+    _blocking_rules,  # d.
+    _voluntary_abroad,  # e.
+    _no_agreement,  # f. (always decides)
 )
 
 
