@@ -21,11 +21,9 @@ names one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gateway.model import Bloc, Jurisdiction, Reason, ResidencyDecision, TransferMechanism
-
-MEMO_ENTRIES = 4096
 
 
 @dataclass(frozen=True)
@@ -36,10 +34,6 @@ class ResidencyPolicy:
     places: Mapping[str, frozenset[str]]  # jurisdiction -> itself and its blocs
     free_flow: Mapping[str, frozenset[str]]  # jurisdiction -> its free-flow blocs
     mechanisms: tuple[TransferMechanism, ...]
-    # Decisions without a trace, by (caller region, service, purpose, data region): the
-    # decision is a pure function of those and the configuration, and the combinations
-    # a deployment sees are few. Bounded; the oldest is forgotten first.
-    _memo: dict[tuple[str, str, str, str], ResidencyDecision] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -58,18 +52,6 @@ class ResidencyPolicy:
         )
 
     def decide(self, *, caller_region: str, service: str, purpose: str, data_region: str, trace: bool = False) -> ResidencyDecision:
-        if trace:
-            return self._decide(caller_region, service, purpose, data_region, trace=True)
-        key = (caller_region, service, purpose, data_region)
-        decision = self._memo.get(key)
-        if decision is None:
-            decision = self._decide(caller_region, service, purpose, data_region, trace=False)
-            if len(self._memo) >= MEMO_ENTRIES:
-                del self._memo[next(iter(self._memo))]
-            self._memo[key] = decision
-        return decision
-
-    def _decide(self, caller_region: str, service: str, purpose: str, data_region: str, *, trace: bool) -> ResidencyDecision:
         caller_j = self.region_jurisdiction[caller_region]
         data_j = self.region_jurisdiction[data_region]
         lines: list[str] = []
