@@ -22,6 +22,10 @@ checked before the engine; ``refusal`` builds its decisions in the same shape):
                               e. voluntary disclosure  f. no agreement
 - R6 objections               (a recorded objection turns a hold into refuse)
 
+R1's checks and R5's steps are tables (``_FORM``, ``_JURISDICTION``) of small
+functions named for what they check, walked in order: a rule id in a decision
+or a trace leads to its function in one hop.
+
 Every country-specific fact (which instrument reaches what, who is bound, which
 agreement covers which storage place, which law blocks what) is configuration
 (``gateway.legal.policy``); the engine knows only predicates. Deny is the
