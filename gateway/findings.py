@@ -95,10 +95,7 @@ class TableReader:
         return self.table.get(key)
 
     def sub(self, key: str, *, required: bool = False, allowed: tuple[str, ...] | None = None) -> TableReader | None:
-        self.seen.add(key)
-        if key not in self.table:
-            if required:
-                self.bad(key, "is required")
+        if not self._present(key, required=required):
             return None
         return TableReader(self.table[key], self.at(key), self.findings, allowed=allowed)
 
@@ -116,12 +113,18 @@ class TableReader:
 
     # -- values ------------------------------------------------------------------------
 
+    def _present(self, key: str, *, required: bool) -> bool:
+        """Mark ``key`` read, and say whether it is there (a required key that is not is a finding)."""
+        self.seen.add(key)
+        if key in self.table:
+            return True
+        if required:
+            self.bad(key, "is required")
+        return False
+
     def get(self, key: str, kind: type | tuple[type, ...], *, required: bool = True, default: Any = None) -> Any:
         """A value of ``kind`` (an ``int`` is never a ``bool``)."""
-        self.seen.add(key)
-        if key not in self.table:
-            if required:
-                self.bad(key, "is required")
+        if not self._present(key, required=required):
             return default
         value = self.table[key]
         if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
@@ -132,10 +135,7 @@ class TableReader:
 
     def text(self, key: str, *, required: bool = False, default: str = "") -> str:
         """A string; a required one must not be blank."""
-        self.seen.add(key)
-        if key not in self.table:
-            if required:
-                self.bad(key, "is required")
+        if not self._present(key, required=required):
             return default
         value = self.table[key]
         if not isinstance(value, str):
@@ -168,14 +168,8 @@ class TableReader:
         return value
 
     def flag(self, key: str, *, default: bool = False) -> bool:
-        self.seen.add(key)
-        if key not in self.table:
-            return default
-        value = self.table[key]
-        if not isinstance(value, bool):
-            self.bad(key, "must be true or false")
-            return default
-        return value
+        value = self.optional_flag(key)
+        return default if value is None else value
 
     def optional_flag(self, key: str) -> bool | None:
         """True, false, or None when the key is absent."""
@@ -197,10 +191,7 @@ class TableReader:
         return float(value)
 
     def positive_int(self, key: str, *, required: bool = False, allow_zero: bool = False) -> int | None:
-        self.seen.add(key)
-        if key not in self.table:
-            if required:
-                self.bad(key, "is required")
+        if not self._present(key, required=required):
             return None
         value = self.table[key]
         if isinstance(value, bool) or not isinstance(value, int):
@@ -242,10 +233,7 @@ class TableReader:
 
     def strings(self, key: str, *, required: bool = False) -> list[tuple[str, str]]:
         """A list of strings as (path, value) pairs; a lone string counts as a one-item list."""
-        self.seen.add(key)
-        if key not in self.table:
-            if required:
-                self.bad(key, "is required")
+        if not self._present(key, required=required):
             return []
         values = self.table[key]
         if isinstance(values, str):
