@@ -3,7 +3,7 @@
 Run ``python -m bench.engine`` (from the repository root). The mix is every case
 in ``tests/cases`` whose order reaches the engine (signature cases are decided
 before it, by the order service), built into ``Order`` objects exactly as
-``gateway.legal.cases.run_case`` does, repeated ``--repeat`` times in a fixed
+``gateway.legal.decision_cases.run_case`` does (``decide_case``), repeated ``--repeat`` times in a fixed
 shuffled order. Each decision is timed on its own with ``perf_counter_ns``;
 ``Engine.decide(..., trace=False)`` is the gateway's hot path.
 
@@ -42,7 +42,7 @@ from typing import Any
 
 from bench.machine import cpu_model
 from gateway.config import load_config
-from gateway.legal.cases import Case, load_cases, order_of
+from gateway.legal.decision_cases import Case, decide_case, load_cases, order_of
 from gateway.legal.engine import DISCLOSE, Engine
 from gateway.legal.orders import Order, PriorPreservation
 from gateway.model import Region
@@ -79,18 +79,7 @@ def build_mix(engine: Engine, regions: dict[str, Region], cases: list[Case]) -> 
         order, prior = order_of(case, issuer, served_by)
 
         def call(order: Order = order, case: Case = case, region: Region = region, prior: PriorPreservation | None = prior) -> Any:
-            return engine.decide(
-                order,
-                case.subject,
-                region,
-                case.category,
-                now=case.at,
-                has_records=case.has_records,
-                replayed=case.replayed,
-                objection=case.objection,
-                prior_preservation=prior,
-                trace=False,
-            )
+            return decide_case(case, engine, order, region, prior, trace=False)
 
         s, off = case.subject, spec.offence
         context = {

@@ -373,7 +373,7 @@ def cmd_subjects_resign(args: argparse.Namespace) -> int:
 def cmd_policy_test(args: argparse.Namespace) -> int:
     """Run decision cases against the configured rules; on failure print expected versus actual."""
     from gateway.config import load_config
-    from gateway.legal.cases import CaseFileError, load_cases, run_case
+    from gateway.legal.decision_cases import CaseFileError, load_cases, run_case
     from gateway.legal.engine import Engine
 
     config = load_config(args.config)

@@ -9,13 +9,14 @@ services trust the resulting ``Config`` and never re-check it.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gateway.canonical import canonical, sha256_hex
 from gateway.errors import ConfigError, Finding
+from gateway.findings import TableReader
 from gateway.legal.policy import TABLES as LEGAL_TABLES
 from gateway.legal.policy import LegalPolicy, parse_legal
 from gateway.model import (
@@ -36,9 +37,12 @@ from gateway.model import (
 SUPPORTED_VERSIONS = (1,)
 
 
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_record_bytes: int = 16 * 1024 * 1024
+    max_record_bytes: int = MAX_RECORD_BYTES
 
 
 EXPORT_MODES = ("COMPLIANCE", "GOVERNANCE")
@@ -100,83 +104,10 @@ class Config:
         return self.jurisdictions[self.regions[region_id].jurisdiction]
 
 
-class _Reader:
-    """Typed access to one TOML table that records findings instead of raising.
-
-    Every key read is remembered; ``finish()`` reports the rest as unknown.
-    """
-
-    def __init__(self, table: Any, path: str, findings: list[Finding]) -> None:
-        self.path = path
-        self.findings = findings
-        self.ok = isinstance(table, dict)
-        if not self.ok:
-            self.problem(path, "must be a table")
-        self.table: dict[str, Any] = table if self.ok else {}
-        self.seen: set[str] = set()
-
-    def problem(self, path: str, message: str) -> None:
-        self.findings.append(Finding(path, message))
-
-    def at(self, key: str) -> str:
-        quoted = key if is_identifier(key) and "." not in key else f'"{key}"'
-        return f"{self.path}.{quoted}" if self.path else quoted
-
-    def get(self, key: str, kind: type | tuple[type, ...], *, required: bool = True, default: Any = None) -> Any:
-        self.seen.add(key)
-        if key not in self.table:
-            if required:
-                self.problem(self.at(key), "is required")
-            return default
-        value = self.table[key]
-        if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
-            name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            self.problem(self.at(key), f"must be {_TYPE_WORDS.get(name, name)}")
-            return default
-        return value
-
-    def str_list(self, key: str, *, required: bool = True) -> list[str]:
-        values = self.get(key, list, required=required, default=[])
-        out: list[str] = []
-        for i, value in enumerate(values):
-            if not isinstance(value, str):
-                self.problem(f"{self.at(key)}[{i}]", "must be a string")
-            else:
-                out.append(value)
-        return out
-
-    def sub(self, key: str, *, required: bool = True) -> _Reader | None:
-        self.seen.add(key)
-        if key not in self.table:
-            if required:
-                self.problem(self.at(key), "is required")
-            return None
-        return _Reader(self.table[key], self.at(key), self.findings)
-
-    def items(self, key: str, *, required: bool = True) -> Iterator[tuple[str, _Reader]]:
-        """Each entry of a table of tables, as a reader."""
-        parent = self.sub(key, required=required)
-        if parent is None or not parent.ok:
-            return
-        for name in parent.table:
-            parent.seen.add(name)
-            yield name, _Reader(parent.table[name], parent.at(name), self.findings)
-
-    def finish(self, *, also_known: tuple[str, ...] = ()) -> None:
-        if not self.ok:
-            return
-        for key in self.table:
-            if key not in self.seen and key not in also_known:
-                self.problem(self.at(key), "unknown key")
-
-
-_TYPE_WORDS = {"str": "a string", "int": "an integer", "bool": "true or false", "list": "a list", "dict": "a table"}
-
-
 def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
     """Validate a parsed TOML document; raise ``ConfigError`` listing every finding."""
     findings: list[Finding] = []
-    root = _Reader(dict(raw), "", findings)
+    root = TableReader(dict(raw), "", findings)
 
     version = root.get("version", int, default=1)
     if version is not None and version not in SUPPORTED_VERSIONS:
@@ -191,7 +122,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
     if len(set(categories)) != len(categories):
         findings.append(Finding("categories", "lists a category twice"))
 
-    identity = _parse_identity(root.sub("identity"), findings)
+    identity = _parse_identity(root.sub("identity", required=True), findings)
     limits = _parse_limits(root.sub("limits", required=False))
     blocs = _parse_blocs(root, findings)
     jurisdictions = _parse_jurisdictions(root, blocs, findings)
@@ -262,7 +193,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _parse_identity(r: _Reader | None, findings: list[Finding]) -> Identity | None:
+def _parse_identity(r: TableReader | None, findings: list[Finding]) -> Identity | None:
     if r is None or not r.ok:
         return None
     identity = Identity(
@@ -282,17 +213,18 @@ def _parse_identity(r: _Reader | None, findings: list[Finding]) -> Identity | No
     return identity
 
 
-def _parse_limits(r: _Reader | None) -> Limits:
+def _parse_limits(r: TableReader | None) -> Limits:
     if r is None or not r.ok:
         return Limits()
-    max_bytes = r.get("max_record_bytes", int, required=False, default=Limits.max_record_bytes)
-    if max_bytes is not None and max_bytes <= 0:
+    # (a slotted dataclass's class attribute is its slot, not its default: use the constant)
+    max_bytes = r.get("max_record_bytes", int, required=False, default=MAX_RECORD_BYTES)
+    if max_bytes <= 0:
         r.problem(r.at("max_record_bytes"), "must be a positive number of bytes")
     r.finish()
-    return Limits(max_record_bytes=max_bytes or Limits.max_record_bytes)
+    return Limits(max_record_bytes=max_bytes)
 
 
-def _parse_blocs(root: _Reader, findings: list[Finding]) -> dict[str, Bloc]:
+def _parse_blocs(root: TableReader, findings: list[Finding]) -> dict[str, Bloc]:
     blocs: dict[str, Bloc] = {}
     for bloc_id, r in root.items("blocs", required=False):
         if not r.ok:
@@ -308,7 +240,7 @@ def _parse_blocs(root: _Reader, findings: list[Finding]) -> dict[str, Bloc]:
     return blocs
 
 
-def _parse_jurisdictions(root: _Reader, blocs: Mapping[str, Bloc], findings: list[Finding]) -> dict[str, Jurisdiction]:
+def _parse_jurisdictions(root: TableReader, blocs: Mapping[str, Bloc], findings: list[Finding]) -> dict[str, Jurisdiction]:
     jurisdictions: dict[str, Jurisdiction] = {}
     for code, r in root.items("jurisdictions"):
         if not r.ok:
@@ -326,7 +258,7 @@ def _parse_jurisdictions(root: _Reader, blocs: Mapping[str, Bloc], findings: lis
     return jurisdictions
 
 
-def _parse_store(r: _Reader | None, region_id: str, findings: list[Finding]) -> StoreSpec:
+def _parse_store(r: TableReader | None, region_id: str, findings: list[Finding]) -> StoreSpec:
     if r is None or not r.ok:
         return MemoryStoreSpec()
     kind = r.get("kind", str, default="")
@@ -361,16 +293,16 @@ def _parse_store(r: _Reader | None, region_id: str, findings: list[Finding]) -> 
     return spec
 
 
-def _parse_control(r: _Reader | None, findings: list[Finding]) -> StoreSpec:
+def _parse_control(r: TableReader | None, findings: list[Finding]) -> StoreSpec:
     """Where orders, replay claims and holds are kept: not customer data, so not in a region."""
     if r is None or not r.ok:
         return FileStoreSpec("control")
-    spec = _parse_store(r.sub("store"), "control", findings)
+    spec = _parse_store(r.sub("store", required=True), "control", findings)
     r.finish()
     return spec
 
 
-def _parse_audit(r: _Reader | None, findings: list[Finding]) -> AuditSettings:
+def _parse_audit(r: TableReader | None, findings: list[Finding]) -> AuditSettings:
     """The ledger's checkpoint cadence and where closed segments are uploaded."""
     if r is None or not r.ok:
         return AuditSettings()
@@ -411,7 +343,7 @@ def _parse_audit(r: _Reader | None, findings: list[Finding]) -> AuditSettings:
     )
 
 
-def _parse_support_access(r: _Reader | None, findings: list[Finding]) -> SupportAccess:
+def _parse_support_access(r: TableReader | None, findings: list[Finding]) -> SupportAccess:
     """Who relays the customer's consent to support access; absent: nobody, so support access is off.
 
     An empty list is an error rather than a way to say "nobody": like an empty transfer-mechanism
@@ -438,7 +370,7 @@ def _parse_support_access(r: _Reader | None, findings: list[Finding]) -> Support
     return SupportAccess(consent_relays=tuple(relays))
 
 
-def _parse_regions(root: _Reader, jurisdictions: Mapping[str, Jurisdiction], findings: list[Finding]) -> dict[str, Region]:
+def _parse_regions(root: TableReader, jurisdictions: Mapping[str, Jurisdiction], findings: list[Finding]) -> dict[str, Region]:
     regions: dict[str, Region] = {}
     for region_id, r in root.items("regions"):
         if not r.ok:
@@ -452,7 +384,7 @@ def _parse_regions(root: _Reader, jurisdictions: Mapping[str, Jurisdiction], fin
             id=region_id,
             location=r.get("location", str, default=""),
             jurisdiction=code,
-            store=_parse_store(r.sub("store"), region_id, findings),
+            store=_parse_store(r.sub("store", required=True), region_id, findings),
             tag_key=r.get("tag_key", str, required=False, default=f"keys/tags/{region_id}.key"),
         )
         r.finish()
@@ -470,7 +402,7 @@ def _parse_regions(root: _Reader, jurisdictions: Mapping[str, Jurisdiction], fin
 
 
 def _parse_mechanisms(
-    root: _Reader, blocs: Mapping[str, Bloc], jurisdictions: Mapping[str, Jurisdiction], findings: list[Finding]
+    root: TableReader, blocs: Mapping[str, Bloc], jurisdictions: Mapping[str, Jurisdiction], findings: list[Finding]
 ) -> dict[str, TransferMechanism]:
     mechanisms: dict[str, TransferMechanism] = {}
     for mech_id, r in root.items("transfer_mechanisms", required=False):

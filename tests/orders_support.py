@@ -15,7 +15,7 @@ from gateway.audit import read_entries
 from gateway.canonical import b64url, canonical
 from gateway.config import load_config
 from gateway.keys import load_ed25519_public, load_private_key, public_path_for, resolve
-from gateway.legal.cases import Case, load_cases
+from gateway.legal.decision_cases import Case, load_cases
 from gateway.legal.verify import sign_order
 from gateway.packages import PackageReport, verify_package
 from gateway.runtime import init_keys

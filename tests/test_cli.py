@@ -52,6 +52,20 @@ def test_check_reports_an_empty_list_of_consent_relays_with_its_key_path(workdir
     assert "support_access.consent_relays: must name at least one service" in capsys.readouterr().err
 
 
+def test_check_accepts_a_limits_table_without_max_record_bytes(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bare = workdir / "bare.toml"
+    bare.write_text((workdir / "regions.toml").read_text().replace("max_record_bytes = 16777216", "# no limit given"))
+    assert main(["check", str(bare)]) == 0
+    assert load_config(bare).limits.max_record_bytes == 16 * 1024 * 1024
+
+
+def test_check_reports_a_max_record_bytes_that_is_not_a_number_with_its_key_path(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = workdir / "bad.toml"
+    bad.write_text((workdir / "regions.toml").read_text().replace("max_record_bytes = 16777216", 'max_record_bytes = "16 MiB"'))
+    assert main(["check", str(bad)]) == 3
+    assert "limits.max_record_bytes: must be an integer" in capsys.readouterr().err
+
+
 def test_check_can_answer_in_json(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = workdir / "bad.toml"
     bad.write_text((workdir / "regions.toml").read_text().replace('jurisdiction = "IE"', 'jurisdiction = "XX"'))

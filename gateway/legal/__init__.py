@@ -3,7 +3,7 @@
 - ``policy``: ``parse_legal`` turns regions.toml's legal tables into a frozen ``LegalPolicy``
 - ``orders``: ``Authority``, ``Offence``, ``Order``, ``Objection``, ``PriorPreservation``
 - ``engine``: ``Engine(policy).decide(...)`` / ``decide(...)`` -> ``Decision``; ``refusal`` for R0
-- ``cases``: decision cases as TOML data (``load_cases``, ``run_case``)
+- ``decision_cases``: decision cases as TOML data (``load_cases``, ``run_case``)
 """
 
 from gateway.legal.engine import (

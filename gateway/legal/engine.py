@@ -22,6 +22,10 @@ checked before the engine; ``refusal`` builds its decisions in the same shape):
                               e. voluntary disclosure  f. no agreement
 - R6 objections               (a recorded objection turns a hold into refuse)
 
+R1's checks and R5's steps are tables (``_FORM``, ``_JURISDICTION``) of small
+functions named for what they check, walked in order: a rule id in a decision
+or a trace leads to its function in one hop.
+
 Every country-specific fact (which instrument reaches what, who is bound, which
 agreement covers which storage place, which law blocks what) is configuration
 (``gateway.legal.policy``); the engine knows only predicates. Deny is the
@@ -32,15 +36,14 @@ or refused, never disclosed.
 from __future__ import annotations
 
 import calendar
-import functools
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from gateway.legal.orders import Objection, Order, PriorPreservation
-from gateway.legal.policy import Channel, Instrument, LegalPolicy, PreservationRule
+from gateway.legal.policy import Channel, Instrument, LegalPolicy, OffenceRule, PreservationRule
 from gateway.model import Reason, Region, Subject, isoformat, quick_init
 
 # The outcome vocabulary (PRODUCT.md). Deny-side outcomes are listed last.
@@ -158,11 +161,6 @@ def refusal(
     )
 
 
-def _specific(subjects: tuple[str, ...]) -> bool:
-    """Every subject names one account: not blank, no wildcard characters."""
-    return all(name.strip() and _WILDCARDS.isdisjoint(name) for name in subjects)
-
-
 def last_day_of_months_beginning_with(day: date, months: int) -> date:
     """The last day of the period of ``months`` calendar months beginning with ``day`` (that day included).
 
@@ -187,16 +185,8 @@ def add_months(moment: datetime, months: int) -> datetime:
     return moment.replace(year=year, month=month, day=day)
 
 
-# Spans from the policy's day and hour counts (a handful of values): `timedelta(days=n)` with a
-# keyword argument costs about 0.8 µs, several times per decision; a cached one about 0.1 µs.
-@functools.cache
-def _days(n: float) -> timedelta:
-    return timedelta(days=n)
-
-
-@functools.cache
-def _hours(n: float) -> timedelta:
-    return timedelta(hours=n)
+# The time given to the R1.improper-service check alone, which reads none.
+_NO_TIME = datetime.min.replace(tzinfo=UTC)
 
 
 def _when(moment: datetime | None) -> str:
@@ -249,17 +239,19 @@ class Engine:
         self.voluntary = tuple((rule, self.rank[rule.up_to]) for rule in policy.voluntary)
         e = policy.emergency
         self.emergency_foreign_rank = self.rank[e.foreign_up_to] if e.foreign_up_to is not None else -1
-        # Whether an order's subject list names specific accounts, per list: an order is decided
-        # once per (subject, category), and its list may be thousands long.
-        self._specific: dict[tuple[str, ...], bool] = {}
+        self._named_lists: dict[tuple[str, ...], bool] = {}  # see _names_accounts
 
     # -- public API --------------------------------------------------------------------
 
     def check_order(self, order: Order, *, now: datetime, replayed: bool = False, trace: bool = False) -> Decision | None:
         """R1 checks that need no subject or category; a refusal for the whole order, or None."""
         lines: list[str] | None = [] if trace else None
+        meta = (order.id, "", "", "")
         instrument = self.policy.instruments.get(order.instrument)
-        decided = self._form(order, instrument, None, None, now, replayed, lines, (order.id, "", "", ""))
+        if instrument is None:
+            decided: Decision | None = _unknown_instrument(order, lines, meta)
+        else:
+            decided = self._form(_Run(order, instrument, now, None, None, replayed, self.policy.review_days, lines, meta))
         return decided if decided is None or lines is None else replace(decided, trace=tuple(lines))
 
     def check_service(self, order: Order, *, trace: bool = False) -> Decision | None:
@@ -272,7 +264,8 @@ class Engine:
         if instrument is None:
             return None  # the instrument check (R1.instrument) refuses it
         lines: list[str] | None = [] if trace else None
-        decided = self._improper_service(order, instrument, lines, (order.id, "", "", ""))
+        run = _Run(order, instrument, _NO_TIME, None, None, False, self.policy.review_days, lines, (order.id, "", "", ""))
+        decided = self._walk((_SERVICE,), run)
         return decided if decided is None or lines is None else replace(decided, trace=tuple(lines))
 
     def decide(
@@ -298,7 +291,6 @@ class Engine:
         the region the subject's data is stored in, as a ``Region`` or an id.
         """
         lines: list[str] | None = [] if trace else None
-        instrument = self.policy.instruments.get(order.instrument)
         who = subject.id if subject is not None else (subject_id or "")
         place: Region | None
         named = isinstance(region, str)
@@ -308,255 +300,56 @@ class Engine:
         else:
             place = region
             region_id = region.id if region is not None else ""
-        # R1: form validity
         meta = (order.id, who, region_id, category)
-        decided = self._form(order, instrument, who, category, now, replayed, lines, meta)
-        if decided is None and named and place is None:
-            decided = _refuse_unplaced(region_id, lines, meta)
-        if decided is None:
-            assert instrument is not None  # _form refuses unknown instruments
-            run = _Run(order.received_at or now, order.nondisclosure_until, self.policy.review_days, lines, meta)
-            decided = self._substance(order, instrument, subject, place, category, now, has_records, objection, prior_preservation, run)
+        instrument = self.policy.instruments.get(order.instrument)
+        if instrument is None:
+            decided = _unknown_instrument(order, lines, meta)
+        else:
+            run = _Run(order, instrument, now, who, category, replayed, self.policy.review_days, lines, meta)
+            # R1: form validity, then the storage place; R2 to R6 only for an order in due form
+            found = self._form(run)
+            if found is None and named and place is None:
+                found = _refuse_unplaced(region_id, lines, meta)
+            if found is None:
+                found = self._substance(order, instrument, subject, place, category, now, has_records, objection, prior_preservation, run)
+            decided = found
         return decided if lines is None else replace(decided, trace=tuple(lines))
 
     # -- R1 ----------------------------------------------------------------------------
 
-    def _form(
-        self,
-        order: Order,
-        instrument: Instrument | None,
-        subject_id: str | None,
-        category: str | None,
-        now: datetime,
-        replayed: bool,
-        lines: list[str] | None,
-        meta: tuple[str, str, str, str],
-    ) -> Decision | None:
-        issuer = order.issuer
+    def _form(self, run: _Run) -> Decision | None:
+        """R1: the instrument is defined (the caller looked it up), then every check of ``_FORM`` in order."""
+        if run.lines is not None:
+            run.lines.append(f"R1.instrument: ok: `{run.instrument.id}` ({run.instrument.name})")
+        return self._walk(_FORM, run)
 
-        # (1) the instrument is one the policy defines
-        if instrument is None:
-            return _no(lines, meta, REFUSE, "unknown-instrument", "R1.instrument", f"instrument `{order.instrument}` is not defined in the policy")
-        if lines is not None:
-            _ok(lines, "R1.instrument", f"`{instrument.id}` ({instrument.name})")
+    def _names_accounts(self, subjects: tuple[str, ...]) -> bool:
+        """Every subject names one account: not blank, no wildcard characters (and there is at least one).
 
-        # (2) validity period: `exp` (the execute-by date) against when the order was served, `nbf` against now.
-        # An order served in time stays valid while the provider complies, however late it is decided.
-        served_at = order.received_at or now
-        if order.expires_at is not None and served_at >= order.expires_at:
-            return _no(
-                lines,
-                meta,
-                REFUSE,
-                "expired",
-                "R1.expired",
-                f"the order was served at {_when(served_at)}, not before its execute-by date {_when(order.expires_at)}",
-            )
-        if order.not_before is not None and now < order.not_before:
-            return _no(lines, meta, REFUSE, "not-yet-valid", "R1.expired", f"the order is not valid before {_when(order.not_before)}")
-        if lines is not None:
-            _ok(
-                lines,
-                "R1.expired",
-                f"served at {_when(served_at)}, before its execute-by date {_when(order.expires_at)}" if order.expires_at is not None else "no expiry date",
-            )
+        Remembered per list: an order is decided once per (subject, category), and its list may be thousands long.
+        """
+        named = self._named_lists.get(subjects)
+        if named is None:
+            named = bool(subjects) and all(name.strip() and _WILDCARDS.isdisjoint(name) for name in subjects)
+            if len(self._named_lists) >= 1024:
+                self._named_lists.clear()
+            self._named_lists[subjects] = named
+        return named
 
-        # (3) the instrument's regime applies: to the order's date and to now
-        if instrument.in_force_from is not None:
-            dated = order.made_at or order.issued_at or now
-            if dated < instrument.in_force_from or now < instrument.in_force_from:
-                return _no(
-                    lines,
-                    meta,
-                    REFUSE,
-                    "regime-not-in-force",
-                    "R1.regime-not-in-force",
-                    f"`{instrument.id}` applies from {_when(instrument.in_force_from)}; the order is dated {_when(dated)}",
-                )
-            if lines is not None:
-                _ok(lines, "R1.regime-not-in-force", f"`{instrument.id}` applies since {_when(instrument.in_force_from)}")
-        else:
-            if lines is not None:
-                _ok(lines, "R1.regime-not-in-force", f"`{instrument.id}` has no start date")
-
-        # (4) the issuer's state takes part in the instrument
-        if issuer.jurisdiction in instrument.not_bound:
-            return _no(
-                lines,
-                meta,
-                ROUTE_MLAT,
-                "not-bound",
-                "R1.not-bound",
-                f"`{issuer.jurisdiction}` is not bound by `{instrument.id}`; use mutual legal assistance",
-            )
-        if issuer.jurisdiction not in instrument.issuers:
-            return _no(
-                lines,
-                meta,
-                REFUSE,
-                "issuer-not-competent",
-                "R1.issuer-not-competent",
-                f"`{instrument.id}` is not issued by authorities of `{issuer.jurisdiction}`",
-            )
-        # (5) the issuer's kind is competent for the instrument, and for the category
-        if issuer.kind not in instrument.kinds:
-            return _no(
-                lines,
-                meta,
-                REFUSE,
-                "issuer-not-competent",
-                "R1.issuer-not-competent",
-                f"`{issuer.id}` ({issuer.kind}) may not issue `{instrument.id}`; competent: {', '.join(sorted(instrument.kinds))}",
-            )
-        if category is not None:
-            rank = self.rank.get(category)
-            if rank is None:
-                return _no(lines, meta, REFUSE, "unknown-category", "R1.category", f"category `{category}` is not on the ladder")
-            if category not in order.categories:
-                return _no(lines, meta, REFUSE, "category-not-ordered", "R1.category", f"the order does not ask for `{category}` data")
-            cap = self.competence.get((instrument.id, issuer.kind))
-            if cap is not None and rank > cap:
-                return _no(
-                    lines,
-                    meta,
-                    REFUSE,
-                    "issuer-not-competent",
-                    "R1.issuer-not-competent",
-                    f"under `{instrument.id}` a {issuer.kind} may order `{self.policy.categories[cap]}` data at most, not `{category}`",
-                )
-        if lines is not None:
-            _ok(lines, "R1.not-bound", f"`{issuer.jurisdiction}` takes part in `{instrument.id}`")
-        if lines is not None:
-            for_category = f" for `{category}` data" if category else ""
-            _ok(lines, "R1.issuer-not-competent", f"`{issuer.id}` ({issuer.kind}, `{issuer.jurisdiction}`) may issue `{instrument.id}`{for_category}")
-
-        # (6) an emergency-only instrument carries an emergency reason
-        if instrument.emergency.mode == "required" and not order.emergency_reason:
-            return _no(lines, meta, REFUSE, "missing-claim", "R1.emergency", f"`{instrument.id}` needs an `emergency` reason")
-
-        # (7) the offence, for the categories where the instrument requires one
-        rule = instrument.offence
-        if rule is not None and category is not None and self.rank[category] >= self.rank[rule.required_from]:
-            offence = order.offence
-            if offence is None:
-                return _no(lines, meta, REFUSE, "missing-claim", "R1.offence", f"`{instrument.id}` for `{category}` data must name the `offence`")
-            listed = rule.listed_qualifies and offence.listed is True
-            if rule.min_max_penalty_years is not None and not listed:
-                if offence.max_penalty_years is None:
-                    either = " or be marked `listed`" if rule.listed_qualifies else ""
-                    return _no(lines, meta, REFUSE, "missing-claim", "R1.offence", f"the offence must give `max_penalty_years`{either}")
-                if offence.max_penalty_years < rule.min_max_penalty_years:
-                    return _no(
-                        lines,
-                        meta,
-                        REFUSE,
-                        "not-serious-crime",
-                        "R1.offence",
-                        f"`{instrument.id}` for `{category}` data needs an offence punishable by at least "
-                        f"{rule.min_max_penalty_years:g} years"
-                        + (" or a listed offence" if rule.listed_qualifies else "")
-                        + f"; `{offence.description}` carries {offence.max_penalty_years:g}",
-                    )
-            if lines is not None:
-                how = ", a listed offence: no minimum penalty" if listed else ""
-                _ok(lines, "R1.offence", f"offence `{offence.description}` ({_years(offence.max_penalty_years)}{how})")
-        elif rule is not None and category is not None and lines is not None:
-            _ok(lines, "R1.offence", f"`{instrument.id}` needs no offence for `{category}` data")
-
-        # (8) specific identifiers: named accounts, no wildcards
-        specific = self._specific.get(order.subjects)
-        if specific is None:
-            specific = bool(order.subjects) and _specific(order.subjects)
-            if len(self._specific) >= 1024:
-                self._specific.clear()
-            self._specific[order.subjects] = specific
-        if not specific:
-            return _no(lines, meta, REFUSE, "no-specific-identifiers", "R1.no-specific-identifiers", "the order must name specific accounts, not a pattern")
-        if subject_id is not None and subject_id not in order.subjects:
-            return _no(lines, meta, REFUSE, "subject-not-named", "R1.no-specific-identifiers", f"the order does not name `{subject_id}`")
-        if lines is not None:
-            _ok(lines, "R1.no-specific-identifiers", f"{len(order.subjects)} account(s) named")
-
-        # (9) service: who served (signed) the order, and when
-        service = instrument.service
-        improper = self._improper_service(order, instrument, lines, meta)
-        if improper is not None:
-            return improper
-        if service is not None and service.within_months_of_made is not None:
-            if order.made_at is None:
-                return _no(lines, meta, REFUSE, "missing-claim", "R1.served-too-late", f"`{instrument.id}` must state when it was made (`made_at`)")
-            # whole days: the period of n months beginning with the day the order was made
-            last_day = last_day_of_months_beginning_with(order.made_at.date(), service.within_months_of_made)
-            if served_at.date() > last_day:
-                return _no(
-                    lines,
-                    meta,
-                    REFUSE,
-                    "served-too-late",
-                    "R1.served-too-late",
-                    f"made {order.made_at.date().isoformat()}, served {served_at.date().isoformat()}: the period of "
-                    f"{service.within_months_of_made} month(s) beginning with the day it was made ended on {last_day.isoformat()}",
-                )
-            if lines is not None:
-                _ok(lines, "R1.served-too-late", f"served in time (the last day of service is {last_day.isoformat()})")
-
-        # (10) addressed to an establishment in another state than the issuer's
-        if instrument.foreign_establishment_required:
-            establishment = self.enforcing_state.get(instrument.id)
-            if establishment is None or establishment == issuer.jurisdiction:
-                return _no(
-                    lines,
-                    meta,
-                    REFUSE,
-                    "domestic-instrument-required",
-                    "R1.domestic-instrument-required",
-                    f"`{instrument.id}` is addressed to the provider's establishment in `{establishment}`, the issuer's own state; use a domestic order",
-                )
-            if lines is not None:
-                _ok(lines, "R1.domestic-instrument-required", f"addressed to the provider's establishment in `{establishment}`, another state")
-
-        # (11) the order id was not used before by this authority with a different body
-        if replayed:
-            return _no(lines, meta, REFUSE, "replayed", "R1.replayed", f"order id `{order.id}` was already used by `{issuer.id}` with a different body")
-        if lines is not None:
-            _ok(lines, "R1.replayed", f"order id `{order.id}` is new or identical")
-        return None
-
-    def _improper_service(self, order: Order, instrument: Instrument, lines: list[str] | None, meta: tuple[str, str, str, str]) -> Decision | None:
-        """Whether ``order.served_by`` may serve ``instrument`` for ``order.issuer``: a refusal, or None (and the trace line)."""
-        issuer = order.issuer
-        served_by = order.served_by
-        service = instrument.service
-        if served_by.jurisdiction != issuer.jurisdiction:
-            return _no(
-                lines,
-                meta,
-                REFUSE,
-                "improper-service",
-                "R1.improper-service",
-                f"served by `{served_by.id}` of `{served_by.jurisdiction}`, not an authority of the issuing state of `{issuer.id}`",
-            )
-        if service is not None and service.served_by_kind is not None:
-            if served_by.kind != service.served_by_kind or (served_by.designated_for and instrument.id not in served_by.designated_for):
-                return _no(
-                    lines,
-                    meta,
-                    REFUSE,
-                    "improper-service",
-                    "R1.improper-service",
-                    f"`{instrument.id}` must be served by the {service.served_by_kind} designated for it, not by `{served_by.id}` ({served_by.kind})",
-                )
-        elif served_by.id != issuer.id and instrument.id not in served_by.designated_for:
-            return _no(
-                lines,
-                meta,
-                REFUSE,
-                "improper-service",
-                "R1.improper-service",
-                f"`{served_by.id}` is not designated to serve `{instrument.id}` for `{issuer.id}`",
-            )
-        if lines is not None:
-            _ok(lines, "R1.improper-service", f"served by `{served_by.id}` ({served_by.kind})")
+    def _walk(self, checks: tuple[_Check, ...], run: _Run) -> Decision | None:
+        """Run ``checks`` in order: the first that finds a fault decides; each one passed is traced."""
+        lines = run.lines
+        for rule, check, passed in checks:
+            fault = check(self, run)
+            if fault is not None:
+                outcome, code, detail = fault
+                if lines is not None:
+                    lines.append(f"{rule}: {outcome} ({code}): {detail}")
+                return Decision(outcome, None, (Reason(code, rule, detail),), NO_OBLIGATIONS, rule, (), *run.meta)
+            if lines is not None and passed is not None:
+                why = passed(self, run)
+                if why is not None:
+                    lines.append(f"{rule}: ok: {why}")
         return None
 
     # -- R2 to R6 ----------------------------------------------------------------------
@@ -618,7 +411,6 @@ class Engine:
             return run.done(NO_DATA, "no-records", "R3.no-data", "the gateway knows no such subject")
         if not has_records:
             return run.done(NO_DATA, "no-records", "R3.no-data", f"no `{category}` record of `{subject.id}` in `{region.id}`")
-        stored_j = region.jurisdiction
 
         # R4: emergency requests (instruments that cannot compel)
         if emergency_request:
@@ -626,73 +418,18 @@ class Engine:
         if run.lines is not None:
             run.note("R4.emergency: not an emergency request")
 
-        # R5: jurisdiction, first match wins:
-        found = self._channels(order, instrument, subject, region, category, now, run)
-        decided: Decision
-        if found is not None:
-            # a. an agreement channel for this instrument and storage place decided
-            decided = found
-        elif issuer_j == stored_j:
-            # b. same jurisdiction: compelled, or a domestic request the voluntary policy allows
-            if run.lines is not None:
-                run.note("R5.extraterritorial, R5.blocking: not considered: same jurisdiction")
-            if instrument.compulsory:
-                decided = run.done(
-                    DISCLOSE,
-                    "same-jurisdiction",
-                    "R5.same-jurisdiction",
-                    f"`{instrument.id}` from `{issuer_j}` for data stored in `{stored_j}`",
-                    basis=COMPELLED,
-                    obligations=run.plain(),
-                )
-            else:
-                decided = self._voluntary(True, region, rank, run) or run.done(
-                    REFUSE,
-                    "legal-process-required",
-                    "R5.same-jurisdiction",
-                    f"`{instrument.id}` cannot compel, and no voluntary rule covers `{category}` data stored in `{stored_j}` for its own authorities",
-                )
-        elif instrument.compels == "anywhere":
-            # c. extraterritorial conflict: the issuer's law compels wherever the data is stored
-            if run.lines is not None:
-                run.note(f"R5.same-jurisdiction: no (`{issuer_j}` asks for data stored in `{stored_j}`)")
-            x = policy.extraterritorial
-            quash_by = run.quash_by
-            decided = run.done(
-                x.outcome,
-                "extraterritorial-conflict",
-                "R5.extraterritorial",
-                f"`{instrument.id}` compels disclosure wherever the data is stored; it is stored in `{stored_j}`, whose law may forbid it",
-                more=run.quash_reasons,
-                obligations=Obligations(
-                    deadline=quash_by or run.received + _days(x.review_days or policy.review_days),
-                    motion_to_quash_by=quash_by,
-                    nondisclosure_until=run.nondisclosure,
-                )
-                if x.outcome == LEGAL_REVIEW
-                else NO_OBLIGATIONS,
-            )
+        # R5: jurisdiction, the steps of _JURISDICTION in order, first match wins
+        for step in _JURISDICTION:
+            decided = step(self, run, subject, region, category)
+            if decided is not None:
+                break
         else:
-            # d. blocking rules, e. voluntary disclosure, f. no agreement (the default)
-            if run.lines is not None:
-                run.note(f"R5.same-jurisdiction: no (`{issuer_j}` asks for data stored in `{stored_j}`)")
-            if run.lines is not None:
-                run.note(f"R5.extraterritorial: no (`{instrument.id}` compels `{instrument.compels}`)")
-            decided = (
-                self._blocking(instrument, issuer_j, region, category, run)
-                or self._voluntary(False, region, rank, run)
-                or run.done(
-                    ROUTE_MLAT,
-                    "no-agreement",
-                    "R5.no-agreement",
-                    f"no agreement, rule or policy lets `{issuer_j}` obtain `{category}` data stored in `{stored_j}`",
-                )
-            )
+            raise AssertionError("R5.no-agreement decides every order the steps before it leave")
         return self._objection(decided, objection, run)
 
     def _preserve(self, order: Order, instrument: Instrument, keep: PreservationRule, prior: PriorPreservation | None, run: _Run) -> Decision:
         """R2: a new preservation, or the renewal of an earlier one."""
-        fresh = Obligations(until=run.received + _days(keep.ttl_days), extensions=0, nondisclosure_until=run.nondisclosure)
+        fresh = Obligations(until=run.received + timedelta(days=keep.ttl_days), extensions=0, nondisclosure_until=run.nondisclosure)
         if order.renews is None:
             return run.done(PRESERVE, "preservation", "R2.preservation", f"`{instrument.id}` preserves for {keep.ttl_days} days", obligations=fresh)
         if prior is None or prior.instrument != instrument.id or prior.issuer_jurisdiction != order.issuer.jurisdiction:
@@ -723,7 +460,7 @@ class Engine:
             "R2.preservation",
             f"`{prior.order_id}` extended by {keep.extension_days} days",
             obligations=Obligations(
-                until=prior.until + _days(keep.extension_days),
+                until=prior.until + timedelta(days=keep.extension_days),
                 extensions=prior.extensions + 1,
                 nondisclosure_until=run.nondisclosure,
             ),
@@ -782,12 +519,13 @@ class Engine:
             obligations=run.review(hours=e.review_hours),
         )
 
-    def _channels(self, order: Order, instrument: Instrument, subject: Subject, region: Region, category: str, now: datetime, run: _Run) -> Decision | None:
+    def _channels(self, run: _Run, subject: Subject, region: Region, category: str) -> Decision | None:
         """R5.a: agreement channels naming the instrument and covering the storage place.
 
         A grant channel decides; a restrict channel decides only when one of its
         conditions is violated, else it records a motion-to-quash window on ``run``.
         """
+        order, instrument, now = run.order, run.instrument, run.now
         issuer_j = order.issuer.jurisdiction
         stored_j = region.jurisdiction
         considered = False
@@ -820,7 +558,7 @@ class Engine:
                         run.note(f"{rule}: no motion to quash: only orders for {quashable} data carry one")
                 elif channel.motion_to_quash_days is not None:
                     if self._person_of(subject, issuer_j) is False and subject.residence != issuer_j:
-                        quash_by = run.received + _days(channel.motion_to_quash_days)
+                        quash_by = run.received + timedelta(days=channel.motion_to_quash_days)
                         run.quash_by = quash_by
                         run.quash_reasons = (
                             Reason(
@@ -889,7 +627,7 @@ class Engine:
             if not exempt:
                 notify = self.enforcing_state[instrument.id]
                 if emergency and n.emergency_disclose_hours is not None:
-                    window = run.received + _hours(n.emergency_objection_hours) if n.emergency_objection_hours else None
+                    window = run.received + timedelta(hours=n.emergency_objection_hours) if n.emergency_objection_hours else None
                     return run.done(
                         DISCLOSE,
                         "agreement",
@@ -898,13 +636,13 @@ class Engine:
                         basis=COMPELLED,
                         more=(Reason("enforcing-state-notification", rule, f"`{notify}` is notified and may object for {n.emergency_objection_hours} hours"),),
                         obligations=Obligations(
-                            disclose_within=run.received + _hours(n.emergency_disclose_hours),
+                            disclose_within=run.received + timedelta(hours=n.emergency_disclose_hours),
                             notify=notify,
                             objection_window_until=window,
                             nondisclosure_until=run.nondisclosure,
                         ),
                     )
-                release = run.received + _days(n.hold_days)
+                release = run.received + timedelta(days=n.hold_days)
                 return run.done(
                     HOLD,
                     "enforcing-state-notification",
@@ -917,9 +655,9 @@ class Engine:
             detail += "; no notification: the offence was committed in the issuing state and the subject resides there"
         within: datetime | None = None
         if emergency and n is not None and n.emergency_disclose_hours is not None:
-            within = run.received + _hours(n.emergency_disclose_hours)
+            within = run.received + timedelta(hours=n.emergency_disclose_hours)
         elif channel.disclose_within_days is not None:
-            within = run.received + _days(channel.disclose_within_days)
+            within = run.received + timedelta(days=channel.disclose_within_days)
         return run.done(
             DISCLOSE,
             "agreement",
@@ -1036,15 +774,424 @@ class Engine:
         return None if subject.nationality is None else False
 
 
+# --- R5: jurisdiction ---------------------------------------------------------------------
+#
+# The steps of R5 in order, walked by ``Engine._substance``: each decides, or returns None
+# (and says why in the trace) to let the next one try. The last one always decides.
+
+_Step = Callable[["Engine", "_Run", Subject, Region, str], "Decision | None"]
+
+
+def _same_jurisdiction(e: Engine, run: _Run, subject: Subject, region: Region, category: str) -> Decision | None:
+    """R5.b: the issuer asks for data stored in its own jurisdiction: compelled, or a domestic request the voluntary policy allows."""
+    instrument, issuer_j, stored_j = run.instrument, run.order.issuer.jurisdiction, region.jurisdiction
+    if issuer_j != stored_j:
+        if run.lines is not None:
+            run.note(f"R5.same-jurisdiction: no (`{issuer_j}` asks for data stored in `{stored_j}`)")
+        return None
+    if run.lines is not None:
+        run.note("R5.extraterritorial, R5.blocking: not considered: same jurisdiction")
+    if instrument.compulsory:
+        return run.done(
+            DISCLOSE,
+            "same-jurisdiction",
+            "R5.same-jurisdiction",
+            f"`{instrument.id}` from `{issuer_j}` for data stored in `{stored_j}`",
+            basis=COMPELLED,
+            obligations=run.plain(),
+        )
+    return e._voluntary(True, region, e.rank[category], run) or run.done(
+        REFUSE,
+        "legal-process-required",
+        "R5.same-jurisdiction",
+        f"`{instrument.id}` cannot compel, and no voluntary rule covers `{category}` data stored in `{stored_j}` for its own authorities",
+    )
+
+
+def _extraterritorial(e: Engine, run: _Run, subject: Subject, region: Region, category: str) -> Decision | None:
+    """R5.c: the issuer's law compels wherever the data is stored; the storage country's law may forbid it."""
+    instrument = run.instrument
+    if instrument.compels != "anywhere":
+        if run.lines is not None:
+            run.note(f"R5.extraterritorial: no (`{instrument.id}` compels `{instrument.compels}`)")
+        return None
+    x = e.policy.extraterritorial
+    quash_by = run.quash_by
+    return run.done(
+        x.outcome,
+        "extraterritorial-conflict",
+        "R5.extraterritorial",
+        f"`{instrument.id}` compels disclosure wherever the data is stored; it is stored in `{region.jurisdiction}`, whose law may forbid it",
+        more=run.quash_reasons,
+        obligations=Obligations(
+            deadline=quash_by or run.received + timedelta(days=x.review_days or e.policy.review_days),
+            motion_to_quash_by=quash_by,
+            nondisclosure_until=run.nondisclosure,
+        )
+        if x.outcome == LEGAL_REVIEW
+        else NO_OBLIGATIONS,
+    )
+
+
+def _blocking_rules(e: Engine, run: _Run, subject: Subject, region: Region, category: str) -> Decision | None:
+    """R5.d: a blocking rule of the storage place."""
+    return e._blocking(run.instrument, run.order.issuer.jurisdiction, region, category, run)
+
+
+def _voluntary_abroad(e: Engine, run: _Run, subject: Subject, region: Region, category: str) -> Decision | None:
+    """R5.e: a voluntary-disclosure rule for foreign authorities."""
+    return e._voluntary(False, region, e.rank[category], run)
+
+
+def _no_agreement(e: Engine, run: _Run, subject: Subject, region: Region, category: str) -> Decision:
+    """R5.f: the default: no agreement, rule or policy lets the issuer obtain the data; mutual legal assistance."""
+    return run.done(
+        ROUTE_MLAT,
+        "no-agreement",
+        "R5.no-agreement",
+        f"no agreement, rule or policy lets `{run.order.issuer.jurisdiction}` obtain `{category}` data stored in `{region.jurisdiction}`",
+    )
+
+
+# --- R1: form validity --------------------------------------------------------------------
+#
+# One small check per rule, walked in order by ``Engine._walk``; the first fault decides.
+# A check returns a fault (outcome, reason code, detail) or None. Its ``passed`` partner
+# says, for the trace only, why it passed (None: nothing to say). The instrument itself
+# (R1.instrument) is looked up before the walk: every check reads it.
+
+_Fault = tuple[str, str, str]
+
+
+def _refuse(code: str, detail: str) -> _Fault:
+    return (REFUSE, code, detail)
+
+
+def _in_time(e: Engine, run: _Run) -> _Fault | None:
+    """``exp`` (the execute-by date) against when the order was served, ``nbf`` against now.
+
+    An order served in time stays valid while the provider complies, however late it is decided.
+    """
+    order = run.order
+    if order.expires_at is not None and run.received >= order.expires_at:
+        return _refuse("expired", f"the order was served at {_when(run.received)}, not before its execute-by date {_when(order.expires_at)}")
+    if order.not_before is not None and run.now < order.not_before:
+        return _refuse("not-yet-valid", f"the order is not valid before {_when(order.not_before)}")
+    return None
+
+
+def _in_time_passed(e: Engine, run: _Run) -> str:
+    expires_at = run.order.expires_at
+    return f"served at {_when(run.received)}, before its execute-by date {_when(expires_at)}" if expires_at is not None else "no expiry date"
+
+
+def _regime_in_force(e: Engine, run: _Run) -> _Fault | None:
+    """The instrument's regime applies to the order's date and to now."""
+    start = run.instrument.in_force_from
+    if start is not None:
+        dated = run.order.made_at or run.order.issued_at or run.now
+        if dated < start or run.now < start:
+            return _refuse("regime-not-in-force", f"`{run.instrument.id}` applies from {_when(start)}; the order is dated {_when(dated)}")
+    return None
+
+
+def _regime_in_force_passed(e: Engine, run: _Run) -> str:
+    instrument = run.instrument
+    if instrument.in_force_from is None:
+        return f"`{instrument.id}` has no start date"
+    return f"`{instrument.id}` applies since {_when(instrument.in_force_from)}"
+
+
+def _bound(e: Engine, run: _Run) -> _Fault | None:
+    """The issuer's state takes part in the instrument; a state that does not goes through mutual legal assistance."""
+    jurisdiction = run.order.issuer.jurisdiction
+    if jurisdiction in run.instrument.not_bound:
+        return (ROUTE_MLAT, "not-bound", f"`{jurisdiction}` is not bound by `{run.instrument.id}`; use mutual legal assistance")
+    return None
+
+
+def _bound_passed(e: Engine, run: _Run) -> str:
+    return f"`{run.order.issuer.jurisdiction}` takes part in `{run.instrument.id}`"
+
+
+def _issuer_may_issue(e: Engine, run: _Run) -> _Fault | None:
+    """The instrument is issued by authorities of the issuer's state, and of the issuer's kind."""
+    issuer, instrument = run.order.issuer, run.instrument
+    if issuer.jurisdiction not in instrument.issuers:
+        return _refuse("issuer-not-competent", f"`{instrument.id}` is not issued by authorities of `{issuer.jurisdiction}`")
+    if issuer.kind not in instrument.kinds:
+        return _refuse(
+            "issuer-not-competent",
+            f"`{issuer.id}` ({issuer.kind}) may not issue `{instrument.id}`; competent: {', '.join(sorted(instrument.kinds))}",
+        )
+    return None
+
+
+def _category_ordered(e: Engine, run: _Run) -> _Fault | None:
+    """The category decided is on the ladder and asked for by the order."""
+    category = run.category
+    if category is None:
+        return None
+    if category not in e.rank:
+        return _refuse("unknown-category", f"category `{category}` is not on the ladder")
+    if category not in run.order.categories:
+        return _refuse("category-not-ordered", f"the order does not ask for `{category}` data")
+    return None
+
+
+def _issuer_reaches_category(e: Engine, run: _Run) -> _Fault | None:
+    """The issuer's kind may order this category under the instrument (its competence cap)."""
+    category = run.category
+    if category is None:
+        return None
+    issuer = run.order.issuer
+    cap = e.competence.get((run.instrument.id, issuer.kind))
+    if cap is not None and e.rank[category] > cap:
+        return _refuse(
+            "issuer-not-competent",
+            f"under `{run.instrument.id}` a {issuer.kind} may order `{e.policy.categories[cap]}` data at most, not `{category}`",
+        )
+    return None
+
+
+def _issuer_passed(e: Engine, run: _Run) -> str:
+    issuer = run.order.issuer
+    for_category = f" for `{run.category}` data" if run.category else ""
+    return f"`{issuer.id}` ({issuer.kind}, `{issuer.jurisdiction}`) may issue `{run.instrument.id}`{for_category}"
+
+
+def _emergency_reason_given(e: Engine, run: _Run) -> _Fault | None:
+    """An emergency-only instrument carries an emergency reason."""
+    if run.instrument.emergency.mode == "required" and not run.order.emergency_reason:
+        return _refuse("missing-claim", f"`{run.instrument.id}` needs an `emergency` reason")
+    return None
+
+
+def _offence_rule(e: Engine, run: _Run) -> OffenceRule | None:
+    """The instrument's offence rule, where it applies to the category decided."""
+    rule = run.instrument.offence
+    if rule is None or run.category is None or e.rank[run.category] < e.rank[rule.required_from]:
+        return None
+    return rule
+
+
+def _offence_named(e: Engine, run: _Run) -> _Fault | None:
+    """The offence, for the categories where the instrument requires one, and serious enough."""
+    rule = _offence_rule(e, run)
+    if rule is None:
+        return None
+    instrument, category, offence = run.instrument, run.category, run.order.offence
+    if offence is None:
+        return _refuse("missing-claim", f"`{instrument.id}` for `{category}` data must name the `offence`")
+    listed = rule.listed_qualifies and offence.listed is True
+    if rule.min_max_penalty_years is not None and not listed:
+        if offence.max_penalty_years is None:
+            either = " or be marked `listed`" if rule.listed_qualifies else ""
+            return _refuse("missing-claim", f"the offence must give `max_penalty_years`{either}")
+        if offence.max_penalty_years < rule.min_max_penalty_years:
+            return _refuse(
+                "not-serious-crime",
+                f"`{instrument.id}` for `{category}` data needs an offence punishable by at least "
+                f"{rule.min_max_penalty_years:g} years"
+                + (" or a listed offence" if rule.listed_qualifies else "")
+                + f"; `{offence.description}` carries {offence.max_penalty_years:g}",
+            )
+    return None
+
+
+def _offence_passed(e: Engine, run: _Run) -> str | None:
+    rule = _offence_rule(e, run)
+    if rule is None:
+        needs_none = run.instrument.offence is not None and run.category is not None
+        return f"`{run.instrument.id}` needs no offence for `{run.category}` data" if needs_none else None
+    offence = run.order.offence
+    assert offence is not None  # _offence_named refuses an order without one
+    how = ", a listed offence: no minimum penalty" if rule.listed_qualifies and offence.listed is True else ""
+    return f"offence `{offence.description}` ({_years(offence.max_penalty_years)}{how})"
+
+
+def _accounts_named(e: Engine, run: _Run) -> _Fault | None:
+    """Specific identifiers: named accounts, no wildcards; and the subject decided is one of them."""
+    subjects = run.order.subjects
+    if not e._names_accounts(subjects):
+        return _refuse("no-specific-identifiers", "the order must name specific accounts, not a pattern")
+    if run.subject_id is not None and run.subject_id not in subjects:
+        return _refuse("subject-not-named", f"the order does not name `{run.subject_id}`")
+    return None
+
+
+def _accounts_named_passed(e: Engine, run: _Run) -> str:
+    return f"{len(run.order.subjects)} account(s) named"
+
+
+def _proper_service(e: Engine, run: _Run) -> _Fault | None:
+    """The authority that served (signed) the order may serve this instrument for the issuer."""
+    issuer, served_by, instrument = run.order.issuer, run.order.served_by, run.instrument
+    service = instrument.service
+    if served_by.jurisdiction != issuer.jurisdiction:
+        return _refuse(
+            "improper-service",
+            f"served by `{served_by.id}` of `{served_by.jurisdiction}`, not an authority of the issuing state of `{issuer.id}`",
+        )
+    if service is not None and service.served_by_kind is not None:
+        if served_by.kind != service.served_by_kind or (served_by.designated_for and instrument.id not in served_by.designated_for):
+            return _refuse(
+                "improper-service",
+                f"`{instrument.id}` must be served by the {service.served_by_kind} designated for it, not by `{served_by.id}` ({served_by.kind})",
+            )
+    elif served_by.id != issuer.id and instrument.id not in served_by.designated_for:
+        return _refuse("improper-service", f"`{served_by.id}` is not designated to serve `{instrument.id}` for `{issuer.id}`")
+    return None
+
+
+def _proper_service_passed(e: Engine, run: _Run) -> str:
+    served_by = run.order.served_by
+    return f"served by `{served_by.id}` ({served_by.kind})"
+
+
+def _last_day_of_service(run: _Run) -> date | None:
+    """The last day the order may be served, where its instrument sets a period from when it was made."""
+    service = run.instrument.service
+    if service is None or service.within_months_of_made is None or run.order.made_at is None:
+        return None
+    # whole days: the period of n months beginning with the day the order was made
+    return last_day_of_months_beginning_with(run.order.made_at.date(), service.within_months_of_made)
+
+
+def _served_in_time(e: Engine, run: _Run) -> _Fault | None:
+    """Served within the instrument's period from when the order was made."""
+    service = run.instrument.service
+    if service is None or service.within_months_of_made is None:
+        return None
+    made_at = run.order.made_at
+    if made_at is None:
+        return _refuse("missing-claim", f"`{run.instrument.id}` must state when it was made (`made_at`)")
+    last_day = _last_day_of_service(run)
+    assert last_day is not None
+    if run.received.date() > last_day:
+        return _refuse(
+            "served-too-late",
+            f"made {made_at.date().isoformat()}, served {run.received.date().isoformat()}: the period of "
+            f"{service.within_months_of_made} month(s) beginning with the day it was made ended on {last_day.isoformat()}",
+        )
+    return None
+
+
+def _served_in_time_passed(e: Engine, run: _Run) -> str | None:
+    last_day = _last_day_of_service(run)
+    return None if last_day is None else f"served in time (the last day of service is {last_day.isoformat()})"
+
+
+def _foreign_establishment(e: Engine, run: _Run) -> _Fault | None:
+    """An instrument for cross-border use is addressed to an establishment in another state than the issuer's."""
+    instrument = run.instrument
+    if instrument.foreign_establishment_required:
+        establishment = e.enforcing_state.get(instrument.id)
+        if establishment is None or establishment == run.order.issuer.jurisdiction:
+            return _refuse(
+                "domestic-instrument-required",
+                f"`{instrument.id}` is addressed to the provider's establishment in `{establishment}`, the issuer's own state; use a domestic order",
+            )
+    return None
+
+
+def _foreign_establishment_passed(e: Engine, run: _Run) -> str | None:
+    if not run.instrument.foreign_establishment_required:
+        return None
+    return f"addressed to the provider's establishment in `{e.enforcing_state.get(run.instrument.id)}`, another state"
+
+
+def _new_order_id(e: Engine, run: _Run) -> _Fault | None:
+    """The order id was not used before by this authority with a different body."""
+    if run.replayed:
+        return _refuse("replayed", f"order id `{run.order.id}` was already used by `{run.order.issuer.id}` with a different body")
+    return None
+
+
+def _new_order_id_passed(e: Engine, run: _Run) -> str:
+    return f"order id `{run.order.id}` is new or identical"
+
+
+_Check = tuple[str, Callable[["Engine", "_Run"], "_Fault | None"], Callable[["Engine", "_Run"], "str | None"] | None]
+
+_SERVICE: _Check = ("R1.improper-service", _proper_service, _proper_service_passed)
+
+# (rule, check, why it passed), in the order checked after R1.instrument.
+_FORM: tuple[_Check, ...] = (
+    ("R1.expired", _in_time, _in_time_passed),
+    ("R1.regime-not-in-force", _regime_in_force, _regime_in_force_passed),
+    ("R1.not-bound", _bound, _bound_passed),
+    ("R1.issuer-not-competent", _issuer_may_issue, None),  # traced once the category cap is checked too
+    ("R1.category", _category_ordered, None),
+    ("R1.issuer-not-competent", _issuer_reaches_category, _issuer_passed),
+    ("R1.emergency", _emergency_reason_given, None),
+    ("R1.offence", _offence_named, _offence_passed),
+    ("R1.no-specific-identifiers", _accounts_named, _accounts_named_passed),
+    _SERVICE,
+    ("R1.served-too-late", _served_in_time, _served_in_time_passed),
+    ("R1.domestic-instrument-required", _foreign_establishment, _foreign_establishment_passed),
+    ("R1.replayed", _new_order_id, _new_order_id_passed),
+)
+
+
+_JURISDICTION: tuple[_Step, ...] = (
+    Engine._channels,  # a. agreement channels
+    _same_jurisdiction,  # b.
+    _extraterritorial,  # c.
+    _blocking_rules,  # d.
+    _voluntary_abroad,  # e.
+    _no_agreement,  # f. (always decides)
+)
+
+
+def _unknown_instrument(order: Order, lines: list[str] | None, meta: tuple[str, str, str, str]) -> Decision:
+    """R1.instrument: an order under an instrument the policy does not define is refused before any other check."""
+    detail = f"instrument `{order.instrument}` is not defined in the policy"
+    if lines is not None:
+        lines.append(f"R1.instrument: {REFUSE} (unknown-instrument): {detail}")
+    return Decision(REFUSE, None, (Reason("unknown-instrument", "R1.instrument", detail),), NO_OBLIGATIONS, "R1.instrument", (), *meta)
+
+
 class _Run:
-    """Per-decision working state for R2 to R6: the service time, the trace, the pending motion to quash."""
+    """Per-decision working state: the order and what it is decided for, the service time, the trace, the pending motion to quash."""
 
-    __slots__ = ("lines", "meta", "nondisclosure", "quash_by", "quash_reasons", "received", "review_days")
+    __slots__ = (
+        "category",
+        "instrument",
+        "lines",
+        "meta",
+        "nondisclosure",
+        "now",
+        "order",
+        "quash_by",
+        "quash_reasons",
+        "received",
+        "replayed",
+        "review_days",
+        "subject_id",
+    )
 
-    def __init__(self, received: datetime, nondisclosure: datetime | None, review_days: int, lines: list[str] | None, meta: tuple[str, str, str, str]) -> None:
+    def __init__(
+        self,
+        order: Order,
+        instrument: Instrument,
+        now: datetime,
+        subject_id: str | None,
+        category: str | None,
+        replayed: bool,
+        review_days: int,
+        lines: list[str] | None,
+        meta: tuple[str, str, str, str],
+    ) -> None:
+        self.order = order
+        self.instrument = instrument
+        self.now = now
+        self.subject_id = subject_id  # None: R1 for the whole order (no subject, no category)
+        self.category = category
+        self.replayed = replayed
         self.meta = meta
-        self.received = received
-        self.nondisclosure = nondisclosure
+        self.received = order.received_at or now  # when the order was served
+        self.nondisclosure = order.nondisclosure_until
         self.review_days = review_days
         self.lines = lines
         self.quash_by: datetime | None = None
@@ -1058,7 +1205,7 @@ class _Run:
         return NO_OBLIGATIONS if self.nondisclosure is None else Obligations(nondisclosure_until=self.nondisclosure)
 
     def review(self, *, days: int | None = None, hours: int | None = None) -> Obligations:
-        span = _hours(hours) if hours is not None else _days(days or self.review_days)
+        span = timedelta(hours=hours) if hours is not None else timedelta(days=days or self.review_days)
         return Obligations(deadline=self.received + span, nondisclosure_until=self.nondisclosure)
 
     def done(
@@ -1075,18 +1222,6 @@ class _Run:
         if self.lines is not None:
             self.lines.append(f"{rule}: decides {outcome}{' (' + basis + ')' if basis else ''} ({code}): {detail}")
         return Decision(outcome, basis, (Reason(code, rule, detail), *more), obligations, rule, (), *self.meta)
-
-
-def _no(lines: list[str] | None, meta: tuple[str, str, str, str], outcome: str, code: str, rule: str, detail: str) -> Decision:
-    """An R1 decision against the order (refuse, or route-mlat for a party not bound)."""
-    if lines is not None:
-        lines.append(f"{rule}: {outcome} ({code}): {detail}")
-    return Decision(outcome, None, (Reason(code, rule, detail),), NO_OBLIGATIONS, rule, (), *meta)
-
-
-def _ok(lines: list[str] | None, rule: str, detail: str) -> None:
-    if lines is not None:
-        lines.append(f"{rule}: ok: {detail}")
 
 
 def _refuse_unplaced(region: str, lines: list[str] | None, meta: tuple[str, str, str, str]) -> Decision:

@@ -18,10 +18,11 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 from gateway.errors import Finding
+from gateway.findings import TableReader, options, quote
 from gateway.legal.orders import Authority
 from gateway.model import Bloc, Jurisdiction, Region, is_identifier
 
@@ -225,177 +226,6 @@ class LegalPolicy:
         return self.categories.index(category)
 
 
-# --- a small reader that records findings --------------------------------------------
-
-
-def _quote(key: str) -> str:
-    return key if is_identifier(key) and "." not in key else f'"{key}"'
-
-
-class _Table:
-    """Typed access to one TOML table; remembers keys read; ``finish`` reports the rest."""
-
-    def __init__(self, table: Any, path: str, findings: list[Finding]) -> None:
-        self.path = path
-        self.findings = findings
-        self.ok = isinstance(table, dict)
-        if not self.ok:
-            findings.append(Finding(path, "must be a table"))
-        self.table: dict[str, Any] = table if self.ok else {}
-        self.seen: set[str] = set()
-
-    def at(self, key: str) -> str:
-        return f"{self.path}.{_quote(key)}" if self.path else _quote(key)
-
-    def problem(self, path: str, message: str) -> None:
-        self.findings.append(Finding(path, message))
-
-    def has(self, key: str) -> bool:
-        return key in self.table
-
-    def raw(self, key: str) -> Any:
-        self.seen.add(key)
-        return self.table.get(key)
-
-    def text(self, key: str, *, required: bool = False, default: str = "") -> str:
-        self.seen.add(key)
-        if key not in self.table:
-            if required:
-                self.problem(self.at(key), "is required")
-            return default
-        value = self.table[key]
-        if not isinstance(value, str):
-            self.problem(self.at(key), "must be a string")
-            return default
-        if required and not value.strip():
-            self.problem(self.at(key), "must not be empty")
-        return value
-
-    def choice(self, key: str, options: tuple[str, ...], *, required: bool = False, default: str | None = None) -> str | None:
-        if key not in self.table:
-            self.seen.add(key)
-            if required:
-                self.problem(self.at(key), f"is required; one of {_options(options)}")
-            return default
-        value = self.text(key)
-        if value not in options:
-            if isinstance(self.table[key], str):
-                self.problem(self.at(key), f"unknown value `{value}`; use {_options(options)}")
-            return default
-        return value
-
-    def flag(self, key: str, *, default: bool = False) -> bool:
-        self.seen.add(key)
-        if key not in self.table:
-            return default
-        value = self.table[key]
-        if not isinstance(value, bool):
-            self.problem(self.at(key), "must be true or false")
-            return default
-        return value
-
-    def positive_int(self, key: str, *, required: bool = False, allow_zero: bool = False) -> int | None:
-        self.seen.add(key)
-        if key not in self.table:
-            if required:
-                self.problem(self.at(key), "is required")
-            return None
-        value = self.table[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(self.at(key), "must be a whole number")
-            return None
-        if value < 0 or (value == 0 and not allow_zero):
-            self.problem(self.at(key), f"must be {'zero or more' if allow_zero else 'a positive number'}, not `{value}`")
-            return None
-        return value
-
-    def positive_number(self, key: str) -> float | None:
-        self.seen.add(key)
-        if key not in self.table:
-            return None
-        value = self.table[key]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.problem(self.at(key), "must be a number")
-            return None
-        if value <= 0:
-            self.problem(self.at(key), f"must be a positive number, not `{value}`")
-            return None
-        return float(value)
-
-    def moment(self, key: str) -> datetime | None:
-        self.seen.add(key)
-        if key not in self.table:
-            return None
-        value = self.table[key]
-        parsed = to_datetime(value)
-        if parsed is None:
-            self.problem(self.at(key), f"`{value}` is not a date (write e.g. 2026-08-18)")
-        return parsed
-
-    def strings(self, key: str, *, required: bool = False) -> list[tuple[str, str]]:
-        """A list of strings as (path, value) pairs; a lone string counts as a one-item list."""
-        self.seen.add(key)
-        if key not in self.table:
-            if required:
-                self.problem(self.at(key), "is required")
-            return []
-        values = self.table[key]
-        if isinstance(values, str):
-            values = [values]
-        if not isinstance(values, list):
-            self.problem(self.at(key), "must be a list of strings")
-            return []
-        out: list[tuple[str, str]] = []
-        for i, value in enumerate(values):
-            if not isinstance(value, str):
-                self.problem(f"{self.at(key)}[{i}]", "must be a string")
-            else:
-                out.append((f"{self.at(key)}[{i}]", value))
-        if required and not values:
-            self.problem(self.at(key), "must not be empty")
-        return out
-
-    def sub(self, key: str) -> _Table | None:
-        self.seen.add(key)
-        if key not in self.table:
-            return None
-        return _Table(self.table[key], self.at(key), self.findings)
-
-    def entries(self) -> Iterator[tuple[str, _Table]]:
-        for name, value in self.table.items():
-            self.seen.add(name)
-            yield name, _Table(value, self.at(name), self.findings)
-
-    def finish(self) -> None:
-        if not self.ok:
-            return
-        for key in self.table:
-            if key not in self.seen:
-                self.problem(self.at(key), "unknown key")
-
-
-def _options(options: tuple[str, ...]) -> str:
-    return ", ".join(f"`{o}`" for o in options)
-
-
-def to_datetime(value: object) -> datetime | None:
-    """A TOML date or date-time (or an RFC 3339 string) as an aware UTC datetime."""
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, str):
-        text = value.strip()
-        if len(text) == 10:
-            text += "T00:00:00"
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    return None
-
-
 # --- parsing ------------------------------------------------------------------------
 
 
@@ -420,7 +250,7 @@ class _Context:
     def problem(self, path: str, message: str) -> None:
         self.findings.append(Finding(path, message))
 
-    def _known(self, t: _Table, key: str, known: Collection[str], what: str, *, required: bool) -> str | None:
+    def _known(self, t: TableReader, key: str, known: Collection[str], what: str, *, required: bool) -> str | None:
         """The text at ``key`` if it is one of ``known``; a finding otherwise."""
         if not t.has(key):
             t.seen.add(key)
@@ -434,10 +264,10 @@ class _Context:
             return None
         return value
 
-    def category(self, t: _Table, key: str, *, required: bool = False) -> str | None:
+    def category(self, t: TableReader, key: str, *, required: bool = False) -> str | None:
         return self._known(t, key, self.categories, "category", required=required)
 
-    def jurisdictions_in(self, t: _Table, key: str, *, required: bool = False, regions: bool = False) -> frozenset[str]:
+    def jurisdictions_in(self, t: TableReader, key: str, *, required: bool = False, regions: bool = False) -> frozenset[str]:
         """Expand a list of jurisdictions and blocs (and, if allowed, regions) to codes (and region ids)."""
         out: set[str] = set()
         for path, value in t.strings(key, required=required):
@@ -452,7 +282,7 @@ class _Context:
                 self.problem(path, f"unknown {what} `{value}`")
         return frozenset(out)
 
-    def jurisdiction(self, t: _Table, key: str, *, required: bool = False) -> str | None:
+    def jurisdiction(self, t: TableReader, key: str, *, required: bool = False) -> str | None:
         return self._known(t, key, self.jurisdictions, "jurisdiction", required=required)
 
 
@@ -487,20 +317,20 @@ def parse_legal(
     if not authorities and not any(f.path.startswith("authorities") for f in findings):
         cx.problem("authorities", "must register at least one authority")
 
-    disclosure = _Table(raw.get("disclosure", {}), "disclosure", findings)
+    disclosure = TableReader(raw.get("disclosure", {}), "disclosure", findings)
     establishments = _establishments(disclosure, instruments, cx)
     received: dict[str, str] = {}
     for establishment in establishments.values():
         for instrument_id in sorted(establishment.receives):
             if instrument_id in received:
                 cx.problem(
-                    f"disclosure.establishments.{_quote(establishment.id)}.receives",
+                    f"disclosure.establishments.{quote(establishment.id)}.receives",
                     f"instrument `{instrument_id}` is already received by establishment `{received[instrument_id]}`",
                 )
             received[instrument_id] = establishment.id
     for instrument in instruments.values():
         if instrument.foreign_establishment_required and instrument.id not in received:
-            path = f"instrument_templates.{_quote(instrument.template)}" if instrument.template else f"instruments.{_quote(instrument.id)}"
+            path = f"instrument_templates.{quote(instrument.template)}" if instrument.template else f"instruments.{quote(instrument.id)}"
             cx.problem(
                 f"{path}.foreign_establishment_required",
                 f"no establishment in `disclosure.establishments` receives `{instrument.id}`",
@@ -532,10 +362,10 @@ def parse_legal(
     )
 
 
-def _tables(raw: Mapping[str, Any], key: str, cx: _Context) -> Iterator[tuple[str, _Table]]:
+def _tables(raw: Mapping[str, Any], key: str, cx: _Context) -> Iterator[tuple[str, TableReader]]:
     if key not in raw:
         return
-    parent = _Table(raw[key], _quote(key), cx.findings)
+    parent = TableReader(raw[key], quote(key), cx.findings)
     if not parent.ok:
         return
     for name, t in parent.entries():
@@ -543,7 +373,7 @@ def _tables(raw: Mapping[str, Any], key: str, cx: _Context) -> Iterator[tuple[st
             yield name, t
 
 
-def _issuers(t: _Table, cx: _Context) -> tuple[frozenset[str], frozenset[str], tuple[str, ...]]:
+def _issuers(t: TableReader, cx: _Context) -> tuple[frozenset[str], frozenset[str], tuple[str, ...]]:
     places = tuple(v for _, v in t.strings("issuer_jurisdictions", required=True))
     issuers = cx.jurisdictions_in(t, "issuer_jurisdictions")
     not_bound = cx.jurisdictions_in(t, "except")
@@ -554,7 +384,7 @@ def _issuers(t: _Table, cx: _Context) -> tuple[frozenset[str], frozenset[str], t
 
 
 def _instrument(
-    t: _Table,
+    t: TableReader,
     instrument_id: str,
     issuer_places: tuple[str, ...],
     issuers: frozenset[str],
@@ -568,7 +398,7 @@ def _instrument(
     kinds: set[str] = set()
     for path, kind in t.strings("kinds", required=True):
         if kind not in AUTHORITY_KINDS:
-            cx.problem(path, f"unknown authority kind `{kind}`; use {_options(AUTHORITY_KINDS)}")
+            cx.problem(path, f"unknown authority kind `{kind}`; use {options(AUTHORITY_KINDS)}")
         else:
             kinds.add(kind)
 
@@ -664,7 +494,7 @@ def _instrument(
     return instrument
 
 
-def _template(t: _Table, template_id: str, cx: _Context) -> list[Instrument]:
+def _template(t: TableReader, template_id: str, cx: _Context) -> list[Instrument]:
     if not is_identifier(template_id) or "." in template_id:
         cx.problem(t.path, f"template id `{template_id}` must be an identifier without dots")
     t.seen.add("for")
@@ -707,7 +537,7 @@ def _template(t: _Table, template_id: str, cx: _Context) -> list[Instrument]:
     return out
 
 
-def _authority(t: _Table, authority_id: str, instruments: Mapping[str, Instrument], cx: _Context) -> Authority:
+def _authority(t: TableReader, authority_id: str, instruments: Mapping[str, Instrument], cx: _Context) -> Authority:
     if not is_identifier(authority_id):
         cx.problem(t.path, f"authority id `{authority_id}` is not a valid identifier")
     designated: set[str] = set()
@@ -727,7 +557,7 @@ def _authority(t: _Table, authority_id: str, instruments: Mapping[str, Instrumen
     return authority
 
 
-def _establishments(disclosure: _Table, instruments: Mapping[str, Instrument], cx: _Context) -> dict[str, Establishment]:
+def _establishments(disclosure: TableReader, instruments: Mapping[str, Instrument], cx: _Context) -> dict[str, Establishment]:
     out: dict[str, Establishment] = {}
     parent = disclosure.sub("establishments")
     if parent is None or not parent.ok:
@@ -751,7 +581,7 @@ def _establishments(disclosure: _Table, instruments: Mapping[str, Instrument], c
 
 
 def _agreement(
-    t: _Table,
+    t: TableReader,
     agreement_id: str,
     instruments: Mapping[str, Instrument],
     received: Mapping[str, str],
@@ -771,7 +601,7 @@ def _agreement(
         cx.problem(t.at("channels"), "must list at least one channel (`[[agreements.<id>.channels]]`)")
         raw_channels = []
     for index, item in enumerate(raw_channels):
-        c = _Table(item, f"{t.at('channels')}[{index}]", cx.findings)
+        c = TableReader(item, f"{t.at('channels')}[{index}]", cx.findings)
         if c.ok:
             channels.append(_channel(c, agreement_id, index, parties, instruments, received, cx))
     agreement = Agreement(
@@ -788,7 +618,7 @@ def _agreement(
 
 
 def _channel(
-    c: _Table,
+    c: TableReader,
     agreement_id: str,
     index: int,
     parties: frozenset[str],
@@ -882,7 +712,7 @@ def _channel(
     return channel
 
 
-def _categories(t: _Table, key: str, cx: _Context) -> frozenset[str]:
+def _categories(t: TableReader, key: str, cx: _Context) -> frozenset[str]:
     """A list of categories from the ladder; unknown ones are findings."""
     out: set[str] = set()
     for path, category in t.strings(key):
@@ -905,14 +735,14 @@ def _check_overlaps(agreements: Mapping[str, Agreement], cx: _Context) -> None:
                         key = (instrument, issuer, place)
                         if key in seen and seen[key] != channel.id:
                             cx.problem(
-                                f"agreements.{_quote(agreement.id)}.channels[{channel.index}]",
+                                f"agreements.{quote(agreement.id)}.channels[{channel.index}]",
                                 f"overlaps `{seen[key]}` for `{instrument}` from `{issuer}` to data stored in `{place}`",
                             )
                             return
                         seen[key] = channel.id
 
 
-def _blocking(t: _Table, rule_id: str, cx: _Context) -> BlockingRule:
+def _blocking(t: TableReader, rule_id: str, cx: _Context) -> BlockingRule:
     if not is_identifier(rule_id):
         cx.problem(t.path, f"blocking rule id `{rule_id}` is not a valid identifier")
     categories: set[str] = set()
@@ -942,7 +772,7 @@ def _blocking(t: _Table, rule_id: str, cx: _Context) -> BlockingRule:
     return rule
 
 
-def _emergency(t: _Table | None, cx: _Context) -> EmergencyPolicy:
+def _emergency(t: TableReader | None, cx: _Context) -> EmergencyPolicy:
     if t is None or not t.ok:
         return EmergencyPolicy()
     if t.has("domestic") and not t.has("domestic_in"):
@@ -958,7 +788,7 @@ def _emergency(t: _Table | None, cx: _Context) -> EmergencyPolicy:
     return policy
 
 
-def _extraterritorial(t: _Table | None) -> ExtraterritorialPolicy:
+def _extraterritorial(t: TableReader | None) -> ExtraterritorialPolicy:
     if t is None or not t.ok:
         return ExtraterritorialPolicy()
     policy = ExtraterritorialPolicy(
@@ -969,7 +799,7 @@ def _extraterritorial(t: _Table | None) -> ExtraterritorialPolicy:
     return policy
 
 
-def _voluntary(disclosure: _Table, cx: _Context) -> tuple[VoluntaryRule, ...]:
+def _voluntary(disclosure: TableReader, cx: _Context) -> tuple[VoluntaryRule, ...]:
     disclosure.seen.add("voluntary")
     items = disclosure.table.get("voluntary", [])
     if not isinstance(items, list):
@@ -978,7 +808,7 @@ def _voluntary(disclosure: _Table, cx: _Context) -> tuple[VoluntaryRule, ...]:
     rules: list[VoluntaryRule] = []
     ids: set[str] = set()
     for index, item in enumerate(items):
-        t = _Table(item, f"disclosure.voluntary[{index}]", cx.findings)
+        t = TableReader(item, f"disclosure.voluntary[{index}]", cx.findings)
         if not t.ok:
             continue
         rule_id = t.text("id", required=True, default=f"voluntary-{index}")

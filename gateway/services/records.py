@@ -25,7 +25,7 @@ from gateway.canonical import canonical, sha256_hex
 from gateway.config import Config
 from gateway.errors import Conflict, Forbidden, GatewayError, InvalidRequest, LegalRefusal, NotFound, PayloadTooLarge, StoreError
 from gateway.model import Caller, Clock, Reason, RecordMeta, ResidencyDecision, ResidencyTag, Subject, is_country, is_identifier, isoformat
-from gateway.policy.residency import ResidencyPolicy
+from gateway.residency.decision import ResidencyPolicy
 from gateway.services.audit_log import AuditLog
 from gateway.stores import ObjectCorrupt, ObjectInfo, ObjectNotFound, PreconditionFailed, RecordStore
 from gateway.tags import TagSigner, TagVerifier, TagViolation

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from gateway.legal.cases import Case
+from gateway.legal.decision_cases import Case
 from gateway.model import Caller
 from gateway.web.console import CSRF_FIELD, SESSION_COOKIE
 from tests.orders_support import case_named, item_for, seed_case, sign_case, submit

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from gateway.legal.cases import Case, load_cases, run_case
+from gateway.legal.decision_cases import Case, load_cases, run_case
 
 from . import CASES_DIR, shipped_engine, shipped_regions
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.legal.cases import Case, load_cases
+from gateway.legal.decision_cases import Case, load_cases
 from tests.orders_support import claims_of, seed_case, sign_case, submit
 from tests.support import CHROMIUM, CHROMIUM_ARGS, ROOT, Env
 

@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.legal.cases import Case
+from gateway.legal.decision_cases import Case
 from tests.orders_support import case_named, download_package, item_for, ledger_entries, seed_case, sign_case, submit, verify_package_bytes
 from tests.support import Env, run_cli
 

@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
-from gateway.legal.cases import Case
+from gateway.legal.decision_cases import Case
 from gateway.services.records import record_key
 from gateway.web.app import create_app
 from tests.orders_support import download_package, item_for, ledger_entries, prepare_authorities, sign_case, submit, verify_package_bytes

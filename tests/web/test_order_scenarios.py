@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.legal.cases import Case, load_cases
+from gateway.legal.decision_cases import Case, load_cases
 from gateway.model import parse_time
 from tests.orders_support import item_for, seed_case, sign_case, submit
 from tests.support import Env

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient
 from gateway.canonical import b64url, canonical
 from gateway.config import load_config
 from gateway.keys import resolve
-from gateway.legal.cases import Case
+from gateway.legal.decision_cases import Case
 from gateway.legal.verify import order_fingerprint
 from gateway.model import parse_time
 from gateway.services.records import record_key
@@ -463,7 +463,7 @@ async def test_an_unknown_order_id_is_not_found(client: TestClient, env: Env) ->
 
 
 async def test_an_order_whose_decision_failed_can_be_submitted_again(client, env, runtime, monkeypatch) -> None:
-    from gateway.legal.cases import load_cases
+    from gateway.legal.decision_cases import load_cases
     from tests.orders_support import CASES_DIR, seed_case, sign_case, submit
 
     scenarios = load_cases([CASES_DIR / "legal-md-scenarios.toml"])

@@ -58,9 +58,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import Finding, GatewayError
+from gateway.findings import TableReader, to_datetime
 from gateway.legal.engine import BASES, OUTCOMES, Decision, Engine, refusal
 from gateway.legal.orders import Authority, Objection, Offence, Order, PriorPreservation
-from gateway.legal.policy import to_datetime
 from gateway.model import Region, Subject, isoformat
 
 DEFAULT_AT = datetime(2026, 10, 1, tzinfo=UTC)
@@ -219,85 +219,8 @@ def _files(paths: Iterable[str | Path], findings: list[Finding]) -> list[Path]:
     return out
 
 
-class _T:
-    """One table of a case, with typed getters that record findings."""
-
-    def __init__(self, table: Any, path: str, allowed: tuple[str, ...], findings: list[Finding]) -> None:
-        self.path = path
-        self.findings = findings
-        self.ok = isinstance(table, dict)
-        self.table: dict[str, Any] = table if self.ok else {}
-        if not self.ok:
-            findings.append(Finding(path, "must be a table"))
-        for key in self.table:
-            if key not in allowed:
-                findings.append(Finding(f"{path}.{key}", "unknown key"))
-
-    def bad(self, key: str, message: str) -> None:
-        self.findings.append(Finding(f"{self.path}.{key}", message))
-
-    def text(self, key: str, *, required: bool = False, default: str | None = None) -> str | None:
-        value = self.table.get(key)
-        if value is None:
-            if required:
-                self.bad(key, "is required")
-            return default
-        if not isinstance(value, str):
-            self.bad(key, "must be a string")
-            return default
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        value = self.table.get(key, default)
-        if not isinstance(value, bool):
-            self.bad(key, "must be true or false")
-            return default
-        return value
-
-    def optional_flag(self, key: str) -> bool | None:
-        value = self.table.get(key)
-        if value is not None and not isinstance(value, bool):
-            self.bad(key, "must be true or false")
-            return None
-        return value
-
-    def moment(self, key: str) -> datetime | None:
-        if key not in self.table:
-            return None
-        value = self.table[key]
-        parsed = to_datetime(value) if isinstance(value, date | str) else None
-        if parsed is None:
-            self.bad(key, f"`{value}` is not a date or date-time")
-        return parsed
-
-    def strings(self, key: str) -> tuple[str, ...] | None:
-        if key not in self.table:
-            return None
-        value = self.table[key]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.bad(key, "must be a list of strings")
-            return None
-        return tuple(value)
-
-    def number(self, key: str) -> float | None:
-        value = self.table.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.bad(key, "must be a number")
-            return None
-        return float(value)
-
-    def sub(self, key: str, allowed: tuple[str, ...], *, required: bool = False) -> _T | None:
-        if key not in self.table:
-            if required:
-                self.bad(key, "is required")
-            return None
-        return _T(self.table[key], f"{self.path}.{key}", allowed, self.findings)
-
-
 def _case(item: Any, path: str, findings: list[Finding]) -> Case | None:
-    t = _T(item, path, _CASE_KEYS, findings)
+    t = TableReader(item, path, findings, allowed=_CASE_KEYS)
     if not t.ok:
         return None
     before = len(findings)
@@ -305,35 +228,35 @@ def _case(item: Any, path: str, findings: list[Finding]) -> Case | None:
     at = t.moment("at") or DEFAULT_AT
     stored = t.text("stored", required=True, default="") or ""
 
-    s = t.sub("subject", _SUBJECT_KEYS, required=True)
+    s = t.sub("subject", required=True, allowed=_SUBJECT_KEYS)
     subject = Subject(id="subject-1", home_region=stored, residence="")
     if s is not None and s.ok:
         subject = Subject(
             id=s.text("id", default="subject-1") or "subject-1",
             home_region=s.text("home_region", default=stored) or stored,
             residence=s.text("residence", required=True, default="") or "",
-            nationality=s.text("nationality"),
+            nationality=s.optional_text("nationality"),
             us_person=s.optional_flag("us_person"),
-            location=s.text("location"),
+            location=s.optional_text("location"),
         )
 
-    o = t.sub("order", _ORDER_KEYS, required=True)
-    category = t.text("category")
+    o = t.sub("order", required=True, allowed=_ORDER_KEYS)
+    category = t.optional_text("category")
     order: OrderSpec | None = None
     if o is not None and o.ok:
-        categories = o.strings("categories") or ((category,) if category else ())
+        categories = tuple(o.str_list("categories", required=False)) or ((category,) if category else ())
         if category is None:
             if len(categories) == 1:
                 category = categories[0]
             else:
                 t.bad("category", "is required when the order asks for more than one category (or none)")
         offence: Offence | None = None
-        off = o.sub("offence", _OFFENCE_KEYS)
+        off = o.sub("offence", allowed=_OFFENCE_KEYS)
         if off is not None and off.ok:
             offence = Offence(
                 description=off.text("description", default="unspecified offence") or "unspecified offence",
                 max_penalty_years=off.number("max_penalty_years"),
-                committed_in=off.text("committed_in"),
+                committed_in=off.optional_text("committed_in"),
                 listed=off.optional_flag("listed"),
             )
         emergency = o.table.get("emergency")
@@ -350,7 +273,7 @@ def _case(item: Any, path: str, findings: list[Finding]) -> Case | None:
             served_by=o.text("served_by", default=issuer) or issuer,
             instrument=o.text("instrument", required=True, default="") or "",
             categories=categories,
-            subjects=(o.strings("subjects") or ()) if "subjects" in o.table else (subject.id,),
+            subjects=tuple(o.str_list("subjects", required=False)) if "subjects" in o.table else (subject.id,),
             issued_at=o.moment("iat"),
             expires_at=o.moment("exp"),
             not_before=o.moment("nbf"),
@@ -359,13 +282,13 @@ def _case(item: Any, path: str, findings: list[Finding]) -> Case | None:
             nondisclosure_until=o.moment("nondisclosure_until"),
             offence=offence,
             emergency_reason=emergency,
-            renews=o.text("renews"),
-            case_ref=o.text("case_ref"),
+            renews=o.optional_text("renews"),
+            case_ref=o.optional_text("case_ref"),
             signature=signature,
         )
 
     prior: PriorPreservation | None = None
-    p = t.sub("prior_preservation", _PRIOR_KEYS)
+    p = t.sub("prior_preservation", allowed=_PRIOR_KEYS)
     if p is not None and p.ok:
         until = p.moment("until")
         if until is None and "until" not in p.table:
@@ -383,24 +306,24 @@ def _case(item: Any, path: str, findings: list[Finding]) -> Case | None:
         )
 
     objection: Objection | None = None
-    ob = t.sub("objection", _OBJECTION_KEYS)
+    ob = t.sub("objection", allowed=_OBJECTION_KEYS)
     if ob is not None and ob.ok:
         objection = Objection(by=ob.text("by", required=True, default="") or "", at=ob.moment("at") or at, reason=ob.text("reason", default="") or "")
 
     expect: dict[str, Any] = {}
-    e = t.sub("expect", _EXPECT_KEYS, required=True)
+    e = t.sub("expect", required=True, allowed=_EXPECT_KEYS)
     if e is not None and e.ok:
-        outcome = e.text("outcome", required=True)
+        outcome = e.text("outcome", required=True) or None
         if outcome is not None and outcome not in OUTCOMES:
             e.bad("outcome", f"unknown outcome `{outcome}`; use {', '.join(f'`{x}`' for x in OUTCOMES)}")
-        basis = e.text("basis")
+        basis = e.optional_text("basis")
         if basis is not None and basis not in BASES:
             e.bad("basis", f"unknown basis `{basis}`; use {', '.join(f'`{x}`' for x in BASES)}")
         for key in ("outcome", "reason", "basis", "rule"):
             if key in e.table:
-                expect[key] = e.text(key)
+                expect[key] = e.optional_text(key)
         if "reasons" in e.table:
-            expect["reasons"] = e.strings("reasons")
+            expect["reasons"] = tuple(e.str_list("reasons", required=False))
         for key in OBLIGATION_KEYS:
             if key not in e.table:
                 continue
@@ -408,7 +331,7 @@ def _case(item: Any, path: str, findings: list[Finding]) -> Case | None:
             if value is False:
                 expect[key] = None
             elif key == "notify":
-                expect[key] = e.text(key)
+                expect[key] = e.optional_text(key)
             elif key == "extensions":
                 if isinstance(value, bool) or not isinstance(value, int):
                     e.bad(key, "must be a whole number")
@@ -429,8 +352,8 @@ def _case(item: Any, path: str, findings: list[Finding]) -> Case | None:
         at=at,
         stored=stored,
         category=category or "",
-        has_records=t.flag("has_records", True),
-        replayed=t.flag("replayed", False),
+        has_records=t.flag("has_records", default=True),
+        replayed=t.flag("replayed", default=False),
         order=order,
         subject=subject,
         expect=expect,
@@ -471,19 +394,24 @@ def run_case(case: Case, engine: Engine, regions: Mapping[str, Region]) -> CaseR
     if decision is None:
         assert issuer is not None and served_by is not None and region is not None
         order, prior = order_of(case, issuer, served_by)
-        decision = engine.decide(
-            order,
-            case.subject,
-            region,
-            case.category,
-            now=case.at,
-            has_records=case.has_records,
-            replayed=case.replayed,
-            objection=case.objection,
-            prior_preservation=prior,
-            trace=True,
-        )
+        decision = decide_case(case, engine, order, region, prior, trace=True)
     return compare(case, decision)
+
+
+def decide_case(case: Case, engine: Engine, order: Order, region: Region, prior: PriorPreservation | None, *, trace: bool) -> Decision:
+    """The engine's decision for a case, given the order and prior preservation ``order_of`` built."""
+    return engine.decide(
+        order,
+        case.subject,
+        region,
+        case.category,
+        now=case.at,
+        has_records=case.has_records,
+        replayed=case.replayed,
+        objection=case.objection,
+        prior_preservation=prior,
+        trace=trace,
+    )
 
 
 def order_of(case: Case, issuer: Authority, served_by: Authority) -> tuple[Order, PriorPreservation | None]:

@@ -21,11 +21,9 @@ names one.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from gateway.model import Bloc, Jurisdiction, Reason, ResidencyDecision, TransferMechanism
-
-MEMO_ENTRIES = 4096
 
 
 @dataclass(frozen=True)
@@ -36,10 +34,6 @@ class ResidencyPolicy:
     places: Mapping[str, frozenset[str]]  # jurisdiction -> itself and its blocs
     free_flow: Mapping[str, frozenset[str]]  # jurisdiction -> its free-flow blocs
     mechanisms: tuple[TransferMechanism, ...]
-    # Decisions without a trace, by (caller region, service, purpose, data region): the
-    # decision is a pure function of those and the configuration, and the combinations
-    # a deployment sees are few. Bounded; the oldest is forgotten first.
-    _memo: dict[tuple[str, str, str, str], ResidencyDecision] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -57,26 +51,14 @@ class ResidencyPolicy:
             mechanisms=tuple(mechanisms[name] for name in sorted(mechanisms)),
         )
 
-    def decide(self, *, caller_region: str, service: str, purpose: str, data_region: str, explain: bool = False) -> ResidencyDecision:
-        if explain:
-            return self._decide(caller_region, service, purpose, data_region, explain=True)
-        key = (caller_region, service, purpose, data_region)
-        decision = self._memo.get(key)
-        if decision is None:
-            decision = self._decide(caller_region, service, purpose, data_region, explain=False)
-            if len(self._memo) >= MEMO_ENTRIES:
-                del self._memo[next(iter(self._memo))]
-            self._memo[key] = decision
-        return decision
-
-    def _decide(self, caller_region: str, service: str, purpose: str, data_region: str, *, explain: bool) -> ResidencyDecision:
+    def decide(self, *, caller_region: str, service: str, purpose: str, data_region: str, trace: bool = False) -> ResidencyDecision:
         caller_j = self.region_jurisdiction[caller_region]
         data_j = self.region_jurisdiction[data_region]
-        trace: list[str] = []
+        lines: list[str] = []
 
         def done(allowed: bool, code: str, rule: str, detail: str, mechanism: str | None = None) -> ResidencyDecision:
-            if explain:
-                trace.append(f"{rule}: {'allow' if allowed else 'refuse'} ({code})")
+            if trace:
+                lines.append(f"{rule}: {'allow' if allowed else 'refuse'} ({code})")
             return ResidencyDecision(
                 allowed=allowed,
                 reasons=(Reason(code, rule, detail),),
@@ -84,22 +66,22 @@ class ResidencyPolicy:
                 data_region=data_region,
                 data_jurisdiction=data_j,
                 mechanism=mechanism,
-                trace=tuple(trace),
+                trace=tuple(lines),
             )
 
         # (1) same jurisdiction
         if caller_j == data_j:
             return done(True, "same-jurisdiction", "residency.same-jurisdiction", f"caller and data are both in `{data_j}`")
-        if explain:
-            trace.append(f"residency.same-jurisdiction: no (`{caller_j}` reads `{data_j}`)")
+        if trace:
+            lines.append(f"residency.same-jurisdiction: no (`{caller_j}` reads `{data_j}`)")
 
         # (2) free-flow bloc
         shared = self.free_flow[caller_j] & self.free_flow[data_j]
         if shared:
             bloc = min(shared)
             return done(True, "free-flow-bloc", "residency.free-flow-bloc", f"`{caller_j}` and `{data_j}` are both in `{bloc}`")
-        if explain:
-            trace.append("residency.free-flow-bloc: no shared free-flow bloc")
+        if trace:
+            lines.append("residency.free-flow-bloc: no shared free-flow bloc")
 
         # (3) transfer mechanism
         origin, destination = self.places[data_j], self.places[caller_j]
@@ -113,8 +95,8 @@ class ResidencyPolicy:
                     f"`{mechanism.id}` covers `{service}` for `{purpose}`",
                     mechanism.id,
                 )
-        if explain:
-            trace.append(f"residency.transfer-mechanism: none of {len(route)} mechanism(s) on this route covers `{service}` for `{purpose}`")
+        if trace:
+            lines.append(f"residency.transfer-mechanism: none of {len(route)} mechanism(s) on this route covers `{service}` for `{purpose}`")
 
         # (4) default deny, with the closest reason
         for mechanism in route:

@@ -8,13 +8,12 @@ import pytest
 
 from gateway.config import load_config
 from gateway.model import Bloc, Jurisdiction, TransferMechanism
-from gateway.policy.residency import ResidencyPolicy
+from gateway.residency.decision import ResidencyPolicy
 
 SHIPPED = Path(__file__).resolve().parents[2] / "regions.toml"
 
 
-@pytest.fixture(scope="module")
-def policy() -> ResidencyPolicy:
+def shipped_policy() -> ResidencyPolicy:
     config = load_config(SHIPPED)
     return ResidencyPolicy.build(
         regions={r.id: r.jurisdiction for r in config.regions.values()},
@@ -22,6 +21,11 @@ def policy() -> ResidencyPolicy:
         blocs=config.blocs,
         mechanisms=config.transfer_mechanisms,
     )
+
+
+@pytest.fixture(scope="module")
+def policy() -> ResidencyPolicy:
+    return shipped_policy()
 
 
 def decide(policy: ResidencyPolicy, caller: str, data: str, service: str = "analytics", purpose: str = "analytics"):
@@ -73,7 +77,7 @@ def test_a_mechanism_only_works_in_its_direction(policy: ResidencyPolicy) -> Non
 
 
 def test_the_trace_names_every_rule_considered_when_asked(policy: ResidencyPolicy) -> None:
-    decision = policy.decide(caller_region="us-east-1", service="analytics", purpose="analytics", data_region="eu-west-1", explain=True)
+    decision = policy.decide(caller_region="us-east-1", service="analytics", purpose="analytics", data_region="eu-west-1", trace=True)
     rules = [line.split(":")[0] for line in decision.trace]
     assert rules == ["residency.same-jurisdiction", "residency.free-flow-bloc", "residency.transfer-mechanism", "residency.default-deny"]
 
@@ -98,11 +102,11 @@ def test_jurisdictions_and_mechanisms_come_only_from_configuration() -> None:
 def test_a_remembered_decision_equals_the_decision_made_afresh(policy: ResidencyPolicy) -> None:
     first = decide(policy, "us-east-1", "eu-west-1")
     again = decide(policy, "us-east-1", "eu-west-1")
-    fresh = policy._decide("us-east-1", "analytics", "analytics", "eu-west-1", explain=False)
+    fresh = decide(shipped_policy(), "us-east-1", "eu-west-1")
     assert first == again == fresh
 
 
-def test_an_explained_decision_carries_its_trace_even_when_remembered(policy: ResidencyPolicy) -> None:
+def test_a_traced_decision_carries_its_trace_even_when_remembered(policy: ResidencyPolicy) -> None:
     decide(policy, "us-east-1", "eu-west-1")
-    explained = policy.decide(caller_region="us-east-1", service="analytics", purpose="analytics", data_region="eu-west-1", explain=True)
+    explained = policy.decide(caller_region="us-east-1", service="analytics", purpose="analytics", data_region="eu-west-1", trace=True)
     assert explained.trace
