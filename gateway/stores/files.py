@@ -69,6 +69,7 @@ import builtins
 import contextlib
 import errno
 import fcntl
+import functools
 import json
 import os
 import stat
@@ -76,7 +77,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 from gateway.errors import Conflict, GatewayError, StoreError
 from gateway.model import FILE_INLINE_READ_BYTES, is_identifier
@@ -121,6 +122,11 @@ class FileStore:
         self._opened = False
         self._open_lock = threading.Lock()
 
+    @property
+    def _inline_file_bytes(self) -> int:
+        """The largest object file read on the event loop."""
+        return MAX_HEADER + self.inline_read_bytes
+
     # --- lifecycle -------------------------------------------------------------
 
     async def open(self) -> None:
@@ -147,58 +153,26 @@ class FileStore:
 
     async def get(self, key: str) -> StoredObject:
         validate_key(key)
-        if self._opened and self.inline_read_bytes > 0:
-            try:
-                small = self._get_small(key)
-            except GatewayError:
-                raise
-            except OSError as exc:
-                raise self._failed("get", key, exc) from exc
-            if small is not None:
-                return small
-        return await self._run("get", key, lambda: self._get_sync(key))
+        return await self._read("get", key, lambda inline: self._get_sync(key, self._inline_file_bytes if inline else None))
 
     async def get_bodies(self, keys: Sequence[str]) -> builtins.list[bytes]:
         for key in keys:
             validate_key(key)
         bodies: builtins.list[bytes] = []
-        if self._opened and self.inline_read_bytes > 0:  # small files on the loop, as a get reads them...
-            limit, read, files = MAX_HEADER + self.inline_read_bytes, 0, 0
-            for key in keys:
-                body = self._body(key, limit)
-                if body is None:
-                    break
-                bodies.append(body)
-                read, files = read + len(body), files + 1
-                if read >= INLINE_SLICE_BYTES or files >= INLINE_SLICE_FILES:  # ...letting other requests in between slices
-                    await asyncio.sleep(0)
-                    read = files = 0
-            if len(bodies) == len(keys):
-                return bodies
-        rest = keys[len(bodies) :]
-        return bodies + await self._run("get", None, lambda: [self._whole_body(key) for key in rest])
+        while len(bodies) < len(keys):
+            if bodies:
+                await asyncio.sleep(0)  # let other requests in between slices read on the loop
+            bodies += await self._read("get", None, functools.partial(self._bodies_sync, keys[len(bodies) :]))
+        return bodies
 
     async def head(self, key: str) -> ObjectInfo:
         validate_key(key)
-        if self._opened and self.inline_read_bytes > 0:
-            try:
-                return self._head_inline(key)
-            except GatewayError:
-                raise
-            except OSError as exc:
-                raise self._failed("head", key, exc) from exc
-        return await self._run("head", key, lambda: self._head_sync(key))
+        return await self._read("head", key, lambda inline: self._head_sync(key))
 
     async def list(self, prefix: str) -> list[str]:
         validate_prefix(prefix)
-        if prefix and self._opened and self.inline_read_bytes > 0:
-            try:
-                flat = self._list_flat(prefix)
-            except OSError as exc:
-                raise self._failed("list", None, exc) from exc
-            if flat is not None:
-                return flat
-        return await self._run("list", None, lambda: self._list_sync(prefix))
+        most = INLINE_LIST_ENTRIES if prefix else 0  # the whole store is listed in a thread
+        return await self._read("list", None, lambda inline: self._list_sync(prefix, most if inline else None))
 
     async def delete(self, key: str) -> None:
         validate_key(key)
@@ -208,7 +182,23 @@ class FileStore:
         validate_key(key)
         await self._run("set_legal_hold", key, lambda: self._hold_sync(key, on))
 
-    # --- running blocking work off the loop ---------------------------------
+    # --- running blocking work: on the event loop or off it -------------------
+
+    async def _read(self, operation: str, key: str | None, read: Callable[[bool], T | None]) -> T:
+        """The one switch: ``read(True)`` on the event loop while inline reads are on, else (or when it
+        answers None: too large to read there) ``read(False)`` in a worker thread."""
+        if self._opened and self.inline_read_bytes > 0:
+            try:
+                done = read(True)
+            except GatewayError:
+                raise
+            except OSError as exc:
+                raise self._failed(operation, key, exc) from exc
+            if done is not None:
+                return done
+        done = await self._run(operation, key, lambda: read(False))
+        assert done is not None  # off the loop a read takes any size
+        return done
 
     async def _run(self, operation: str, key: str | None, work: Callable[[], T]) -> T:
         def call() -> T:
@@ -284,27 +274,49 @@ class FileStore:
         finally:
             os.close(fd)  # closing the descriptor releases the lock
 
-    # --- operations (in a worker thread) --------------------------------------
+    # --- operations, blocking: put, delete and holds in a worker thread; reads where ``_read`` says --------
 
     def _put_sync(self, key: str, body: bytes, metadata: dict[str, str], if_absent: bool) -> None:
+        """Store ``body`` at ``key``; return only once the object is durable.
+
+        The store's lock is held only for the checks and the link or rename, so a
+        put's checks, and delete's and set_legal_hold's, see no other mutation
+        between their check and their act, while concurrent puts overlap their fsyncs.
+
+        1. Refuse a held key before writing anything (it is refused under the lock anyway).
+        2. An ``if_absent`` put of a key that exists (a replay, or another replica was
+           first): check under the lock, and if it is still there fsync its folder
+           (see 6) and refuse; if it has gone meanwhile, write it after all.
+        3. Outside the lock, the slow part: write the header and body to a new temp
+           file and fsync it; our ``flock`` on it keeps a cleaner from removing it.
+        4. Under the lock: check the hold and the key again, make the folders, open
+           the target's folder, and link the temp file into place (``if_absent``:
+           fails atomically if the key exists) or rename it there.
+        5. After the lock, fsync the folder through the descriptor opened under it:
+           the folder we linked into even if a delete has pruned it since.
+        6. That late fsync is safe: readers take no lock and could always see an
+           object before its fsync, and nothing that takes the lock acts on an
+           object as durable before it is: delete fsyncs the folder after its
+           unlink, set_legal_hold fsyncs the object's folder before it writes the
+           marker, and a refused ``if_absent`` put (2, 7) fsyncs the folder before it
+           refuses, so a caller that takes the refusal as "someone else wrote it"
+           (the notice sweep then deletes its pending notice) can rely on that object.
+        7. An ``if_absent`` link that found the key is refused now, after that fsync.
+        8. Remove the temp name if it is still ours, and close the temp file (its ``flock`` goes with it).
+        """
         target = self._objects / key
-        if self._is_held(key):  # refused under the lock in any case: no temp file written and fsynced for nothing
+        if self._is_held(key):  # (1)
             raise self._held(key)
-        if if_absent and target.is_file():
-            # Most likely refused (a replay, or another replica was first): check
-            # before writing a temp file for nothing. If the object is gone by
-            # the time we hold the lock, write it after all.
+        if if_absent and target.is_file():  # (2)
             with self._locked():
                 folder = self._checked_folder(key, target)
                 present = target.exists()
             if present:
-                _fsync_and_close(folder)  # see below: the refusal relies on a durable object
+                _fsync_and_close(folder)
                 raise self._exists(key)
             os.close(folder)
         header = MAGIC + json.dumps({"metadata": metadata}, separators=(",", ":"), sort_keys=True).encode("ascii") + b"\n"
-        # The slow part, outside the store's lock: write and fsync the temp file.
-        # Our flock on it (taken by _new_temp) keeps a cleaner from removing it.
-        fd, temp = self._new_temp()
+        fd, temp = self._new_temp()  # (3)
         temp_named = True  # ``temp`` still names our file, and we remove it when done
         refused = False
         try:
@@ -312,15 +324,12 @@ class FileStore:
                 out.write(header)
                 out.write(body)
             os.fsync(fd)
-            # Under the lock only the checks and the link or rename, so that a
-            # put's checks, and delete's and set_legal_hold's, see no other
-            # mutation between their check and their act.
-            with self._locked():
+            with self._locked():  # (4)
                 folder = self._checked_folder(key, target)
                 try:
                     if if_absent:
                         try:
-                            os.link(temp, target)  # fails atomically if the key exists
+                            os.link(temp, target)
                         except FileExistsError:
                             refused = True
                     else:
@@ -329,33 +338,16 @@ class FileStore:
                 except BaseException:
                     os.close(folder)
                     raise
-            # The directory's fsync, after the lock is released. ``folder`` was
-            # opened under the lock, so it is the folder we linked into even if a
-            # delete has since pruned it (the fsync of a removed folder is
-            # harmless). Other callers may see our object before this fsync, but
-            # none acts on it as if it were durable:
-            # - a reader (get, head, list) takes no lock and could always see an
-            #   object between the rename and the fsync;
-            # - delete fsyncs the folder after its unlink, so a delete that
-            #   returns has made the object's absence durable, whatever our
-            #   fsync does later;
-            # - set_legal_hold fsyncs the object's folder before it writes the
-            #   marker, so a hold is never durable while its object is not;
-            # - an ``if_absent`` put refused because the key exists fsyncs the
-            #   folder too before it refuses, so a caller that takes the refusal
-            #   as "someone else wrote it" (the notice sweep then deletes the
-            #   pending notice) can rely on that object.
-            # And put itself still returns only once its object is durable.
-            _fsync_and_close(folder)
-            if refused:
+            _fsync_and_close(folder)  # (5), safe by (6)
+            if refused:  # (7)
                 raise self._exists(key)
         finally:
-            try:
+            try:  # (8)
                 if temp_named:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(temp)
             finally:
-                os.close(fd)  # releases our flock on the temp file
+                os.close(fd)
 
     def _checked_folder(self, key: str, target: Path) -> int:
         """Under the lock: refuse a held key or one that is a folder of keys; else open the target's folder."""
@@ -385,22 +377,38 @@ class FileStore:
                 raise
             os.close(fd)  # removed by a cleaner before we locked it; the name is not ours to remove
 
-    def _get_sync(self, key: str) -> StoredObject:
-        with self._open_object(key) as stream:
-            metadata = self._read_header(key, stream)
-            body = stream.read()
-        return StoredObject(key, body, metadata, self._is_held(key))
+    def _get_sync(self, key: str, limit: int | None) -> StoredObject | None:
+        """The object; None if its file is larger than ``limit`` bytes."""
+        read = self._read_file(key, limit)
+        if read is None:
+            return None
+        header, body = read
+        return StoredObject(key, body, self._parse_header(key, header), self._is_held(key))
 
-    def _body(self, key: str, limit: int | None = None) -> bytes | None:
-        """The body alone, or None if the file is larger than ``limit``. The header is
-        checked for its magic and its end, not parsed: a bulk read's caller checks
-        each body against its SHA-256."""
-        try:
-            fd = os.open(f"{self._objects_dir}/{key}", os.O_RDONLY)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise self._not_found(key) from None
-        except OSError as exc:
-            raise self._failed("get", key, exc) from exc
+    def _bodies_sync(self, keys: Sequence[str], inline: bool) -> builtins.list[bytes] | None:
+        """The bodies of ``keys`` in order, their headers checked for the magic and an end, not parsed (a
+        bulk read's caller checks each body against its SHA-256). ``inline``: only a slice of them
+        (``INLINE_SLICE_BYTES`` or ``INLINE_SLICE_FILES``), up to the first file too large to read on
+        the loop (None if that is the first)."""
+        limit = self._inline_file_bytes if inline else None
+        bodies: builtins.list[bytes] = []
+        size = 0
+        for key in keys:
+            try:
+                read = self._read_file(key, limit)
+            except OSError as exc:  # name the key that failed
+                raise self._failed("get", key, exc) from exc
+            if read is None:
+                break
+            bodies.append(read[1])
+            size += len(read[1])
+            if inline and (size >= INLINE_SLICE_BYTES or len(bodies) >= INLINE_SLICE_FILES):
+                break
+        return bodies or None
+
+    def _read_file(self, key: str, limit: int | None) -> tuple[bytes, bytes] | None:
+        """The object file's header line and body; None if the file is larger than ``limit`` bytes."""
+        fd = self._open_file(key)
         try:
             if limit is not None and limit < ONE_READ_LIMIT:
                 # reading up to limit + 1 bytes, to the end of the file, says whether it fits without an
@@ -411,102 +419,53 @@ class FileStore:
                         data += more
                 except IsADirectoryError:  # a folder of other keys, not an object
                     raise self._not_found(key) from None
-                return None if len(data) > limit else data[self._body_start(key, data) :]
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):  # a folder of other keys, not an object
-                raise self._not_found(key)
-            size = st.st_size
+                return None if len(data) > limit else self._split(key, data)
+            size = self._file_size(key, fd)
             if limit is not None and size > limit:
                 return None
             if size <= len(MAGIC) + MAX_HEADER + SMALL_BODY_BYTES:  # one read, the body sliced off it
                 data = os.read(fd, size + 1)
                 if len(data) != size:  # a short read, or a file changed in place since fstat: read on to its end
                     data += _read_to_end(fd)
-                return data[self._body_start(key, data) :]
+                return self._split(key, data)
             # a large body is read into a buffer of its own size, so it is never held twice
-            start = self._body_start(key, os.pread(fd, len(MAGIC) + MAX_HEADER, 0))
-            return _pread_exactly(fd, size - start, start)
-        except OSError as exc:
-            raise self._failed("get", key, exc) from exc
+            head = _pread_exactly(fd, len(MAGIC) + MAX_HEADER, 0)
+            start = self._body_start(key, head)
+            return head[len(MAGIC) : start], _pread_exactly(fd, size - start, start)
         finally:
             os.close(fd)
-
-    def _body_start(self, key: str, head: bytes) -> int:
-        """Where the body begins, after the magic and the header line at the start of ``head``."""
-        end = head.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER)
-        if not head.startswith(MAGIC) or end < 0:
-            raise self._corrupt(key, ValueError("bad magic or unterminated header"))
-        return end + 1
-
-    def _whole_body(self, key: str) -> bytes:
-        body = self._body(key)
-        assert body is not None  # no limit, so never None
-        return body
-
-    def _get_small(self, key: str) -> StoredObject | None:
-        """The object if its file is small enough to read on the loop, else None (read it in a thread)."""
-        try:
-            fd = os.open(f"{self._objects_dir}/{key}", os.O_RDONLY)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise self._not_found(key) from None
-        try:
-            size = os.fstat(fd).st_size
-            if size > MAX_HEADER + self.inline_read_bytes:
-                return None
-            data = os.read(fd, size + 1)
-        finally:
-            os.close(fd)
-        start = self._body_start(key, data)
-        metadata = self._parse_header(key, data[len(MAGIC) : start])
-        held = os.path.exists(f"{self._holds_dir}/{key}")
-        return StoredObject(key, data[start:], metadata, held)
 
     def _head_sync(self, key: str) -> ObjectInfo:
-        with self._open_object(key) as stream:
-            metadata = self._read_header(key, stream)
-            size = os.fstat(stream.fileno()).st_size - stream.tell()
-        return ObjectInfo(key, size, metadata, self._is_held(key))
-
-    def _head_inline(self, key: str) -> ObjectInfo:
-        """The object's metadata from one read of at most its header (on the loop, like a small get)."""
+        """The object's size and metadata from one read of at most its header."""
+        fd = self._open_file(key)
         try:
-            fd = os.open(f"{self._objects_dir}/{key}", os.O_RDONLY)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise self._not_found(key) from None
-        try:
-            size = os.fstat(fd).st_size
-            data = os.read(fd, min(size, len(MAGIC) + MAX_HEADER))
+            size = self._file_size(key, fd)
+            data = _pread_exactly(fd, min(size, len(MAGIC) + MAX_HEADER), 0)
         finally:
             os.close(fd)
         start = self._body_start(key, data)
-        metadata = self._parse_header(key, data[len(MAGIC) : start])
-        return ObjectInfo(key, size - start, metadata, os.path.exists(f"{self._holds_dir}/{key}"))
+        return ObjectInfo(key, size - start, self._parse_header(key, data[len(MAGIC) : start]), self._is_held(key))
 
-    def _list_flat(self, prefix: str) -> builtins.list[str] | None:
-        """On the event loop: the keys under ``prefix`` if its folder holds only files, at most
-        ``INLINE_LIST_ENTRIES`` of them (a subject's records); ``None``: list in a thread."""
-        names: builtins.list[str] = []
-        try:
-            with os.scandir(f"{self._objects_dir}/{prefix}") as entries:
-                for entry in entries:
-                    if len(names) == INLINE_LIST_ENTRIES or not entry.is_file(follow_symlinks=False):
-                        return None
-                    names.append(entry.name)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        return sorted(prefix + name for name in names if is_identifier(name))
-
-    def _list_sync(self, prefix: str) -> builtins.list[str]:
-        base = self._objects / prefix if prefix else self._objects
-        if not base.is_dir():
-            return []
+    def _list_sync(self, prefix: str, most: int | None) -> builtins.list[str] | None:
+        """The keys under ``prefix``, sorted (files whose names are not keys left out). With ``most``: None
+        (list in a thread) unless ``prefix``'s folder holds only files, at most ``most`` of them."""
         keys: builtins.list[str] = []
-        for folder, dirs, files in os.walk(base):
-            dirs[:] = [d for d in dirs if is_identifier(d)]
-            relative = Path(folder).relative_to(self._objects)
-            for name in files:
-                if is_identifier(name):
-                    keys.append((relative / name).as_posix())
+        folders = [prefix]
+        while folders:
+            folder = folders.pop()
+            try:
+                with os.scandir(f"{self._objects_dir}/{folder}") as entries:
+                    for n, entry in enumerate(entries):
+                        if most is not None and (n == most or not entry.is_file(follow_symlinks=False)):
+                            return None
+                        if not is_identifier(entry.name):
+                            continue
+                        if not entry.is_dir():
+                            keys.append(folder + entry.name)
+                        elif not entry.is_symlink():
+                            folders.append(f"{folder}{entry.name}/")
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # a missing prefix, or a folder a delete pruned meanwhile
         return sorted(keys)
 
     def _delete_sync(self, key: str) -> None:
@@ -556,18 +515,29 @@ class FileStore:
 
     # --- helpers -----------------------------------------------------------------
 
-    def _open_object(self, key: str) -> BinaryIO:
+    def _open_file(self, key: str) -> int:
         try:
-            return open(self._objects / key, "rb")
+            return os.open(f"{self._objects_dir}/{key}", os.O_RDONLY)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise self._not_found(key) from None
 
-    def _read_header(self, key: str, stream: BinaryIO) -> dict[str, str]:
-        magic = stream.read(len(MAGIC))
-        line = stream.readline(MAX_HEADER)
-        if magic != MAGIC or not line.endswith(b"\n"):
+    def _file_size(self, key: str, fd: int) -> int:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # a folder of other keys, not an object
+            raise self._not_found(key)
+        return st.st_size
+
+    def _body_start(self, key: str, head: bytes) -> int:
+        """Where the body begins, after the magic and the header line at the start of ``head``."""
+        end = head.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER)
+        if not head.startswith(MAGIC) or end < 0:
             raise self._corrupt(key, ValueError("bad magic or unterminated header"))
-        return self._parse_header(key, line)
+        return end + 1
+
+    def _split(self, key: str, data: bytes) -> tuple[bytes, bytes]:
+        """The header line and the body of an object file's bytes."""
+        start = self._body_start(key, data)
+        return data[len(MAGIC) : start], data[start:]
 
     def _parse_header(self, key: str, line: bytes) -> dict[str, str]:
         try:
@@ -589,7 +559,7 @@ class FileStore:
         return error
 
     def _is_held(self, key: str) -> bool:
-        return (self._holds / key).is_file()
+        return os.path.isfile(f"{self._holds_dir}/{key}")
 
     def _make_parent(self, key: str, target: Path) -> None:
         try:

@@ -36,6 +36,13 @@ async def test_a_missing_object_is_not_found(store: RecordStore, operation: str)
         await getattr(store, operation)(KEY)
 
 
+@pytest.mark.parametrize("operation", ["get", "head"])
+async def test_a_key_that_only_begins_other_keys_is_not_found(store: RecordStore, operation: str) -> None:
+    await store.put(KEY, b"hello", META)
+    with pytest.raises(ObjectNotFound):
+        await getattr(store, operation)(KEY.rsplit("/", 1)[0])
+
+
 async def test_setting_a_hold_on_a_missing_object_is_not_found(store: RecordStore) -> None:
     with pytest.raises(ObjectNotFound):
         await store.set_legal_hold(KEY, True)

@@ -480,5 +480,12 @@ async def test_a_store_with_inline_reads_turned_off_lists_in_a_worker_thread(tmp
     store = FileStore("eu-west-1", tmp_path / "store", inline_read_bytes=0)
     await store.open()
     await store.put(KEY, b"x", {})
-    monkeypatch.setattr(store, "_list_flat", lambda prefix: pytest.fail("listed on the event loop"))
+    loop_thread = threading.get_ident()
+    real_scandir = os.scandir
+
+    def scandir_off_the_loop(path: str) -> Iterator[os.DirEntry[str]]:
+        assert threading.get_ident() != loop_thread, "listed on the event loop"
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir_off_the_loop)
     assert await store.list("subjects/aoife/records/") == [KEY]
