@@ -26,9 +26,9 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
-    # The stores share one boto3 session per process. One made before moto was first imported lacks
+    # S3 clients share one boto3 session per process. One made before moto was first imported lacks
     # moto's hook, so its clients would go to the real AWS under mock_aws: give each test a fresh one.
-    monkeypatch.setattr("gateway.stores.s3._SESSION", [])
+    monkeypatch.setattr("gateway.s3client._SESSION", [])
 
 
 @pytest.fixture

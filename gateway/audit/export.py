@@ -34,14 +34,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import boto3  # type: ignore[import-untyped]
-from botocore.config import Config as BotoConfig  # type: ignore[import-untyped]
-from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
-
 from gateway.audit.chain import CHECKPOINT, HEAD
 from gateway.config import AuditExport
-from gateway.errors import GatewayError, LedgerBroken, StoreError
+from gateway.errors import LedgerBroken, StoreError
 from gateway.model import Clock
+from gateway.s3client import call_off_loop, describe, http_status, make_client
 
 log = logging.getLogger("gateway.audit.export")
 
@@ -141,8 +138,8 @@ class SegmentExporter:
         def ensure(client: Any) -> None:
             try:
                 client.head_bucket(Bucket=self.spec.bucket)
-            except ClientError as exc:
-                if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+            except Exception as exc:
+                if http_status(exc) != 404:
                     raise
                 params: dict[str, Any] = {"Bucket": self.spec.bucket, "ObjectLockEnabledForBucket": True}
                 if self.spec.region_name != "us-east-1":
@@ -223,7 +220,7 @@ class SegmentExporter:
         try:
             await self._call(f"upload `{segment.key}`", lambda c: c.put_object(**params))
         except ExportError as exc:
-            if _status(exc.__cause__) != 412:
+            if http_status(exc.__cause__) != 412:
                 raise
             # already there (another process uploaded it): it must be the same bytes
             existing = await self.fetch(segment.key)
@@ -264,32 +261,16 @@ class SegmentExporter:
     async def _call(self, operation: str, work: Callable[[Any], T]) -> T:
         if self._closed:
             raise ExportError(f"the audit ledger exporter is closed; cannot {operation}")
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: work(self._client_now()))
-        except GatewayError:
-            raise
-        except ClientError as exc:
-            error = exc.response.get("Error", {})
-            why = f"{error.get('Code', '')}: {error.get('Message', '')}".strip(": ")
-            raise ExportError(f"could not {operation} in audit bucket `{self.spec.bucket}`: {why or 'unexpected answer'}", bucket=self.spec.bucket) from exc
-        except (BotoCoreError, RuntimeError) as exc:
-            raise ExportError(f"could not {operation} in audit bucket `{self.spec.bucket}`: {exc}", bucket=self.spec.bucket) from exc
+        return await call_off_loop(self._executor, lambda: work(self._client_now()), lambda exc: self._failed(operation, exc))
+
+    def _failed(self, operation: str, exc: Exception) -> ExportError:
+        return ExportError(f"could not {operation} in audit bucket `{self.spec.bucket}`: {describe(exc)}", bucket=self.spec.bucket)
 
     def _client_now(self) -> Any:
         with self._client_lock:
             if self._client is None:
-                config = BotoConfig(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"})
-                if self.spec.endpoint_url:
-                    config = config.merge(BotoConfig(s3={"addressing_style": "path"}))
-                self._client = boto3.session.Session().client("s3", region_name=self.spec.region_name, endpoint_url=self.spec.endpoint_url, config=config)
+                self._client = make_client(self.spec.region_name, self.spec.endpoint_url)
             return self._client
-
-
-def _status(exc: BaseException | None) -> int | None:
-    if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return int(status) if status is not None else None
-    return None
 
 
 class SegmentUploader:

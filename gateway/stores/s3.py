@@ -41,13 +41,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-import boto3  # type: ignore[import-untyped]
-from botocore.config import Config  # type: ignore[import-untyped]
-from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
-
 from gateway.aio import all_or_first_error
 from gateway.errors import GatewayError, StoreError
 from gateway.model import S3StoreSpec
+from gateway.s3client import call_off_loop, describe, error_code, http_status, make_client
 from gateway.stores.base import (
     ObjectInfo,
     ObjectLocked,
@@ -65,19 +62,9 @@ TAG_PREFIX = "residency-"
 MAX_TAGS = 10
 MAX_TAG_VALUE = 256
 TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:/=+\-@]*\Z")
-MAX_WORKERS = 32  # as many calls in flight as the client's connection pool holds
+MAX_WORKERS = 32  # as many calls in flight as the client's connection pool holds (made this size)
 NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 NO_OBJECT_LOCK = "object-lock-unavailable"
-
-
-def client_config() -> Config:
-    """Short time-outs and few retries: a region that does not answer fails fast."""
-    return Config(
-        connect_timeout=2,
-        read_timeout=10,
-        retries={"max_attempts": 2, "mode": "standard"},
-        max_pool_connections=32,
-    )
 
 
 def residency_tags(metadata: Mapping[str, str]) -> dict[str, str]:
@@ -126,7 +113,7 @@ class S3Store:
         try:
             await self._call("create bucket", None, lambda c: c.create_bucket(**params))
         except StoreError as exc:
-            if _error_code(exc.__cause__) != "BucketAlreadyOwnedByYou":
+            if error_code(exc.__cause__) != "BucketAlreadyOwnedByYou":
                 raise
             if self.spec.object_lock:
                 await self._require_object_lock()
@@ -216,7 +203,7 @@ class S3Store:
                 lambda c: c.put_object_legal_hold(Bucket=self.bucket, Key=key, LegalHold={"Status": status}),
             )
         except StoreError as exc:
-            if _error_code(exc.__cause__) == "InvalidRequest":
+            if error_code(exc.__cause__) == "InvalidRequest":
                 raise self._no_object_lock() from exc.__cause__
             raise
 
@@ -226,44 +213,24 @@ class S3Store:
         if self._closed:
             raise StoreError(f"S3 store of `{self.region}` is closed; cannot {operation}", region=self.region, operation=operation)
 
-        def call() -> T:
-            return work(self._client_now())
-
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+            return await call_off_loop(self._executor, lambda: work(self._client_now()), lambda exc: self._translate(exc, operation, key))
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if self._closed and task is not None and not task.cancelling():  # close() cancelled the queued call, not our caller
                 raise self._unavailable(operation, key, "the store was closed") from None
             raise
-        except GatewayError:
-            raise
-        except ClientError as exc:
-            raise self._translate(exc, operation, key) from exc
-        except BotoCoreError as exc:
-            raise self._unavailable(operation, key, str(exc)) from exc
-        except RuntimeError as exc:  # the executor was shut down by close() meanwhile
-            raise self._unavailable(operation, key, str(exc)) from exc
 
     def _client_now(self) -> Any:
         with self._client_lock:
             if self._client is None:
-                config = client_config()
-                if self.spec.endpoint_url:
-                    # S3-compatible endpoints (and IP addresses) want path-style URLs.
-                    config = config.merge(Config(s3={"addressing_style": "path"}))
-                with _SESSION_LOCK:  # sessions are not thread-safe; making one per store costs ~130 ms
-                    self._client = _session().client(
-                        "s3",
-                        region_name=self.spec.region_name,
-                        endpoint_url=self.spec.endpoint_url,
-                        config=config,
-                    )
+                self._client = make_client(self.spec.region_name, self.spec.endpoint_url, max_pool_connections=MAX_WORKERS)
             return self._client
 
-    def _translate(self, exc: ClientError, operation: str, key: str | None) -> GatewayError:
-        code = _error_code(exc)
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    def _translate(self, exc: Exception, operation: str, key: str | None) -> GatewayError:
+        code, status = error_code(exc), http_status(exc)
+        if status is None and not code:  # no answer: unreachable, timed out, or the executor shut down by close()
+            return self._unavailable(operation, key, describe(exc))
         if key is not None and (code in NOT_FOUND or (status == 404 and code != "NoSuchBucket")):
             return ObjectNotFound(f"object `{key}` does not exist in `{self.region}`")
         if code == "PreconditionFailed" or status == 412:
@@ -272,8 +239,7 @@ class S3Store:
             return self._unavailable(operation, key, f"bucket `{self.bucket}` does not exist")
         if code in ("AccessDenied", "403") or status == 403:
             return self._unavailable(operation, key, f"access to bucket `{self.bucket}` is denied")
-        message = exc.response.get("Error", {}).get("Message") or code or "unexpected answer"
-        return self._unavailable(operation, key, f"{code}: {message}" if code else message)
+        return self._unavailable(operation, key, describe(exc))
 
     def _unavailable(self, operation: str, key: str | None, why: str) -> StoreError:
         what = f" `{key}`" if key else ""
@@ -300,29 +266,12 @@ class S3Store:
                 lambda c: c.get_object_lock_configuration(Bucket=self.bucket),
             )
         except StoreError as exc:
-            if _error_code(exc.__cause__) == "ObjectLockConfigurationNotFoundError":
+            if error_code(exc.__cause__) == "ObjectLockConfigurationNotFoundError":
                 raise self._no_object_lock() from exc.__cause__
             raise
         if answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") != "Enabled":
             raise self._no_object_lock()
 
 
-_SESSION_LOCK = threading.Lock()
-_SESSION: list[boto3.session.Session] = []
-
-
-def _session() -> boto3.session.Session:
-    """One boto3 session for every store of the process (call with ``_SESSION_LOCK`` held)."""
-    if not _SESSION:
-        _SESSION.append(boto3.session.Session())
-    return _SESSION[0]
-
-
 def _held(answer: Mapping[str, Any]) -> bool:
     return answer.get("ObjectLockLegalHoldStatus") == "ON"
-
-
-def _error_code(exc: BaseException | None) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""

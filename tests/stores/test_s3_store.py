@@ -16,7 +16,8 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 
 from gateway.errors import StoreError
 from gateway.model import S3StoreSpec
-from gateway.stores.s3 import S3Store, client_config, residency_tags
+from gateway.s3client import client_config, make_client
+from gateway.stores.s3 import S3Store, residency_tags
 
 pytestmark = pytest.mark.s3
 
@@ -157,12 +158,14 @@ async def test_an_unreachable_endpoint_is_a_store_error(aws_credentials: None) -
 
 async def test_an_unreachable_endpoint_is_given_up_after_two_retries(aws_credentials: None) -> None:
     spec = S3StoreSpec(bucket="records", region_name="eu-west-1", endpoint_url=f"http://127.0.0.1:{closed_port()}")
-    store = S3Store("eu-west-1", spec)
+    client = make_client(spec.region_name, spec.endpoint_url)
     attempts: list[str] = []
-    store._client_now().meta.events.register("before-send.s3", lambda request, **_: attempts.append(request.url))
+    client.meta.events.register("before-send.s3", lambda request, **_: attempts.append(request.url))
+    store = S3Store("eu-west-1", spec, client=client)
     with pytest.raises(StoreError):
         await store.get(KEY)
     await store.close()
+    client.close()
     assert len(attempts) == 3, attempts  # the first try and two retries (botocore's max_attempts counts retries)
 
 
