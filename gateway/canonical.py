@@ -1,13 +1,16 @@
-"""Canonical JSON (RFC 8785) for everything the gateway hashes or signs."""
+"""Canonical JSON (RFC 8785) for everything the gateway hashes or signs, and the ids and encodings that go with it."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import rfc8785
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
 
 _INT_MAX = 2**53 - 1
 _SORTED = orjson.OPT_SORT_KEYS
@@ -74,6 +77,11 @@ def _same_as_json(value: Any, depth: int) -> bool:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def key_id(public_key: ed25519.Ed25519PublicKey) -> str:
+    """A public key's id: SHA-256 (hex) of its raw 32 bytes (how a checkpoint and a package manifest name the provider key)."""
+    return sha256_hex(public_key.public_bytes_raw())
 
 
 def b64url(data: bytes) -> str:

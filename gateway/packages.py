@@ -54,10 +54,9 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.canonical import b64url, b64url_decode, canonical, canonical_checked
+from gateway.canonical import b64url, b64url_decode, canonical, canonical_checked, key_id
 from gateway.errors import GatewayError
 from gateway.model import is_identifier, isoformat, parse_time
 
@@ -133,12 +132,6 @@ class PackageReport:
 
 def record_path(subject: str, region: str, key: str) -> str:
     return f"records/{subject}/{region}/{key}"
-
-
-def provider_key_id(public_key: ed25519.Ed25519PublicKey) -> str:
-    """The provider key's id: SHA-256 (hex) of its raw 32 bytes."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()
 
 
 def build_manifest(
@@ -676,7 +669,7 @@ def verify_package(path: Path, public_key: ed25519.Ed25519PublicKey) -> PackageR
                     problems.append("manifest.sig does not verify under the provider key")
             elif second is not None and second.name == SIGNATURE:
                 problems.append("manifest.sig is not a regular file of a readable size")
-            if isinstance(manifest, dict) and manifest.get("provider") != provider_key_id(public_key):
+            if isinstance(manifest, dict) and manifest.get("provider") != key_id(public_key):
                 problems.append("the manifest names another provider key")
             # (3) every record once, as the manifest says, and nothing else but the withheld statement
             expected: dict[str, dict[str, Any]] = {}

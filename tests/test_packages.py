@@ -19,13 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway.canonical import b64url, canonical
+from gateway.canonical import b64url, canonical, key_id
 from gateway.packages import (
     PackageError,
     PackageItem,
     Unreadable,
     build_manifest,
-    provider_key_id,
     stream_package,
     verify_package,
 )
@@ -48,7 +47,7 @@ def items() -> list[PackageItem]:
 
 
 def manifest(key: ed25519.Ed25519PrivateKey = PROVIDER) -> dict[str, Any]:
-    return build_manifest("order-1", "aa-court", CREATED, items(), provider_key_id(key.public_key()))
+    return build_manifest("order-1", "aa-court", CREATED, items(), key_id(key.public_key()))
 
 
 class Store:
@@ -218,7 +217,7 @@ async def test_a_package_withholding_records_is_as_long_as_announced_and_verifie
 
     bodies = {**BODIES, ("acct-3", "north-1", "k" * 128): b"a long name"}
     items_ = [PackageItem(s, r, "content", k, hashlib.sha256(b).hexdigest(), len(b), "tag") for (s, r, k), b in bodies.items()]
-    manifest_ = build_manifest("order-1", "aa-court", CREATED, items_, provider_key_id(PROVIDER.public_key()))
+    manifest_ = build_manifest("order-1", "aa-court", CREATED, items_, key_id(PROVIDER.public_key()))
     path = await produce(tmp_path / "package.tar", manifest_, store=Store({**bodies, **changed}))
     assert path.stat().st_size == package_size(manifest_, len(manifest_bytes(manifest_)))
     report = verify_package(path, PROVIDER.public_key())
@@ -265,7 +264,7 @@ async def test_a_package_whose_withheld_statement_was_dropped_fails_verification
 async def test_the_withheld_statement_of_another_package_does_not_excuse_a_missing_record(tmp_path: Path) -> None:
     store = Store({**BODIES, ("acct-1", "north-1", "mail-1"): CHANGED})
     other = dict((m.name, c) for m, c in _members((await produce(tmp_path / "other.tar", manifest(), store=store)).read_bytes()))
-    later = build_manifest("order-1", "aa-court", CREATED.replace(minute=45), items(), provider_key_id(PROVIDER.public_key()))
+    later = build_manifest("order-1", "aa-court", CREATED.replace(minute=45), items(), key_id(PROVIDER.public_key()))
     data = (await produce(tmp_path / "package.tar", later)).read_bytes()
     members = [(m, other.get(m.name, c) if m.name.startswith("withheld.") else c) for m, c in _members(data) if m.name != "records/acct-1/north-1/mail-1"]
     (tmp_path / "spliced.tar").write_bytes(_tar(members))
@@ -308,7 +307,7 @@ async def test_the_package_size_is_known_before_the_stream(tmp_path: Path) -> No
         PackageItem(subject, region, "content", key, hashlib.sha256(body).hexdigest(), len(body), "tag")
         for (subject, region, key), body in bodies.items()
     ]
-    manifest_ = build_manifest("order-1", "aa-court", CREATED, items_, provider_key_id(PROVIDER.public_key()))
+    manifest_ = build_manifest("order-1", "aa-court", CREATED, items_, key_id(PROVIDER.public_key()))
     path = await produce(tmp_path / "package.tar", manifest_, store=Store(bodies))
     assert package_size(manifest_, len(manifest_bytes(manifest_))) == path.stat().st_size
 
@@ -442,7 +441,7 @@ async def test_a_record_with_a_path_longer_than_ustar_allows_travels_in_a_pax_he
     key = "k" * 128
     body = b"long name"
     item = PackageItem("acct-1", "north-1", "content", key, hashlib.sha256(body).hexdigest(), len(body), "tag")
-    manifest_ = build_manifest("order-1", "aa-court", CREATED, [item], provider_key_id(PROVIDER.public_key()))
+    manifest_ = build_manifest("order-1", "aa-court", CREATED, [item], key_id(PROVIDER.public_key()))
     path = await produce(tmp_path / "package.tar", manifest_, store=Store({("acct-1", "north-1", key): body}))
     pax_header = offsets(path)[f"records/acct-1/north-1/{key}"].offset  # tarfile reports the pax header's offset
     pax_record = path.read_bytes().index(b"path=", pax_header)
@@ -454,7 +453,7 @@ async def test_a_record_with_a_path_longer_than_ustar_allows_travels_in_a_pax_he
 def test_a_record_key_that_is_not_an_identifier_cannot_enter_a_manifest() -> None:
     bad = PackageItem("acct-1", "north-1", "content", "../../etc/passwd", "0" * 64, 1, "tag")
     with pytest.raises(PackageError):
-        build_manifest("order-1", "aa-court", CREATED, [bad], provider_key_id(PROVIDER.public_key()))
+        build_manifest("order-1", "aa-court", CREATED, [bad], key_id(PROVIDER.public_key()))
 
 
 @pytest.mark.parametrize(
@@ -468,7 +467,7 @@ def test_a_record_key_that_is_not_an_identifier_cannot_enter_a_manifest() -> Non
 )
 def test_a_record_whose_values_json_cannot_carry_exactly_cannot_enter_a_manifest(bad: PackageItem) -> None:
     with pytest.raises(PackageError) as caught:
-        build_manifest("order-1", "aa-court", CREATED, [bad], provider_key_id(PROVIDER.public_key()))
+        build_manifest("order-1", "aa-court", CREATED, [bad], key_id(PROVIDER.public_key()))
     assert caught.value.code == "package-invalid"
 
 

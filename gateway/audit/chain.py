@@ -43,10 +43,9 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.canonical import b64url, b64url_decode, canonical, canonical_checked, sha256_hex
+from gateway.canonical import b64url, b64url_decode, canonical, canonical_checked, key_id, sha256_hex
 
 GENESIS = "0" * 64
 KEYS = frozenset({"seq", "time", "kind", "data", "prev", "hash"})
@@ -275,11 +274,6 @@ def _is_kind(value: object) -> bool:
 
 
 # --- checkpoints -----------------------------------------------------------------
-
-
-def key_id(public_key: ed25519.Ed25519PublicKey) -> str:
-    """A public key's id: SHA-256 (hex) of its raw 32 bytes."""
-    return sha256_hex(public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
 
 
 def checkpoint_message(seq: int, hash_: str) -> bytes:

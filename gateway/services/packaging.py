@@ -14,10 +14,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.aio import all_or_first_error
-from gateway.canonical import sha256_hex
+from gateway.canonical import key_id, sha256_hex
 from gateway.errors import NotFound
 from gateway.model import Clock, parse_time
-from gateway.packages import ItemFields, Unreadable, build_manifest, manifest_bytes, package_size, provider_key_id, stream_package
+from gateway.packages import ItemFields, Unreadable, build_manifest, manifest_bytes, package_size, stream_package
 from gateway.services.audit_log import AuditLog
 from gateway.services.documents import disclosable
 from gateway.services.records import record_key
@@ -30,7 +30,7 @@ class Packager:
     def __init__(self, *, stores: Mapping[str, RecordStore], provider_key: ed25519.Ed25519PrivateKey, audit: AuditLog, clock: Clock) -> None:
         self.stores = stores
         self.provider_key = provider_key
-        self.provider_id = provider_key_id(provider_key.public_key())
+        self.provider_id = key_id(provider_key.public_key())
         self.audit = audit
         self.clock = clock
 
