@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from hypothesis import example, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.canonical import b64url, canonical, key_id
@@ -502,14 +502,6 @@ def test_every_member_header_is_the_one_tarfile_writes(name: str, size: int, mti
     from gateway.packages import _header, _tar_header
 
     assert _header(name, size, mtime) == _tar_header(name, size, mtime)
-
-
-@given(st.binary(max_size=256))
-@example(b"\xff" * 256)  # the largest sum it is used for
-def test_the_header_byte_sum_is_the_sum_of_the_bytes(data: bytes) -> None:
-    from gateway.packages import _byte_sum
-
-    assert _byte_sum(data) == sum(data)
 
 
 def test_a_path_segment_that_only_compares_equal_to_text_cannot_enter_a_manifest() -> None:
