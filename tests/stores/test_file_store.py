@@ -418,7 +418,7 @@ async def test_deleting_the_last_object_of_a_folder_removes_the_empty_folders(st
     assert list((store.root / "objects").iterdir()) == []
 
 
-async def test_reads_and_writes_do_not_run_on_the_event_loop(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_puts_and_deletes_do_not_run_on_the_event_loop(store: FileStore, monkeypatch: pytest.MonkeyPatch) -> None:
     loop_thread = threading.get_ident()
     seen: list[int] = []
     real_open = os.open
