@@ -103,6 +103,7 @@ TEMP_PREFIX = ".tmp-"
 INLINE_SLICE_BYTES = 256 * 1024  # a bulk read on the event loop lets other work in after this many bytes...
 INLINE_SLICE_FILES = 64  # ...or files
 SMALL_BODY_BYTES = 256 * 1024  # a bulk read reads a file up to this (plus its header) at once and slices the body off
+ONE_READ_LIMIT = 128 * 1024  # a read's size limit below which a file is read without an fstat (a buffer this large is cheap)
 INLINE_LIST_ENTRIES = 256  # a listing of a folder of at most this many files (and no folders) runs on the event loop
 
 
@@ -409,6 +410,16 @@ class FileStore:
         """The object file's header line and body; None if the file is larger than ``limit`` bytes."""
         fd = self._open_file(key)
         try:
+            if limit is not None and limit < ONE_READ_LIMIT:
+                # reading up to limit + 1 bytes, to the end of the file, says whether it fits without an fstat:
+                # bench.fileread's get_bodies, 16.6 against 18.7 µs per 4 KiB object (11%); a short read is read on from
+                try:
+                    data = os.read(fd, limit + 1)
+                    while len(data) <= limit and (more := os.read(fd, limit + 1 - len(data))):
+                        data += more
+                except IsADirectoryError:  # a folder of other keys, not an object
+                    raise self._not_found(key) from None
+                return None if len(data) > limit else self._split(key, data)
             size = self._file_size(key, fd)
             if limit is not None and size > limit:
                 return None
