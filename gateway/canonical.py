@@ -75,6 +75,16 @@ def _same_as_json(value: Any, depth: int) -> bool:
     return False  # floats, subclasses and anything else: the reference encoder decides
 
 
+def no_duplicate_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for signed JSON: a member named twice is an error, never "the last one wins"."""
+    result: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in result:
+            raise ValueError(f"duplicate member `{name}`")
+        result[name] = value
+    return result
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -55,7 +55,7 @@ from typing import IO, Any, NamedTuple
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.canonical import b64url, b64url_decode, canonical, canonical_checked, key_id
+from gateway.canonical import b64url, b64url_decode, canonical, canonical_checked, key_id, no_duplicate_members
 from gateway.errors import GatewayError
 from gateway.model import is_identifier, isoformat, parse_time
 
@@ -458,15 +458,6 @@ def _padding_member(length: int, mtime: int) -> Iterator[bytes]:
 # --- verifying -----------------------------------------------------------------------
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise ValueError(f"duplicate member `{name}`")
-        result[name] = value
-    return result
-
-
 def _manifest_problems(manifest: Any) -> list[str]:
     """Shape of the manifest: the fields, and records whose paths are what their fields say."""
     if not isinstance(manifest, dict):
@@ -575,7 +566,7 @@ def _verify_signature(text: bytes, signed: bytes, public_key: ed25519.Ed25519Pub
 def _withheld_problems(statement: bytes, manifest_bytes: bytes, listed: Mapping[str, Any]) -> tuple[list[str], list[dict[str, str]]]:
     """Shape of withheld.json: this manifest's SHA-256, and records of the manifest, each once; and those records."""
     try:
-        data = json.loads(statement.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        data = json.loads(statement.decode("utf-8"), object_pairs_hook=no_duplicate_members)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return ["withheld.json is not JSON"], []
     if not isinstance(data, dict) or set(data) != _WITHHELD_FIELDS or not isinstance(data["records"], list):
@@ -644,7 +635,7 @@ def verify_package(path: Path, public_key: ed25519.Ed25519PublicKey) -> PackageR
                 signature_text = _read_small(tar, second, 1024)
             if manifest_bytes is not None:
                 try:
-                    manifest = json.loads(manifest_bytes.decode("utf-8"), object_pairs_hook=_no_duplicates)
+                    manifest = json.loads(manifest_bytes.decode("utf-8"), object_pairs_hook=no_duplicate_members)
                 except (ValueError, UnicodeDecodeError, RecursionError):
                     problems.append("manifest.json is not JSON")
                 else:

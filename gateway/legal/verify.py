@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from gateway.canonical import b64url, b64url_decode, canonical
+from gateway.canonical import b64url, b64url_decode, canonical, no_duplicate_members
 from gateway.errors import GatewayError, KeyFileError
 from gateway.keys import PrivateKey, PublicKey
 from gateway.legal.orders import Authority, Offence, Order
@@ -111,18 +111,9 @@ def _split(token: str | bytes) -> tuple[bytes, bytes, bytes, bytes] | None:
     return f"{parts[0]}.{parts[1]}".encode("ascii"), header, payload, signature
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise ValueError(f"duplicate member `{name}`")
-        result[name] = value
-    return result
-
-
 def _json_object(data: bytes) -> dict[str, Any] | None:
     try:
-        value = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        value = json.loads(data.decode("utf-8"), object_pairs_hook=no_duplicate_members)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return value if isinstance(value, dict) else None

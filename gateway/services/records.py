@@ -462,8 +462,7 @@ class RecordService:
 
     async def put_record(self, caller: Caller, subject_id: str, key: str, category: str | None, body: bytes) -> tuple[ResidencyTag, bool]:
         _require_service(caller)
-        if not is_identifier(key):
-            raise InvalidRequest(f"record key `{key}` must be letters, digits, `.`, `_` or `-`", code="invalid-key")
+        _check_key(key)
         if category is None:
             raise InvalidRequest(f"query parameter `category` is required: one of {', '.join(self.config.categories)}", code="invalid-category")
         if category not in self.config.rank:
@@ -501,8 +500,7 @@ class RecordService:
     async def delete_record(self, caller: Caller, subject_id: str, key: str) -> None:
         """Erase a record, under the same residency decision as a read; a legal hold refuses it (409 `legal-hold`)."""
         _require_service(caller)
-        if not is_identifier(key):
-            raise InvalidRequest(f"record key `{key}` must be letters, digits, `.`, `_` or `-`", code="invalid-key")
+        _check_key(key)
         profile, decision = await self._governed(caller, subject_id, "record.delete", {"key": key})
         subject = profile.subject
         store = self.stores[subject.home_region]
@@ -564,8 +562,7 @@ class RecordService:
 
     async def get_record(self, caller: Caller, subject_id: str, key: str) -> ReadResult:
         _require_service(caller)
-        if not is_identifier(key):
-            raise InvalidRequest(f"record key `{key}` must be letters, digits, `.`, `_` or `-`", code="invalid-key")
+        _check_key(key)
         profile, decision = await self._governed(caller, subject_id, "service.read", {"key": key})
         subject = profile.subject
         region = subject.home_region
@@ -685,6 +682,11 @@ def _meta(tag: ResidencyTag, legal_hold: bool) -> RecordMeta:
         written_at=tag.written_at,
         legal_hold=legal_hold,
     )
+
+
+def _check_key(key: str) -> None:
+    if not is_identifier(key):
+        raise InvalidRequest(f"record key `{key}` must be letters, digits, `.`, `_` or `-`", code="invalid-key")
 
 
 def _require_service(caller: Caller) -> None:
