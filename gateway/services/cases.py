@@ -28,12 +28,15 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from gateway.model import Caller, Clock, is_country, is_identifier, isoformat, parse_time
 from gateway.services.audit_log import AuditLog
 from gateway.stores import ObjectNotFound, PreconditionFailed, RecordStore
+
+if TYPE_CHECKING:  # documents build on the case states defined here
+    from gateway.services.documents import Document, Item
 
 log = logging.getLogger("gateway.cases")
 
@@ -101,45 +104,45 @@ class CaseService:
 
     # --- opening ----------------------------------------------------------------
 
-    async def open_for(self, document: Mapping[str, Any], *, submitted_by: str, traces: Mapping[tuple[str, str], list[str]]) -> list[str]:
+    async def open_for(self, document: Document, *, submitted_by: str, traces: Mapping[tuple[str, str | None], list[str]]) -> list[str]:
         """Open a case for each (subject, region) of a decided order whose items need people; returns case ids."""
         now = self.clock()
-        groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-        for item in document["items"]:
-            if item["outcome"] in ("legal-review", "hold") and item["region"]:
-                groups.setdefault((item["subject"], item["region"]), []).append(item)
+        groups: dict[tuple[str, str], list[Item]] = {}
+        for item in document.items:
+            if item.outcome in ("legal-review", "hold") and item.region:
+                groups.setdefault((item.subject, item.region), []).append(item)
         opened = []
         for (subject, region), items in groups.items():
-            kind = "hold" if any(i["outcome"] == "hold" for i in items) else "legal-review"
+            kind = "hold" if any(i.outcome == "hold" for i in items) else "legal-review"
             first = items[0]
-            obligations = first["obligations"]
+            obligations = first.obligations
             deadline = obligations.get("release_at") if kind == "hold" else (obligations.get("deadline") or obligations.get("motion_to_quash_by"))
-            case_id = case_id_for(document["authority"], document["id"], subject, region)
+            case_id = case_id_for(document.authority, document.id, subject, region)
             case = {
                 "id": case_id,
                 "kind": kind,
                 "state": HOLDING if kind == "hold" else OPEN,
-                "order": document["id"],
-                "authority": document["authority"],
-                "served_by": document["served_by"],
-                "instrument": document["instrument"],
-                "issuer_jurisdiction": document.get("issuer_jurisdiction"),
+                "order": document.id,
+                "authority": document.authority,
+                "served_by": document.served_by,
+                "instrument": document.instrument,
+                "issuer_jurisdiction": document.extra.get("issuer_jurisdiction"),
                 "subject": subject,
                 "region": region,
-                "categories": [i["category"] for i in items],
-                "outcome": first["outcome"],
-                "rule": first["rule"],
-                "reasons": first["reasons"],
+                "categories": [i.category for i in items],
+                "outcome": first.outcome,
+                "rule": first.rule,
+                "reasons": first.reasons,
                 "obligations": obligations,
                 "deadline": deadline,
-                "records": [{k: r[k] for k in ("key", "category", "sha256", "size")} for i in items for r in i.get("records", [])],
+                "records": [{k: r[k] for k in ("key", "category", "sha256", "size")} for i in items for r in i.records],
                 "trace": traces.get((subject, region), []),
                 "submitted_by": submitted_by,
-                "nondisclosure_until": document.get("nondisclosure_until"),
+                "nondisclosure_until": document.nondisclosure_until,
                 "assignee": None,
                 "approvals": [],
                 "objections": [],
-                "history": [{"at": isoformat(now), "by": "gateway", "action": "opened", "note": f"{first['outcome']}: {first['reasons'][0]['code']}"}],
+                "history": [{"at": isoformat(now), "by": "gateway", "action": "opened", "note": f"{first.outcome}: {first.reasons[0]['code']}"}],
                 "created_at": isoformat(now),
             }
             try:
@@ -147,7 +150,7 @@ class CaseService:
             except PreconditionFailed:
                 continue  # opened already (an identical resubmission)
             await self.audit.record(
-                "case.opened", {"case": case_id, "order": document["id"], "authority": document["authority"], "kind": kind, "deadline": deadline}
+                "case.opened", {"case": case_id, "order": document.id, "authority": document.authority, "kind": kind, "deadline": deadline}
             )
             opened.append(case_id)
         return opened

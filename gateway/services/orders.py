@@ -57,10 +57,13 @@ from gateway.services.cases import CaseNotFound, CaseService, case_id_for
 from gateway.services.documents import (
     DISCLOSED,
     INTEGRITY_RULE,
+    Document,
+    Item,
     damaged_items,
     decided_item,
     decision_document,
     read_document,
+    to_json,
     view,
     write_document,
 )
@@ -197,10 +200,10 @@ class OrderService:
                 # document must name the same signing authority.
                 same = existing["fingerprint"] == claims_fingerprint(token)
                 if same:
-                    document = await self._wait_for_document(authority, order.id)
-                    same = document.get("served_by") == order.served_by.id
+                    stored = await self._wait_for_document(authority, order.id)
+                    same = stored.served_by == order.served_by.id
                     if same:
-                        return document, False
+                        return await self.view_now(stored), False
             if not same:
                 await self.audit.record(
                     "order.rejected", {"order": order.id, "authority": authority, "fingerprint": fingerprint, "reason": "replayed", "rule": "R1"}
@@ -210,7 +213,7 @@ class OrderService:
                     outcome="refuse",
                     reasons=[{"code": "replayed", "rule": "R1", "detail": "same order id, different signed order"}],
                 ) from None
-            return await self._wait_for_document(authority, order.id), False
+            return await self.view_now(await self._wait_for_document(authority, order.id)), False
 
         await self.audit.record(
             "order.received",
@@ -218,14 +221,12 @@ class OrderService:
         )
         try:
             # (2) decide every (subject, region, category)
-            items, _, whole = await self._decide_all(order, now=now, trace=True)
+            traced, _, whole = await self._decide_all(order, now=now, trace=True)
             # (3) act
-            await self._act(order, items, now=now)
-            document = decision_document(order, items, fingerprint=fingerprint, received_at=now, whole=whole)
-            document["submitted_by"] = submitted_by
-            traces = {(i["subject"], i["region"]): i.pop("trace") for i in items if "trace" in i}
-            for item in items:
-                item.pop("trace", None)
+            await self._act(order, traced, now=now)
+            traces = {(i.subject, i.region): list(i.trace) for i in traced if i.trace is not None}
+            items = [i.without_trace() for i in traced]
+            document = decision_document(order, items, fingerprint=fingerprint, received_at=now, whole=whole).submitted(submitted_by)
             # (4) record, then store the document for GET and resubmissions
             await self.audit.record(
                 "order.decided",
@@ -239,15 +240,15 @@ class OrderService:
                     "whole_order": whole.reason if whole else None,
                     "items": [
                         {
-                            "subject": i["subject"],
-                            "region": i["region"],
-                            "data_jurisdiction": self.config.regions[i["region"]].jurisdiction if i["region"] else None,
-                            "category": i["category"],
-                            "outcome": i["outcome"],
-                            "basis": i["basis"],
-                            "reason": i["reasons"][0]["code"],
-                            "notify": i["obligations"].get("notify"),
-                            "records": len(i["records"]),
+                            "subject": i.subject,
+                            "region": i.region,
+                            "data_jurisdiction": self.config.regions[i.region].jurisdiction if i.region else None,
+                            "category": i.category,
+                            "outcome": i.outcome,
+                            "basis": i.basis,
+                            "reason": i.reasons[0]["code"],
+                            "notify": i.obligations.get("notify"),
+                            "records": len(i.records),
                         }
                         for i in items
                     ],
@@ -256,12 +257,12 @@ class OrderService:
             await self._record_damaged(order, items)
             for i in items:  # operations: low-cardinality counts, and the time from receipt to decision
                 self.observer.order_decision(
-                    outcome=i["outcome"], instrument=order.instrument, issuing_jurisdiction=order.issuer.jurisdiction, data_region=i["region"]
+                    outcome=i.outcome, instrument=order.instrument, issuing_jurisdiction=order.issuer.jurisdiction, data_region=i.region
                 )
             self.observer.order_decided(seconds=(self.clock() - now).total_seconds())
-            outcomes = sorted({i["outcome"] for i in items})
+            outcomes = sorted({i.outcome for i in items})
             log.info("order decided", extra={"event": "order.decided", "order": order.id, "authority": authority, "outcomes": outcomes})
-            await self.control.put(_doc_key(authority, order.id), write_document(document), {})
+            await self.control.put(_doc_key(authority, order.id), write_document(to_json(document)), {})
             await self.control.put(_index_key(order.id, authority), b"", {})
         except BaseException:
             # Nothing is stored under this id yet: free it, so the authority can submit the order again.
@@ -273,23 +274,23 @@ class OrderService:
         # (6) customers are told what was disclosed, when the order allows
         disclosed: dict[str, list[str]] = {}
         for item in items:
-            if item["outcome"] == DISCLOSED and item["records"]:
-                disclosed.setdefault(item["subject"], []).append(item["category"])
+            if item.outcome == DISCLOSED and item.records:
+                disclosed.setdefault(item.subject, []).append(item.category)  # type: ignore[arg-type]
         if disclosed:
             await self.notices.schedule(
                 authority=authority,
                 order_id=order.id,
                 subjects=disclosed.items(),
-                nondisclosure_until=document["nondisclosure_until"],
-                emergency=any(i["basis"] == "emergency" for i in items if i["outcome"] == DISCLOSED),
+                nondisclosure_until=document.nondisclosure_until,
+                emergency=any(i.basis == "emergency" for i in items if i.outcome == DISCLOSED),
             )
         return await self.view_now(document), True
 
-    async def _wait_for_document(self, authority: str, order_id: str) -> dict[str, Any]:
+    async def _wait_for_document(self, authority: str, order_id: str) -> Document:
         """A resubmission racing the first submission waits briefly for its document."""
         for _ in range(50):
             try:
-                return await self.view_now(read_document((await self.control.get(_doc_key(authority, order_id))).body))
+                return read_document((await self.control.get(_doc_key(authority, order_id))).body)
             except ObjectNotFound:
                 await asyncio.sleep(0.1)
         raise Conflict(f"order `{order_id}` is still being decided; ask again shortly", code="order-in-progress")
@@ -300,9 +301,7 @@ class OrderService:
         order = self.verify(token, now=now)
         items, trace, whole = await self._decide_all(order, now=now, trace=True)
         document = decision_document(order, items, fingerprint=order_fingerprint(token), received_at=now, whole=whole)
-        document["trace"] = trace
-        document["explain"] = {"at": isoformat(now), "side_effects": False}
-        return document
+        return {**to_json(document), "trace": trace, "explain": {"at": isoformat(now), "side_effects": False}}
 
     # --- deciding --------------------------------------------------------------
 
@@ -359,7 +358,7 @@ class OrderService:
             checked.append({"key": key, "category": tag.category, "sha256": tag.sha256, "size": tag.size, "tag": info.metadata[TAG_METADATA]})
         return checked
 
-    async def _renewed_document(self, order: Order) -> tuple[str, dict[str, Any]] | None:
+    async def _renewed_document(self, order: Order) -> tuple[str, Document] | None:
         """(authority, document) of the order ``order.renews`` names: the renewing authority's own first, then any other's."""
         if not order.renews:
             return None
@@ -375,21 +374,21 @@ class OrderService:
         if found is None or not order.renews:
             return None
         _, doc = found
-        kept = [i["obligations"] for i in doc["items"] if i["outcome"] == "preserve" and i["obligations"].get("until")]
+        kept = [i.obligations for i in doc.items if i.outcome == "preserve" and i.obligations.get("until")]
         if not kept:
             return None
         # As it stands now: extended by a renewal of it (``extended_until``), or itself a renewal (its items' ``extensions``).
-        untils = [parse_time(o["until"]) for o in kept] + ([parse_time(doc["extended_until"])] if doc.get("extended_until") else [])
+        untils = [parse_time(o["until"]) for o in kept] + ([parse_time(doc.extended_until)] if doc.extended_until else [])
         return PriorPreservation(
             order_id=order.renews,
-            instrument=doc["instrument"],
-            issuer_jurisdiction=self.config.legal.authorities[doc["authority"]].jurisdiction,
+            instrument=doc.instrument,
+            issuer_jurisdiction=self.config.legal.authorities[doc.authority].jurisdiction,
             until=max(untils),
-            extensions=max(int(doc.get("extensions", 0)), *(int(o.get("extensions") or 0) for o in kept)),
-            subjects=tuple(doc["subjects"]),
+            extensions=max(int(doc.extensions), *(int(o.get("extensions") or 0) for o in kept)),
+            subjects=tuple(doc.subjects),
         )
 
-    async def _decide_all(self, order: Order, *, now: datetime, trace: bool) -> tuple[list[dict[str, Any]], list[str], Decision | None]:
+    async def _decide_all(self, order: Order, *, now: datetime, trace: bool) -> tuple[list[Item], list[str], Decision | None]:
         """Items for every named (subject, category), the trace, and the whole-order decision when R1 settles it."""
         whole = self.engine.check_order(order, now=now, trace=trace)
         if whole is not None:
@@ -398,7 +397,7 @@ class OrderService:
             return items, list(whole.trace), whole
         looked_up = await asyncio.gather(*(self._subject_records(s) for s in dict.fromkeys(order.subjects)))
         prior = await self._prior_preservation(order)
-        items: list[dict[str, Any]] = []
+        items: list[Item] = []
         lines: list[str] = []
         for subject_id, (profile, found) in zip(dict.fromkeys(order.subjects), looked_up, strict=True):
             subject = profile.subject if profile else None
@@ -433,17 +432,17 @@ class OrderService:
                 for item in damaged_items(subject_id, subject.home_region, damaged):
                     items.append(item)
                     if trace:
-                        lines.append(f"## {subject_id} / {subject.home_region} / {item['category'] or 'category unknown'}")
+                        lines.append(f"## {subject_id} / {subject.home_region} / {item.category or 'category unknown'}")
                         lines.extend(
-                            f"{INTEGRITY_RULE}: record `{r['key']}` refused: record-integrity ({r['violation']})" for r in item["damaged_records"]
+                            f"{INTEGRITY_RULE}: record `{r['key']}` refused: record-integrity ({r['violation']})" for r in item.damaged_records or ()
                         )
         return items, lines, None
 
-    async def _record_damaged(self, order: Order, items: Sequence[Mapping[str, Any]]) -> None:
+    async def _record_damaged(self, order: Order, items: Sequence[Item]) -> None:
         """A residency violation in the ledger and the metrics for each damaged record the order refused."""
         for item in items:
-            for damaged in item.get("damaged_records", ()):
-                subject, region, key, reason = item["subject"], item["region"], damaged["key"], damaged["violation"]
+            for damaged in item.damaged_records or ():
+                subject, region, key, reason = item.subject, item.region, damaged["key"], damaged["violation"]
                 self.observer.residency_violation(region=region, reason=reason)
                 log.warning("residency violation", extra={"event": "residency-violation", "region": region, "reason": reason, "order": order.id})
                 await self.audit.record(
@@ -453,17 +452,17 @@ class OrderService:
 
     # --- acting ----------------------------------------------------------------
 
-    async def _act(self, order: Order, items: list[dict[str, Any]], *, now: datetime) -> None:
+    async def _act(self, order: Order, items: Sequence[Item], *, now: datetime) -> None:
         for item in items:
-            if item["outcome"] == "preserve":
-                until = item["obligations"]["until"]
-            elif item["outcome"] == "hold":
-                until = item["obligations"]["release_at"]
+            if item.outcome == "preserve":
+                until = item.obligations["until"]
+            elif item.outcome == "hold":
+                until = item.obligations["release_at"]
             else:
                 continue
-            for record in item["records"]:
-                await self.holds.place(item["region"], item["subject"], record["key"], f"{order.issuer.id}/{order.id}", until)
-        extended = [i["obligations"]["until"] for i in items if i["outcome"] == "preserve" and i["reasons"][0]["code"] == "preservation-extended"]
+            for record in item.records:
+                await self.holds.place(item.region, item.subject, record["key"], f"{order.issuer.id}/{order.id}", until)  # type: ignore[arg-type]
+        extended = [i.obligations["until"] for i in items if i.outcome == "preserve" and i.reasons[0]["code"] == "preservation-extended"]
         if order.renews and extended:
             await self._count_extension(order, max(extended))
 
@@ -473,9 +472,7 @@ class OrderService:
         if found is None:
             return
         authority, doc = found
-        doc["extensions"] = int(doc.get("extensions", 0)) + 1
-        doc["extended_until"] = max(until, doc.get("extended_until") or until)
-        await self.control.put(_doc_key(authority, order.renews or ""), write_document(doc), {})
+        await self.control.put(_doc_key(authority, order.renews or ""), write_document(to_json(doc.extended(until))), {})
 
     async def sweep(self) -> int:
         """Lift every hold whose time has come; returns how many records were released."""
@@ -483,7 +480,7 @@ class OrderService:
 
     # --- reading ---------------------------------------------------------------
 
-    async def _find(self, order_id: str, authority: str | None) -> dict[str, Any]:
+    async def _find(self, order_id: str, authority: str | None) -> Document:
         if not is_identifier(order_id) or (authority is not None and not is_identifier(authority)):
             raise InvalidRequest(f"order id `{order_id}` is not a valid identifier", code="invalid-order-id")
         if authority is None:
@@ -503,15 +500,13 @@ class OrderService:
     async def document(self, order_id: str, authority: str | None = None) -> dict[str, Any]:
         return await self.view_now(await self._find(order_id, authority))
 
-    async def view_now(self, document: dict[str, Any]) -> dict[str, Any]:
+    async def view_now(self, document: Document) -> dict[str, Any]:
         """The document as it stands now, with the state of its cases."""
         cases: dict[tuple[str, str], dict[str, Any]] = {}
-        for item in document["items"]:
-            if item["outcome"] in ("legal-review", "hold") and item["region"] and (item["subject"], item["region"]) not in cases:
+        for item in document.items:
+            if item.outcome in ("legal-review", "hold") and item.region and (item.subject, item.region) not in cases:
                 with contextlib.suppress(CaseNotFound):
-                    cases[(item["subject"], item["region"])] = await self.cases.get(
-                        case_id_for(document["authority"], document["id"], item["subject"], item["region"])
-                    )
+                    cases[(item.subject, item.region)] = await self.cases.get(case_id_for(document.authority, document.id, item.subject, item.region))
         return view(document, now=self.clock(), cases=cases)
 
     # --- packages --------------------------------------------------------------

@@ -496,3 +496,22 @@ async def test_a_decision_document_stored_by_the_standard_encoder_with_a_lone_su
     await rt.control.put(key, json.dumps(stored).encode(), {})
     status, _, complete = await download_package(client, env, case.order.id)
     assert (status, complete) == (200, True)
+
+
+async def test_a_decision_document_stored_without_later_keys_is_served_exactly_as_stored(client: TestClient, env: Env) -> None:
+    case = await _disclosed(client, env)
+    rt = _runtime(client)
+    [key] = [k for k in await rt.control.list("orders/") if k.endswith(f"/{case.order.id}/decision")]
+    stored = json.loads((await rt.control.get(key)).body)
+    for name in ("served_by", "whole_order", "submitted_by"):  # keys documents did not have at first
+        del stored[name]
+    for item in stored["items"]:
+        del item["profile_sha256"]
+    stored = {"retired": {"kept": True}, **stored}  # a key no version reads any more
+    await rt.control.put(key, json.dumps(stored).encode(), {})
+    response = await client.get(f"/v1/orders/{case.order.id}", headers=env.person("legal", "counsel"))
+    served = json.loads(await response.read())
+    del served["summary"], served["package"]
+    for item in served["items"]:
+        del item["state"]
+    assert (list(served), [list(i) for i in served["items"]], served) == (list(stored), [list(i) for i in stored["items"]], stored)
