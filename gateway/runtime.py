@@ -35,8 +35,9 @@ from gateway.metrics import GatewayMetrics
 from gateway.model import Clock, system_clock
 from gateway.services.audit_log import AuditLog, Ledger
 from gateway.services.cases import CaseService, ReviewSettings
+from gateway.services.intake import Intake, Trust
 from gateway.services.notices import NoticeService
-from gateway.services.orders import OrderService, Trust
+from gateway.services.orders import OrderService
 from gateway.services.records import RecordService
 from gateway.stores import RecordStore
 from gateway.stores.factory import open_named_store, open_store, prepare_store
@@ -212,17 +213,8 @@ class Runtime:
         review = ReviewSettings(consent_relays=config.support_access.consent_relays)
         cases = CaseService(control=control, audit=audit, clock=settings.clock, settings=review, on_disclosed=notices.for_case)
         trust = Trust(load_authority_keys(config, settings.data_dir))
-        orders = OrderService(
-            config=config,
-            records=records,
-            cases=cases,
-            notices=notices,
-            control=control,
-            trust=trust,
-            provider_key=keys.provider,
-            audit=audit,
-            clock=settings.clock,
-        )
+        intake = Intake(config=config, records=records, cases=cases, notices=notices, control=control, trust=trust, audit=audit, clock=settings.clock)
+        orders = OrderService(intake, provider_key=keys.provider)
         return cls(
             settings, config, stores, control, ledger, audit, records, orders, cases, notices, metrics, keys.token, console_secret(keys.provider), uploader
         )

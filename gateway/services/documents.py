@@ -165,6 +165,11 @@ def _render(value: Item | Document, known: frozenset[str]) -> dict[str, Any]:
     return {k: getattr(value, k) if k in known else value.extra[k] for k in value.keys}
 
 
+def document_key(authority: str, order_id: str) -> str:
+    """Where an order's decision document is stored in the control store."""
+    return f"orders/{authority}/{order_id}/decision"
+
+
 def to_json(document: Document) -> dict[str, Any]:
     """The document as JSON: its keys in their order, each item's too."""
     data = _render(document, _DOCUMENT_FIELDS)

@@ -26,8 +26,9 @@ from gateway.metrics import GatewayMetrics
 from gateway.model import Caller, parse_time
 from gateway.services.audit_log import AuditLog
 from gateway.services.cases import CaseService
+from gateway.services.intake import Intake, Trust
 from gateway.services.notices import NoticeService
-from gateway.services.orders import OrderService, Trust
+from gateway.services.orders import OrderService
 from gateway.services.records import RecordService, record_key
 from gateway.stores import ObjectLocked
 from gateway.stores.memory import MemoryStore
@@ -95,17 +96,17 @@ async def s3_orders(aws) -> AsyncIterator[S3Orders]:
         clock=clock,
     )
     fbi = ed25519.Ed25519PrivateKey.generate()
-    orders = OrderService(
+    intake = Intake(
         config=config,
         records=records,
         cases=CaseService(control=control, audit=audit, clock=clock),
         notices=NoticeService(control=control, audit=audit, clock=clock),
         control=control,
         trust=Trust({"us-fbi": fbi.public_key()}),
-        provider_key=ed25519.Ed25519PrivateKey.generate(),
         audit=audit,
         clock=clock,
     )
+    orders = OrderService(intake, provider_key=ed25519.Ed25519PrivateKey.generate())
     await records.register_subject(WRITER, AOIFE)
     await records.put_record(WRITER, "aoife", "mail-1", "content", b"preserve me")
     yield S3Orders(orders, records, ledger, clock, fbi)
