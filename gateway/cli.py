@@ -293,11 +293,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from gateway.legal.verify import OrderRejected
     from gateway.model import parse_time
     from gateway.runtime import Runtime
+    from gateway.services.documents import Explained
 
     token = _read_order(args.order)
     at = parse_time(args.at) if args.at else None
 
-    async def run() -> dict[str, Any]:
+    async def run() -> Explained:
         rt = await Runtime.open(_settings(args, init_keys=False), read_only=True)
         try:
             return await rt.orders.explain(token, at=at)
@@ -305,22 +306,23 @@ def cmd_explain(args: argparse.Namespace) -> int:
             await rt.close()
 
     try:
-        document = asyncio.run(run())
+        explained = asyncio.run(run())
     except OrderRejected as rejected:
         data = {"outcome": "refuse", "reasons": [{"code": rejected.code, "rule": rejected.rule, "detail": rejected.message}]}
         _emit(args, f"refuse: {rejected.code} ({rejected.rule}): {rejected.message}", data)
         return EXIT_DECISION
+    document = explained.document
     if args.format == "json":
-        print(json.dumps(document, indent=2, sort_keys=True))
+        print(json.dumps(explained.to_json(), indent=2, sort_keys=True))
     else:
-        print(f"order {document['id']} from {document['authority']} ({document['instrument']})")
-        for item in document["items"]:
-            reason = item["reasons"][0]
-            print(f"  {item['subject']} / {item['region'] or '-'} / {item['category']}: {item['outcome']} ({reason['code']}, {item['rule']})")
+        print(f"order {document.id} from {document.authority} ({document.instrument})")
+        for item in document.items:
+            reason = item.reasons[0]
+            print(f"  {item.subject} / {item.region or '-'} / {item.category}: {item.outcome} ({reason['code']}, {item.rule})")
         print("trace:")
-        for line in document["trace"]:
+        for line in explained.trace:
             print(f"  {line}")
-    return EXIT_OK if document["items"] and all(i["outcome"] == "disclose" for i in document["items"]) else EXIT_DECISION
+    return EXIT_OK if document.items and all(i.outcome == "disclose" for i in document.items) else EXIT_DECISION
 
 
 def cmd_package_verify(args: argparse.Namespace) -> int:

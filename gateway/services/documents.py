@@ -165,6 +165,24 @@ def _render(value: Item | Document, known: frozenset[str]) -> dict[str, Any]:
     return {k: getattr(value, k) if k in known else value.extra[k] for k in value.keys}
 
 
+@dataclass(frozen=True)
+class Explained:
+    """What an order would be decided as at ``at``, with the engine's full trace; nothing was changed."""
+
+    document: Document
+    trace: Sequence[str]
+    at: datetime
+
+    @property
+    def explain(self) -> dict[str, Any]:
+        """When it was decided as of, and that nothing was changed."""
+        return {"at": isoformat(self.at), "side_effects": False}
+
+    def to_json(self) -> dict[str, Any]:
+        """The document, its items' traces included, then ``trace`` and ``explain``."""
+        return {**to_json(self.document), "trace": self.trace, "explain": self.explain}
+
+
 def document_key(authority: str, order_id: str) -> str:
     """Where an order's decision document is stored in the control store."""
     return f"orders/{authority}/{order_id}/decision"

@@ -45,6 +45,7 @@ from gateway.services.documents import (
     DISCLOSED,
     INTEGRITY_RULE,
     Document,
+    Explained,
     Item,
     damaged_items,
     decided_item,
@@ -264,13 +265,13 @@ class Intake:
                 await asyncio.sleep(0.1)
         raise Conflict(f"order `{order_id}` is still being decided; ask again shortly", code="order-in-progress")
 
-    async def explain(self, token: str, *, at: datetime | None = None) -> dict[str, Any]:
+    async def explain(self, token: str, *, at: datetime | None = None) -> Explained:
         """The decision document with the full trace; changes nothing."""
         now = at or self.clock()
         order = self.verify(token, now=now)
         items, trace, whole = await self._decide_all(order, now=now, trace=True)
         document = decision_document(order, items, fingerprint=order_fingerprint(token), received_at=now, whole=whole)
-        return {**to_json(document), "trace": trace, "explain": {"at": isoformat(now), "side_effects": False}}
+        return Explained(document, trace, now)
 
     # --- deciding --------------------------------------------------------------
 

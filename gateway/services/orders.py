@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.model import is_identifier
 from gateway.services.cases import CaseNotFound, case_id_for
-from gateway.services.documents import Document, document_key, read_document, view
+from gateway.services.documents import Document, Explained, document_key, read_document, view
 from gateway.services.intake import Intake
 from gateway.services.packaging import Packager
 from gateway.stores import ObjectNotFound
@@ -53,7 +53,7 @@ class OrderService:
         document, created = await self.intake.submit(token, submitted_by=submitted_by)
         return await self.view_now(document), created
 
-    async def explain(self, token: str, *, at: datetime | None = None) -> dict[str, Any]:
+    async def explain(self, token: str, *, at: datetime | None = None) -> Explained:
         """The decision document with the full trace; changes nothing."""
         return await self.intake.explain(token, at=at)
 

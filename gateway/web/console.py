@@ -478,21 +478,38 @@ async def explain(request: web.Request) -> web.StreamResponse:
         except ValueError:
             return _rules_page(request, status=400, error={"code": "invalid-time", "detail": f"`{fields['at']}` is not an RFC 3339 time"}, form=fields)
     try:
-        document = await request.app[STATE_KEY].rt.orders.explain(fields["order"], at=at)
+        explanation = await request.app[STATE_KEY].rt.orders.explain(fields["order"], at=at)
     except OrderRejected as rejected:
         error = {"code": rejected.code, "detail": f"{rejected.rule}: {rejected.message}"}
         return _rules_page(request, status=422, error=error, form=fields)
     except GatewayError as error:
         return _rules_page(request, status=http_status(error), error={"code": error.code, "detail": error.message}, form=fields)
+    document = explanation.document
     explained = {
-        **{
-            k: document.get(k)
-            for k in ("id", "authority", "served_by", "instrument", "subjects", "categories", "received_at", "expires_at", "whole_order", "explain")
-        },
+        "id": document.id,
+        "authority": document.authority,
+        "served_by": document.served_by,
+        "instrument": document.instrument,
+        "subjects": document.subjects,
+        "categories": document.categories,
+        "received_at": document.received_at,
+        "expires_at": document.expires_at,
+        "whole_order": document.whole_order,
+        "explain": explanation.explain,
         "items": [
-            {k: i.get(k) for k in ("subject", "region", "category", "outcome", "basis", "rule", "reasons", "obligations", "record_count")}
-            for i in document["items"]
+            {
+                "subject": i.subject,
+                "region": i.region,
+                "category": i.category,
+                "outcome": i.outcome,
+                "basis": i.basis,
+                "rule": i.rule,
+                "reasons": i.reasons,
+                "obligations": i.obligations,
+                "record_count": i.record_count,
+            }
+            for i in document.items
         ],
-        "trace": document.get("trace", []),
+        "trace": explanation.trace,
     }
     return _rules_page(request, explained=explained, form=fields)

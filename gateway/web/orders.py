@@ -126,7 +126,7 @@ async def explain(request: web.Request) -> web.Response:
         except ValueError:
             raise InvalidRequest(f"`at` must be an RFC 3339 time, not `{body['at']}`", code="invalid-time") from None
     try:
-        document = await request.app[STATE_KEY].rt.orders.explain(body["order"].strip(), at=at)
+        explained = await request.app[STATE_KEY].rt.orders.explain(body["order"].strip(), at=at)
     except OrderRejected as rejected:
         return _rejected(request, rejected)
-    return _document(document)
+    return _document(explained.to_json())
