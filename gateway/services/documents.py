@@ -15,7 +15,7 @@ the API. It holds ids, hashes and decisions, never record content:
   (``keys``; a key an earlier version did not write is absent, not ``None``),
   so that what is served for it is what was served before;
 - ``view`` is what a stored document means at a given time, given the state
-  of its cases: pure, no I/O and no clock.
+  of its cases (a ``View``): pure, no I/O and no clock.
 """
 
 from __future__ import annotations
@@ -285,50 +285,82 @@ def read_document(body: bytes) -> Document:
     return Document.from_json(data)
 
 
-def view(document: Document, *, now: datetime, cases: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ViewedItem:
+    """An item as it stands now: ``state`` (``decided``, ``holding``, ``released``, ``approved``...), its case's id,
+    a review that ended without disclosure (``review``) and what an objection made of a hold (``effective``)."""
+
+    item: Item
+    state: str
+    case: str | None = None
+    review: Mapping[str, Any] | None = None
+    effective: Mapping[str, Any] | None = None
+
+    @property
+    def disclosable(self) -> bool:
+        """Whether the item's records go into the order's package now."""
+        return self.item.outcome == DISCLOSED or self.state in ("released", APPROVED)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {**self.item.to_json(), "state": self.state}
+        data |= {k: v for k, v in (("case", self.case), ("review", self.review), ("effective", self.effective)) if v is not None}
+        return data
+
+
+@dataclass(frozen=True)
+class View:
+    """A stored document as it stands at a time, given the state of its cases."""
+
+    document: Document
+    items: Sequence[ViewedItem]
+
+    @property
+    def released(self) -> list[ViewedItem]:
+        """The items whose records go into the order's package now."""
+        return [i for i in self.items if i.disclosable]
+
+    @property
+    def package(self) -> dict[str, Any]:
+        released = self.released
+        return {
+            "available": any(i.item.records for i in released),
+            "records": sum(len(i.item.records) for i in released),
+            "href": f"/v1/orders/{self.document.id}/package?authority={self.document.authority}",
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The document, each item with its state, then a count per outcome (``summary``) and the package."""
+        data = {**to_json(self.document), "items": [i.to_json() for i in self.items]}
+        outcomes = [i.item.outcome for i in self.items]
+        data["summary"] = {o: outcomes.count(o) for o in sorted(set(outcomes))}
+        data["package"] = self.package
+        return data
+
+
+def view(document: Document, *, now: datetime, cases: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> View:
     """The stored document as it stands at ``now``: cases approved, denied or objected; holds past their window released."""
-    stamp = isoformat(now)
     cases = cases or {}
-    items = []
-    for item in document.items:
-        viewed = item.to_json()
-        viewed["state"] = "decided"
-        case = cases.get((item.subject, item.region))  # type: ignore[arg-type]
-        if case is not None:
-            viewed["case"] = case["id"]
-        if item.outcome == "legal-review":
-            state = case["state"] if case else "open"
-            if state == APPROVED and not disclosure_allowed(case or {}, item.category, now):  # type: ignore[arg-type]
-                state = "approval-expired" if item.category in case["approved"]["categories"] else "not-approved"  # type: ignore[index]
-            viewed["state"] = state
-            if state in (DENIED, EXPIRED, WITHDRAWN) and case:
-                viewed["review"] = {"state": state, **({"reason": case["denied"]["reason"]} if state == DENIED else {})}
-        elif item.outcome == "hold":
-            if case is not None and case["state"] == OBJECTED:
-                viewed["state"] = "objected"
-                viewed["effective"] = {"outcome": "refuse", "reason": "enforcing-state-objection", "rule": "R6.objection"}
-            elif item.obligations.get("release_at", "9999") <= stamp:
-                viewed["state"] = "released"
-            else:
-                viewed["state"] = "holding"
-        elif item.outcome == "preserve":
-            until = max(item.obligations.get("until", ""), document.extended_until or "")  # a renewal extends it
-            viewed["state"] = "preserving" if until > stamp else "expired"
-        items.append(viewed)
-    data = {**to_json(document), "items": items}
-    released = [i for i in items if disclosable(i)]
-    data["summary"] = {o: sum(1 for i in items if i["outcome"] == o) for o in sorted({i["outcome"] for i in items})}
-    data["package"] = {
-        "available": any(i["records"] for i in released),
-        "records": sum(len(i["records"]) for i in released),
-        "href": f"/v1/orders/{document.id}/package?authority={document.authority}",
-    }
-    return data
+    return View(document, [_viewed(item, document, cases.get((item.subject, item.region)), now) for item in document.items])  # type: ignore[arg-type]
 
 
-def disclosable(item: Mapping[str, Any]) -> bool:
-    """Whether a viewed item's records go into the order's package now."""
-    return item["outcome"] == DISCLOSED or item.get("state") in ("released", APPROVED)
+def _viewed(item: Item, document: Document, case: Mapping[str, Any] | None, now: datetime) -> ViewedItem:
+    stamp = isoformat(now)
+    case_id = case["id"] if case is not None else None
+    if item.outcome == "legal-review":
+        state = case["state"] if case else "open"
+        if state == APPROVED and not disclosure_allowed(case or {}, item.category, now):  # type: ignore[arg-type]
+            state = "approval-expired" if item.category in case["approved"]["categories"] else "not-approved"  # type: ignore[index]
+        ended = state in (DENIED, EXPIRED, WITHDRAWN) and case
+        review = {"state": state, **({"reason": case["denied"]["reason"]} if state == DENIED else {})} if ended else None  # type: ignore[index]
+        return ViewedItem(item, state, case_id, review=review)
+    if item.outcome == "hold":
+        if case is not None and case["state"] == OBJECTED:
+            return ViewedItem(item, "objected", case_id, effective={"outcome": "refuse", "reason": "enforcing-state-objection", "rule": "R6.objection"})
+        return ViewedItem(item, "released" if item.obligations.get("release_at", "9999") <= stamp else "holding", case_id)
+    if item.outcome == "preserve":
+        until = max(item.obligations.get("until", ""), document.extended_until or "")  # a renewal extends it
+        return ViewedItem(item, "preserving" if until > stamp else "expired", case_id)
+    return ViewedItem(item, "decided", case_id)
 
 
 def _keys(records: Sequence[Mapping[str, Any]]) -> str:

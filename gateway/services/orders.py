@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from gateway.errors import Conflict, InvalidRequest, NotFound
 from gateway.model import is_identifier
 from gateway.services.cases import CaseNotFound, case_id_for
-from gateway.services.documents import Document, Explained, document_key, read_document, view
+from gateway.services.documents import Document, Explained, View, document_key, read_document, view
 from gateway.services.intake import Intake
 from gateway.services.packaging import Packager
 from gateway.stores import ObjectNotFound
@@ -48,7 +48,7 @@ class OrderService:
 
     # --- intake ----------------------------------------------------------------
 
-    async def submit(self, token: str, *, submitted_by: str) -> tuple[dict[str, Any], bool]:
+    async def submit(self, token: str, *, submitted_by: str) -> tuple[View, bool]:
         """Decide and act on a signed order. Returns (the document as it stands now, created)."""
         document, created = await self.intake.submit(token, submitted_by=submitted_by)
         return await self.view_now(document), created
@@ -80,10 +80,10 @@ class OrderService:
         except ObjectNotFound:
             raise OrderNotFound(f"no order `{order_id}` from `{authority}`") from None
 
-    async def document(self, order_id: str, authority: str | None = None) -> dict[str, Any]:
+    async def document(self, order_id: str, authority: str | None = None) -> View:
         return await self.view_now(await self._find(order_id, authority))
 
-    async def view_now(self, document: Document) -> dict[str, Any]:
+    async def view_now(self, document: Document) -> View:
         """The document as it stands now, with the state of its cases."""
         cases: dict[tuple[str, str], dict[str, Any]] = {}
         for item in document.items:

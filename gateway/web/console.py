@@ -41,6 +41,8 @@ LOGIN_COOKIE = "gw_console_login"
 FLASH_COOKIE = "gw_console_flash"
 CSRF_FIELD = "csrf"
 MAX_FORM_BYTES = 256 * 1024
+# what a case's page shows of the order behind it
+CASE_ORDER_FIELDS = ("id", "authority", "served_by", "instrument", "categories", "received_at", "expires_at", "nondisclosure_until", "case_ref")
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -334,10 +336,24 @@ async def _case_page(
     rt = request.app[STATE_KEY].rt
     case = await rt.cases.get(case_id)
     if case["order"] is not None:
-        document = await rt.orders.document(case["order"], case["authority"])
+        viewed = await rt.orders.document(case["order"], case["authority"])
+        order = {k: getattr(viewed.document, k) for k in CASE_ORDER_FIELDS}
+        items = [
+            {
+                "category": v.item.category,
+                "outcome": v.item.outcome,
+                "basis": v.item.basis,
+                "state": v.state,
+                "record_count": v.item.record_count,
+                "effective": v.effective,
+            }
+            for v in viewed.items
+            if v.item.subject == case["subject"] and v.item.region == case["region"]
+        ]
+        package = viewed.package
     else:  # a support-access request: no order behind it, the request is the case itself
-        document = {"id": None, "instrument": case["instrument"], "categories": [], "received_at": case["created_at"], "items": [], "package": {}}
-    items = [i for i in document["items"] if i["subject"] == case["subject"] and i["region"] == case["region"]]
+        order = dict.fromkeys(CASE_ORDER_FIELDS) | {"instrument": case["instrument"], "categories": [], "received_at": case["created_at"]}
+        items, package = [], {}
     now = _now(request)
     caller = request[CALLER_KEY]
     flash = _take_flash(request)
@@ -346,12 +362,9 @@ async def _case_page(
         "case.html",
         status=status,
         case=case,
-        order={
-            k: document.get(k)
-            for k in ("id", "authority", "served_by", "instrument", "categories", "received_at", "expires_at", "nondisclosure_until", "case_ref")
-        },
-        items=[{k: i.get(k) for k in ("category", "outcome", "basis", "state", "record_count", "effective")} for i in items],
-        package=document.get("package", {}),
+        order=order,
+        items=items,
+        package=package,
         left=_left(case.get("deadline"), now) if case["state"] in ACTIVE else None,
         urgency=_urgency(case.get("deadline"), case["state"], now),
         can_decide=case["kind"] == "legal-review" and case["state"] == "open",

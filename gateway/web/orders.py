@@ -53,17 +53,17 @@ async def submit_order(request: web.Request) -> web.Response:
     caller = authenticate(request, "intake")
     orders = request.app[STATE_KEY].rt.orders
     try:
-        document, created = await orders.submit(await _order_text(request), submitted_by=caller.principal)
+        viewed, created = await orders.submit(await _order_text(request), submitted_by=caller.principal)
     except OrderRejected as rejected:
         return _rejected(request, rejected)
-    return _document(document, status=201 if created else 200, headers={"Location": f"/v1/orders/{document['id']}"})
+    return _document(viewed.to_json(), status=201 if created else 200, headers={"Location": f"/v1/orders/{viewed.document.id}"})
 
 
 @routes.get("/v1/orders/{order}")
 async def get_order(request: web.Request) -> web.Response:
     authenticate(request, "intake", "legal")
-    document = await request.app[STATE_KEY].rt.orders.document(request.match_info["order"], request.query.get("authority"))
-    return _document(document)
+    viewed = await request.app[STATE_KEY].rt.orders.document(request.match_info["order"], request.query.get("authority"))
+    return _document(viewed.to_json())
 
 
 @routes.get("/v1/orders/{order}/package")

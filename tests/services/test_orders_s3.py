@@ -50,6 +50,11 @@ class S3Orders:
     clock: FrozenClock
     fbi: ed25519.Ed25519PrivateKey
 
+    async def submit(self, token: str, *, submitted_by: str) -> tuple[dict[str, Any], bool]:
+        """Submit an order; its decision document as the API returns it, and whether it was created."""
+        viewed, created = await self.orders.submit(token, submitted_by=submitted_by)
+        return viewed.to_json(), created
+
     def preservation(self, jti: str, *, renews: str | None = None) -> str:
         """A us.preservation order from `us-fbi` for aoife's content, signed with its key."""
         now = int(self.clock().timestamp())
@@ -115,7 +120,7 @@ async def s3_orders(aws) -> AsyncIterator[S3Orders]:
 
 
 async def _preserved(setup: S3Orders) -> dict[str, Any]:
-    document, created = await setup.orders.submit(setup.preservation("pres-1"), submitted_by="portal")
+    document, created = await setup.submit(setup.preservation("pres-1"), submitted_by="portal")
     assert created
     return document
 
@@ -173,8 +178,8 @@ async def test_the_s3_hold_lifts_at_expiry_and_the_record_can_then_be_deleted(s3
 
 async def test_an_identical_resubmission_places_no_second_s3_hold(s3_orders: S3Orders) -> None:
     token = s3_orders.preservation("pres-1")
-    first, _ = await s3_orders.orders.submit(token, submitted_by="portal")
-    again, created = await s3_orders.orders.submit(token, submitted_by="portal")
+    first, _ = await s3_orders.submit(token, submitted_by="portal")
+    again, created = await s3_orders.submit(token, submitted_by="portal")
     assert (created, again) == (False, first)
     assert len(await s3_orders.kinds("hold.placed")) == 1 and len(await s3_orders.kinds("order.decided")) == 1
 
@@ -182,7 +187,7 @@ async def test_an_identical_resubmission_places_no_second_s3_hold(s3_orders: S3O
 async def test_a_renewal_extends_the_s3_hold_once_past_the_first_orders_expiry(s3_orders: S3Orders) -> None:
     first = await _preserved(s3_orders)
     s3_orders.clock.now = CASE_DATE + timedelta(days=80)
-    renewal, _ = await s3_orders.orders.submit(s3_orders.preservation("pres-2", renews="pres-1"), submitted_by="portal")
+    renewal, _ = await s3_orders.submit(s3_orders.preservation("pres-2", renews="pres-1"), submitted_by="portal")
     item = renewal["items"][0]
     assert (item["outcome"], item["reasons"][0]["code"], item["obligations"]["extensions"]) == ("preserve", "preservation-extended", 1)
     assert _until(renewal) == _until(first) + timedelta(days=90)
@@ -199,7 +204,7 @@ async def test_a_renewal_extends_the_s3_hold_once_past_the_first_orders_expiry(s
 async def test_a_further_renewal_of_an_extended_s3_preservation_is_refused(s3_orders: S3Orders) -> None:
     await _preserved(s3_orders)
     s3_orders.clock.now = CASE_DATE + timedelta(days=80)
-    await s3_orders.orders.submit(s3_orders.preservation("pres-2", renews="pres-1"), submitted_by="portal")
+    await s3_orders.submit(s3_orders.preservation("pres-2", renews="pres-1"), submitted_by="portal")
     s3_orders.clock.now = CASE_DATE + timedelta(days=170)
-    again, _ = await s3_orders.orders.submit(s3_orders.preservation("pres-3", renews="pres-1"), submitted_by="portal")
+    again, _ = await s3_orders.submit(s3_orders.preservation("pres-3", renews="pres-1"), submitted_by="portal")
     assert [(i["outcome"], i["reasons"][0]["code"]) for i in again["items"]] == [("refuse", "extensions-exhausted")]
