@@ -75,8 +75,10 @@ async def call_off_loop(executor: Executor, work: Callable[[], T], translate: Ca
 
     With ``deadline`` (seconds, waiting for a thread included) the caller gets ``translate`` of
     ``DeadlineExceeded`` once it passes. A call still queued then never starts; one already running
-    cannot be stopped from outside and ends in its thread at its own time-outs, bounded by
-    ``max_attempts`` x (``connect_timeout`` + ``read_timeout``) and the back-off between attempts.
+    cannot be stopped from outside and ends in its thread at its own time-outs: against an endpoint
+    that does not answer, after ``max_attempts`` x (``connect_timeout`` + ``read_timeout``) and the
+    back-off between attempts; an answer that keeps trickling in can hold the thread longer (each
+    read has its own time-out), but not the caller.
     """
     future: asyncio.Future[T] | None = None
     try:
