@@ -21,6 +21,10 @@ from gateway.legal.policy import TABLES as LEGAL_TABLES
 from gateway.legal.policy import LegalPolicy, parse_legal
 from gateway.model import (
     FILE_INLINE_READ_BYTES,
+    S3_CONNECT_TIMEOUT,
+    S3_DEADLINE,
+    S3_MAX_ATTEMPTS,
+    S3_READ_TIMEOUT,
     Bloc,
     FileStoreSpec,
     Identity,
@@ -282,6 +286,10 @@ def _parse_store(r: TableReader | None, region_id: str, findings: list[Finding])
             endpoint_url=endpoint,
             object_lock=r.get("object_lock", bool, required=False, default=False),
             create_bucket=r.get("create_bucket", bool, required=False, default=True),
+            connect_timeout=_seconds(r, "connect_timeout", S3_CONNECT_TIMEOUT, 60, findings),
+            read_timeout=_seconds(r, "read_timeout", S3_READ_TIMEOUT, 300, findings),
+            max_attempts=_count(r, "max_attempts", S3_MAX_ATTEMPTS, 10, findings),
+            deadline=_seconds(r, "deadline", S3_DEADLINE, 600, findings),
         )
     elif kind == "memory":
         spec = MemoryStoreSpec()
@@ -291,6 +299,24 @@ def _parse_store(r: TableReader | None, region_id: str, findings: list[Finding])
         return MemoryStoreSpec()
     r.finish()
     return spec
+
+
+def _seconds(r: TableReader, key: str, default: float, most: float, findings: list[Finding]) -> float:
+    """A number of seconds above 0 and at most ``most`` (an integer or a decimal)."""
+    value = r.get(key, (int, float), required=False, default=default)
+    if isinstance(value, bool) or not 0 < value <= most:
+        findings.append(Finding(r.at(key), f"`{value}` must be a number of seconds above 0 and at most {most:g}"))
+        return default
+    return float(value)
+
+
+def _count(r: TableReader, key: str, default: int, most: int, findings: list[Finding]) -> int:
+    """A whole number from 1 to ``most``."""
+    value = r.get(key, int, required=False, default=default)
+    if not 1 <= value <= most:
+        findings.append(Finding(r.at(key), f"`{value}` must be a whole number from 1 to {most}"))
+        return default
+    return int(value)
 
 
 def _parse_control(r: TableReader | None, findings: list[Finding]) -> StoreSpec:

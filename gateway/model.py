@@ -159,6 +159,15 @@ class FileStoreSpec:
     kind: Literal["file"] = "file"
 
 
+# A region's S3 calls, by default: an endpoint that accepts and never answers fails a call after
+# 2 attempts x 0.8 s read time-out (+ at most 0.05 s back-off), about 1.65 s; the 2 s deadline bounds
+# whatever else (an answer that trickles in, a listing of many pages).
+S3_CONNECT_TIMEOUT = 0.5
+S3_READ_TIMEOUT = 0.8
+S3_MAX_ATTEMPTS = 2
+S3_DEADLINE = 2.0
+
+
 @dataclass(frozen=True, slots=True)
 class S3StoreSpec:
     bucket: str
@@ -166,6 +175,13 @@ class S3StoreSpec:
     endpoint_url: str | None = None
     object_lock: bool = False
     create_bucket: bool = True
+    # How long one call may take (``gateway.s3client``): per attempt, seconds to connect and to wait
+    # for each read of the answer; attempts in all, the first included; and a deadline, in seconds,
+    # for the whole call (every attempt, back-off and page). A hung region fails each call within it.
+    connect_timeout: float = S3_CONNECT_TIMEOUT
+    read_timeout: float = S3_READ_TIMEOUT
+    max_attempts: int = S3_MAX_ATTEMPTS
+    deadline: float = S3_DEADLINE
     kind: Literal["s3"] = "s3"
 
 

@@ -101,6 +101,9 @@ class ReadOnlyLedger(Ledger):
     async def append(self, kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
         raise LedgerError(f"this command is read-only; it tried to record `{kind}`")
 
+    async def probe(self) -> None:
+        raise LedgerError("this command is read-only; its ledger takes no appends")
+
     async def close(self) -> None:
         pass
 

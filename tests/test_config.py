@@ -125,6 +125,31 @@ def test_an_s3_store_is_parsed_with_its_options() -> None:
     assert store == S3StoreSpec("exampleco-records-eu-west-1", "eu-west-1", "http://127.0.0.1:5000", True, True)
 
 
+def with_s3_store(**options: object) -> dict:
+    """The shipped file with `eu-west-1` on an S3 bucket, with these store options."""
+    raw = shipped()
+    raw["regions"]["eu-west-1"]["store"] = {"kind": "s3", "bucket": "exampleco-records-eu-west-1", **options}
+    return raw
+
+
+def test_an_s3_stores_time_outs_attempts_and_deadline_are_read_from_its_table() -> None:
+    store = parse_config(with_s3_store(connect_timeout=1, read_timeout=2.5, max_attempts=3, deadline=9)).regions["eu-west-1"].store
+    assert isinstance(store, S3StoreSpec)
+    assert (store.connect_timeout, store.read_timeout, store.max_attempts, store.deadline) == (1.0, 2.5, 3, 9.0)
+
+
+def test_an_s3_store_without_time_outs_gets_the_fail_fast_defaults() -> None:
+    store = parse_config(with_s3_store()).regions["eu-west-1"].store
+    assert isinstance(store, S3StoreSpec)
+    assert (store.connect_timeout, store.read_timeout, store.max_attempts, store.deadline) == (0.5, 0.8, 2, 2.0)
+
+
+def test_bad_s3_time_outs_and_attempts_are_reported_at_their_keys() -> None:
+    raw = with_s3_store(connect_timeout=0, read_timeout=True, max_attempts=0, deadline=-1.5)
+    store = "regions.eu-west-1.store"
+    assert {f"{store}.{key}" for key in ("connect_timeout", "read_timeout", "max_attempts", "deadline")} <= paths(findings_of(raw))
+
+
 def test_a_file_store_keeps_its_path() -> None:
     assert parse_config(shipped()).regions["us-east-1"].store == FileStoreSpec("stores/us-east-1")
 

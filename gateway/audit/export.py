@@ -45,6 +45,11 @@ log = logging.getLogger("gateway.audit.export")
 T = TypeVar("T")
 PREFIX = "segments/"
 SEGMENT_KEY = re.compile(r"^segments/([0-9]+)-([0-9]+)\.jsonl\Z")
+# Uploads run in the background and never delay a request, so they may wait longer than a
+# region's calls: 2 s to connect, 10 s for each read, 3 attempts (the first included), no deadline.
+EXPORT_CONNECT_TIMEOUT = 2.0
+EXPORT_READ_TIMEOUT = 10.0
+EXPORT_MAX_ATTEMPTS = 3
 
 
 class ExportError(StoreError):
@@ -269,7 +274,13 @@ class SegmentExporter:
     def _client_now(self) -> Any:
         with self._client_lock:
             if self._client is None:
-                self._client = make_client(self.spec.region_name, self.spec.endpoint_url)
+                self._client = make_client(
+                    self.spec.region_name,
+                    self.spec.endpoint_url,
+                    connect_timeout=EXPORT_CONNECT_TIMEOUT,
+                    read_timeout=EXPORT_READ_TIMEOUT,
+                    max_attempts=EXPORT_MAX_ATTEMPTS,
+                )
             return self._client
 
 

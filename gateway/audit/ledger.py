@@ -82,6 +82,7 @@ log = logging.getLogger("gateway.audit")
 FILE_MODE = 0o640
 MAX_BATCH = 512  # entries per write; the rest go in the next batch
 RECOVERED = "ledger.recovered"
+PROBE_BYTES = (b"ledger write probe\n" * 216)[:4096]  # one 4 KiB block: a full file system refuses it
 _TAIL_CHUNK = 64 * 1024
 
 
@@ -369,6 +370,41 @@ class FileLedger:
         future = asyncio.get_running_loop().create_future()
         self._queue(_Pending(CHECKPOINT, "", {}, future, checkpoint=True))
         return await future  # type: ignore[no-any-return]
+
+    async def probe(self) -> None:
+        """Show that an append could be made now, without adding an entry; ``LedgerError`` if not.
+
+        Run by the writer thread, after the batches queued before it, as an append is: (1) the
+        path still names the open file; (2) the file's descriptor takes a write (of nothing) and
+        an fsync; (3) a new side file beside the ledger, ``<path>.probe-<pid>``, takes a block
+        of ``PROBE_BYTES`` and an fsync, and is removed. (2) sees a descriptor that can no longer
+        write, (3) a file system that is full, read-only or failing, which the descriptor's
+        empty write cannot; neither adds to the chain, so a probe every few seconds leaves the
+        ledger as it is.
+        """
+        if self._closed:
+            raise LedgerError(f"the audit ledger `{self.path}` is closed")
+        await self._disk.run(self._probe)
+
+    def _probe(self) -> None:
+        # (1)
+        self._check_same_file()
+        try:
+            # (2)
+            os.write(self._fd, b"")
+            os.fsync(self._fd)
+            # (3)
+            side = self.path.with_name(f"{self.path.name}.probe-{os.getpid()}")
+            fd = os.open(side, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+            try:
+                _write_all(fd, PROBE_BYTES)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(side)
+        except OSError as exc:
+            raise LedgerError(f"the audit ledger `{self.path}` cannot take appends: {exc.strerror or exc}") from exc
 
     def _queue(self, pending: _Pending) -> None:
         self._pending.append(pending)
@@ -814,6 +850,12 @@ class MemoryLedger:
         self._lines.append(encode(entry))
         self._seq, self._hash = entry["seq"], entry["hash"]
         return entry
+
+    async def probe(self) -> None:
+        if self._closed:
+            raise LedgerError("the audit ledger is closed")
+        if self.fail is not None:
+            raise self.fail
 
     async def entries(self) -> list[dict[str, Any]]:
         return [decode(line) for line in self._lines]

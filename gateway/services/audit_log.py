@@ -21,6 +21,10 @@ class Ledger(Protocol):
 
     async def append(self, kind: str, data: Mapping[str, Any]) -> dict[str, Any]: ...
 
+    async def probe(self) -> None:
+        """Raise ``LedgerError`` if an append could not be made now; add no entry."""
+        ...
+
     async def close(self) -> None: ...
 
 

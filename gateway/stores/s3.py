@@ -3,6 +3,10 @@
 How it keeps the port's rules:
 - Every boto3 call runs in a thread pool owned by the store (one per region,
   so a slow region cannot starve the others' calls), never on the event loop.
+- It fails fast: each call has the spec's per-attempt ``connect_timeout`` and
+  ``read_timeout``, at most ``max_attempts`` attempts, and a ``deadline`` for
+  the whole call, after which the caller gets ``StoreError`` (see
+  ``gateway.s3client``).
 - botocore's errors become ours here and nowhere else: a missing key is
   ``ObjectNotFound``, a failed ``If-None-Match`` is ``PreconditionFailed``,
   anything else (no such bucket, access denied, unreachable endpoint, time-outs,
@@ -214,7 +218,9 @@ class S3Store:
             raise StoreError(f"S3 store of `{self.region}` is closed; cannot {operation}", region=self.region, operation=operation)
 
         try:
-            return await call_off_loop(self._executor, lambda: work(self._client_now()), lambda exc: self._translate(exc, operation, key))
+            return await call_off_loop(
+                self._executor, lambda: work(self._client_now()), lambda exc: self._translate(exc, operation, key), deadline=self.spec.deadline
+            )
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if self._closed and task is not None and not task.cancelling():  # close() cancelled the queued call, not our caller
@@ -224,7 +230,15 @@ class S3Store:
     def _client_now(self) -> Any:
         with self._client_lock:
             if self._client is None:
-                self._client = make_client(self.spec.region_name, self.spec.endpoint_url, max_pool_connections=MAX_WORKERS)
+                spec = self.spec
+                self._client = make_client(
+                    spec.region_name,
+                    spec.endpoint_url,
+                    connect_timeout=spec.connect_timeout,
+                    read_timeout=spec.read_timeout,
+                    max_attempts=spec.max_attempts,
+                    max_pool_connections=MAX_WORKERS,
+                )
             return self._client
 
     def _translate(self, exc: Exception, operation: str, key: str | None) -> GatewayError:

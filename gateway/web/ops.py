@@ -2,14 +2,18 @@
 
 - ``/healthz``: the process answers. Nothing else is checked, so a slow store
   never gets a healthy pod killed.
-- ``/readyz``: the configuration is loaded, the ledger folder is writable and
-  each region's store (and the control store) answers within ``READY_TIMEOUT``.
-  A region that does not answer is listed as down and makes the gateway
-  ``degraded`` (200: the other regions keep serving); only an unwritable ledger
-  or every region down makes it ``unavailable`` (503).
+- ``/readyz``: the configuration is loaded, the ledger could take an append now
+  (its writer thread writes and fsyncs a probe, ``FileLedger.probe``, adding no
+  entry) and each region's store (and the control store) answers within
+  ``READY_TIMEOUT``. A region that does not answer is listed as down and makes
+  the gateway ``degraded`` (200: the other regions keep serving); only a ledger
+  that cannot take appends (``ledger-unavailable``) or every region down makes
+  it ``unavailable`` (503). Each probe's result is reused for the cache time, so
+  the ledger is ready again, without a restart, at the first probe after its
+  writes work again.
 - ``/metrics``: the Prometheus exposition; open, or for ops tokens only.
 
-Store checks are cached per runtime for ``Settings.health_cache_seconds`` and
+Store checks and the ledger probe are cached per runtime for ``Settings.health_cache_seconds`` and
 concurrent probes share one check in flight, so however often kubelets,
 load balancers and scrapers ask, a store sees at most one check per interval.
 Each scrape of ``/metrics`` refreshes ``gateway_store_up`` through that cache
@@ -23,18 +27,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, LedgerError
 from gateway.metrics import GatewayMetrics
 from gateway.model import parse_time
 from gateway.runtime import CONTROL, Runtime
@@ -45,6 +47,7 @@ log = logging.getLogger("gateway.ops")
 
 routes = web.RouteTableDef()
 READY_TIMEOUT = 2.0
+LEDGER = "/ledger"  # the ledger probe's entry in the health cache (not an identifier, so no region's)
 CASES_REFRESH_SECONDS = 30.0
 
 
@@ -107,17 +110,6 @@ async def _store_problem(check: Callable[[], Awaitable[None]]) -> str | None:
         return exc.message  # a store check names no record
     except Exception as exc:  # a health check reports; it never raises
         return type(exc).__name__
-    return None
-
-
-def _ledger_problem(path: Path) -> str | None:
-    folder = path.parent
-    if not folder.is_dir():
-        return "the ledger folder does not exist"
-    if not os.access(folder, os.W_OK):
-        return "the ledger folder is not writable"
-    if path.exists() and not os.access(path, os.W_OK):
-        return "the ledger file is not writable"
     return None
 
 
@@ -206,7 +198,8 @@ async def readyz(request: web.Request) -> web.Response:
         return {"status": "up", "checked_seconds_ago": age} if check.up else {"status": "down", "problem": check.problem, "checked_seconds_ago": age}
 
     control = checks.pop(CONTROL)
-    ledger_problem = await asyncio.to_thread(_ledger_problem, rt.settings.ledger_path)
+    # the ledger's own writer proves it could append now (FileLedger.probe), through the same cache
+    ledger_problem = (await health_of(rt).cached(LEDGER, lambda: _store_problem(rt.ledger.probe))).problem
     down = sorted(name for name, check in checks.items() if not check.up)
     if ledger_problem or len(down) == len(checks):
         status = "unavailable"
@@ -217,7 +210,7 @@ async def readyz(request: web.Request) -> web.Response:
     body = {
         "status": status,
         "config": rt.config.digest,
-        "ledger": {"status": "down", "problem": ledger_problem} if ledger_problem else {"status": "up"},
+        "ledger": {"status": "down", "code": LedgerError.code, "problem": ledger_problem} if ledger_problem else {"status": "up"},
         "control": shown(control),
         "regions": {name: shown(check) for name, check in checks.items()},
         "down": down,

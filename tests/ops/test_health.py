@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import os
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
+import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
-from gateway.errors import StoreError
+from gateway.audit.ledger import FileLedger
+from gateway.errors import LedgerError, StoreError
 from gateway.web import ops
 from gateway.web.app import create_app
 from gateway.web.state import STATE_KEY
@@ -70,8 +74,56 @@ async def test_every_region_down_makes_the_gateway_unavailable(client: TestClien
 async def test_a_ledger_folder_that_is_gone_makes_the_gateway_unavailable(client: TestClient, runtime) -> None:
     shutil.rmtree(runtime.settings.ledger_path.parent)
     response = await client.get("/readyz")
+    ledger = (await response.json())["ledger"]
+    assert response.status == 503 and (ledger["status"], ledger["code"]) == ("down", "ledger-unavailable")
+    assert "was removed while open" in ledger["problem"]
+
+
+@contextlib.contextmanager
+def appends_failing(ledger: FileLedger) -> Iterator[None]:
+    """The ledger's writer left with a descriptor that cannot write (the file opened read-only in its place)."""
+    saved = os.dup(ledger._fd)
+    read_only = os.open(ledger.path, os.O_RDONLY)
+    os.dup2(read_only, ledger._fd, inheritable=False)
+    os.close(read_only)
+    try:
+        yield
+    finally:
+        os.dup2(saved, ledger._fd, inheritable=False)
+        os.close(saved)
+
+
+async def test_readyz_is_unavailable_while_the_ledger_cannot_take_appends(client: TestClient, runtime) -> None:
+    with appends_failing(runtime.ledger):
+        with pytest.raises(LedgerError):
+            await runtime.ledger.append("test.append", {"n": 1})
+        response = await client.get("/readyz")
     body = await response.json()
-    assert response.status == 503 and body["ledger"] == {"status": "down", "problem": "the ledger folder does not exist"}
+    assert response.status == 503 and body["status"] == "unavailable"
+    assert (body["ledger"]["status"], body["ledger"]["code"]) == ("down", "ledger-unavailable")
+
+
+async def test_readyz_is_ready_again_without_a_restart_once_the_ledger_takes_appends(
+    env: Env, aiohttp_client: Callable[..., Awaitable[TestClient]]
+) -> None:
+    ticks = Ticks()
+    prepare_authorities(env)
+    client = await aiohttp_client(create_app(dataclasses.replace(env.settings, health_cache_seconds=5.0, monotonic=ticks), registry=CollectorRegistry()))
+    ledger = client.app[STATE_KEY].rt.ledger
+    with appends_failing(ledger):
+        assert (await client.get("/readyz")).status == 503
+    ticks.advance(5.1)
+    response = await client.get("/readyz")
+    assert response.status == 200 and (await response.json())["ledger"] == {"status": "up"}
+    await ledger.append("test.append", {"n": 1})
+
+
+async def test_the_ledger_probe_adds_no_entry_and_leaves_no_file(client: TestClient, runtime) -> None:
+    before = runtime.settings.ledger_path.read_bytes()
+    files = sorted(runtime.settings.ledger_path.parent.iterdir())
+    assert (await client.get("/readyz")).status == 200
+    assert runtime.settings.ledger_path.read_bytes() == before
+    assert sorted(runtime.settings.ledger_path.parent.iterdir()) == files
 
 
 async def test_store_checks_are_cached_so_probes_cannot_overload_a_store(client: TestClient, runtime, monkeypatch) -> None:

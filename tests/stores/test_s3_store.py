@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -16,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[impor
 
 from gateway.errors import StoreError
 from gateway.model import S3StoreSpec
-from gateway.s3client import client_config, make_client
+from gateway.s3client import DeadlineExceeded, make_client
 from gateway.stores.s3 import S3Store, residency_tags
 
 pytestmark = pytest.mark.s3
@@ -43,6 +44,13 @@ async def plain_store(mocked: None) -> AsyncIterator[S3Store]:
     await store.ensure_bucket()
     yield store
     await store.close()
+
+
+def spec_client(spec: S3StoreSpec) -> Any:
+    """A client made as the store makes its own, for a test that watches its events."""
+    return make_client(
+        spec.region_name, spec.endpoint_url, connect_timeout=spec.connect_timeout, read_timeout=spec.read_timeout, max_attempts=spec.max_attempts
+    )
 
 
 def closed_port() -> int:
@@ -156,9 +164,9 @@ async def test_an_unreachable_endpoint_is_a_store_error(aws_credentials: None) -
     await store.close()
 
 
-async def test_an_unreachable_endpoint_is_given_up_after_two_retries(aws_credentials: None) -> None:
+async def test_an_unreachable_endpoint_is_tried_as_many_times_as_the_spec_says(aws_credentials: None) -> None:
     spec = S3StoreSpec(bucket="records", region_name="eu-west-1", endpoint_url=f"http://127.0.0.1:{closed_port()}")
-    client = make_client(spec.region_name, spec.endpoint_url)
+    client = spec_client(spec)
     attempts: list[str] = []
     client.meta.events.register("before-send.s3", lambda request, **_: attempts.append(request.url))
     store = S3Store("eu-west-1", spec, client=client)
@@ -166,12 +174,88 @@ async def test_an_unreachable_endpoint_is_given_up_after_two_retries(aws_credent
         await store.get(KEY)
     await store.close()
     client.close()
-    assert len(attempts) == 3, attempts  # the first try and two retries (botocore's max_attempts counts retries)
+    assert len(attempts) == spec.max_attempts == 2, attempts  # the first try included (botocore's total_max_attempts)
 
 
-def test_the_s3_client_waits_briefly_for_a_region_that_does_not_answer() -> None:
-    config = client_config()
-    assert (config.connect_timeout, config.read_timeout) == (2, 10)
+class FrozenEndpoint:
+    """A socket on 127.0.0.1 that accepts connections and never answers; counts the connections."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="frozen-endpoint", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                self._held.append(self._listener.accept()[0])
+
+    def close(self) -> int:
+        """Stop, take any connection still waiting to be accepted, close everything; the number of connections."""
+        if self._stop.is_set():
+            return len(self._held)
+        self._stop.set()
+        self._thread.join()
+        self._listener.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                self._held.append(self._listener.accept()[0])
+        for held in self._held:
+            held.close()
+        self._listener.close()
+        return len(self._held)
+
+
+@pytest.fixture
+def frozen() -> Iterator[FrozenEndpoint]:
+    endpoint = FrozenEndpoint()
+    yield endpoint
+    endpoint.close()
+
+
+async def finish(store: S3Store) -> None:
+    """Close the store and wait for the calls still running in its threads (each ends at its own time-outs)."""
+    await store.close()
+    await asyncio.to_thread(store._executor.shutdown, True)
+
+
+async def test_a_hung_endpoint_is_given_up_after_two_attempts(aws_credentials: None, frozen: FrozenEndpoint) -> None:
+    store = S3Store("eu-west-1", S3StoreSpec(bucket="records", region_name="eu-west-1", endpoint_url=frozen.url))
+    with pytest.raises(StoreError) as caught:
+        await store.get(KEY)
+    await finish(store)
+    assert caught.value.code == "store-unavailable"
+    assert frozen.close() == 2  # one connection per attempt: botocore drops a connection that timed out
+
+
+async def test_a_call_that_outlives_its_deadline_is_a_store_error_saying_so(aws_credentials: None, frozen: FrozenEndpoint) -> None:
+    spec = S3StoreSpec(bucket="records", region_name="eu-west-1", endpoint_url=frozen.url, read_timeout=1.0, max_attempts=1, deadline=0.2)
+    store = S3Store("eu-west-1", spec)
+    with pytest.raises(StoreError) as caught:
+        await store.head(KEY)
+    await finish(store)
+    assert caught.value.code == "store-unavailable" and "no answer within 0.2s" in caught.value.message
+    assert isinstance(caught.value.__cause__, DeadlineExceeded)
+
+
+async def test_the_s3_client_of_a_region_waits_briefly_and_tries_twice(aws_credentials: None) -> None:
+    store = S3Store("eu-west-1", S3StoreSpec(bucket="records", region_name="eu-west-1", endpoint_url=f"http://127.0.0.1:{closed_port()}"))
+    config = store._client_now().meta.config
+    await store.close()
+    assert (config.connect_timeout, config.read_timeout) == (0.5, 0.8)
+    assert config.retries == {"total_max_attempts": 2, "mode": "standard"}
+
+
+async def test_the_s3_client_takes_the_time_outs_and_attempts_of_its_spec(aws_credentials: None) -> None:
+    spec = S3StoreSpec(bucket="records", region_name="eu-west-1", connect_timeout=1.5, read_timeout=4.0, max_attempts=3)
+    store = S3Store("eu-west-1", spec)
+    config = store._client_now().meta.config
+    await store.close()
+    assert (config.connect_timeout, config.read_timeout, config.retries["total_max_attempts"]) == (1.5, 4.0, 3)
 
 
 async def test_the_store_works_over_http_against_a_real_endpoint(aws_credentials: None, moto_server: str) -> None:
