@@ -440,7 +440,7 @@ class RecordService:
             return cached
         results = await asyncio.gather(*(self._load_profile(r, s, subject_id) for r, s in self.stores.items()), return_exceptions=True)
         found = [r for r in results if isinstance(r, Profile)]
-        failed = [r for r in results if isinstance(r, BaseException)]
+        failed = {region: r for region, r in zip(self.stores, results, strict=True) if isinstance(r, BaseException)}
         if len(found) > 1:
             regions = ", ".join(f"`{p.subject.home_region}`" for p in found)
             raise Conflict(f"subject `{subject_id}` is registered in several regions ({regions}); resolve before use", code="subject-ambiguous")
@@ -448,15 +448,32 @@ class RecordService:
             if found[0].verified:  # an unverified one is read again next time, so a re-signed profile counts at once
                 self._profiles[subject_id] = found[0]
             return found[0]
-        if failed:
+        if failed and await self._may_live_in(subject_id, failed):
             # A region we could not ask may hold the subject: do not guess.
-            error = failed[0]
+            error = next(iter(failed.values()))
             if isinstance(error, GatewayError):
                 raise error
             raise StoreError(f"could not look up subject `{subject_id}` in every region") from error
         if missing_ok:
             return None
         raise UnknownSubject(f"subject `{subject_id}` is not registered; register it with PUT /v1/subjects/{subject_id}")
+
+    async def _may_live_in(self, subject_id: str, regions: Mapping[str, BaseException]) -> bool:
+        """Whether the subject may live in one of ``regions`` (that could not be asked), by its home claim.
+
+        Every subject registered since home claims exist has one in the control
+        store, so a region that is down cannot hold a subject whose claim names
+        another region or who has no claim: the other regions go on registering
+        and serving while it is down. If the control store cannot be read
+        either, it may (fail closed).
+        """
+        try:
+            held = json.loads((await self.control.get(home_claim_key(subject_id))).body)
+        except ObjectNotFound:
+            return False
+        except (GatewayError, ValueError, UnicodeDecodeError):
+            return True
+        return not isinstance(held, dict) or held.get("home_region") in regions
 
     # --- records -------------------------------------------------------------
 
