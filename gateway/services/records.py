@@ -475,6 +475,27 @@ class RecordService:
             return True
         return not isinstance(held, dict) or held.get("home_region") in regions
 
+    async def _live_profile(self, subject_id: str) -> bool:
+        """Whether a cached profile is still in its home store (one head); if not, its cache entry is dropped.
+
+        A store that lost its contents (a bucket re-created empty) no longer has
+        the profile the cache remembers. Writes and deletes call this before
+        they are decided, so the subject is looked up afresh (``unknown-subject``
+        when it is gone); a read calls it only when its record is missing, so
+        the common read costs nothing more. True when nothing is cached.
+        """
+        cached = self._profiles.get(subject_id)
+        if cached is None:
+            return True
+        region = cached.subject.home_region
+        try:
+            await self._op(region, "head", lambda: self.stores[region].head(profile_key(subject_id)))
+        except ObjectNotFound:
+            if self._profiles.get(subject_id) is cached:
+                del self._profiles[subject_id]
+            return False
+        return True
+
     # --- records -------------------------------------------------------------
 
     async def put_record(self, caller: Caller, subject_id: str, key: str, category: str | None, body: bytes) -> tuple[ResidencyTag, bool]:
@@ -487,6 +508,7 @@ class RecordService:
         if len(body) > self.config.limits.max_record_bytes:
             raise PayloadTooLarge(f"record is {len(body)} bytes; the limit is {self.config.limits.max_record_bytes}")
         # decided before anything about the record is looked at: a refused caller learns nothing of it
+        await self._live_profile(subject_id)  # a subject whose profile is gone is unknown, not written to
         profile, _ = await self._governed(caller, subject_id, "record.write", {"key": key})
         subject = profile.subject
         region = self.config.regions[subject.home_region]
@@ -518,6 +540,7 @@ class RecordService:
         """Erase a record, under the same residency decision as a read; a legal hold refuses it (409 `legal-hold`)."""
         _require_service(caller)
         _check_key(key)
+        await self._live_profile(subject_id)  # a subject whose profile is gone is unknown
         profile, decision = await self._governed(caller, subject_id, "record.delete", {"key": key})
         subject = profile.subject
         store = self.stores[subject.home_region]
@@ -587,6 +610,8 @@ class RecordService:
         try:
             obj = await self._op(region, "get", lambda: store.get(record_key(subject.id, key)))
         except ObjectNotFound:
+            if not await self._live_profile(subject.id):
+                raise UnknownSubject(f"subject `{subject.id}` is not registered; register it with PUT /v1/subjects/{subject.id}") from None
             raise RecordNotFound(f"subject `{subject.id}` has no record `{key}`") from None
         except ObjectCorrupt:
             raise await self._violation(caller, subject, key, region, corrupt_record(key, region)) from None
