@@ -67,8 +67,12 @@ def eventually(attempt: Callable[[], bool], *, within: float = HEAL_WITHIN) -> b
     return False
 
 
-def two_s3_regions(root: Path, dublin: str, frankfurt: str, *, extra: str = "") -> Workdir:
-    return Workdir.make(root, config_text({UP: s3_store(UP, dublin), DOWN: s3_store(DOWN, frankfurt)}, extra=extra))
+def two_s3_regions(root: Path, dublin: str, frankfurt: str, *, require_all: bool = False) -> Workdir:
+    text = config_text({UP: s3_store(UP, dublin), DOWN: s3_store(DOWN, frankfurt)})
+    if require_all:
+        assert "require_all_regions = false" in text
+        text = text.replace("require_all_regions = false", "require_all_regions = true")
+    return Workdir.make(root, text)
 
 
 def test_the_gateway_starts_with_a_region_down_and_that_region_serves_once_its_endpoint_answers(tmp_path: Path) -> None:
@@ -153,7 +157,7 @@ def test_a_write_for_a_subject_whose_store_came_back_empty_is_refused_as_unknown
 def test_a_gateway_that_requires_every_region_refuses_to_start_with_one_down(tmp_path: Path) -> None:
     dublin = MotoProcess()
     try:
-        work = two_s3_regions(tmp_path / "w", dublin.url, f"http://127.0.0.1:{free_port()}", extra="\n[startup]\nrequire_all_regions = true\n")
+        work = two_s3_regions(tmp_path / "w", dublin.url, f"http://127.0.0.1:{free_port()}", require_all=True)
         gw = GatewayProcess(work)
         with running(gw):
             assert gw.wait(timeout=60) != 0
@@ -170,3 +174,14 @@ def test_a_gateway_with_no_region_ready_refuses_to_start_and_says_why(tmp_path: 
     with running(gw):
         assert gw.wait(timeout=60) != 0
     assert "no region's store is ready" in gw.log_text()
+
+
+def test_the_gateway_starts_with_the_control_store_down_and_registrations_answer_503_naming_it(tmp_path: Path) -> None:
+    control = f"http://127.0.0.1:{free_port()}"
+    work = Workdir.make(tmp_path / "w", config_text(control=s3_store("us-east-1", control, bucket="gateway-control")))
+    with running(GatewayProcess(work).wait_ready()) as gw:
+        irish = work.service("crm", UP, "crm")
+        status, ready = call("GET", f"{gw.url}/readyz", {})
+        assert (status, ready["status"], ready["control"]["status"], ready["down"]) == (200, "degraded", "down", []), ready
+        status, problem = register(gw, irish, "aoife", UP, "IE")
+        assert (status, problem["code"], problem["region"]) == (503, "store-unavailable", "control"), problem
