@@ -75,6 +75,19 @@ class AuditSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Startup:
+    """The ``[startup]`` table: what the gateway needs before it serves.
+
+    By default it starts when at least one region's store is ready; the others
+    are down until they heal in the background. ``require_all_regions`` refuses
+    to start unless every region's store and the control store are ready (an
+    operator who prefers a crash-looping pod to a partial one).
+    """
+
+    require_all_regions: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class SupportAccess:
     """The ``[support_access]`` table: who may relay a customer's consent to a support-access (lockbox) request.
 
@@ -103,6 +116,7 @@ class Config:
     rank: Mapping[str, int] = field(default_factory=dict)  # category -> ladder rank
     audit: AuditSettings = field(default_factory=AuditSettings)
     support_access: SupportAccess = field(default_factory=SupportAccess)
+    startup: Startup = field(default_factory=Startup)
 
     def jurisdiction_of(self, region_id: str) -> Jurisdiction:
         return self.jurisdictions[self.regions[region_id].jurisdiction]
@@ -135,6 +149,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
     control = _parse_control(root.sub("control", required=False), findings)
     audit = _parse_audit(root.sub("audit", required=False), findings)
     support_access = _parse_support_access(root.sub("support_access", required=False), findings)
+    startup = _parse_startup(root.sub("startup", required=False))
 
     legal = parse_legal(
         raw,
@@ -164,6 +179,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
         rank={name: i for i, name in enumerate(categories)},
         audit=audit,
         support_access=support_access,
+        startup=startup,
     )
 
 
@@ -226,6 +242,14 @@ def _parse_limits(r: TableReader | None) -> Limits:
         r.problem(r.at("max_record_bytes"), "must be a positive number of bytes")
     r.finish()
     return Limits(max_record_bytes=max_bytes)
+
+
+def _parse_startup(r: TableReader | None) -> Startup:
+    if r is None or not r.ok:
+        return Startup()
+    require_all = r.get("require_all_regions", bool, required=False, default=False)
+    r.finish()
+    return Startup(require_all_regions=require_all)
 
 
 def _parse_blocs(root: TableReader, findings: list[Finding]) -> dict[str, Bloc]:

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.audit import FileLedger
 from gateway.config import Config, load_config
-from gateway.errors import LedgerError
+from gateway.errors import LedgerError, StoreError
 from gateway.keys import (
     PublicKey,
     generate_ed25519_pair,
@@ -40,7 +40,8 @@ from gateway.services.notices import NoticeService
 from gateway.services.orders import OrderService
 from gateway.services.records import RecordService
 from gateway.stores import RecordStore
-from gateway.stores.factory import open_named_store, open_store, prepare_store
+from gateway.stores.factory import open_named_store, open_store
+from gateway.stores.healing import HealingStore
 from gateway.tags import TagSigner, TagVerifier
 
 if TYPE_CHECKING:
@@ -171,8 +172,9 @@ class Runtime:
         """Build everything from settings. ``read_only`` (explain, reports) never writes the ledger.
 
         (1) the configuration; (2) the keys, made first where that is asked for;
-        (3) the stores, ready; (4) the ledger, which records the configuration it
-        runs under; (5) the services over them. A step that fails closes what the
+        (3) the stores, prepared (one that is not is down and healed in the
+        background; see ``_open_stores``); (4) the ledger, which records the
+        configuration it runs under; (5) the services over them. A step that fails closes what the
         steps before it opened.
         """
         # (1)
@@ -185,7 +187,7 @@ class Runtime:
         keys = RuntimeKeys.load(config, settings.data_dir)
         metrics = metrics or GatewayMetrics(CollectorRegistry())
         # (3)
-        stores, control = await _open_stores(config, settings.data_dir)
+        stores, control = await _open_stores(config, settings)
         # (4)
         try:
             ledger, uploader = (ReadOnlyLedger(), None) if read_only else await _open_ledger(settings, config, keys.provider, metrics)
@@ -229,15 +231,35 @@ class Runtime:
         await _close_stores(self.stores, self.control)
 
 
-async def _open_stores(config: Config, data_dir: Path) -> tuple[dict[str, RecordStore], RecordStore]:
-    """Every region's store and the control store, ready (buckets or folders made); all closed again if one fails."""
-    stores = {r.id: open_store(r, data_dir) for r in config.regions.values()}
-    control = open_named_store(CONTROL, config.control, data_dir)
+async def _open_stores(config: Config, settings: Settings) -> tuple[dict[str, RecordStore], RecordStore]:
+    """Every region's store and the control store, prepared (buckets or folders made); all closed again if the start fails.
+
+    A store whose preparation fails is down and healed in the background
+    (``HealingStore``). The start fails only when no region's store is ready, or
+    when ``[startup] require_all_regions`` is set and any store (the control
+    store included) is not.
+    """
+
+    def healing(store: RecordStore) -> HealingStore:
+        return HealingStore(store, retry_seconds=settings.health_cache_seconds, monotonic=settings.monotonic)
+
+    regions = {r.id: healing(open_store(r, settings.data_dir)) for r in config.regions.values()}
+    everything = {**regions, CONTROL: healing(open_named_store(CONTROL, config.control, settings.data_dir))}
+    stores: dict[str, RecordStore] = dict(regions)
+    control: RecordStore = everything[CONTROL]
     try:
-        await asyncio.gather(*(prepare_store(s) for s in [*stores.values(), control]))
+        problems = dict(zip(everything, await asyncio.gather(*(s.prepare() for s in everything.values())), strict=True))
+        down = {name: problem for name, problem in problems.items() if problem is not None}
+        listed = "; ".join(f"`{name}`: {problem}" for name, problem in down.items())
+        if down and config.startup.require_all_regions:
+            raise StoreError(f"not every store is ready and `startup.require_all_regions` is set: {listed}", code="store-unavailable")
+        if all(name in down for name in stores):
+            raise StoreError(f"no region's store is ready, so the gateway cannot serve: {listed}", code="store-unavailable")
     except BaseException:
         await _close_stores(stores, control)
         raise
+    for name in down:
+        log.warning("starting with store `%s` down; it is prepared again in the background", name, extra={"event": "start-degraded", "region": name})
     return stores, control
 
 

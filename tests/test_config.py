@@ -223,3 +223,16 @@ def test_an_unknown_key_in_the_support_access_table_is_reported() -> None:
     raw = shipped()
     raw["support_access"]["consent_relay"] = ["customer-portal"]
     assert Finding("support_access.consent_relay", "unknown key") in findings_of(raw)
+
+
+def test_a_gateway_starts_with_regions_down_unless_the_startup_table_requires_them_all() -> None:
+    assert not parse_config(shipped()).startup.require_all_regions
+    raw = shipped() | {"startup": {"require_all_regions": True}}
+    assert parse_config(raw).startup.require_all_regions
+
+
+def test_require_all_regions_must_be_a_boolean() -> None:
+    raw = shipped() | {"startup": {"require_all_regions": "yes"}}
+    with pytest.raises(ConfigError) as failed:
+        parse_config(raw)
+    assert any(f.path == "startup.require_all_regions" for f in failed.value.findings)

@@ -440,7 +440,7 @@ class RecordService:
             return cached
         results = await asyncio.gather(*(self._load_profile(r, s, subject_id) for r, s in self.stores.items()), return_exceptions=True)
         found = [r for r in results if isinstance(r, Profile)]
-        failed = [r for r in results if isinstance(r, BaseException)]
+        failed = {region: r for region, r in zip(self.stores, results, strict=True) if isinstance(r, BaseException)}
         if len(found) > 1:
             regions = ", ".join(f"`{p.subject.home_region}`" for p in found)
             raise Conflict(f"subject `{subject_id}` is registered in several regions ({regions}); resolve before use", code="subject-ambiguous")
@@ -448,15 +448,53 @@ class RecordService:
             if found[0].verified:  # an unverified one is read again next time, so a re-signed profile counts at once
                 self._profiles[subject_id] = found[0]
             return found[0]
-        if failed:
+        if failed and await self._may_live_in(subject_id, failed):
             # A region we could not ask may hold the subject: do not guess.
-            error = failed[0]
+            error = next(iter(failed.values()))
             if isinstance(error, GatewayError):
                 raise error
             raise StoreError(f"could not look up subject `{subject_id}` in every region") from error
         if missing_ok:
             return None
         raise UnknownSubject(f"subject `{subject_id}` is not registered; register it with PUT /v1/subjects/{subject_id}")
+
+    async def _may_live_in(self, subject_id: str, regions: Mapping[str, BaseException]) -> bool:
+        """Whether the subject may live in one of ``regions`` (that could not be asked), by its home claim.
+
+        Every subject registered since home claims exist has one in the control
+        store, so a region that is down cannot hold a subject whose claim names
+        another region or who has no claim: the other regions go on registering
+        and serving while it is down. If the control store cannot be read
+        either, it may (fail closed).
+        """
+        try:
+            held = json.loads((await self.control.get(home_claim_key(subject_id))).body)
+        except ObjectNotFound:
+            return False
+        except (GatewayError, ValueError, UnicodeDecodeError):
+            return True
+        return not isinstance(held, dict) or held.get("home_region") in regions
+
+    async def _live_profile(self, subject_id: str) -> bool:
+        """Whether a cached profile is still in its home store (one head); if not, its cache entry is dropped.
+
+        A store that lost its contents (a bucket re-created empty) no longer has
+        the profile the cache remembers. Writes and deletes call this before
+        they are decided, so the subject is looked up afresh (``unknown-subject``
+        when it is gone); a read calls it only when its record is missing, so
+        the common read costs nothing more. True when nothing is cached.
+        """
+        cached = self._profiles.get(subject_id)
+        if cached is None:
+            return True
+        region = cached.subject.home_region
+        try:
+            await self._op(region, "head", lambda: self.stores[region].head(profile_key(subject_id)))
+        except ObjectNotFound:
+            if self._profiles.get(subject_id) is cached:
+                del self._profiles[subject_id]
+            return False
+        return True
 
     # --- records -------------------------------------------------------------
 
@@ -470,6 +508,7 @@ class RecordService:
         if len(body) > self.config.limits.max_record_bytes:
             raise PayloadTooLarge(f"record is {len(body)} bytes; the limit is {self.config.limits.max_record_bytes}")
         # decided before anything about the record is looked at: a refused caller learns nothing of it
+        await self._live_profile(subject_id)  # a subject whose profile is gone is unknown, not written to
         profile, _ = await self._governed(caller, subject_id, "record.write", {"key": key})
         subject = profile.subject
         region = self.config.regions[subject.home_region]
@@ -501,6 +540,7 @@ class RecordService:
         """Erase a record, under the same residency decision as a read; a legal hold refuses it (409 `legal-hold`)."""
         _require_service(caller)
         _check_key(key)
+        await self._live_profile(subject_id)  # a subject whose profile is gone is unknown
         profile, decision = await self._governed(caller, subject_id, "record.delete", {"key": key})
         subject = profile.subject
         store = self.stores[subject.home_region]
@@ -570,6 +610,8 @@ class RecordService:
         try:
             obj = await self._op(region, "get", lambda: store.get(record_key(subject.id, key)))
         except ObjectNotFound:
+            if not await self._live_profile(subject.id):
+                raise UnknownSubject(f"subject `{subject.id}` is not registered; register it with PUT /v1/subjects/{subject.id}") from None
             raise RecordNotFound(f"subject `{subject.id}` has no record `{key}`") from None
         except ObjectCorrupt:
             raise await self._violation(caller, subject, key, region, corrupt_record(key, region)) from None

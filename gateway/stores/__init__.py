@@ -12,6 +12,7 @@ from gateway.stores.base import (
     PreconditionFailed,
     RecordStore,
     StoredObject,
+    StoreGone,
 )
 from gateway.stores.files import FileStore
 from gateway.stores.memory import MemoryStore
@@ -25,5 +26,6 @@ __all__ = [
     "ObjectNotFound",
     "PreconditionFailed",
     "RecordStore",
+    "StoreGone",
     "StoredObject",
 ]

@@ -16,7 +16,8 @@ Rules every adapter keeps:
 - An object under legal hold can be neither overwritten nor deleted
   (``ObjectLocked``) until the hold is lifted.
 - Library errors never escape: they become ``StoreError`` (unreachable,
-  denied, unexpected) or one of the errors below.
+  denied, unexpected; ``StoreGone`` when the bucket itself is missing) or one
+  of the errors below.
 - An object the store holds but cannot read back as an object (the file
   store's header is unreadable) is ``ObjectCorrupt``: a fact about that one
   object, not a failure of the store.
@@ -46,6 +47,14 @@ class ObjectLocked(Conflict):
 
 class PreconditionFailed(Conflict):
     code = "precondition-failed"
+
+
+class StoreGone(StoreError):
+    """The store itself is missing (an S3 bucket that no longer exists): it must be prepared again.
+
+    Still ``store-unavailable`` to callers; ``HealingStore`` takes it as the cue
+    to re-create the bucket in the background.
+    """
 
 
 class ObjectCorrupt(StoreError):

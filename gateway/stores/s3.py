@@ -9,7 +9,8 @@ How it keeps the port's rules:
   ``gateway.s3client``).
 - botocore's errors become ours here and nowhere else: a missing key is
   ``ObjectNotFound``, a failed ``If-None-Match`` is ``PreconditionFailed``,
-  anything else (no such bucket, access denied, unreachable endpoint, time-outs,
+  a missing bucket is ``StoreGone`` (so the store is prepared again), and
+  anything else (access denied, unreachable endpoint, time-outs,
   unexpected answers) is ``StoreError`` naming the region and the operation,
   always chained to the botocore exception. (S3 answers a HEAD on a missing
   bucket with a bare 404, so ``head`` cannot tell it from a missing key;
@@ -55,6 +56,7 @@ from gateway.stores.base import (
     ObjectNotFound,
     PreconditionFailed,
     StoredObject,
+    StoreGone,
     validate_key,
     validate_metadata,
     validate_prefix,
@@ -250,14 +252,14 @@ class S3Store:
         if code == "PreconditionFailed" or status == 412:
             return PreconditionFailed(f"object `{key}` already exists in `{self.region}`")
         if code == "NoSuchBucket" or (key is None and status == 404):
-            return self._unavailable(operation, key, f"bucket `{self.bucket}` does not exist")
+            return self._unavailable(operation, key, f"bucket `{self.bucket}` does not exist", gone=True)
         if code in ("AccessDenied", "403") or status == 403:
             return self._unavailable(operation, key, f"access to bucket `{self.bucket}` is denied")
         return self._unavailable(operation, key, describe(exc))
 
-    def _unavailable(self, operation: str, key: str | None, why: str) -> StoreError:
+    def _unavailable(self, operation: str, key: str | None, why: str, *, gone: bool = False) -> StoreError:
         what = f" `{key}`" if key else ""
-        return StoreError(
+        return (StoreGone if gone else StoreError)(
             f"S3 store of `{self.region}` failed to {operation}{what}: {why}",
             region=self.region,
             operation=operation,

@@ -19,7 +19,8 @@ load balancers and scrapers ask, a store sees at most one check per interval.
 Each scrape of ``/metrics`` refreshes ``gateway_store_up`` through that cache
 and the case gauges at most every ``CASES_REFRESH_SECONDS``. ``monitor`` does
 the same on a timer without any probe, for an app that registers it as a
-``cleanup_ctx``.
+``cleanup_ctx``. A store that is down is prepared again by its check
+(``HealingStore.check``), so probes and the monitor also heal it.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ REGION = "eu-west-1"
 KINDS = [
     pytest.param("memory", id="memory"),
     pytest.param("file", id="file"),
+    pytest.param("healing", id="healing"),  # the runtime's wrapper of every store, over the in-memory twin
     pytest.param("s3-mock", id="s3-mock", marks=pytest.mark.s3),
     pytest.param("s3-server", id="s3-server", marks=pytest.mark.s3),
 ]
@@ -33,6 +34,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         file_store = FileStore(REGION, tmp_path / "store")
         await file_store.open()
         yield file_store
+    elif kind == "healing":
+        from gateway.stores.healing import HealingStore
+
+        healing = HealingStore(MemoryStore(REGION), retry_seconds=5.0)
+        assert await healing.prepare() is None
+        yield healing
     elif kind == "s3-mock":
         from moto import mock_aws
 
