@@ -100,6 +100,9 @@ def cmd_token_issue(args: argparse.Namespace) -> int:
     check_caller(caller, config.regions.keys())
     key = load_private_key(resolve(args.data_dir, config.identity.token_private_key))
     ttl = timedelta(seconds=args.ttl) if args.ttl else None
+    longest = config.identity.max_token_lifetime_seconds
+    if args.ttl and args.ttl > longest:
+        raise InvalidRequest(f"`--ttl` {args.ttl} is longer than `max_token_lifetime_seconds` ({longest}), so it would be refused", code="invalid-arguments")
     print(issue_token(caller, key=key, identity=config.identity, now=system_clock(), ttl=ttl))
     return EXIT_OK
 
