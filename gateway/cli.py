@@ -15,13 +15,14 @@ import os
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from gateway.errors import ConfigError, GatewayError, KeyFileError, LedgerBroken
 from gateway.keys import load_private_key, resolve
 from gateway.model import ROLES, Caller, system_clock
 
 EXIT_OK, EXIT_FAILURE, EXIT_DECISION, EXIT_INVALID = 0, 1, 2, 3
+EXIT_USAGE = 64  # sysexits' EX_USAGE: distinct from 2, which scripts read as a refused decision
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -490,8 +491,19 @@ Example legal orders, signed by the demo authorities, are in {args.data_dir}/dem
 # --- parser ----------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, exiting with ``EXIT_USAGE`` on a usage error instead of its 2 (the exit code of a refused decision)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description="Data-residency-aware disclosure gateway.")
+    from gateway import __version__
+
+    parser = _Parser(prog="gateway", description="Data-residency-aware disclosure gateway.")
+    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str, func: Any, parent: Any = sub) -> argparse.ArgumentParser:
