@@ -12,16 +12,18 @@ import asyncio
 import json
 import logging
 import os
+import shlex
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from gateway.errors import ConfigError, GatewayError, KeyFileError, LedgerBroken
 from gateway.keys import load_private_key, resolve
 from gateway.model import ROLES, Caller, system_clock
 
 EXIT_OK, EXIT_FAILURE, EXIT_DECISION, EXIT_INVALID = 0, 1, 2, 3
+EXIT_USAGE = 64  # sysexits' EX_USAGE: distinct from 2, which scripts read as a refused decision
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +102,9 @@ def cmd_token_issue(args: argparse.Namespace) -> int:
     check_caller(caller, config.regions.keys())
     key = load_private_key(resolve(args.data_dir, config.identity.token_private_key))
     ttl = timedelta(seconds=args.ttl) if args.ttl else None
+    longest = config.identity.max_token_lifetime_seconds
+    if args.ttl and args.ttl > longest:
+        raise InvalidRequest(f"`--ttl` {args.ttl} is longer than `max_token_lifetime_seconds` ({longest}), so it would be refused", code="invalid-arguments")
     print(issue_token(caller, key=key, identity=config.identity, now=system_clock(), ttl=ttl))
     return EXIT_OK
 
@@ -451,16 +456,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     written = asyncio.run(load())
     orders = write_demo_orders(config, args.data_dir, system_clock())
+    print(demo_tour(args, written, orders), flush=True)
+    return cmd_serve(args)
+
+
+def gateway_command() -> str:
+    """How to run this gateway from another shell, whether or not its virtualenv is activated."""
+    beside = Path(sys.executable).with_name("gateway")
+    return shlex.quote(str(beside)) if beside.exists() else f"{shlex.quote(sys.executable)} -m gateway"
+
+
+def demo_tour(args: argparse.Namespace, written: int, orders: dict[str, tuple[Path, str]]) -> str:
+    """The demo's printed tour: commands to paste into another shell."""
     base = f"http://{args.host}:{args.port}"
-    opts = f"--config {args.config} --data-dir {args.data_dir}"
-    print(
-        f"""
-Demo data: {written} records for 5 subjects, one per region (alice us-east-1, aoife eu-west-1,
+    opts = f"--config {shlex.quote(str(args.config))} --data-dir {shlex.quote(str(args.data_dir))}"
+    gateway = gateway_command()
+    loaded = f"{written} records written" if written else "already loaded (the records written before are kept)"
+    return f"""
+Demo data {loaded}: 5 subjects, one per region (alice us-east-1, aoife eu-west-1,
 klaus eu-central-1, oliver eu-west-2, mia ap-southeast-2). Try, in another shell:
 
-  US=$(gateway token issue --service billing --region us-east-1 --purpose billing {opts})
-  ADS=$(gateway token issue --service analytics --region us-east-1 --purpose analytics {opts})
-  EU=$(gateway token issue --service support --region eu-west-1 --purpose support {opts})
+  US=$({gateway} token issue --service billing --region us-east-1 --purpose billing {opts})
+  ADS=$({gateway} token issue --service analytics --region us-east-1 --purpose analytics {opts})
+  EU=$({gateway} token issue --service support --region eu-west-1 --purpose support {opts})
 
   curl -s {base}/v1/subjects/alice/records/profile -H "Authorization: Bearer $US"        # 200, same jurisdiction
   curl -s {base}/v1/subjects/klaus/records/inbox-0001 -H "Authorization: Bearer $EU"     # 200, EU free flow
@@ -471,24 +489,34 @@ klaus eu-central-1, oliver eu-west-2, mia ap-southeast-2). Try, in another shell
 Example legal orders, signed by the demo authorities, are in {args.data_dir}/demo-orders/:
 {chr(10).join(f"  {path.name}" for path, _ in orders.values())}
 
-  INTAKE=$(gateway token issue --role intake --subject portal {opts})
-  LEGAL=$(gateway token issue --role legal --subject counsel-1 {opts})
+  INTAKE=$({gateway} token issue --role intake --subject portal {opts})
+  LEGAL=$({gateway} token issue --role legal --subject counsel-1 {opts})
   curl -s -X POST {base}/v1/orders -H "Authorization: Bearer $INTAKE" -H 'Content-Type: application/jose' \\
        --data-binary @{args.data_dir}/demo-orders/us-warrant-alice.jws                # 201, disclose
   curl -s -o package.tar {base}/v1/orders/{orders["us-warrant-alice"][1]}/package -H "Authorization: Bearer $INTAKE"
-  gateway package verify package.tar {opts}
-  gateway explain {args.data_dir}/demo-orders/us-warrant-aoife.jws {opts}              # legal-review, with the trace
-""",
-        flush=True,
-    )
-    return cmd_serve(args)
+  {gateway} package verify package.tar {opts}
+  {gateway} explain {args.data_dir}/demo-orders/us-warrant-aoife.jws {opts}              # legal-review, with the trace
+
+The legal console is at {base}/console/: sign in by pasting the legal token (`echo $LEGAL`).
+"""
 
 
 # --- parser ----------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, exiting with ``EXIT_USAGE`` on a usage error instead of its 2 (the exit code of a refused decision)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gateway", description="Data-residency-aware disclosure gateway.")
+    from gateway import __version__
+
+    parser = _Parser(prog="gateway", description="Data-residency-aware disclosure gateway.")
+    parser.add_argument("--version", action="version", version=f"gateway {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str, func: Any, parent: Any = sub) -> argparse.ArgumentParser:

@@ -40,6 +40,8 @@ from gateway.model import (
 
 SUPPORTED_VERSIONS = (1,)
 
+MAX_TOKEN_LIFETIME = 30 * 86400  # the longest `max_token_lifetime_seconds` a configuration may set
+
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 
@@ -223,9 +225,13 @@ def _parse_identity(r: TableReader | None, findings: list[Finding]) -> Identity 
         token_private_key=r.get("token_private_key", str, default=""),
         provider_key=r.get("provider_key", str, default=""),
         token_ttl_seconds=r.get("token_ttl_seconds", int, required=False, default=3600),
+        max_token_lifetime_seconds=r.get("max_token_lifetime_seconds", int, required=False, default=86400),
     )
-    if identity.token_ttl_seconds is not None and not 0 < identity.token_ttl_seconds <= 86400:
-        findings.append(Finding(r.at("token_ttl_seconds"), "must be between 1 and 86400 seconds"))
+    longest = identity.max_token_lifetime_seconds
+    if longest is not None and not 0 < longest <= MAX_TOKEN_LIFETIME:
+        findings.append(Finding(r.at("max_token_lifetime_seconds"), f"must be between 1 and {MAX_TOKEN_LIFETIME} seconds (30 days)"))
+    elif identity.token_ttl_seconds is not None and not 0 < identity.token_ttl_seconds <= (longest or 86400):
+        findings.append(Finding(r.at("token_ttl_seconds"), f"must be between 1 and `max_token_lifetime_seconds` ({longest}) seconds"))
     for key in ("issuer", "audience", "token_public_key", "token_private_key", "provider_key"):
         if key in r.table and r.table[key] == "":
             findings.append(Finding(r.at(key), "must not be empty"))

@@ -35,7 +35,12 @@ DEMO_RECORDS: tuple[tuple[str, str, str], ...] = (
 
 
 async def seed(records: RecordService) -> int:
-    """Register the demo subjects and write their records; idempotent. Returns records written."""
+    """Register the demo subjects and write the records they do not have yet; returns records written.
+
+    A record already there is left as it is: a record the tour put under a
+    legal hold (the preservation order) cannot be written again, and the demo
+    must start again on its own data.
+    """
     written = 0
     for subject_id, region, residence, nationality, us_person, location in DEMO_SUBJECTS:
         if region not in records.config.regions:
@@ -43,8 +48,9 @@ async def seed(records: RecordService) -> int:
         subject = Subject(subject_id, region, residence, nationality, us_person, location)
         loader = demo_loader(region)
         await records.register_subject(loader, subject)
+        present = {meta.key for meta in (await records.list_records(loader, subject_id)).records}
         for key, category, template in DEMO_RECORDS:
-            if category not in records.config.rank:
+            if category not in records.config.rank or key in present:
                 continue
             await records.put_record(loader, subject_id, key, category, template.format(subject=subject_id).encode())
             written += 1

@@ -25,7 +25,11 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 FORMATS = ("text", "json")
+
+_PARSER_ERRORS = (HttpProcessingError,)  # aiohttp refused the request before any handler saw it
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("gateway_request_id", default=None)
 
@@ -92,13 +96,21 @@ class JsonFormatter(logging.Formatter):
             line["request_id"] = request_id
         line.update(_safe_extras(record))
         if record.exc_info and record.exc_info[0] is not None:
-            line["exc_type"] = record.exc_info[0].__name__
-            line["stack"] = "".join(traceback.format_tb(record.exc_info[2]))
+            line["exc_type"], line["stack"] = _type_and_stack(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def _type_and_stack(exc_info: Any) -> tuple[str, str]:
+    """An exception's type name and stack, without its message (which may quote a record key or a raw request)."""
+    return exc_info[0].__name__, "".join(traceback.format_tb(exc_info[2]))
 
 
 class TextFormatter(logging.Formatter):
     """``2026-11-28 10:00:00,123 INFO gateway.web [req 1f2e...]: message`` with safe extras as key=value."""
+
+    def formatException(self, ei: Any) -> str:
+        kind, stack = _type_and_stack(ei)
+        return f"Traceback (most recent call last):\n{stack}{kind} (message withheld: it may quote personal data)"
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s%(req)s: %(message)s%(fields)s")
@@ -115,6 +127,17 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """Ours, so ``setup_logging`` can replace it without touching other handlers."""
 
 
+def client_mistakes_are_not_errors(record: logging.LogRecord) -> bool:
+    """A request aiohttp's parser refused (a malformed request line or header) is the client's mistake: an INFO
+    line naming the exception's type, not an ERROR with a traceback whose message quotes the raw request line."""
+    if record.name == "aiohttp.server" and record.exc_info and record.exc_info[0] is not None and issubclass(record.exc_info[0], _PARSER_ERRORS):
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args = "refused a malformed request (%s)", (record.exc_info[0].__name__,)
+        record.exc_info, record.exc_text = None, None
+        record.event = "http.malformed-request"
+    return True
+
+
 def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> logging.Handler:
     """Send every log line to ``stream`` (stdout) in ``fmt``; returns the handler. Idempotent."""
     if fmt not in FORMATS:
@@ -127,6 +150,7 @@ def setup_logging(level: str = "info", fmt: str = "text", stream: TextIO | None 
         root.removeHandler(handler)
     handler = _Handler(stream if stream is not None else sys.stdout)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(client_mistakes_are_not_errors)
     root.addHandler(handler)
     root.setLevel(numeric)
     # aiohttp's access log prints raw paths, which name subjects and record keys;

@@ -15,12 +15,13 @@ from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
+from gateway.countries import COUNTRIES
+
 # Identifiers that appear in URLs, object keys and the ledger: subjects, record
 # keys, services, region ids. Conservative on purpose: they become path
 # segments in the file store and object keys in S3.
 IDENTIFIER_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"  # also the segment of a store key (gateway.stores.base)
 IDENTIFIER = re.compile(rf"^{IDENTIFIER_PATTERN}\Z")
-COUNTRY = re.compile(r"^[A-Z]{2}\Z")  # ISO 3166-1 alpha-2
 
 Clock = Callable[[], datetime]
 
@@ -89,7 +90,8 @@ def is_identifier(value: object) -> bool:
 
 
 def is_country(value: object) -> bool:
-    return isinstance(value, str) and bool(COUNTRY.match(value))
+    """An ISO 3166-1 alpha-2 code of an assigned country (``gateway.countries``)."""
+    return isinstance(value, str) and value in COUNTRIES
 
 
 def isoformat(moment: datetime) -> str:
@@ -228,6 +230,7 @@ class Identity:
     issuer: str
     audience: str
     token_ttl_seconds: int
+    max_token_lifetime_seconds: int = 86400  # a token whose `exp - iat` is longer is refused, whoever signed it
 
 
 # --- requests and records ------------------------------------------------------

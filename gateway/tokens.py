@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import jwt
 
@@ -149,10 +150,11 @@ def _decode(token: str, *, key: PublicKey, identity: Identity, regions: Collecti
         raise TokenInvalid("token algorithm is not allowed; use EdDSA or ES256") from None
     except jwt.PyJWTError:
         raise TokenInvalid("token is malformed") from None
-    exp, iat = claims.get("exp"), claims.get("iat")
-    if not isinstance(exp, int) or not isinstance(iat, int):
-        raise TokenInvalid("token `exp` and `iat` must be integers")
-    nbf = claims.get("nbf")
+    exp, iat, nbf = _seconds(claims, "exp"), _seconds(claims, "iat"), _seconds(claims, "nbf")
+    assert exp is not None and iat is not None  # required above
+    longest = identity.max_token_lifetime_seconds
+    if exp - iat > longest:
+        raise TokenInvalid(f"token lifetime (`exp` - `iat`) is {exp - iat} seconds, longer than the maximum of {longest}; issue a shorter-lived token")
     caller = Caller(
         principal=str(claims["sub"]),
         role=str(claims["role"]),
@@ -164,4 +166,14 @@ def _decode(token: str, *, key: PublicKey, identity: Identity, regions: Collecti
         check_caller(caller, regions)
     except InvalidRequest as exc:
         raise TokenInvalid(f"token claims are invalid: {exc.message}") from None
-    return _Verified(caller, iat, exp, nbf if isinstance(nbf, int) else None)
+    return _Verified(caller, iat, exp, nbf)
+
+
+def _seconds(claims: dict[str, Any], name: str) -> int | None:
+    """A time claim: absent, or whole seconds since the epoch (a string, a fraction or a boolean is refused, never ignored)."""
+    value = claims.get(name)
+    if value is None and name not in claims:
+        return None
+    if type(value) is not int:
+        raise TokenInvalid(f"token `{name}` must be an integer number of seconds since the epoch")
+    return value

@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CORE = [
     "gateway/model.py",
+    "gateway/countries.py",
     "gateway/errors.py",
     "gateway/findings.py",
     "gateway/canonical.py",

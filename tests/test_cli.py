@@ -181,3 +181,31 @@ def test_serve_refuses_to_start_on_a_bad_config_with_the_same_messages_as_check(
 def test_serve_without_key_creation_refuses_to_start_when_a_key_is_missing(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(workdir, "serve", "--port", "0", "--no-init-keys") == 1
     assert "gateway keys init" in capsys.readouterr().err
+
+
+def test_version_prints_the_installed_version_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway import __version__
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"gateway {__version__}"
+
+
+def test_a_usage_error_exits_64_not_the_code_of_a_refused_decision(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["explain"])  # the order file is missing
+    assert exited.value.code == 64
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_an_unknown_option_of_a_subcommand_exits_64(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["audit", "verify", "--no-such-option"])
+    assert exited.value.code == 64
+
+
+def test_token_issue_refuses_a_ttl_longer_than_the_maximum_token_lifetime(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_cli(workdir, "keys", "init")
+    assert run_cli(workdir, "token", "issue", "--role", "legal", "--subject", "l", "--ttl", str(30 * 86400)) == 1
+    assert "max_token_lifetime_seconds" in capsys.readouterr().err

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from gateway.errors import Forbidden, InvalidRequest
 from gateway.web.auth import authenticate
+from gateway.web.bodies import json_body
 from gateway.web.state import STATE_KEY
 
 routes = web.RouteTableDef()
 
 
 async def _json_object(request: web.Request, allowed: set[str]) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("body must be a JSON object", code="invalid-json") from None
+    body = await json_body(request)
     if not isinstance(body, dict):
         raise InvalidRequest("body must be a JSON object", code="invalid-json")
     unknown = sorted(set(body) - allowed)

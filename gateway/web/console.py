@@ -31,6 +31,7 @@ from gateway.legal.verify import OrderRejected
 from gateway.model import Caller, isoformat, parse_time
 from gateway.services.cases import ACTIVE, STATES
 from gateway.tokens import verify_token
+from gateway.web.bodies import form_body
 from gateway.web.state import CALLER_KEY, STATE_KEY
 
 routes = web.RouteTableDef()
@@ -41,6 +42,7 @@ LOGIN_COOKIE = "gw_console_login"
 FLASH_COOKIE = "gw_console_flash"
 CSRF_FIELD = "csrf"
 MAX_FORM_BYTES = 256 * 1024
+FORM_KEY = web.RequestKey("console_form", Mapping)
 # what a case's page shows of the order behind it
 CASE_ORDER_FIELDS = ("id", "authority", "served_by", "instrument", "categories", "received_at", "expires_at", "nondisclosure_until", "case_ref")
 
@@ -210,9 +212,10 @@ def page(handler: Handler) -> Handler:
 
 
 async def _form(request: web.Request) -> Mapping[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_FORM_BYTES, actual_size=request.content_length)
-    return await request.post()
+    form = request.get(FORM_KEY)
+    if form is None:  # the CSRF check and the handler read the same form
+        form = request[FORM_KEY] = await form_body(request, MAX_FORM_BYTES)
+    return form
 
 
 def _take_flash(request: web.Request) -> str | None:

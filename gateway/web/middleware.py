@@ -9,6 +9,7 @@ problem documents. A redirect passes through: it is counted, not logged.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -74,6 +75,9 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
     return response
 
 
+CLIENT_CLOSED = 499  # as nginx counts a request whose client closed the connection before the answer
+
+
 @web.middleware
 async def request_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Each request's route template, method, status and duration, whether it answered, redirected or was cancelled."""
@@ -85,6 +89,10 @@ async def request_metrics(request: web.Request, handler: Handler) -> web.StreamR
         return response
     except web.HTTPException as exc:  # a redirect: the problem middleware answers every error
         status = exc.status
+        raise
+    except asyncio.CancelledError:
+        if request.transport is None or request.transport.is_closing():
+            status = CLIENT_CLOSED  # the client went away mid-request: not a failure of the gateway
         raise
     finally:
         metrics = request.app.get(METRICS_KEY)

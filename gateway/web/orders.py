@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +12,7 @@ from gateway.legal.verify import OrderRejected
 from gateway.model import parse_time
 from gateway.services.documents import write_document
 from gateway.web.auth import authenticate
+from gateway.web.bodies import MAX_JSON_BYTES, json_body, read_body
 from gateway.web.problem import problem
 from gateway.web.state import STATE_KEY
 
@@ -22,9 +22,7 @@ WRITE_BYTES = 256 * 1024  # package bytes gathered per socket write
 
 
 async def _order_text(request: web.Request) -> str:
-    body = await request.read()
-    if len(body) > MAX_ORDER_BYTES:
-        raise InvalidRequest(f"an order is at most {MAX_ORDER_BYTES} bytes", code="order-too-large")
+    body = await read_body(request, MAX_ORDER_BYTES, what="order")
     try:
         return body.decode("ascii").strip()
     except UnicodeDecodeError:
@@ -113,10 +111,7 @@ async def get_package(request: web.Request) -> web.StreamResponse:
 @routes.post("/v1/explain")
 async def explain(request: web.Request) -> web.Response:
     authenticate(request, "legal")
-    try:
-        body = json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("body must be JSON: {\"order\": \"<compact JWS>\", \"at\": \"<RFC 3339>\"?}", code="invalid-json") from None
+    body = await json_body(request, limit=MAX_ORDER_BYTES + MAX_JSON_BYTES, what="body ({\"order\": \"<compact JWS>\", \"at\": \"<RFC 3339>\"?})")
     if not isinstance(body, dict) or not isinstance(body.get("order"), str) or set(body) - {"order", "at"}:
         raise InvalidRequest("body must be {\"order\": \"<compact JWS>\", \"at\": \"<RFC 3339>\"?}", code="invalid-request")
     at = None

@@ -69,7 +69,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         code = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}.get(exc.status, "http-error")
         request[PROBLEM_CODE_KEY] = code
-        return problem(request, exc.status, code, exc.reason.lower())
+        response = problem(request, exc.status, code, exc.reason.lower())
+        if "Allow" in exc.headers:  # RFC 9110: a 405 names the methods the resource allows
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("unhandled error")
         request[PROBLEM_CODE_KEY] = "internal-error"

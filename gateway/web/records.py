@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
-from gateway.errors import InvalidRequest, PayloadTooLarge
+from gateway.errors import InvalidRequest
 from gateway.web.auth import authenticate
+from gateway.web.bodies import json_body, read_body
 from gateway.web.state import STATE_KEY
 
 routes = web.RouteTableDef()
@@ -16,10 +15,7 @@ routes = web.RouteTableDef()
 async def _json_body(request: web.Request) -> object:
     if request.content_type != "application/json":
         raise InvalidRequest("send the body as `application/json`", code="unsupported-media-type")
-    try:
-        return json.loads(await request.read())
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("body is not valid JSON", code="invalid-json") from None
+    return await json_body(request)
 
 
 @routes.put("/v1/subjects/{subject}")
@@ -35,10 +31,7 @@ async def put_subject(request: web.Request) -> web.Response:
 async def put_record(request: web.Request) -> web.Response:
     caller = authenticate(request, "service")
     rt = request.app[STATE_KEY].rt
-    limit = rt.config.limits.max_record_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"record is {request.content_length} bytes; the limit is {limit}")
-    body = await request.read()
+    body = await read_body(request, rt.config.limits.max_record_bytes, what="record")
     tag, created = await rt.records.put_record(
         caller, request.match_info["subject"], request.match_info["key"], request.query.get("category"), body
     )

@@ -23,8 +23,8 @@ NOW = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 IAT = int((NOW - timedelta(hours=1)).timestamp())
 EXP = int((NOW + timedelta(days=4)).timestamp())
 
-COURT = Authority("aa-court", "Court of Aland", "AA", "court", "keys/aa-court.pub")
-SERVER = Authority("aa-designated", "Designated authority of Aland", "AA", "designated-authority", "keys/aa-designated.pub")
+COURT = Authority("aa-court", "Court of Aland", "AX", "court", "keys/aa-court.pub")
+SERVER = Authority("aa-designated", "Designated authority of Aland", "AX", "designated-authority", "keys/aa-designated.pub")
 POLICE = Authority("bb-police", "Police of Borduria", "BB", "police", "keys/bb-police.pub")
 AUTHORITIES = {a.id: a for a in (COURT, SERVER, POLICE)}
 
@@ -81,7 +81,7 @@ def test_a_well_formed_eddsa_order_verifies_to_the_expected_order() -> None:
         claims(
             nbf=IAT,
             made_at="2026-09-15T00:00:00Z",
-            offence={"description": "fraud", "max_penalty_years": 5, "committed_in": "AA"},
+            offence={"description": "fraud", "max_penalty_years": 5, "committed_in": "AX"},
             nondisclosure_until=EXP,
             case_ref="AA-2026-17",
         )
@@ -97,7 +97,7 @@ def test_a_well_formed_eddsa_order_verifies_to_the_expected_order() -> None:
         expires_at=NOW + timedelta(days=4),
         not_before=NOW - timedelta(hours=1),
         made_at=datetime(2026, 9, 15, tzinfo=UTC),
-        offence=Offence("fraud", 5.0, "AA"),
+        offence=Offence("fraud", 5.0, "AX"),
         nondisclosure_until=NOW + timedelta(days=4),
         case_ref="AA-2026-17",
         received_at=NOW - timedelta(minutes=5),

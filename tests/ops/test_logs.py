@@ -133,3 +133,32 @@ async def test_no_subject_id_record_key_content_or_personal_attribute_reaches_a_
     for value in label_values:
         assert not any(personal in value for personal in scenario.PERSONAL_STRINGS), value
         assert value not in scenario.PERSONAL_CODES, value
+
+
+def test_a_text_exception_line_has_the_type_and_stack_but_not_the_message() -> None:
+    subject = "aoife"
+    try:
+        raise ValueError(f"record `subjects/{subject}/records/inbox-1` is broken")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("gateway.test", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    line = TextFormatter().format(record)
+    assert "ValueError" in line and "aoife" not in line
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+async def test_a_malformed_request_line_naming_a_subject_reaches_no_log_line(client: TestClient, root_logging: None, fmt: str) -> None:
+    import asyncio
+
+    stream = io.StringIO()
+    setup_logging("debug", fmt, stream)
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(b"GET /v1/subjects/aoife/records/inbox-1 HTTP/1.1 extra\r\nHost: x\r\n\r\n")
+    await writer.drain()
+    await reader.read()  # the server answers 400 and closes
+    writer.close()
+    await writer.wait_closed()
+    logged = stream.getvalue()
+    assert "aoife" not in logged and "inbox-1" not in logged
+    assert " ERROR " not in logged and '"level": "error"' not in logged  # a client's mistake, not the gateway's
