@@ -57,7 +57,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-        await runtime.close()
+        await runtime.close(export_seconds=settings.shutdown_export_seconds)
 
     app.cleanup_ctx.append(runtime_ctx)
     app.cleanup_ctx.append(ops.monitor)  # store health and case gauges on a timer, whether or not anything probes

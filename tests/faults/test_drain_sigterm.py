@@ -15,7 +15,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.faults.harness import GatewayProcess, Workdir, running
+import pytest
+
+from tests.faults.harness import GatewayProcess, MotoProcess, Workdir, config_text, running
 
 # What a stopping process may take beyond its drain time: cancelling what is left, closing the
 # runtime and the interpreter's exit, on a busy CI machine. A bound, not a measurement.
@@ -127,3 +129,24 @@ def test_an_idle_keep_alive_connection_is_closed_at_once_and_does_not_hold_the_s
         assert gw.wait(timeout=MARGIN) == 0  # well inside the 60 s drain time
         assert idle.sock is not None and idle.sock.recv(1) == b""
         idle.close()
+
+
+@pytest.mark.usefixtures("needs_moto_server")
+def test_the_ledger_segment_open_at_sigterm_is_closed_and_in_the_export_bucket_when_the_process_exits(tmp_path: Path) -> None:
+    import boto3
+
+    audit = MotoProcess()
+    try:
+        export = f'export = {{ bucket = "audit-ledger", region_name = "us-east-1", endpoint_url = "{audit.url}", retention_days = 1, mode = "GOVERNANCE" }}\n'
+        work = Workdir.make(tmp_path / "w", config_text().replace("[audit]\n", f"[audit]\n{export}"))
+        with running(GatewayProcess(work).wait_ready()) as gw:
+            register(gw, work)
+            gw.signal(signal.SIGTERM)
+            assert gw.wait(timeout=20 + MARGIN) == 0
+        entries = work.entries()
+        assert entries[-1]["kind"] == "ledger.checkpoint"
+        s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=audit.url, aws_access_key_id="testing", aws_secret_access_key="testing")
+        keys = [item["Key"] for item in s3.list_objects_v2(Bucket="audit-ledger").get("Contents", [])]
+        assert f"segments/1-{entries[-1]['seq']}.jsonl" in keys
+    finally:
+        audit.kill()
