@@ -7,7 +7,8 @@ stop, then shuts down in this order:
     answers 503 ``shutting-down`` to anything still connected, and idle
     keep-alive connections are closed;
 (2) requests in flight finish, request bodies still arriving included, for at
-    most ``drain_seconds``; each answer given now closes its connection;
+    most ``drain_seconds`` (a second signal ends this wait); each answer given
+    now closes its connection;
 (3) requests still running then are cancelled: their clients get a closed
     connection, and a handler cancelled before its store write stores nothing;
 (4) the app's cleanup closes the runtime: pending ledger appends complete and,
@@ -30,7 +31,6 @@ connections with no request in flight are closed; the others keep reading.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
@@ -41,11 +41,14 @@ from aiohttp import web
 log = logging.getLogger("gateway.shutdown")
 
 DRAIN_SECONDS = 20.0  # the default drain time: shorter than a pod's grace period minus its preStop delay (see deploy/k8s)
+SETTLE_SECONDS = 0.05  # after the socket closes, before idle connections are told apart from busy ones
 # Once the drain time is over: how long cancelled handlers and answers being written get to end
 # before aiohttp closes their connections anyway.
 CANCEL_SECONDS = 1.0
 # The most (3) and aiohttp's closing of connections in (4) take: the wait above, then aiohttp's two waits of it.
 CLOSE_BOUND_SECONDS = 3 * CANCEL_SECONDS
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -87,10 +90,14 @@ class Drain:
             connection.close()  # an idle connection closes at once; one writing an answer closes after it
         return len(idle)
 
-    async def wait_empty(self, timeout: float) -> bool:
-        """Wait until no request is in flight, at most ``timeout`` seconds; whether none is left."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._empty.wait(), timeout)
+    async def wait_empty(self, timeout: float, cut_short: asyncio.Event) -> bool:
+        """Wait until no request is in flight, at most ``timeout`` seconds or until ``cut_short`` is set; whether none is left."""
+        waits = [asyncio.ensure_future(self._empty.wait()), asyncio.ensure_future(cut_short.wait())]
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
         return not self.inflight
 
     async def cancel_inflight(self) -> int:
@@ -116,26 +123,37 @@ async def serve(
 ) -> None:
     """Serve ``app`` on ``host:port`` until SIGTERM or SIGINT, then drain and close (see the module docstring)."""
     drain = app[DRAIN_KEY]
+    loop = asyncio.get_running_loop()
+    stop, hurry = asyncio.Event(), asyncio.Event()
+
+    def signalled() -> None:
+        if stop.is_set():
+            hurry.set()  # a second signal ends the drain now; the runtime still closes
+        stop.set()
+
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, signalled)  # from here on: a signal during start-up stops the process once it is up
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=CANCEL_SECONDS)
-    await runner.setup()  # the app's start-up: the runtime opens here
+    try:
+        await runner.setup()  # the app's start-up: the runtime opens here
+    except BaseException:
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
+        raise
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         if announce is not None:
             announce(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)")
         await stop.wait()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)  # a second signal now ends the process at once
 
         # (1)
         started = time.monotonic()
         drain.draining = True
         await site.stop()
-        await asyncio.sleep(0)  # let requests whose headers have just arrived reach their handler first
+        # Requests whose headers arrived just before the signal take a few turns of the loop to reach
+        # their handler (and so ``inflight``); closing their connection first would drop their bodies.
+        await asyncio.sleep(SETTLE_SECONDS)
         assert runner.server is not None
         in_flight = len(drain.inflight)
         idle = drain.close_idle(runner.server)
@@ -147,7 +165,7 @@ async def serve(
             extra={"event": "shutdown.draining", "in_flight": in_flight, "idle_closed": idle, "drain_seconds": drain_seconds},
         )
         # (2)
-        await drain.wait_empty(drain_seconds)
+        await drain.wait_empty(drain_seconds, hurry)
         # (3)
         cancelled = await drain.cancel_inflight()
         elapsed = time.monotonic() - started
@@ -162,6 +180,8 @@ async def serve(
         # (4) aiohttp closes what connections are left, then the app's cleanup closes the runtime
         closing = time.monotonic()
         await runner.cleanup()
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
         log.info(
             "closed in %.3fs",
             time.monotonic() - closing,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults.conftest import scale
 from tests.faults.harness import GatewayProcess, MotoProcess, Workdir, config_text, running
 
 # What a stopping process may take beyond its drain time: cancelling what is left, closing the
@@ -66,6 +67,15 @@ def wait_until_refused(gw: GatewayProcess, within: float = 10.0) -> bool:
     return False
 
 
+def wait_for_log(gw: GatewayProcess, event: str, within: float = 10.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if f'"{event}"' in gw.log_text():
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def read_record(gw: GatewayProcess, work: Workdir, key: str) -> tuple[int, bytes]:
     request = urllib.request.Request(f"{gw.url}/v1/subjects/{SUBJECT}/records/{key}", headers=writer(work))
     try:
@@ -81,24 +91,28 @@ def written(work: Workdir, key: str) -> list[dict]:
 
 def test_a_body_sent_in_two_halves_around_sigterm_is_stored_ledgered_and_answered_201(tmp_path: Path) -> None:
     work = Workdir.make(tmp_path / "w")
-    with running(GatewayProcess(work).wait_ready()) as gw:
-        register(gw, work)
-        with start_upload(gw, work, "mail-1") as upload:
-            signalled = time.monotonic()
-            gw.signal(signal.SIGTERM)
-            assert wait_until_refused(gw), "the port still accepts connections after SIGTERM"
-            upload.sendall(BODY[len(BODY) // 2 :])
-            answer = http.client.HTTPResponse(upload)
-            answer.begin()
-            status, text = answer.status, answer.read()
-            answer.close()
-        assert status == 201, text
-        assert gw.wait(timeout=30) == 0
-        print(f"drain time with one upload in flight: {time.monotonic() - signalled:.3f}s from SIGTERM to exit")
+    keys = [f"upload-{n}" for n in range(scale())]
+    for n, key in enumerate(keys):
+        with running(GatewayProcess(work, name=f"round-{n}").wait_ready()) as gw:
+            if n == 0:
+                register(gw, work)
+            with start_upload(gw, work, key) as upload:
+                signalled = time.monotonic()
+                gw.signal(signal.SIGTERM)
+                assert wait_until_refused(gw), "the port still accepts connections after SIGTERM"
+                upload.sendall(BODY[len(BODY) // 2 :])
+                answer = http.client.HTTPResponse(upload)
+                answer.begin()
+                status, text = answer.status, answer.read()
+                answer.close()
+            assert status == 201, text
+            assert gw.wait(timeout=30) == 0
+            print(f"round {n}: drain time with one upload in flight: {time.monotonic() - signalled:.3f}s from SIGTERM to exit")
     with running(GatewayProcess(work, name="after").wait_ready()) as again:
-        assert read_record(again, work, "mail-1") == (200, BODY)
+        for key in keys:
+            assert read_record(again, work, key) == (200, BODY)
         again.stop()
-    assert len(written(work, "mail-1")) == 1
+    assert all(len(written(work, key)) == 1 for key in keys)
 
 
 def test_a_client_that_never_finishes_its_body_does_not_hold_the_shutdown_and_nothing_of_it_is_stored(tmp_path: Path) -> None:
@@ -131,6 +145,19 @@ def test_an_idle_keep_alive_connection_is_closed_at_once_and_does_not_hold_the_s
         idle.close()
 
 
+def test_a_second_sigterm_ends_the_drain_at_once_and_the_process_still_exits_0(tmp_path: Path) -> None:
+    work = Workdir.make(tmp_path / "w")
+    with running(GatewayProcess(work, args=("--drain-seconds", "60")).wait_ready()) as gw:
+        register(gw, work)
+        with start_upload(gw, work, "mail-4") as upload:
+            gw.signal(signal.SIGTERM)
+            assert wait_for_log(gw, "shutdown.draining")
+            gw.signal(signal.SIGTERM)
+            assert gw.wait(timeout=MARGIN) == 0  # well inside the 60 s drain time
+            assert upload.recv(1) == b""
+    assert written(work, "mail-4") == []
+
+
 @pytest.mark.usefixtures("needs_moto_server")
 def test_the_ledger_segment_open_at_sigterm_is_closed_and_in_the_export_bucket_when_the_process_exits(tmp_path: Path) -> None:
     import boto3
@@ -150,3 +177,4 @@ def test_the_ledger_segment_open_at_sigterm_is_closed_and_in_the_export_bucket_w
         assert f"segments/1-{entries[-1]['seq']}.jsonl" in keys
     finally:
         audit.kill()
+
