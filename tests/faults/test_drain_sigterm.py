@@ -178,3 +178,18 @@ def test_the_ledger_segment_open_at_sigterm_is_closed_and_in_the_export_bucket_w
     finally:
         audit.kill()
 
+
+@pytest.mark.usefixtures("needs_moto_server")
+def test_a_frozen_export_bucket_does_not_hold_the_shutdown_beyond_its_bound(tmp_path: Path) -> None:
+    audit = MotoProcess()
+    try:
+        export = f'export = {{ bucket = "audit-ledger", region_name = "us-east-1", endpoint_url = "{audit.url}", retention_days = 1, mode = "GOVERNANCE" }}\n'
+        work = Workdir.make(tmp_path / "w", config_text().replace("[audit]\n", f"[audit]\n{export}"))
+        with running(GatewayProcess(work).wait_ready()) as gw:
+            register(gw, work)
+            audit.freeze()
+            gw.signal(signal.SIGTERM)
+            assert gw.wait(timeout=MARGIN) == 0  # the last export gives up after 5 s; botocore alone would wait 3 x 10 s
+        assert work.entries()[-1]["kind"] == "ledger.checkpoint"  # closed locally; the next start uploads it
+    finally:
+        audit.kill()
