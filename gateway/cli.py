@@ -14,6 +14,7 @@ import logging
 import os
 import shlex
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -46,6 +47,16 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
     from gateway.runtime import Settings
 
     return Settings(config_path=args.config, data_dir=args.data_dir, **overrides)
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"`{text}` is not a number of seconds (0 or more)")
+    return value
 
 
 def _emit(args: argparse.Namespace, text: str, data: Any) -> None:
@@ -413,15 +424,23 @@ def _configure_logging(level: str, fmt: str = "text") -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from gateway.web.app import create_app
+    from gateway.web.drain import serve
 
     _configure_logging(args.log_level, args.log_format)
     settings = _settings(args, metrics_public=not args.metrics_auth, init_keys=not args.no_init_keys)
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)  # runs after the runtime has opened
-    web.run_app(app, host=args.host, port=args.port, print=lambda line: print(line, flush=True))
+    # SIGTERM or SIGINT: stop accepting, let requests in flight finish for --drain-seconds, close the runtime, exit 0
+    asyncio.run(serve(app, host=args.host, port=args.port, drain_seconds=args.drain_seconds, announce=lambda line: print(line, flush=True)))
+    if threading.active_count() > 1:
+        # An S3 call given up at its deadline (the last ledger export, say) may still run in a worker
+        # thread, which the interpreter would wait for at exit, for as long as botocore's own timeouts
+        # allow. Everything to keep is closed and durable by now: end the process without that wait.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_OK)
     return EXIT_OK
 
 
@@ -540,6 +559,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="log lines as readable text (default) or JSON with request ids (default: $GATEWAY_LOG_FORMAT or text)",
         )
         p.add_argument("--metrics-auth", action="store_true", help="require an ops token on /metrics")
+        p.add_argument(
+            "--drain-seconds",
+            type=_non_negative_seconds,
+            default=os.environ.get("GATEWAY_DRAIN_SECONDS", "20"),
+            help="on SIGTERM, how long requests in flight may take to finish before they are cancelled; keep it below the pod's "
+            "grace period minus its preStop delay (default: $GATEWAY_DRAIN_SECONDS or 20)",
+        )
         p.add_argument(
             "--no-init-keys",
             action="store_true",

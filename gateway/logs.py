@@ -53,6 +53,11 @@ SAFE_FIELDS = frozenset(
         "authority",
         "instrument",
         "case",
+        "in_flight",
+        "idle_closed",
+        "drain_seconds",
+        "finished",
+        "cancelled",
     }
 )
 

@@ -65,6 +65,8 @@ class Settings:
     health_monitor_seconds: float = 15.0  # background refresh of store health and case gauges; 0 turns it off
     monotonic: Callable[[], float] = time.monotonic  # the clock of the health cache (tests drive it)
     health_cache_seconds: float = 5.0  # /readyz and /metrics reuse a region's store check this long, so probes cannot overload a store
+    # when the app closes, with [audit.export]: how long closing the open ledger segment and uploading it may take
+    shutdown_export_seconds: float = 5.0
 
     @property
     def ledger_path(self) -> Path:
@@ -224,11 +226,42 @@ class Runtime:
             settings, config, stores, control, ledger, audit, records, orders, cases, notices, metrics, keys.token, console_secret(keys.provider), uploader
         )
 
-    async def close(self) -> None:
+    async def close(self, *, export_seconds: float = 0.0) -> None:
+        """Close the ledger (appends already made complete first), the uploader and the stores.
+
+        With ``export_seconds`` and ``[audit.export]``, the open ledger segment is first closed by a
+        checkpoint and every closed segment not uploaded yet is uploaded, within that many seconds;
+        what does not make it stays in the local file and goes up from the next process on it.
+        """
+        if export_seconds > 0 and self.uploader is not None and isinstance(self.ledger, FileLedger):
+            await _final_export(self.ledger, self.uploader, export_seconds)
         await self.ledger.close()
         if self.uploader is not None:
             await self.uploader.close()
         await _close_stores(self.stores, self.control)
+
+
+async def _final_export(ledger: FileLedger, uploader: SegmentUploader, seconds: float) -> None:
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(seconds):
+            checkpoint = await ledger.checkpoint()  # queued after every pending append, which it covers
+            keys = await uploader.flush()
+    except Exception as exc:  # TimeoutError included: the next start uploads what is left
+        log.warning(
+            "could not export the ledger's last segment at shutdown (%s); it stays in the local ledger",
+            type(exc).__name__,
+            exc_info=not isinstance(exc, TimeoutError),
+            extra={"event": "shutdown.export", "status": "failed"},
+        )
+        return
+    log.info(
+        "exported %d ledger segments at shutdown in %.3fs%s",
+        len(keys),
+        time.monotonic() - started,
+        "" if checkpoint is None else f" (checkpoint at entry {checkpoint['seq']})",
+        extra={"event": "shutdown.export", "status": "ok", "audit_seq": None if checkpoint is None else checkpoint["seq"]},
+    )
 
 
 async def _open_stores(config: Config, settings: Settings) -> tuple[dict[str, RecordStore], RecordStore]:

@@ -292,6 +292,7 @@ class SegmentUploader:
         self.retry_seconds = retry_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._prepared = False
         self.failures = 0
         self.uploaded: list[str] = []
 
@@ -305,16 +306,21 @@ class SegmentUploader:
         """A checkpoint was written: upload soon. Safe to pass as the ledger's ``on_checkpoint``."""
         self._wake.set()
 
+    async def flush(self) -> list[str]:
+        """Upload every closed segment not uploaded yet, now, in the caller's task (at shutdown); ``ExportError`` if it cannot."""
+        if not self._prepared:
+            await self.exporter.prepare()
+            self._prepared = True
+        keys = await self.exporter.upload_pending()
+        self.uploaded.extend(keys)
+        return keys
+
     async def _run(self) -> None:
-        prepared = False
         while True:
             await self._wake.wait()
             self._wake.clear()
             try:
-                if not prepared:
-                    await self.exporter.prepare()
-                    prepared = True
-                self.uploaded.extend(await self.exporter.upload_pending())
+                await self.flush()
             except Exception:
                 self.failures += 1
                 log.warning("uploading audit ledger segments failed; retrying in %ss", self.retry_seconds, exc_info=True)

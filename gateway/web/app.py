@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from gateway.metrics import GatewayMetrics
 from gateway.runtime import Runtime, Settings
 from gateway.web import cases, console, openapi, ops, orders, records, reports
+from gateway.web.drain import DRAIN_KEY, Drain
 from gateway.web.middleware import access_log_middleware, request_ids, request_metrics
 from gateway.web.problem import problem_middleware
 from gateway.web.state import METRICS_KEY, SETTINGS_KEY, STATE_KEY, AppState
@@ -37,9 +38,12 @@ async def _sweep_forever(runtime: Runtime) -> None:
 
 
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
-    # outermost first: the request id binds every later log line; the access line is written after the metrics
-    middlewares = [request_ids, access_log_middleware, request_metrics, problem_middleware]
+    # outermost first: the drain sees every request in flight; the request id binds every later log line;
+    # the access line is written after the metrics
+    drain = Drain()
+    middlewares = [drain.track, request_ids, access_log_middleware, request_metrics, problem_middleware]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
+    app[DRAIN_KEY] = drain
     app[SETTINGS_KEY] = settings
     app[METRICS_KEY] = GatewayMetrics(registry or CollectorRegistry())
     app[STATE_KEY] = AppState()
@@ -53,7 +57,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-        await runtime.close()
+        await runtime.close(export_seconds=settings.shutdown_export_seconds)
 
     app.cleanup_ctx.append(runtime_ctx)
     app.cleanup_ctx.append(ops.monitor)  # store health and case gauges on a timer, whether or not anything probes

@@ -11,6 +11,8 @@
   it ``unavailable`` (503). Each probe's result is reused for the cache time, so
   the ledger is ready again, without a restart, at the first probe after its
   writes work again.
+  While the process drains after SIGTERM (``gateway.web.drain``) it answers 503
+  ``shutting-down`` without probing anything.
 - ``/metrics``: the Prometheus exposition; open, or for ops tokens only.
 
 Store checks and the ledger probe are cached per runtime for ``Settings.health_cache_seconds`` and
@@ -42,6 +44,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.model import parse_time
 from gateway.runtime import CONTROL, Runtime
 from gateway.web.auth import authenticate
+from gateway.web.drain import DRAIN_KEY
 from gateway.web.state import METRICS_KEY, SETTINGS_KEY, STATE_KEY
 
 log = logging.getLogger("gateway.ops")
@@ -190,6 +193,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
+    drain = request.app.get(DRAIN_KEY)
+    if drain is not None and drain.draining:  # SIGTERM: load balancers take this pod out while its requests finish
+        return web.json_response({"status": "shutting-down"}, status=503)
     rt = request.app[STATE_KEY].rt
     checks = await check_stores(rt, request.app[METRICS_KEY])
     now = health_of(rt).now()

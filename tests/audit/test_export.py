@@ -192,6 +192,35 @@ async def test_the_runtime_uploads_closed_segments_in_the_background(tmp_path: P
     assert keys == ["segments/1-4.jsonl", "segments/5-8.jsonl"]
 
 
+async def test_closing_the_runtime_with_time_to_export_closes_the_open_segment_and_uploads_it(tmp_path: Path, aws: None) -> None:
+    from gateway.runtime import Runtime, Settings
+
+    settings = Settings(config_path=_config_with_export(tmp_path), data_dir=tmp_path / "data", clock=FrozenClock(NOW))
+    rt = await Runtime.open(settings)
+    await rt.ledger.append("k", {"n": 0})  # with config.loaded, two entries: no checkpoint due yet
+    await rt.close(export_seconds=5)
+    entries = [json.loads(line) for line in settings.ledger_path.read_bytes().splitlines()]
+    assert [e["kind"] for e in entries] == ["config.loaded", "k", CHECKPOINT]
+    keys = [o["Key"] for o in s3().list_objects_v2(Bucket="audit-ledger")["Contents"]]
+    assert keys == ["segments/1-3.jsonl"]
+
+
+async def test_a_last_export_that_hangs_does_not_hold_the_runtime_open(tmp_path: Path, aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.runtime import Runtime, Settings
+
+    settings = Settings(config_path=_config_with_export(tmp_path), data_dir=tmp_path / "data", clock=FrozenClock(NOW))
+    rt = await Runtime.open(settings)
+    assert rt.uploader is not None
+
+    async def hang() -> list[str]:
+        await asyncio.Event().wait()
+        return []
+
+    monkeypatch.setattr(rt.uploader, "flush", hang)
+    await asyncio.wait_for(rt.close(export_seconds=0.1), timeout=10)
+    assert [e["kind"] for e in map(json.loads, settings.ledger_path.read_bytes().splitlines())][-1] == CHECKPOINT  # kept locally, uploaded next start
+
+
 def _cli(tmp_path: Path, *args: str) -> int:
     return main(["audit", "verify", "--config", str(tmp_path / "regions.toml"), "--data-dir", str(tmp_path / "data"), *args])
 

@@ -18,6 +18,8 @@ import yaml
 from aiohttp.test_utils import TestClient
 
 from gateway.config import load_config
+from gateway.runtime import Settings
+from gateway.web.drain import CLOSE_BOUND_SECONDS, DRAIN_SECONDS
 from tests.ops import scenario
 from tests.support import ROOT, SHIPPED_CONFIG, Env
 
@@ -144,6 +146,38 @@ def test_the_deployment_runs_non_root_on_a_read_only_root_with_resources_and_an_
     assert "emptyDir" in volumes[mounts["/tmp"]]
     assert "emptyDir" in volumes[mounts["/var/lib/gateway"]]  # the data dir is writable
     assert volumes[mounts["/var/lib/gateway/keys"]]["secret"]["secretName"] == _one("Secret")["metadata"]["name"]
+
+
+def _seconds(text: str) -> float:
+    value = re.fullmatch(r"([0-9.]+)(s?)", str(text))
+    assert value, f"`{text}` is not a number of seconds"
+    return float(value[1])
+
+
+def _pre_stop_seconds(container: dict[str, Any]) -> float:
+    pre_stop = container["lifecycle"]["preStop"]
+    if "sleep" in pre_stop:
+        return float(pre_stop["sleep"]["seconds"])
+    command = pre_stop["exec"]["command"]
+    assert command[0] == "sleep" and len(command) == 2, command
+    return _seconds(command[1])
+
+
+def test_the_grace_period_outlasts_the_prestop_delay_the_drain_the_cancel_and_the_last_export() -> None:
+    pod = _one("Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    args = container["args"]
+    drain = float(args[args.index("--drain-seconds") + 1])
+    margin = 5.0  # the interpreter's exit and a busy node
+    needed = _pre_stop_seconds(container) + drain + CLOSE_BOUND_SECONDS + Settings().shutdown_export_seconds + margin
+    assert needed < pod["terminationGracePeriodSeconds"], f"preStop + drain + close + export + margin = {needed}s"
+
+
+def test_compose_gives_the_gateway_its_drain_and_last_export_before_it_is_killed() -> None:
+    gateway = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["gateway"]
+    command = gateway["command"]
+    drain = float(command[command.index("--drain-seconds") + 1]) if "--drain-seconds" in command else DRAIN_SECONDS
+    assert drain + CLOSE_BOUND_SECONDS + Settings().shutdown_export_seconds < _seconds(gateway["stop_grace_period"])
 
 
 def test_the_deployment_reads_the_configmaps_regions_toml() -> None:
