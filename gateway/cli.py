@@ -432,7 +432,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)  # runs after the runtime has opened
     # SIGTERM or SIGINT: stop accepting, let requests in flight finish for --drain-seconds, close the runtime, exit 0
-    asyncio.run(serve(app, host=args.host, port=args.port, drain_seconds=args.drain_seconds, announce=lambda line: print(line, flush=True)))
+    asyncio.run(serve(app, host=args.host, port=args.port, drain_seconds=args.drain_seconds, announce=_announcer(args.log_format)))
     if threading.active_count() > 1:
         # An S3 call given up at its deadline (the last ledger export, say) may still run in a worker
         # thread, which the interpreter would wait for at exit, for as long as botocore's own timeouts
@@ -442,6 +442,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(EXIT_OK)
     return EXIT_OK
+
+
+def _announcer(log_format: str) -> Any:
+    """How the address the server listens on is told: aiohttp's banner for people, one log line in JSON mode
+    (a plain banner in a JSON stream breaks every log shipper reading it)."""
+    if log_format != "json":
+        return lambda line: print(line, flush=True)
+    listening = logging.getLogger("gateway.serve")
+    return lambda line: listening.info(line.splitlines()[0].strip("= "), extra={"event": "serve.listening"})
 
 
 async def _freeze_heap(_: object) -> None:
