@@ -6,7 +6,9 @@ verifies it as the API does, and opens a server-side session
 (HttpOnly, SameSite=Strict, Path=/console), never the token. Every request
 looks the session up in the control store, so every replica sees it and
 sign-out ends it everywhere; an unknown, ended or expired session is sent to
-the sign-in page. The cookie is ``Secure`` over https. Every POST form carries a CSRF token: an
+the sign-in page. The cookie is ``Secure`` when the request came over TLS to the
+gateway, or from a configured trusted proxy (``[console] trusted_proxies``)
+saying ``X-Forwarded-Proto: https``. Every POST form carries a CSRF token: an
 HMAC, keyed with a secret derived from the provider key, of the session (or, on
 the sign-in form, of a pre-session nonce cookie).
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
@@ -103,8 +106,28 @@ def _now(request: web.Request) -> datetime:
     return request.app[STATE_KEY].rt.settings.clock()
 
 
+def _over_tls(request: web.Request) -> bool:
+    """Did the browser reach us over TLS: directly, or through a trusted proxy that says so?
+
+    ``X-Forwarded-Proto`` counts only from a peer inside ``[console] trusted_proxies``,
+    and only when every value in it is ``https`` (a chain with a plain-http hop is not).
+    """
+    if request.secure:
+        return True
+    forwarded = [v.strip().lower() for header in request.headers.getall("X-Forwarded-Proto", []) for v in header.split(",")]
+    if not forwarded or any(v != "https" for v in forwarded):
+        return False
+    try:
+        peer = ipaddress.ip_address(request.remote or "")
+    except ValueError:
+        return False  # a unix socket, or an address we cannot read: not a trusted proxy
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    return any(peer in network for network in request.app[STATE_KEY].rt.config.console.trusted_proxies)
+
+
 def _cookie_options(request: web.Request) -> dict[str, Any]:
-    return {"path": PREFIX, "httponly": True, "samesite": "Strict", "secure": request.secure}
+    return {"path": PREFIX, "httponly": True, "samesite": "Strict", "secure": _over_tls(request)}
 
 
 def _left(deadline: str | None, now: datetime) -> str:

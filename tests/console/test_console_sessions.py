@@ -1,18 +1,29 @@
-"""Console sessions: a random id in the cookie, the session in the control store, ended by sign-out or age."""
+"""Console sessions: a random id in the cookie, the session in the control store, ended by sign-out or age; `Secure` behind a trusted proxy."""
 
 from __future__ import annotations
 
+import ipaddress
+import ssl
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from prometheus_client import CollectorRegistry
 
 from gateway.errors import Unauthenticated
 from gateway.tokens import verify_token
-from gateway.web.console import CSRF_FIELD, SESSION_COOKIE
+from gateway.web.app import create_app
+from gateway.web.console import CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE
 from gateway.web.state import STATE_KEY
 from tests.console.support import JUSTIFICATION, REVIEW, console_as, csrf_from, legal_token, sign_in, submitted
-from tests.orders_support import ledger_entries
+from tests.orders_support import ledger_entries, prepare_authorities
 from tests.support import SHIPPED_CONFIG, Env
 
 MakeClient = Callable[[], Awaitable[TestClient]]
@@ -32,6 +43,49 @@ def _configure(env: Env, old: str, new: str) -> None:
     text = SHIPPED_CONFIG.read_text()
     assert old in text
     env.settings.config_path.write_text(text.replace(old, new, 1))
+
+
+def _tls_context(folder: Path) -> ssl.SSLContext:
+    """A server TLS context with a self-signed certificate for 127.0.0.1, made now."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "tls.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (folder / "tls.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(folder / "tls.crt", folder / "tls.key")
+    return context
+
+
+async def _signed_in_cookie(client: TestClient, env: Env, headers: dict[str, str]):
+    """Sign in sending ``headers`` with both requests; the session cookie as set.
+
+    The sign-in nonce cookie is sent by hand: the client's jar sends no `Secure` cookie over plain http.
+    """
+    client.session.cookie_jar.clear()
+    form = await client.get("/console/login", headers=headers)
+    nonce = form.cookies[LOGIN_COOKIE].value
+    response = await client.post(
+        "/console/login",
+        data={"token": legal_token(env, "alice"), CSRF_FIELD: csrf_from(await form.text())},
+        headers={**headers, "Cookie": f"{LOGIN_COOKIE}={nonce}"},
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    return response.cookies[SESSION_COOKIE]
 
 
 async def test_the_session_cookie_is_a_random_id_not_the_token_and_does_not_verify_as_one(client: TestClient, env: Env) -> None:
@@ -136,3 +190,32 @@ async def test_the_sweeper_reads_a_bounded_batch_and_goes_on_where_it_stopped(cl
     env.clock.advance(hours=2)
     assert [await sessions.sweep(batch=2), await sessions.sweep(batch=2)] == [2, 1]
     assert await sessions.control.list("console-sessions/") == []
+
+
+async def test_the_cookie_is_secure_when_a_trusted_proxy_says_the_request_came_over_https(env: Env, make_client: MakeClient) -> None:
+    _configure(env, "trusted_proxies = []", 'trusted_proxies = ["127.0.0.0/8"]')  # the test client connects from 127.0.0.1
+    client = await make_client()
+    cookie = await _signed_in_cookie(client, env, headers={"X-Forwarded-Proto": "https"})
+    assert cookie["secure"]
+
+
+async def test_the_cookie_is_secure_when_the_browser_reaches_the_gateway_over_tls(env: Env, tmp_path: Path, aiohttp_server, aiohttp_client) -> None:
+    prepare_authorities(env)
+    server = await aiohttp_server(create_app(env.settings, registry=CollectorRegistry()), ssl=_tls_context(tmp_path))
+    client = await aiohttp_client(server, connector=aiohttp.TCPConnector(ssl=False))  # a self-signed certificate made for this test
+    response = await sign_in(client, legal_token(env, "alice"))
+    assert response.status == 303 and response.cookies[SESSION_COOKIE]["secure"]
+
+
+async def test_a_forwarded_https_header_from_an_untrusted_peer_is_ignored(env: Env, make_client: MakeClient) -> None:
+    _configure(env, "trusted_proxies = []", 'trusted_proxies = ["10.0.0.0/8"]')
+    client = await make_client()
+    cookie = await _signed_in_cookie(client, env, headers={"X-Forwarded-Proto": "https"})
+    assert not cookie["secure"]
+
+
+async def test_a_forwarded_chain_with_a_plain_http_hop_is_not_secure_even_from_a_trusted_proxy(env: Env, make_client: MakeClient) -> None:
+    _configure(env, "trusted_proxies = []", 'trusted_proxies = ["127.0.0.1"]')
+    client = await make_client()
+    cookie = await _signed_in_cookie(client, env, headers={"X-Forwarded-Proto": "https, http"})
+    assert not cookie["secure"]
