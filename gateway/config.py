@@ -8,6 +8,7 @@ services trust the resulting ``Config`` and never re-check it.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -101,6 +102,26 @@ class SupportAccess:
     consent_relays: tuple[str, ...] = ()
 
 
+SESSION_MAX_AGE = 8 * 3600  # the default longest console session
+MAX_SESSION_AGE = 86400  # the longest `session_max_age_seconds` a configuration may set
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    """The ``[console]`` table: how long a console session may last, and which peers are TLS-terminating proxies.
+
+    A session ends at the earlier of its token's expiry and ``session_max_age_seconds``
+    after sign-in. ``X-Forwarded-Proto: https`` is believed (so the session cookie is
+    ``Secure``) only from a peer inside one of ``trusted_proxies``; from any other
+    peer the header is ignored. None by default.
+    """
+
+    session_max_age_seconds: int = SESSION_MAX_AGE
+    trusted_proxies: tuple[Network, ...] = ()
+
+
 @dataclass(frozen=True)
 class Config:
     version: int
@@ -119,6 +140,7 @@ class Config:
     audit: AuditSettings = field(default_factory=AuditSettings)
     support_access: SupportAccess = field(default_factory=SupportAccess)
     startup: Startup = field(default_factory=Startup)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     def jurisdiction_of(self, region_id: str) -> Jurisdiction:
         return self.jurisdictions[self.regions[region_id].jurisdiction]
@@ -152,6 +174,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
     audit = _parse_audit(root.sub("audit", required=False), findings)
     support_access = _parse_support_access(root.sub("support_access", required=False), findings)
     startup = _parse_startup(root.sub("startup", required=False))
+    console = _parse_console(root.sub("console", required=False), findings)
 
     legal = parse_legal(
         raw,
@@ -182,6 +205,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
         audit=audit,
         support_access=support_access,
         startup=startup,
+        console=console,
     )
 
 
@@ -424,6 +448,23 @@ def _parse_support_access(r: TableReader | None, findings: list[Finding]) -> Sup
         findings.append(Finding(r.at("consent_relays"), "lists a service twice"))
     r.finish()
     return SupportAccess(consent_relays=tuple(relays))
+
+
+def _parse_console(r: TableReader | None, findings: list[Finding]) -> ConsoleSettings:
+    """The console's longest session and its trusted proxies; absent: 8 hours, and no proxy is trusted."""
+    if r is None or not r.ok:
+        return ConsoleSettings()
+    age = r.get("session_max_age_seconds", int, required=False, default=SESSION_MAX_AGE)
+    if age is not None and not 60 <= age <= MAX_SESSION_AGE:
+        findings.append(Finding(r.at("session_max_age_seconds"), f"`{age}` must be between 60 and {MAX_SESSION_AGE} seconds (a day)"))
+    proxies: list[Network] = []
+    for path, text in r.strings("trusted_proxies"):
+        try:
+            proxies.append(ipaddress.ip_network(text.strip(), strict=True))
+        except ValueError:
+            findings.append(Finding(path, f"`{text}` is not an IP network (write an address or a CIDR block such as `10.0.0.0/8`, without host bits)"))
+    r.finish()
+    return ConsoleSettings(session_max_age_seconds=age or SESSION_MAX_AGE, trusted_proxies=tuple(proxies))
 
 
 def _parse_regions(root: TableReader, jurisdictions: Mapping[str, Jurisdiction], findings: list[Finding]) -> dict[str, Region]:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ from gateway.services.intake import Intake, Trust
 from gateway.services.notices import NoticeService
 from gateway.services.orders import OrderService
 from gateway.services.records import RecordService
+from gateway.services.sessions import ConsoleSessions
 from gateway.stores import RecordStore
 from gateway.stores.factory import open_named_store, open_store
 from gateway.stores.healing import HealingStore
@@ -167,6 +169,7 @@ class Runtime:
     metrics: GatewayMetrics
     token_key: PublicKey
     console_secret: bytes  # for console CSRF tokens
+    sessions: ConsoleSessions  # legal console sign-ins, kept in the control store
     uploader: SegmentUploader | None = None  # closed ledger segments to the off-box bucket, if configured
 
     @classmethod
@@ -222,8 +225,23 @@ class Runtime:
         trust = Trust(load_authority_keys(config, settings.data_dir))
         intake = Intake(config=config, records=records, cases=cases, notices=notices, control=control, trust=trust, audit=audit, clock=settings.clock)
         orders = OrderService(intake, provider_key=keys.provider)
+        sessions = ConsoleSessions(control=control, audit=audit, clock=settings.clock, max_age=timedelta(seconds=config.console.session_max_age_seconds))
         return cls(
-            settings, config, stores, control, ledger, audit, records, orders, cases, notices, metrics, keys.token, console_secret(keys.provider), uploader
+            settings,
+            config,
+            stores,
+            control,
+            ledger,
+            audit,
+            records,
+            orders,
+            cases,
+            notices,
+            metrics,
+            keys.token,
+            console_secret(keys.provider),
+            sessions,
+            uploader,
         )
 
     async def close(self, *, export_seconds: float = 0.0) -> None:

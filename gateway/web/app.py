@@ -26,13 +26,14 @@ MAX_BODY = 64 * 1024 * 1024
 
 
 async def _sweep_forever(runtime: Runtime) -> None:
-    """Release due holds on a timer; a failed sweep is logged and retried next time."""
+    """Release due holds and clear expired console sessions on a timer; a failed sweep is logged and retried next time."""
     while True:
         await asyncio.sleep(runtime.settings.sweep_seconds)
         try:
             await runtime.orders.sweep()
             await runtime.cases.sweep()
             await runtime.notices.sweep()
+            await runtime.sessions.sweep()
         except Exception:
             log.exception("hold sweep failed; retrying in %ss", runtime.settings.sweep_seconds)
 

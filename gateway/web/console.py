@@ -1,10 +1,16 @@
 """The legal console: a small server-rendered web UI over the case service.
 
-Sign-in takes a legal bearer token (``gateway token issue --role legal``); the
-session cookie *is* that token (HttpOnly, SameSite=Strict, Secure over https),
-so it expires with the token and every request verifies it again. Every POST
-form carries a CSRF token: an HMAC, keyed with a secret derived from the provider key,
-of the session (or, on the sign-in form, of a pre-session nonce cookie).
+Sign-in takes a legal bearer token (``gateway token issue --role legal``),
+verifies it as the API does, and opens a server-side session
+(``gateway.services.sessions``): the cookie holds only the session's random id
+(HttpOnly, SameSite=Strict, Path=/console), never the token. Every request
+looks the session up in the control store, so every replica sees it and
+sign-out ends it everywhere; an unknown, ended or expired session is sent to
+the sign-in page. The cookie is ``Secure`` when the request came over TLS to the
+gateway, or from a configured trusted proxy (``[console] trusted_proxies``)
+saying ``X-Forwarded-Proto: https``. Every POST form carries a CSRF token: an
+HMAC, keyed with a secret derived from the provider key, of the session (or, on
+the sign-in form, of a pre-session nonce cookie).
 
 Forms call the same service methods as the JSON API, so every action is
 written to the ledger. Pages show metadata, decisions and hashes only: the
@@ -16,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,10 +33,11 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from gateway.errors import GatewayError, InvalidRequest, Unauthenticated, http_status
+from gateway.errors import GatewayError, InvalidRequest, http_status
 from gateway.legal.verify import OrderRejected
 from gateway.model import Caller, isoformat, parse_time
 from gateway.services.cases import ACTIVE, STATES
+from gateway.services.sessions import Session
 from gateway.tokens import verify_token
 from gateway.web.bodies import form_body
 from gateway.web.state import CALLER_KEY, STATE_KEY
@@ -43,6 +51,7 @@ FLASH_COOKIE = "gw_console_flash"
 CSRF_FIELD = "csrf"
 MAX_FORM_BYTES = 256 * 1024
 FORM_KEY = web.RequestKey("console_form", Mapping)
+SESSION_KEY = web.RequestKey("console_session", str)  # the id from the cookie, once its session is found live
 # what a case's page shows of the order behind it
 CASE_ORDER_FIELDS = ("id", "authority", "served_by", "instrument", "categories", "received_at", "expires_at", "nondisclosure_until", "case_ref")
 
@@ -89,16 +98,36 @@ def csrf_token(request: web.Request, binding: str) -> str:
     return hmac.new(_secret(request), binding.encode(), hashlib.sha256).hexdigest()
 
 
-def _session_binding(token: str) -> str:
-    return "session:" + hashlib.sha256(token.encode()).hexdigest()
+def _session_binding(session_id: str) -> str:
+    return "session:" + hashlib.sha256(session_id.encode()).hexdigest()
 
 
 def _now(request: web.Request) -> datetime:
     return request.app[STATE_KEY].rt.settings.clock()
 
 
+def _over_tls(request: web.Request) -> bool:
+    """Did the browser reach us over TLS: directly, or through a trusted proxy that says so?
+
+    ``X-Forwarded-Proto`` counts only from a peer inside ``[console] trusted_proxies``,
+    and only when every value in it is ``https`` (a chain with a plain-http hop is not).
+    """
+    if request.secure:
+        return True
+    forwarded = [v.strip().lower() for header in request.headers.getall("X-Forwarded-Proto", []) for v in header.split(",")]
+    if not forwarded or any(v != "https" for v in forwarded):
+        return False
+    try:
+        peer = ipaddress.ip_address(request.remote or "")
+    except ValueError:
+        return False  # a unix socket, or an address we cannot read: not a trusted proxy
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    return any(peer in network for network in request.app[STATE_KEY].rt.config.console.trusted_proxies)
+
+
 def _cookie_options(request: web.Request) -> dict[str, Any]:
-    return {"path": PREFIX, "httponly": True, "samesite": "Strict", "secure": request.secure}
+    return {"path": PREFIX, "httponly": True, "samesite": "Strict", "secure": _over_tls(request)}
 
 
 def _left(deadline: str | None, now: datetime) -> str:
@@ -131,7 +160,7 @@ def _urgency(deadline: str | None, state: str, now: datetime) -> str:
 
 def _render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
     caller = request.get(CALLER_KEY)
-    session = request.cookies.get(SESSION_COOKIE)
+    session = request.get(SESSION_KEY)
     base = {
         "caller": caller,
         "csrf": csrf_token(request, _session_binding(session)) if caller is not None and session else "",
@@ -169,12 +198,21 @@ def _to_login(request: web.Request) -> web.Response:
     return response
 
 
-def _caller_from(request: web.Request, token: str) -> tuple[Caller, datetime]:
-    """Verify a bearer token as the API does; return the caller and the token's expiry."""
+def _caller_from(request: web.Request, token: str) -> tuple[Caller, float]:
+    """Verify a bearer token as the API does; return the caller and the token's expiry (seconds since the epoch)."""
     rt = request.app[STATE_KEY].rt
     caller = verify_token(token, key=rt.token_key, identity=rt.config.identity, now=_now(request), regions=rt.config.regions.keys())
     claims = jwt.decode(token, options={"verify_signature": False})  # verified just above; only the expiry is read here
-    return caller, datetime.fromtimestamp(int(claims["exp"]), tz=_now(request).tzinfo)
+    return caller, float(claims["exp"])
+
+
+async def _session_from(request: web.Request) -> tuple[str, Session] | None:
+    """The cookie's session id and its live session, or None (no cookie, or a session unknown, ended or expired)."""
+    session_id = request.cookies.get(SESSION_COOKIE, "")
+    if not session_id:
+        return None
+    session = await request.app[STATE_KEY].rt.sessions.find(session_id)
+    return None if session is None else (session_id, session)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -184,22 +222,24 @@ def page(handler: Handler) -> Handler:
     """A console page: needs a live legal session (else the sign-in page); errors become HTML problem pages."""
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        token = request.cookies.get(SESSION_COOKIE, "")
-        if not token:
-            return _to_login(request)
         try:
-            caller, _ = _caller_from(request, token)
-        except Unauthenticated:
-            return _to_login(request)  # expired or no longer valid: sign in again
+            found = await _session_from(request)
+        except GatewayError as error:  # the control store cannot be read: no page, and say why
+            return _error_page(request, http_status(error), error.code, error.message)
+        if found is None:
+            return _to_login(request)  # never signed in, signed out, or expired: sign in again
+        session_id, session = found
+        caller = session.caller
         if caller.role != "legal":
             response = _error_page(request, 403, "forbidden", f"role `{caller.role}` may not use the legal console")
             response.del_cookie(SESSION_COOKIE, path=PREFIX)
             return response
         request[CALLER_KEY] = caller
+        request[SESSION_KEY] = session_id
         if request.method == "POST":
             form = await _form(request)
             sent = form.get(CSRF_FIELD, "")
-            if not isinstance(sent, str) or not hmac.compare_digest(sent, csrf_token(request, _session_binding(token))):
+            if not isinstance(sent, str) or not hmac.compare_digest(sent, csrf_token(request, _session_binding(session_id))):
                 return _error_page(request, 403, "csrf-invalid", "this form's security token is missing or wrong; reload the page and try again")
         try:
             return await handler(request)
@@ -267,9 +307,13 @@ async def login(request: web.Request) -> web.StreamResponse:
         return _login_page(request, status=http_status(error), error={"code": error.code, "detail": error.message})
     if caller.role != "legal":
         return _error_page(request, 403, "forbidden", f"role `{caller.role}` may not use the legal console; sign in with a `legal` token")
+    try:
+        session_id, session = await request.app[STATE_KEY].rt.sessions.open(caller, expires)
+    except GatewayError as error:  # no session without its ledger entry
+        return _error_page(request, http_status(error), error.code, error.message)
     response = _redirect(f"{PREFIX}/")
-    max_age = max(1, int((expires - _now(request)).total_seconds()))
-    response.set_cookie(SESSION_COOKIE, token, max_age=max_age, **_cookie_options(request))
+    max_age = max(1, int((session.expires_at - _now(request)).total_seconds()))
+    response.set_cookie(SESSION_COOKIE, session_id, max_age=max_age, **_cookie_options(request))
     response.del_cookie(LOGIN_COOKIE, path=PREFIX)
     return response
 
@@ -277,6 +321,8 @@ async def login(request: web.Request) -> web.StreamResponse:
 @routes.post(f"{PREFIX}/logout")
 @page
 async def logout(request: web.Request) -> web.StreamResponse:
+    """End the session on the server, so the cookie stops working wherever a copy of it is."""
+    await request.app[STATE_KEY].rt.sessions.close(request[SESSION_KEY])
     response = _redirect(f"{PREFIX}/login")
     response.del_cookie(SESSION_COOKIE, path=PREFIX)
     return _with_flash(request, response, "signed-out")
