@@ -102,3 +102,24 @@ async def test_a_write_the_store_refuses_is_ledgered_as_failed_naming_its_intent
     [_, intent] = ledger_entries(env, "record.write-intent")
     [failed] = ledger_entries(env, "record.write-failed")
     assert failed["data"] == {"intent": intent["seq"], "code": "legal-hold"}
+
+
+async def test_a_registration_ledgers_the_intent_to_write_the_profile_before_its_outcome(client: TestClient, env: Env, runtime) -> None:
+    await _register(client, env)
+    [intent] = ledger_entries(env, "subject.write-intent")
+    [registered] = ledger_entries(env, "subject.registered")
+    stored = await runtime.stores["eu-west-1"].get("subjects/aoife/profile")
+    assert registered["data"]["intent"] == intent["seq"] < registered["seq"]
+    assert (intent["data"]["act"], intent["data"]["replaces"]) == ("registered", None)
+    assert intent["data"]["sha256"] == hashlib.sha256(stored.body).hexdigest() == registered["data"]["profile_sha256"]
+
+
+async def test_a_delete_ledgers_its_intent_naming_the_version_it_removes(client: TestClient, env: Env) -> None:
+    await _register(client, env)
+    await _put(client, env, "mail-1", b"secret")
+    response = await client.delete("/v1/subjects/aoife/records/mail-1", headers=env.service(*DUBLIN_CRM))
+    assert response.status == 204
+    [intent] = ledger_entries(env, "record.delete-intent")
+    [deleted] = ledger_entries(env, "record.deleted")
+    assert intent["data"]["replaces"] == hashlib.sha256(b"secret").hexdigest()
+    assert deleted["data"]["intent"] == intent["seq"] < deleted["seq"]

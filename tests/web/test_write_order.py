@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
+from gateway.services.records import WRITE_TRIES
+from gateway.stores import PreconditionFailed
 from gateway.web.app import create_app
 from tests.orders_support import ledger_entries, prepare_authorities
 from tests.support import Env
@@ -80,3 +82,27 @@ def _follow_replaces(written: list[dict]) -> str:
     assert seen == len(written), "a write replaced a version no write made"
     assert version is not None
     return version
+
+
+async def test_the_per_key_write_locks_are_dropped_once_no_write_holds_them(client: TestClient, env: Env, runtime) -> None:
+    await _register(client, env)
+    await asyncio.gather(*(_put(client, env, f"key-{i % 4}", f"body {i}".encode()) for i in range(WRITERS)))
+    assert len(runtime.records.key_locks) == 0
+
+
+async def test_a_write_that_keeps_losing_races_is_refused_with_write_conflict_and_each_loss_is_ledgered(
+    client: TestClient, env: Env, runtime, monkeypatch
+) -> None:
+    await _register(client, env)
+
+    async def always_overtaken(*args, **kwargs) -> str:
+        raise PreconditionFailed("another writer got in first")
+
+    monkeypatch.setattr(runtime.stores["eu-west-1"], "put", always_overtaken)
+    response = await client.put(
+        "/v1/subjects/aoife/records/mail-1", params={"category": "content"}, data=b"x", headers=env.service(*DUBLIN_CRM)
+    )
+    assert (response.status, (await response.json())["code"]) == (409, "write-conflict")
+    intents = [e["seq"] for e in ledger_entries(env, "record.write-intent")]
+    failed = [e["data"] for e in ledger_entries(env, "record.write-failed")]
+    assert failed == [{"intent": seq, "code": "write-conflict"} for seq in intents] and len(intents) == WRITE_TRIES
