@@ -15,7 +15,11 @@ store is touched; then the store acts; then the outcome entry
   store is not touched (a 503 from the ledger means not stored);
 - the store fails or refuses: a ``record.write-failed`` entry names the
   intent and the error's code (best effort: the ledger may be failing too),
-  and the caller gets the store's error;
+  and the caller gets the store's error. A refusal (``write-conflict``,
+  ``legal-hold``, ``key-conflict``, ``invalid-*``) changed nothing; a
+  ``store-unavailable`` failure says only that the store did not confirm the
+  act (an S3 call past its deadline may still land), so reconciliation checks
+  the store for it as for an intent without an outcome;
 - the store acted but the ledger cannot take the outcome: the act is
   acknowledged with its success, because its intent is already durable; a
   warning is logged, and reconciliation writes the missing outcome by reading
@@ -341,7 +345,9 @@ class RecordService:
             )
 
     async def _in_store(self, intent: int, act: Callable[[], Awaitable[T]]) -> T:
-        """Run a store act for an intent; if it fails, ledger that the intent failed (``write-conflict`` when it lost a race)."""
+        """Run a store act for an intent; if the store answers with an error, ledger that the intent failed
+        (``write-conflict`` when it lost a race). A cancelled or crashed act is left without an entry: whether
+        it took effect is not known here, so reconciliation settles it like an intent without an outcome."""
         try:
             return await act()
         except PreconditionFailed:
@@ -349,9 +355,6 @@ class RecordService:
             raise
         except GatewayError as error:
             await self._failed(intent, error.code)
-            raise
-        except BaseException:
-            await self._failed(intent, "internal-error")
             raise
 
     # --- subjects ------------------------------------------------------------
