@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -123,3 +124,15 @@ async def test_a_delete_ledgers_its_intent_naming_the_version_it_removes(client:
     [deleted] = ledger_entries(env, "record.deleted")
     assert intent["data"]["replaces"] == hashlib.sha256(b"secret").hexdigest()
     assert deleted["data"]["intent"] == intent["seq"] < deleted["seq"]
+
+
+async def test_an_acknowledged_write_without_its_outcome_entry_is_logged_without_naming_the_subject_or_key(
+    client: TestClient, env: Env, runtime, caplog
+) -> None:
+    await _register(client, env)
+    with caplog.at_level(logging.WARNING, logger="gateway.records"), outcomes_failing(runtime, "record.written"):
+        assert (await _put(client, env, "mail-1", b"secret")).status == 201
+    [warning] = [r for r in caplog.records if getattr(r, "event", None) == "outcome-unledgered"]
+    [intent] = ledger_entries(env, "record.write-intent")
+    assert warning.audit_seq == intent["seq"]
+    assert "aoife" not in warning.getMessage() and "mail-1" not in warning.getMessage()
