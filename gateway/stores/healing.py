@@ -121,8 +121,8 @@ class HealingStore:
             self._gone()
             raise
 
-    async def put(self, key: str, body: bytes, metadata: Mapping[str, str], *, if_absent: bool = False) -> None:
-        await self._call(lambda: self.inner.put(key, body, metadata, if_absent=if_absent))
+    async def put(self, key: str, body: bytes, metadata: Mapping[str, str], *, if_absent: bool = False, if_match: str | None = None) -> str:
+        return await self._call(lambda: self.inner.put(key, body, metadata, if_absent=if_absent, if_match=if_match))
 
     async def get(self, key: str) -> StoredObject:
         return await self._call(lambda: self.inner.get(key))
@@ -136,8 +136,8 @@ class HealingStore:
     async def list(self, prefix: str) -> list[str]:
         return await self._call(lambda: self.inner.list(prefix))
 
-    async def delete(self, key: str) -> None:
-        await self._call(lambda: self.inner.delete(key))
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
+        await self._call(lambda: self.inner.delete(key, if_match=if_match))
 
     async def set_legal_hold(self, key: str, on: bool) -> None:
         await self._call(lambda: self.inner.set_legal_hold(key, on))

@@ -40,10 +40,10 @@ class BucketStore(MemoryStore):
             raise StoreGone(f"S3 store of `{REGION}` failed to get `{key}`: bucket does not exist", region=REGION)
         return await super().get(key)
 
-    async def put(self, key: str, body: bytes, metadata, *, if_absent: bool = False) -> None:  # type: ignore[no-untyped-def]
+    async def put(self, key: str, body: bytes, metadata, *, if_absent: bool = False, if_match: str | None = None) -> str:  # type: ignore[no-untyped-def]
         if not self.bucket_exists:
             raise StoreGone(f"S3 store of `{REGION}` failed to put `{key}`: bucket does not exist", region=REGION)
-        await super().put(key, body, metadata, if_absent=if_absent)
+        return await super().put(key, body, metadata, if_absent=if_absent, if_match=if_match)
 
 
 async def _settled() -> None:
