@@ -49,6 +49,8 @@ SAFE_FIELDS = frozenset(
         "authority",
         "instrument",
         "case",
+        "intents_open",
+        "intents_waiting",
     }
 )
 

@@ -38,6 +38,7 @@ from gateway.services.cases import CaseService, ReviewSettings
 from gateway.services.intake import Intake, Trust
 from gateway.services.notices import NoticeService
 from gateway.services.orders import OrderService
+from gateway.services.reconcile import Reconciler
 from gateway.services.records import RecordService
 from gateway.stores import RecordStore
 from gateway.stores.factory import open_named_store, open_store, prepare_store
@@ -64,6 +65,7 @@ class Settings:
     health_monitor_seconds: float = 15.0  # background refresh of store health and case gauges; 0 turns it off
     monotonic: Callable[[], float] = time.monotonic  # the clock of the health cache (tests drive it)
     health_cache_seconds: float = 5.0  # /readyz and /metrics reuse a region's store check this long, so probes cannot overload a store
+    reconcile_seconds: float = 15.0  # how often the served app reconciles write intents without an outcome; 0: only at start-up
 
     @property
     def ledger_path(self) -> Path:
@@ -165,6 +167,7 @@ class Runtime:
     token_key: PublicKey
     console_secret: bytes  # for console CSRF tokens
     uploader: SegmentUploader | None = None  # closed ledger segments to the off-box bucket, if configured
+    reconciler: Reconciler | None = None  # intents without an outcome, settled against the stores (None: read-only)
 
     @classmethod
     async def open(cls, settings: Settings, metrics: GatewayMetrics | None = None, *, read_only: bool = False) -> Runtime:
@@ -218,8 +221,26 @@ class Runtime:
         trust = Trust(load_authority_keys(config, settings.data_dir))
         intake = Intake(config=config, records=records, cases=cases, notices=notices, control=control, trust=trust, audit=audit, clock=settings.clock)
         orders = OrderService(intake, provider_key=keys.provider)
+        reconciler = None
+        if isinstance(ledger, FileLedger):
+            wait = config.audit.reconcile_after_seconds
+            reconciler = Reconciler(ledger_path=ledger.path, stores=stores, audit=audit, clock=settings.clock, wait=wait)
         return cls(
-            settings, config, stores, control, ledger, audit, records, orders, cases, notices, metrics, keys.token, console_secret(keys.provider), uploader
+            settings,
+            config,
+            stores,
+            control,
+            ledger,
+            audit,
+            records,
+            orders,
+            cases,
+            notices,
+            metrics,
+            keys.token,
+            console_secret(keys.provider),
+            uploader,
+            reconciler,
         )
 
     async def close(self) -> None:
