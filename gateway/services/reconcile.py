@@ -227,12 +227,13 @@ class Reconciler:
                 results[result] += 1
         report = PassReport(dict(results), waiting, unreachable)
         self.audit.observer.intents_reconciled(results=report.reconciled, open=unreachable)
+        outcomes = [f"{result}:{count}" for result, count in sorted(results.items())]
         log.info(
             "reconcile pass: %d intents reconciled, %d left open (region unreadable), %d younger than the wait",
             report.total,
             unreachable,
             waiting,
-            extra={"event": "reconcile-pass", "outcomes": dict(results), "intents_open": unreachable, "intents_waiting": waiting},
+            extra={"event": "reconcile-pass", "outcomes": outcomes, "intents_open": unreachable, "intents_waiting": waiting},
         )
         return report
 
