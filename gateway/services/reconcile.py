@@ -199,30 +199,43 @@ class Reconciler:
         self.wait = timedelta(seconds=wait)
 
     async def run_once(self) -> PassReport:
-        """One pass: reconcile every open intent older than the wait whose region answers."""
+        """One pass: reconcile every open intent older than the wait whose region answers.
+
+        (1) read what was appended since the last pass; (2) settle intents a later
+        success overtook, without the store; (3) read each remaining object once
+        (a region that fails a read is not asked again this pass) and decide;
+        (4) read the ledger again and record only the intents still open, so an
+        intent another replica has just settled is not settled twice.
+        """
+        # (1)
         await asyncio.to_thread(self.reader.scan)
         cutoff = self.clock() - self.wait
         due = sorted((i for i in self.reader.open.values() if i.at <= cutoff), key=lambda i: i.seq)
         waiting = len(self.reader.open) - len(due)
-        results: Counter[str] = Counter()
+        decided: list[tuple[Intent, str]] = []
         unreachable = 0
-        # (1) overtaken by a later success for the same object: no store read needed
-        for intent in [i for i in due if i.seq in self.reader.superseded]:
-            await self._record(intent, "superseded")
-            results["superseded"] += 1
-        # (2) the rest, one store read per object
+        # (2)
+        decided += [(i, "superseded") for i in due if i.seq in self.reader.superseded]
+        # (3)
         by_target: dict[tuple[str, str], list[Intent]] = {}
         for intent in due:
-            if intent.seq in self.reader.open:
+            if intent.seq not in self.reader.superseded:
                 by_target.setdefault(intent.target, []).append(intent)
+        down: set[str] = set()
         for target, intents in by_target.items():
-            state = await self._stored(*target)
+            state = None if target[0] in down else await self._stored(*target)
             if state is None:
+                down.add(target[0])
                 unreachable += len(intents)
                 continue
             later_all = sorted((i for i in self.reader.open.values() if i.target == target), key=lambda i: i.seq)
-            for intent in intents:
-                result = _result(intent, [i for i in later_all if i.seq > intent.seq], state)
+            decided += [(i, _result(i, [j for j in later_all if j.seq > i.seq], state)) for i in intents]
+        # (4)
+        results: Counter[str] = Counter()
+        if decided:
+            await asyncio.to_thread(self.reader.scan)
+        for intent, result in sorted(decided, key=lambda d: d[0].seq):
+            if intent.seq in self.reader.open:
                 await self._record(intent, result)
                 results[result] += 1
         report = PassReport(dict(results), waiting, unreachable)

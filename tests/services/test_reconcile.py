@@ -227,3 +227,19 @@ async def test_a_profile_write_intent_is_reconciled_against_the_stored_profile(w
     world.later()
     await world.reconciler.run_once()
     assert await world.reconciled() == [{"intent": seq, "object": "subjects/aoife/profile", "region": REGION, "result": "written"}]
+
+
+async def test_an_intent_another_replica_settles_while_the_store_is_read_is_not_settled_twice(world: World) -> None:
+    seq = await world.write_intent(b"v1")
+    other = {"intent": seq, "object": OBJECT, "region": REGION, "result": "not-written"}
+
+    class RacedStore(DownStore):
+        async def get(self, key: str) -> Any:
+            await world.ledger.append("record.reconciled", other)  # the other replica's pass lands first
+            return await super().get(key)
+
+    raced = RacedStore(REGION)
+    reconciler = Reconciler(ledger_path=world.ledger.path, stores={REGION: raced}, audit=AuditLog(world.ledger), clock=world.clock, wait=WAIT)
+    world.later()
+    await reconciler.run_once()
+    assert await world.reconciled() == [other]
