@@ -49,6 +49,12 @@ class Conflict(GatewayError):
     code = "conflict"
 
 
+class PreconditionError(GatewayError):
+    """A conditional request (``If-Match``, ``If-None-Match``) whose condition does not hold."""
+
+    code = "precondition-failed"
+
+
 class Unauthenticated(GatewayError):
     code = "unauthenticated"
 
@@ -131,6 +137,7 @@ HTTP_STATUS: Mapping[type[GatewayError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    PreconditionError: 412,
     PayloadTooLarge: 413,
     LegalRefusal: 451,
     StoreError: 503,

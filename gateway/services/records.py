@@ -3,6 +3,43 @@
 Every read is decided before any byte is fetched, recorded in the ledger
 before any byte is served, and refused if the ledger cannot be written.
 
+Writes are audited before their effect. A write or delete of a record, and a
+write of a subject's profile (registered, changed, re-signed), first appends
+an intent entry (``record.write-intent``, ``record.delete-intent``,
+``subject.write-intent``: the object, its region, the SHA-256 it will hold,
+the version it replaces, the caller and the decision), durable before the
+store is touched; then the store acts; then the outcome entry
+(``record.written``, ``record.deleted``, ``subject.registered``,
+``subject.changed``, ``subject.resigned``) names its intent's ``seq``. So:
+- the ledger cannot take the intent: 503 ``ledger-unavailable``, and the
+  store is not touched (a 503 from the ledger means not stored);
+- the store fails or refuses: a ``record.write-failed`` entry names the
+  intent and the error's code (best effort: the ledger may be failing too),
+  and the caller gets the store's error;
+- the store acted but the ledger cannot take the outcome: the act is
+  acknowledged with its success, because its intent is already durable; a
+  warning is logged, and reconciliation writes the missing outcome by reading
+  the intent's ``object`` in its ``region`` and comparing the stored body's
+  SHA-256 with the intent's ``sha256`` (none for a delete).
+
+One writer per key, in ledger order. In this process, the writes and deletes
+of one object are serialized from the intent to the outcome entry (a lock per
+object key, dropped when no one holds or waits for it), so the ledger's order
+of outcomes for a key is the store's. Across processes sharing a store, each
+write reads the current version (its etag, and the SHA-256 of its tag), names
+it in the intent's ``replaces``, and writes only over that version (the
+store's ``if_match``, or ``if_absent`` when there was none): a writer that
+lost the race appends ``record.write-failed`` with code ``write-conflict`` and
+tries again from the current version, up to ``WRITE_TRIES`` times (then 409
+``write-conflict``). So ``201 Created`` is answered exactly once per creation,
+and every ``record.written`` names the version it replaced: following
+``replaces`` from a key's creation gives the version it holds, even where two
+processes' outcome entries reached the ledger in the other order.
+
+Conditional requests (``If-Match``, ``If-None-Match: *``) are evaluated
+against the same current version, after the residency decision; a mismatch is
+412 ``precondition-failed``, ledgered as ``record.precondition-failed``.
+
 A damaged record harms only itself: one whose stored metadata cannot be read
 (``record-corrupt``) or that fails its residency tag (``tag-*``, a body that no
 longer matches it: ``tag-content-mismatch``) is a residency violation of that
@@ -14,16 +51,29 @@ as usual.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
+import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from gateway.canonical import canonical, sha256_hex
 from gateway.config import Config
-from gateway.errors import Conflict, Forbidden, GatewayError, InvalidRequest, LegalRefusal, NotFound, PayloadTooLarge, StoreError
+from gateway.errors import (
+    Conflict,
+    Forbidden,
+    GatewayError,
+    InvalidRequest,
+    LegalRefusal,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionError,
+    StoreError,
+)
 from gateway.model import Caller, Clock, Reason, RecordMeta, ResidencyDecision, ResidencyTag, Subject, is_country, is_identifier, isoformat
 from gateway.residency.decision import ResidencyPolicy
 from gateway.services.audit_log import AuditLog
@@ -42,6 +92,9 @@ PROFILE = "profile"
 PROFILE_TAG_KEY = "@profile"
 PROFILE_CATEGORY = "profile"
 SUBJECT_FIELDS = {"home_region", "residence", "nationality", "us_person", "location"}
+WRITE_TRIES = 8  # a write that loses this many races with other processes' writes of its key is 409 write-conflict
+RETRY_PAUSE = 0.005  # seconds; a write that lost a race waits up to this, doubled after each loss, before it tries again
+WRITE_FAILED = "record.write-failed"
 
 
 class ResidencyRefused(LegalRefusal):
@@ -58,6 +111,72 @@ class UnknownSubject(NotFound):
 
 class RecordNotFound(NotFound):
     code = "record-not-found"
+
+
+class RecordPreconditionFailed(PreconditionError):
+    """A conditional write or delete whose condition does not hold (412); ``etag`` is the record's current one, if any."""
+
+    code = "precondition-failed"
+
+    def __init__(self, message: str, *, etag: str | None) -> None:
+        super().__init__(message)
+        self.etag = etag
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """A data-plane write's conditions on the record's current version, named by the SHA-256 of its body.
+
+    ``if_match``: the write acts only if the record exists and its SHA-256 is one of these (``*``: any).
+    ``if_none_match``: the write acts only if the record does not exist (``If-None-Match: *``).
+    """
+
+    if_match: frozenset[str] | None = None
+    if_none_match: bool = False
+
+    def holds(self, current: str | None) -> bool:
+        if self.if_none_match and current is not None:
+            return False
+        if self.if_match is None:
+            return True
+        return current is not None and ("*" in self.if_match or current in self.if_match)
+
+
+NO_PRECONDITION = Precondition()
+
+
+@dataclass(frozen=True)
+class Version:
+    """The stored version of an object: the store's etag and the SHA-256 of its body."""
+
+    etag: str
+    sha256: str
+
+
+class KeyLocks:
+    """One ``asyncio.Lock`` per key, kept only while someone holds or waits for it (no unbounded dict)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 def subject_prefix(subject: str) -> str:
@@ -154,6 +273,7 @@ class RecordService:
             mechanisms=config.transfer_mechanisms,
         )
         self._profiles: dict[str, Profile] = {}  # verified profiles only
+        self.key_locks = KeyLocks()  # one writer per object key in this process (see the module docstring)
 
     # --- store access, timed and observed ----------------------------------
 
@@ -194,6 +314,41 @@ class RecordService:
     def tag_is_quick(self, metadata: Mapping[str, str], region: str) -> bool:
         """``check_tag`` of this metadata needs no signature check (see ``TagVerifier.is_quick``)."""
         return self.verifier.is_quick(metadata.get(TAG_METADATA), metadata.get(SEAL_METADATA), region)
+
+    # --- audit before effect ------------------------------------------------
+
+    async def _failed(self, intent: int, code: str) -> None:
+        """Ledger that an intent did not take effect (best effort: the ledger may be what failed)."""
+        try:
+            await self.audit.record(WRITE_FAILED, {"intent": intent, "code": code})
+        except GatewayError:
+            log.warning("could not ledger a failed write", extra={"event": "write-failed-unledgered", "code": code})
+
+    async def _outcome(self, kind: str, data: Mapping[str, Any], region: str) -> None:
+        """Ledger an act that took effect. Its intent is durable already, so a ledger that fails now does
+        not undo the act: the caller is answered with its success and reconciliation writes the outcome."""
+        try:
+            await self.audit.record(kind, data)
+        except GatewayError as error:
+            # no subject ids or keys in logs (see gateway.logs): the intent's seq finds the entry
+            log.warning(
+                "an acknowledged write has no outcome entry yet; reconciliation adds it",
+                extra={"event": "outcome-unledgered", "code": error.code, "region": region, "outcome": kind, "audit_seq": data.get("intent")},
+            )
+
+    async def _in_store(self, intent: int, act: Callable[[], Awaitable[T]]) -> T:
+        """Run a store act for an intent; if it fails, ledger that the intent failed (``write-conflict`` when it lost a race)."""
+        try:
+            return await act()
+        except PreconditionFailed:
+            await self._failed(intent, "write-conflict")
+            raise
+        except GatewayError as error:
+            await self._failed(intent, error.code)
+            raise
+        except BaseException:
+            await self._failed(intent, "internal-error")
+            raise
 
     # --- subjects ------------------------------------------------------------
 
@@ -291,17 +446,39 @@ class RecordService:
                 code="subject-region-conflict",
             )
 
+    async def _write_profile(
+        self, subject: Subject, body: bytes, metadata: Mapping[str, str], *, by: Mapping[str, Any], act: str, replaces: str | None, create: bool = False
+    ) -> int:
+        """The intent of a profile write, then the put (create-only when it replaces nothing); the intent's seq.
+
+        Call with the profile's key lock held. ``PreconditionFailed`` if a create found a profile.
+        """
+        region = subject.home_region
+        key = profile_key(subject.id)
+        intent = await self.audit.record(
+            "subject.write-intent",
+            {"subject": subject.id, "region": region, "by": dict(by), "object": key, "sha256": sha256_hex(body), "replaces": replaces, "act": act},
+        )
+        seq = int(intent["seq"])
+        store = self.stores[region]
+        await self._in_store(seq, lambda: self._op(region, "put", lambda: store.put(key, body, metadata, if_absent=create)))
+        return seq
+
     async def _register_new(self, caller: Caller, subject: Subject) -> bool:
         """Store a new subject's signed profile; False if one appeared meanwhile in the same region."""
         await self._claim_home(subject.id, subject.home_region)
-        store = self.stores[subject.home_region]
         body, metadata = self._signed_profile(subject)
-        try:
-            await self._op(subject.home_region, "put", lambda: store.put(profile_key(subject.id), body, metadata, if_absent=True))
-        except PreconditionFailed:
-            return False
         digest = sha256_hex(body)
-        await self.audit.record("subject.registered", {"subject": subject.id, "region": subject.home_region, "by": _who(caller), "profile_sha256": digest})
+        async with self.key_locks.hold(f"{subject.home_region}/{profile_key(subject.id)}"):
+            try:
+                intent = await self._write_profile(subject, body, metadata, by=_who(caller), act="registered", replaces=None, create=True)
+            except PreconditionFailed:
+                return False
+            await self._outcome(
+                "subject.registered",
+                {"subject": subject.id, "region": subject.home_region, "by": _who(caller), "profile_sha256": digest, "intent": intent},
+                subject.home_region,
+            )
         self._profiles[subject.id] = Profile(subject, digest)
         return True
 
@@ -319,15 +496,14 @@ class RecordService:
         body, metadata = self._signed_profile(subject)
         digest = sha256_hex(body)
         changed = not existing.verified or old != subject
-        if changed:
-            store = self.stores[subject.home_region]
-            await self._op(subject.home_region, "put", lambda: store.put(profile_key(subject.id), body, metadata))
-        else:
-            digest = existing.sha256
-        await self.audit.record(
-            "subject.changed",
-            {**_read_entry(caller, old, decision, facts, profile_sha256=None), "new_profile_sha256": digest, "changed": changed},
-        )
+        entry = {**_read_entry(caller, old, decision, facts, profile_sha256=None), "changed": changed}
+        if not changed:
+            await self.audit.record("subject.changed", {**entry, "new_profile_sha256": existing.sha256})
+            self._profiles[subject.id] = Profile(subject, existing.sha256)
+            return
+        async with self.key_locks.hold(f"{subject.home_region}/{profile_key(subject.id)}"):
+            intent = await self._write_profile(subject, body, metadata, by=_who(caller), act="changed", replaces=existing.sha256)
+            await self._outcome("subject.changed", {**entry, "new_profile_sha256": digest, "intent": intent}, subject.home_region)
         self._profiles[subject.id] = Profile(subject, digest)
 
     async def resign_profile(self, subject_id: str, *, by: str) -> bool:
@@ -352,19 +528,23 @@ class RecordService:
         subject = self.parse_subject(subject_id, {k: v for k, v in data.items() if k in SUBJECT_FIELDS} | {"home_region": region})
         await self._claim_home(subject_id, region)
         body, metadata = self._signed_profile(subject)
-        await self._op(region, "put", lambda: self.stores[region].put(profile_key(subject_id), body, metadata))
         digest = sha256_hex(body)
-        await self.audit.record(
-            "subject.resigned",
-            {
-                "subject": subject_id,
-                "region": region,
-                "by": {"principal": by, "role": "operator"},
-                "reason": found.violation.code if found.violation else "",
-                "old_profile_sha256": found.sha256,
-                "new_profile_sha256": digest,
-            },
-        )
+        operator = {"principal": by, "role": "operator"}
+        async with self.key_locks.hold(f"{region}/{profile_key(subject_id)}"):
+            intent = await self._write_profile(subject, body, metadata, by=operator, act="resigned", replaces=found.sha256 or None)
+            await self._outcome(
+                "subject.resigned",
+                {
+                    "subject": subject_id,
+                    "region": region,
+                    "by": operator,
+                    "reason": found.violation.code if found.violation else "",
+                    "old_profile_sha256": found.sha256,
+                    "new_profile_sha256": digest,
+                    "intent": intent,
+                },
+                region,
+            )
         self._profiles[subject_id] = Profile(subject, digest)
         return True
 
@@ -460,7 +640,14 @@ class RecordService:
 
     # --- records -------------------------------------------------------------
 
-    async def put_record(self, caller: Caller, subject_id: str, key: str, category: str | None, body: bytes) -> tuple[ResidencyTag, bool]:
+    async def put_record(
+        self, caller: Caller, subject_id: str, key: str, category: str | None, body: bytes, *, precondition: Precondition = NO_PRECONDITION
+    ) -> tuple[ResidencyTag, bool]:
+        """Store a record in the subject's home region: (its tag, whether this write created it).
+
+        Decided first, then written as the module docstring says: intent, a put
+        over the version the intent names, outcome.
+        """
         _require_service(caller)
         _check_key(key)
         if category is None:
@@ -470,45 +657,115 @@ class RecordService:
         if len(body) > self.config.limits.max_record_bytes:
             raise PayloadTooLarge(f"record is {len(body)} bytes; the limit is {self.config.limits.max_record_bytes}")
         # decided before anything about the record is looked at: a refused caller learns nothing of it
-        profile, _ = await self._governed(caller, subject_id, "record.write", {"key": key})
+        profile, decision = await self._governed(caller, subject_id, "record.write", {"key": key})
         subject = profile.subject
         region = self.config.regions[subject.home_region]
         store = self.stores[region.id]
         tag, metadata = self._tagged(region.id, subject.id, key, category, body)
         object_key = record_key(subject.id, key)
-        try:
-            await self._op(region.id, "head", lambda: store.head(object_key))
-            created = False
-        except ObjectNotFound:
-            created = True
-        await self._op(region.id, "put", lambda: store.put(object_key, body, metadata))
-        await self.audit.record(
-            "record.written",
-            {
-                "subject": subject.id,
-                "key": key,
-                "region": region.id,
-                "category": category,
-                "sha256": tag.sha256,
-                "size": tag.size,
-                "by": _who(caller),
-                "profile_sha256": profile.sha256,
-            },
+        about = _read_entry(
+            caller, subject, decision, {"key": key, "category": category, "sha256": tag.sha256, "size": tag.size}, profile_sha256=profile.sha256
         )
-        return tag, created
+        async with self.key_locks.hold(f"{region.id}/{object_key}"):
+            for attempt in range(WRITE_TRIES):
+                current = await self._current(caller, subject, key)
+                await self._require(precondition, current, caller, subject, decision, profile, key, "record.write")
+                replaces = None if current is None else current.sha256
+                intent = int((await self.audit.record("record.write-intent", {**about, "object": object_key, "replaces": replaces}))["seq"])
+                if current is None:
+                    put = functools.partial(store.put, object_key, body, metadata, if_absent=True)
+                else:
+                    put = functools.partial(store.put, object_key, body, metadata, if_match=current.etag)
+                try:
+                    await self._in_store(intent, functools.partial(self._op, region.id, "put", put))
+                except PreconditionFailed:  # another process wrote the key meanwhile: start again from its version
+                    await _pause(attempt)
+                    continue
+                written = {
+                    "subject": subject.id,
+                    "key": key,
+                    "region": region.id,
+                    "category": category,
+                    "sha256": tag.sha256,
+                    "size": tag.size,
+                    "by": _who(caller),
+                    "profile_sha256": profile.sha256,
+                    "replaces": replaces,
+                    "intent": intent,
+                }
+                await self._outcome("record.written", written, region.id)
+                return tag, current is None
+        raise _conflict(key)
 
-    async def delete_record(self, caller: Caller, subject_id: str, key: str) -> None:
+    async def delete_record(self, caller: Caller, subject_id: str, key: str, *, precondition: Precondition = NO_PRECONDITION) -> None:
         """Erase a record, under the same residency decision as a read; a legal hold refuses it (409 `legal-hold`)."""
         _require_service(caller)
         _check_key(key)
         profile, decision = await self._governed(caller, subject_id, "record.delete", {"key": key})
         subject = profile.subject
-        store = self.stores[subject.home_region]
+        region = subject.home_region
+        store = self.stores[region]
+        object_key = record_key(subject.id, key)
+        async with self.key_locks.hold(f"{region}/{object_key}"):
+            for attempt in range(WRITE_TRIES):
+                current = await self._current(caller, subject, key)
+                await self._require(precondition, current, caller, subject, decision, profile, key, "record.delete")
+                if current is None:
+                    raise RecordNotFound(f"subject `{subject.id}` has no record `{key}`")
+                entry = _read_entry(caller, subject, decision, {"key": key}, profile_sha256=profile.sha256)
+                intent = int((await self.audit.record("record.delete-intent", {**entry, "object": object_key, "replaces": current.sha256}))["seq"])
+                delete = functools.partial(store.delete, object_key, if_match=current.etag)
+                try:
+                    await self._in_store(intent, functools.partial(self._op, region, "delete", delete))
+                except (PreconditionFailed, ObjectNotFound):  # changed or deleted meanwhile by another process: look again
+                    await _pause(attempt)
+                    continue
+                await self._outcome("record.deleted", {**entry, "intent": intent}, region)
+                return
+        raise _conflict(key)
+
+    async def _current(self, caller: Caller, subject: Subject, key: str) -> Version | None:
+        """The record's stored version (None: there is none). A record whose stored header is unreadable is a
+        residency violation, as on a read: it cannot be said which version a write would replace."""
+        region = subject.home_region
+        store = self.stores[region]
+        object_key = record_key(subject.id, key)
         try:
-            await self._op(subject.home_region, "delete", lambda: store.delete(record_key(subject.id, key)))
+            info = await self._op(region, "head", lambda: store.head(object_key))
+            try:
+                return Version(info.etag, self.check_head(info, region=region, subject=subject.id, key=key).sha256)
+            except TagViolation:  # a damaged record: name the body it holds, whatever its tag says
+                obj = await self._op(region, "get", lambda: store.get(object_key))
+                return Version(obj.etag, sha256_hex(obj.body))
         except ObjectNotFound:
-            raise RecordNotFound(f"subject `{subject.id}` has no record `{key}`") from None
-        await self.audit.record("record.deleted", _read_entry(caller, subject, decision, {"key": key}, profile_sha256=profile.sha256))
+            return None
+        except ObjectCorrupt:
+            raise await self._violation(caller, subject, key, region, corrupt_record(key, region)) from None
+
+    async def _require(
+        self,
+        precondition: Precondition,
+        current: Version | None,
+        caller: Caller,
+        subject: Subject,
+        decision: ResidencyDecision,
+        profile: Profile,
+        key: str,
+        kind: str,
+    ) -> None:
+        """412 (ledgered) unless the request's conditions hold for the record's current version."""
+        sha256 = None if current is None else current.sha256
+        if precondition.holds(sha256):
+            return
+        await self.audit.record(
+            "record.precondition-failed",
+            _read_entry(caller, subject, decision, {"key": key, "act": kind, "current": sha256}, profile_sha256=profile.sha256),
+        )
+        state = "does not exist" if sha256 is None else "exists" if precondition.if_none_match else "is at another version"
+        raise RecordPreconditionFailed(
+            f"record `{key}` {state}, so the request's `If-Match` / `If-None-Match` does not hold; read it again and retry with its current `ETag`",
+            etag=None if sha256 is None else f'"{sha256}"',
+        )
 
     def decide_read(self, caller: Caller, subject: Subject) -> ResidencyDecision:
         assert caller.region and caller.service and caller.purpose
@@ -648,6 +905,18 @@ class RecordService:
             "service.list", _read_entry(caller, subject, decision, {"count": len(metas), "skipped": skipped}, profile_sha256=profile.sha256)
         )
         return Listing(metas, decision, skipped)
+
+
+async def _pause(attempt: int) -> None:
+    """A random wait before a write that lost a race tries again, so two processes' writers do not keep colliding."""
+    await asyncio.sleep(random.uniform(0, RETRY_PAUSE * 2**attempt))
+
+
+def _conflict(key: str) -> Conflict:
+    return Conflict(
+        f"record `{key}` was changed by other writers {WRITE_TRIES} times while this request tried to write it; retry the request",
+        code="write-conflict",
+    )
 
 
 def _who(caller: Caller) -> dict[str, Any]:

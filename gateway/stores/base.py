@@ -20,6 +20,23 @@ Rules every adapter keeps:
 - An object the store holds but cannot read back as an object (the file
   store's header is unreadable) is ``ObjectCorrupt``: a fact about that one
   object, not a failure of the store.
+
+Versions and compare-and-swap. Every object carries an ``etag``: an opaque
+version token that ``put`` returns and ``head`` and ``get`` report. It changes
+whenever a put changes the object's body (S3: the ETag as S3 returns it, an MD5
+of the body for a single-part put, so putting the very same bytes again may
+keep it; the file store and the memory store: a new token on every put). A
+caller compares etags only for equality and never parses them.
+``put(..., if_match=etag)`` and ``delete(key, if_match=etag)`` act only if the
+object exists now with that etag, checked and done as one step, atomic against
+every other writer of the store (other processes and replicas included): else
+``PreconditionFailed``, and nothing changes. ``if_absent`` is the create-only
+counterpart. A put with ``if_match`` on a missing object is
+``PreconditionFailed``; a delete with ``if_match`` on a missing object is
+``ObjectNotFound``, like any delete of a missing key. So a read-modify-write
+(head, then ``put(if_match=...)`` or ``put(if_absent=True)``, retried on
+``PreconditionFailed``) never loses a concurrent writer's update: records use
+it, and so can any shared state (cases, approvals) kept in a store.
 """
 
 from __future__ import annotations
@@ -60,6 +77,7 @@ class ObjectInfo:
     size: int
     metadata: Mapping[str, str] = field(default_factory=dict)
     legal_hold: bool = False
+    etag: str = ""  # the object's version token (see the module docstring)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +86,19 @@ class StoredObject:
     body: bytes
     metadata: Mapping[str, str] = field(default_factory=dict)
     legal_hold: bool = False
+    etag: str = ""  # the object's version token (see the module docstring)
 
 
 @runtime_checkable
 class RecordStore(Protocol):
     region: str
 
-    async def put(self, key: str, body: bytes, metadata: Mapping[str, str], *, if_absent: bool = False) -> None:
-        """Store atomically. ``if_absent``: fail with ``PreconditionFailed`` if the key exists."""
+    async def put(self, key: str, body: bytes, metadata: Mapping[str, str], *, if_absent: bool = False, if_match: str | None = None) -> str:
+        """Store atomically and return the new object's etag.
+
+        ``if_absent``: ``PreconditionFailed`` if the key exists. ``if_match``:
+        ``PreconditionFailed`` unless the key exists now with that etag.
+        """
         ...
 
     async def get(self, key: str) -> StoredObject:
@@ -100,8 +123,11 @@ class RecordStore(Protocol):
         """Keys starting with ``prefix`` (a ``/``-terminated folder or empty), sorted."""
         ...
 
-    async def delete(self, key: str) -> None:
-        """Remove; ``ObjectLocked`` under a legal hold; deleting a missing key is ``ObjectNotFound``."""
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Remove; ``ObjectLocked`` under a legal hold; deleting a missing key is ``ObjectNotFound``.
+
+        ``if_match``: ``PreconditionFailed`` (nothing removed) unless the object's etag is that now.
+        """
         ...
 
     async def set_legal_hold(self, key: str, on: bool) -> None:
@@ -125,6 +151,14 @@ def validate_key(key: str) -> str:
     if not _KEY.fullmatch(key) or ".." in key:
         raise InvalidRequest(f"object key `{key}` must be `/`-separated identifiers", code="invalid-key")
     return key
+
+
+def validate_conditions(if_absent: bool, if_match: str | None) -> None:
+    """A put is create-only or replace-only, not both."""
+    if if_absent and if_match is not None:
+        raise InvalidRequest("a put takes `if_absent` or `if_match`, not both", code="invalid-precondition")
+    if if_match is not None and (not isinstance(if_match, str) or not if_match):
+        raise InvalidRequest("`if_match` must be a non-empty etag", code="invalid-precondition")
 
 
 def validate_prefix(prefix: str) -> str:

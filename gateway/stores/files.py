@@ -2,8 +2,8 @@
 
 Layout under ``root``::
 
-    objects/<key path>   one file per object: ``GWOBJ1\\n``, the metadata as one
-                         line of JSON, then the raw body
+    objects/<key path>   one file per object: ``GWOBJ1\\n``, the metadata and the
+                         object's version as one line of JSON, then the raw body
     holds/<key path>     an (empty) marker file while a legal hold is placed
     tmp/                 temp files, on the same filesystem as ``objects/``
     .lock                ``flock``-ed by every mutation while it checks and acts
@@ -57,6 +57,19 @@ How it keeps the port's rules:
   Set ``inline_read_bytes`` (in the region's ``store`` in regions.toml) to 0
   where the folder is on a slow or network file system.
 
+Versions (the port's etag): each put writes a new random version token
+(128 bits from ``uuid4``) into the new file's header line, and returns it;
+``head`` and ``get`` read it back from the header they read anyway. A token
+is never reused, unlike a file's inode number (which the file system hands
+out again once the replaced file is gone) or its mtime (coarse on some file
+systems, so two puts of one size could share all three), so a stale token can
+never match a later version. ``put(if_match=...)`` and ``delete(if_match=...)``
+read the current file's token under the store's ``flock`` and act, or refuse,
+before releasing it: the same lock every writer takes, in this process or
+another, so the comparison and the act are one step. An object written by a
+release that kept no versions has a token made of its file's inode, mtime_ns
+and size; its next put gives it a random one, which no such token equals.
+
 One limit S3 does not have: a key cannot also be the folder of other keys
 (``a`` and ``a/b``), because ``objects/a`` cannot be both a file and a
 directory; such a put is a ``Conflict`` (``key-conflict``).
@@ -75,6 +88,7 @@ import os
 import stat
 import tempfile
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -88,6 +102,7 @@ from gateway.stores.base import (
     ObjectNotFound,
     PreconditionFailed,
     StoredObject,
+    validate_conditions,
     validate_key,
     validate_metadata,
     validate_prefix,
@@ -146,10 +161,11 @@ class FileStore:
 
     # --- the port --------------------------------------------------------------
 
-    async def put(self, key: str, body: bytes, metadata: Mapping[str, str], *, if_absent: bool = False) -> None:
+    async def put(self, key: str, body: bytes, metadata: Mapping[str, str], *, if_absent: bool = False, if_match: str | None = None) -> str:
         validate_key(key)
         clean = validate_metadata(metadata)
-        await self._run("put", key, lambda: self._put_sync(key, bytes(body), clean, if_absent))
+        validate_conditions(if_absent, if_match)
+        return await self._run("put", key, lambda: self._put_sync(key, bytes(body), clean, if_absent, if_match))
 
     async def get(self, key: str) -> StoredObject:
         validate_key(key)
@@ -174,9 +190,9 @@ class FileStore:
         most = INLINE_LIST_ENTRIES if prefix else 0  # the whole store is listed in a thread
         return await self._read("list", None, lambda inline: self._list_sync(prefix, most if inline else None))
 
-    async def delete(self, key: str) -> None:
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
         validate_key(key)
-        await self._run("delete", key, lambda: self._delete_sync(key))
+        await self._run("delete", key, lambda: self._delete_sync(key, if_match))
 
     async def set_legal_hold(self, key: str, on: bool) -> None:
         validate_key(key)
@@ -276,7 +292,7 @@ class FileStore:
 
     # --- operations, blocking: put, delete and holds in a worker thread; reads where ``_read`` says --------
 
-    def _put_sync(self, key: str, body: bytes, metadata: dict[str, str], if_absent: bool) -> None:
+    def _put_sync(self, key: str, body: bytes, metadata: dict[str, str], if_absent: bool, if_match: str | None) -> str:
         """Store ``body`` at ``key``; return only once the object is durable.
 
         The store's lock is held only for the checks and the link or rename, so a
@@ -289,9 +305,10 @@ class FileStore:
            (see 6) and refuse; if it has gone meanwhile, write it after all.
         3. Outside the lock, the slow part: write the header and body to a new temp
            file and fsync it; our ``flock`` on it keeps a cleaner from removing it.
-        4. Under the lock: check the hold and the key again, make the folders, open
-           the target's folder, and link the temp file into place (``if_absent``:
-           fails atomically if the key exists) or rename it there.
+        4. Under the lock: check the hold and the key again (``if_match``: the
+           current object's version), make the folders, open the target's folder,
+           and link the temp file into place (``if_absent``: fails atomically if the
+           key exists) or rename it there.
         5. After the lock, fsync the folder through the descriptor opened under it:
            the folder we linked into even if a delete has pruned it since.
         6. That late fsync is safe: readers take no lock and could always see an
@@ -300,8 +317,10 @@ class FileStore:
            unlink, set_legal_hold fsyncs the object's folder before it writes the
            marker, and a refused ``if_absent`` put (2, 7) fsyncs the folder before it
            refuses, so a caller that takes the refusal as "someone else wrote it"
-           (the notice sweep then deletes its pending notice) can rely on that object.
-        7. An ``if_absent`` link that found the key is refused now, after that fsync.
+           (the notice sweep then deletes its pending notice) can rely on that object;
+           a refused ``if_match`` put likewise.
+        7. An ``if_absent`` link that found the key, or an ``if_match`` that found
+           another version, is refused now, after that fsync.
         8. Remove the temp name if it is still ours, and close the temp file (its ``flock`` goes with it).
         """
         target = self._objects / key
@@ -315,10 +334,11 @@ class FileStore:
                 _fsync_and_close(folder)
                 raise self._exists(key)
             os.close(folder)
-        header = MAGIC + json.dumps({"metadata": metadata}, separators=(",", ":"), sort_keys=True).encode("ascii") + b"\n"
+        version = uuid.uuid4().hex
+        header = MAGIC + json.dumps({"metadata": metadata, "version": version}, separators=(",", ":"), sort_keys=True).encode("ascii") + b"\n"
         fd, temp = self._new_temp()  # (3)
         temp_named = True  # ``temp`` still names our file, and we remove it when done
-        refused = False
+        refused: PreconditionFailed | None = None
         try:
             with open(fd, "wb", closefd=False) as out:
                 out.write(header)
@@ -327,11 +347,13 @@ class FileStore:
             with self._locked():  # (4)
                 folder = self._checked_folder(key, target)
                 try:
-                    if if_absent:
+                    if if_match is not None and self._etag_sync(key) != if_match:
+                        refused = self._not_at(key, if_match)
+                    elif if_absent:
                         try:
                             os.link(temp, target)
                         except FileExistsError:
-                            refused = True
+                            refused = self._exists(key)
                     else:
                         os.replace(temp, target)
                         temp_named = False
@@ -339,8 +361,9 @@ class FileStore:
                     os.close(folder)
                     raise
             _fsync_and_close(folder)  # (5), safe by (6)
-            if refused:  # (7)
-                raise self._exists(key)
+            if refused is not None:  # (7)
+                raise refused
+            return _etag(version)
         finally:
             try:  # (8)
                 if temp_named:
@@ -383,7 +406,8 @@ class FileStore:
         if read is None:
             return None
         header, body = read
-        return StoredObject(key, body, self._parse_header(key, header), self._is_held(key))
+        metadata, version = self._parse_header(key, header)
+        return StoredObject(key, body, metadata, self._is_held(key), _etag(version) if version else self._stat_etag(key))
 
     def _bodies_sync(self, keys: Sequence[str], inline: bool) -> builtins.list[bytes] | None:
         """The bodies of ``keys`` in order, their headers checked for the magic and an end, not parsed (a
@@ -439,12 +463,28 @@ class FileStore:
         """The object's size and metadata from one read of at most its header."""
         fd = self._open_file(key)
         try:
-            size = self._file_size(key, fd)
+            st = os.fstat(fd)
+            size = self._file_size(key, fd, st)
             data = _pread_exactly(fd, min(size, len(MAGIC) + MAX_HEADER), 0)
         finally:
             os.close(fd)
         start = self._body_start(key, data)
-        return ObjectInfo(key, size - start, self._parse_header(key, data[len(MAGIC) : start]), self._is_held(key))
+        metadata, version = self._parse_header(key, data[len(MAGIC) : start])
+        return ObjectInfo(key, size - start, metadata, self._is_held(key), _etag(version) if version else _stat_etag(st))
+
+    def _etag_sync(self, key: str) -> str | None:
+        """The current object's etag (None if there is none): under the lock, for ``if_match``."""
+        try:
+            return self._head_sync(key).etag
+        except ObjectNotFound:
+            return None
+
+    def _stat_etag(self, key: str) -> str:
+        """The etag of an object written without a version (by an earlier release): see the module docstring."""
+        try:
+            return _stat_etag(os.stat(f"{self._objects_dir}/{key}"))
+        except (FileNotFoundError, NotADirectoryError):
+            raise self._not_found(key) from None
 
     def _list_sync(self, prefix: str, most: int | None) -> builtins.list[str] | None:
         """The keys under ``prefix``, sorted (files whose names are not keys left out). With ``most``: None
@@ -468,13 +508,15 @@ class FileStore:
                 continue  # a missing prefix, or a folder a delete pruned meanwhile
         return sorted(keys)
 
-    def _delete_sync(self, key: str) -> None:
+    def _delete_sync(self, key: str, if_match: str | None) -> None:
         target = self._objects / key
         with self._locked():
             if not target.is_file():
                 raise self._not_found(key)
             if self._is_held(key):
                 raise self._held(key)
+            if if_match is not None and self._etag_sync(key) != if_match:
+                raise self._not_at(key, if_match)
             target.unlink()
             _fsync_dir(target.parent)
             _prune(target.parent, self._objects)
@@ -521,8 +563,8 @@ class FileStore:
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise self._not_found(key) from None
 
-    def _file_size(self, key: str, fd: int) -> int:
-        st = os.fstat(fd)
+    def _file_size(self, key: str, fd: int, st: os.stat_result | None = None) -> int:
+        st = st or os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):  # a folder of other keys, not an object
             raise self._not_found(key)
         return st.st_size
@@ -539,15 +581,19 @@ class FileStore:
         start = self._body_start(key, data)
         return data[len(MAGIC) : start], data[start:]
 
-    def _parse_header(self, key: str, line: bytes) -> dict[str, str]:
+    def _parse_header(self, key: str, line: bytes) -> tuple[dict[str, str], str | None]:
+        """The metadata and the version (None: written by a release that kept none) in a header line."""
         try:
             header = json.loads(line)
             metadata = header["metadata"]
             if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
                 raise ValueError("metadata is not a map of strings")
-        except (ValueError, KeyError, TypeError) as exc:
+            version = header.get("version")
+            if version is not None and not isinstance(version, str):
+                raise ValueError("version is not text")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise self._corrupt(key, exc) from exc
-        return metadata
+        return metadata, version
 
     def _corrupt(self, key: str, cause: Exception) -> ObjectCorrupt:
         error = ObjectCorrupt(
@@ -573,6 +619,9 @@ class FileStore:
     def _exists(self, key: str) -> PreconditionFailed:
         return PreconditionFailed(f"object `{key}` already exists in `{self.region}`")
 
+    def _not_at(self, key: str, etag: str) -> PreconditionFailed:
+        return PreconditionFailed(f"object `{key}` in `{self.region}` is not at version {etag}")
+
     def _not_found(self, key: str) -> ObjectNotFound:
         return ObjectNotFound(f"object `{key}` does not exist in `{self.region}`")
 
@@ -581,6 +630,14 @@ class FileStore:
             f"object `{key}` cannot be stored in the file store of `{self.region}`: a key cannot also be a folder of other keys",
             code="key-conflict",
         )
+
+
+def _etag(version: str) -> str:
+    return f'"{version}"'
+
+
+def _stat_etag(st: os.stat_result) -> str:
+    return f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'
 
 
 def _pread_exactly(fd: int, size: int, offset: int) -> bytes:

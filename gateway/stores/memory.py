@@ -2,7 +2,8 @@
 
 Same validation and semantics as ``FileStore`` and ``S3Store`` (it passes the
 same contract suite), no I/O. Every method completes without awaiting
-anything, so check-then-act (legal hold, ``if_absent``) is atomic on the loop.
+anything, so check-then-act (legal hold, ``if_absent``, ``if_match``) is
+atomic on the loop. An etag is a counter, new on every put.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from gateway.stores.base import (
     ObjectNotFound,
     PreconditionFailed,
     StoredObject,
+    validate_conditions,
     validate_key,
     validate_metadata,
     validate_prefix,
@@ -26,6 +28,7 @@ from gateway.stores.base import (
 class _Entry:
     body: bytes
     metadata: Mapping[str, str]
+    etag: str
 
 
 class MemoryStore:
@@ -35,19 +38,26 @@ class MemoryStore:
         self.region = region
         self._objects: dict[str, _Entry] = {}
         self._holds: set[str] = set()
+        self._puts = 0
 
-    async def put(self, key: str, body: bytes, metadata: Mapping[str, str], *, if_absent: bool = False) -> None:
+    async def put(self, key: str, body: bytes, metadata: Mapping[str, str], *, if_absent: bool = False, if_match: str | None = None) -> str:
         validate_key(key)
         clean = validate_metadata(metadata)
+        validate_conditions(if_absent, if_match)
         if key in self._holds:
             raise ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
         if if_absent and key in self._objects:
             raise PreconditionFailed(f"object `{key}` already exists in `{self.region}`")
-        self._objects[key] = _Entry(bytes(body), clean)
+        if if_match is not None:
+            self._require(key, if_match)
+        self._puts += 1
+        etag = f'"m{self._puts}"'
+        self._objects[key] = _Entry(bytes(body), clean, etag)
+        return etag
 
     async def get(self, key: str) -> StoredObject:
         entry = self._entry(validate_key(key))
-        return StoredObject(key, entry.body, dict(entry.metadata), key in self._holds)
+        return StoredObject(key, entry.body, dict(entry.metadata), key in self._holds, entry.etag)
 
     async def get_bodies(self, keys: Sequence[str]) -> list[bytes]:
         for key in keys:
@@ -56,16 +66,18 @@ class MemoryStore:
 
     async def head(self, key: str) -> ObjectInfo:
         entry = self._entry(validate_key(key))
-        return ObjectInfo(key, len(entry.body), dict(entry.metadata), key in self._holds)
+        return ObjectInfo(key, len(entry.body), dict(entry.metadata), key in self._holds, entry.etag)
 
     async def list(self, prefix: str) -> list[str]:
         validate_prefix(prefix)
         return sorted(k for k in self._objects if k.startswith(prefix))
 
-    async def delete(self, key: str) -> None:
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
         self._entry(validate_key(key))
         if key in self._holds:
             raise ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
+        if if_match is not None:
+            self._require(key, if_match)
         del self._objects[key]
 
     async def set_legal_hold(self, key: str, on: bool) -> None:
@@ -80,6 +92,11 @@ class MemoryStore:
 
     async def close(self) -> None:
         return None
+
+    def _require(self, key: str, etag: str) -> None:
+        entry = self._objects.get(key)
+        if entry is None or entry.etag != etag:
+            raise PreconditionFailed(f"object `{key}` in `{self.region}` is not at version {etag}")
 
     def _entry(self, key: str) -> _Entry:
         try:

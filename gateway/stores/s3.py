@@ -22,7 +22,16 @@ How it keeps the port's rules:
   and only the first 10 such entries in name order are; the rest stay in the
   metadata alone, which remains the source of truth.
 - ``if_absent`` is a conditional write (``If-None-Match: *``), atomic on the
-  server.
+  server. The etag is S3's ETag, quotes included; ``if_match`` is a
+  conditional write (``put_object(IfMatch=...)``) or delete
+  (``delete_object(IfMatch=...)``), also atomic on the server: a stale etag is
+  412, and a put whose key has gone is 404 ``NoSuchKey``, both
+  ``PreconditionFailed`` here. S3's ETag of a single-part put is the MD5 of the
+  body, so a put of the very same bytes keeps it: a compare-and-swap against it
+  compares contents, which is what the gateway's records need (a record names
+  the SHA-256 of its body). The hold check before a put or delete (below) reads
+  the etag too and refuses a stale one early, but the server's check is the one
+  that counts.
 - Legal holds are S3 Object Lock legal holds on the current version; the bucket
   must have Object Lock enabled (``object_lock = true`` creates it so), or
   placing a hold is ``StoreError`` ``object-lock-unavailable``. Object Lock
@@ -55,6 +64,7 @@ from gateway.stores.base import (
     ObjectNotFound,
     PreconditionFailed,
     StoredObject,
+    validate_conditions,
     validate_key,
     validate_metadata,
     validate_prefix,
@@ -136,25 +146,35 @@ class S3Store:
 
     # --- the port ----------------------------------------------------------------
 
-    async def put(self, key: str, body: bytes, metadata: Mapping[str, str], *, if_absent: bool = False) -> None:
+    async def put(self, key: str, body: bytes, metadata: Mapping[str, str], *, if_absent: bool = False, if_match: str | None = None) -> str:
         validate_key(key)
         clean = validate_metadata(metadata)
+        validate_conditions(if_absent, if_match)
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": bytes(body), "Metadata": clean}
         tags = residency_tags(clean)
         if tags:
             params["Tagging"] = urlencode(tags)
         if if_absent:
             params["IfNoneMatch"] = "*"
+        if if_match is not None:
+            params["IfMatch"] = if_match
         try:
             info = await self.head(key)
         except ObjectNotFound:
-            pass
+            if if_match is not None:
+                raise self._not_at(key, if_match) from None
         else:
             if info.legal_hold:
                 raise ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
             if if_absent:
                 raise PreconditionFailed(f"object `{key}` already exists in `{self.region}`")
-        await self._call("put", key, lambda c: c.put_object(**params))
+            if if_match is not None and info.etag != if_match:
+                raise self._not_at(key, if_match)
+        try:
+            answer = await self._call("put", key, lambda c: c.put_object(**params))
+        except ObjectNotFound:  # IfMatch on a key deleted meanwhile
+            raise self._not_at(key, if_match or "") from None
+        return str(answer.get("ETag", ""))
 
     async def get(self, key: str) -> StoredObject:
         validate_key(key)
@@ -163,7 +183,7 @@ class S3Store:
             answer = client.get_object(Bucket=self.bucket, Key=key)
             with answer["Body"] as stream:
                 body = stream.read()
-            return StoredObject(key, body, dict(answer.get("Metadata", {})), _held(answer))
+            return StoredObject(key, body, dict(answer.get("Metadata", {})), _held(answer), str(answer.get("ETag", "")))
 
         return await self._call("get", key, fetch)
 
@@ -177,7 +197,7 @@ class S3Store:
     async def head(self, key: str) -> ObjectInfo:
         validate_key(key)
         answer = await self._call("head", key, lambda c: c.head_object(Bucket=self.bucket, Key=key))
-        return ObjectInfo(key, int(answer.get("ContentLength", 0)), dict(answer.get("Metadata", {})), _held(answer))
+        return ObjectInfo(key, int(answer.get("ContentLength", 0)), dict(answer.get("Metadata", {})), _held(answer), str(answer.get("ETag", "")))
 
     async def list(self, prefix: str) -> list[str]:
         validate_prefix(prefix)
@@ -190,11 +210,16 @@ class S3Store:
 
         return await self._call("list", None, collect)
 
-    async def delete(self, key: str) -> None:
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
         info = await self.head(key)  # validates the key; ObjectNotFound if missing
         if info.legal_hold:
             raise ObjectLocked(f"object `{key}` in `{self.region}` is under a legal hold")
-        await self._call("delete", key, lambda c: c.delete_object(Bucket=self.bucket, Key=key))
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if if_match is not None:
+            if info.etag != if_match:
+                raise self._not_at(key, if_match)
+            params["IfMatch"] = if_match
+        await self._call("delete", key, lambda c: c.delete_object(**params))
 
     async def set_legal_hold(self, key: str, on: bool) -> None:
         validate_key(key)
@@ -248,12 +273,17 @@ class S3Store:
         if key is not None and (code in NOT_FOUND or (status == 404 and code != "NoSuchBucket")):
             return ObjectNotFound(f"object `{key}` does not exist in `{self.region}`")
         if code == "PreconditionFailed" or status == 412:
+            if operation == "put" or operation == "delete":
+                return PreconditionFailed(f"object `{key}` in `{self.region}` does not meet the condition of the write (it exists, or is at another version)")
             return PreconditionFailed(f"object `{key}` already exists in `{self.region}`")
         if code == "NoSuchBucket" or (key is None and status == 404):
             return self._unavailable(operation, key, f"bucket `{self.bucket}` does not exist")
         if code in ("AccessDenied", "403") or status == 403:
             return self._unavailable(operation, key, f"access to bucket `{self.bucket}` is denied")
         return self._unavailable(operation, key, describe(exc))
+
+    def _not_at(self, key: str, etag: str) -> PreconditionFailed:
+        return PreconditionFailed(f"object `{key}` in `{self.region}` is not at version {etag}")
 
     def _unavailable(self, operation: str, key: str | None, why: str) -> StoreError:
         what = f" `{key}`" if key else ""

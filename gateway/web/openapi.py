@@ -20,6 +20,30 @@ def _problems(*statuses: int) -> dict[str, Any]:
 SUBJECT_PATH = {"name": "subject", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}}
 KEY_PATH = {"name": "key", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}}
 
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": 'act only if the record exists and its `ETag` (`"<sha256 of the body>"`) is one of these; `*`: if it exists',
+}
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "enum": ["*"]},
+    "description": "`*`: create only, never overwrite",
+}
+ETAG_HEADER = {"ETag": {"description": 'the SHA-256 of the record\'s body, quoted: `"<sha256>"`', "schema": {"type": "string"}}}
+PRECONDITION_FAILED = {
+    "412": {
+        "description": "`precondition-failed`: the record's current version does not meet `If-Match` / `If-None-Match`; "
+        "its `ETag` header is the current one, if the record exists",
+        "headers": ETAG_HEADER,
+        **PROBLEM,
+    }
+}
+
 CASE_PATH = {"name": "case", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^case-[0-9a-f]{16}$"}}
 ORDER_PATH = {"name": "order", "in": "path", "required": True, "schema": {"type": "string"}}
 AUTHORITY_QUERY = {
@@ -95,22 +119,40 @@ SPEC: dict[str, Any] = {
         "/v1/subjects/{subject}/records/{key}": {
             "put": {
                 "summary": "Store a record in the subject's home region",
-                "parameters": [SUBJECT_PATH, KEY_PATH, {"name": "category", "in": "query", "required": True, "schema": {"type": "string"}}],
+                "description": "The write's intent is in the audit ledger before the store is touched: a 503 `ledger-unavailable` means "
+                "nothing was stored. 201 is answered once per creation; concurrent writers of one key are applied one at a time; "
+                "409 `write-conflict` when other gateways kept changing the key (retry).",
+                "parameters": [
+                    SUBJECT_PATH,
+                    KEY_PATH,
+                    {"name": "category", "in": "query", "required": True, "schema": {"type": "string"}},
+                    IF_MATCH,
+                    IF_NONE_MATCH,
+                ],
                 "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-                "responses": {"200": {"description": "overwritten"}, "201": {"description": "stored"}, **_problems(400, 401, 403, 404, 409, 413, 503)},
+                "responses": {
+                    "200": {"description": "overwritten", "headers": ETAG_HEADER},
+                    "201": {"description": "stored", "headers": ETAG_HEADER},
+                    **_problems(400, 401, 403, 404, 409, 413, 451, 503),
+                    **PRECONDITION_FAILED,
+                },
             },
             "get": {
                 "summary": "Read a record if residency allows",
                 "parameters": [SUBJECT_PATH, KEY_PATH],
                 "responses": {
-                    "200": {"description": "the record", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                    "200": {
+                        "description": "the record",
+                        "headers": ETAG_HEADER,
+                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                    },
                     **_problems(401, 403, 404, 451, 503),
                 },
             },
             "delete": {
                 "summary": "Erase a record (refused with 409 `legal-hold` while a legal hold is on it)",
-                "parameters": [SUBJECT_PATH, KEY_PATH],
-                "responses": {"204": {"description": "erased"}, **_problems(401, 403, 404, 409, 451, 503)},
+                "parameters": [SUBJECT_PATH, KEY_PATH, IF_MATCH],
+                "responses": {"204": {"description": "erased"}, **_problems(400, 401, 403, 404, 409, 451, 503), **PRECONDITION_FAILED},
             },
         },
         "/v1/subjects/{subject}/records": {

@@ -3,14 +3,57 @@
 from __future__ import annotations
 
 import json
+import re
 
 from aiohttp import web
 
 from gateway.errors import InvalidRequest, PayloadTooLarge
+from gateway.services.records import Precondition, RecordPreconditionFailed
 from gateway.web.auth import authenticate
+from gateway.web.problem import problem
 from gateway.web.state import STATE_KEY
 
 routes = web.RouteTableDef()
+
+# an entity tag (RFC 9110 section 8.8.3): optionally weak, a quoted string of visible characters but `"`
+_ETAG = re.compile(r'\s*((?:W/)?"[\x21\x23-\x7e]*")\s*(?:,|\Z)')
+
+
+def _etags(name: str, value: str) -> frozenset[str]:
+    """The SHA-256 values named by an `If-Match` header: `*`, or a list of entity tags (weak ones never match)."""
+    if value.strip() == "*":
+        return frozenset({"*"})
+    tags: set[str] = set()
+    at = 0
+    while at < len(value):
+        found = _ETAG.match(value, at)
+        if found is None or found.end() == at:
+            raise InvalidRequest(f'header `{name}` must be `*` or a list of quoted entity tags such as `"<sha256>"`', code="invalid-precondition")
+        tag = found.group(1)
+        if not tag.startswith("W/"):
+            tags.add(tag[1:-1])
+        at = found.end()
+    if not value.strip():
+        raise InvalidRequest(f"header `{name}` is empty; send `*` or a quoted entity tag", code="invalid-precondition")
+    return frozenset(tags)
+
+
+def _precondition(request: web.Request, *, create_only: bool) -> Precondition:
+    """The request's `If-Match` and (``create_only``: PUT) `If-None-Match: *`; 400 `invalid-precondition` if malformed."""
+    if_match = request.headers.get("If-Match")
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None and (not create_only or if_none_match.strip() != "*"):
+        allowed = "only `If-None-Match: *` (create only)" if create_only else "no `If-None-Match`"
+        raise InvalidRequest(f"this request accepts {allowed}", code="invalid-precondition")
+    return Precondition(if_match=None if if_match is None else _etags("If-Match", if_match), if_none_match=if_none_match is not None)
+
+
+def _precondition_failed(request: web.Request, error: RecordPreconditionFailed) -> web.Response:
+    """412, with the record's current `ETag` when it has one (the caller may read it: the decision came first)."""
+    response = problem(request, 412, error.code, error.message)
+    if error.etag is not None:
+        response.headers["ETag"] = error.etag
+    return response
 
 
 async def _json_body(request: web.Request) -> object:
@@ -38,11 +81,15 @@ async def put_record(request: web.Request) -> web.Response:
     limit = rt.config.limits.max_record_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"record is {request.content_length} bytes; the limit is {limit}")
+    precondition = _precondition(request, create_only=True)
     body = await request.read()
-    tag, created = await rt.records.put_record(
-        caller, request.match_info["subject"], request.match_info["key"], request.query.get("category"), body
-    )
-    return web.json_response({"tag": tag.claims()}, status=201 if created else 200)
+    try:
+        tag, created = await rt.records.put_record(
+            caller, request.match_info["subject"], request.match_info["key"], request.query.get("category"), body, precondition=precondition
+        )
+    except RecordPreconditionFailed as error:
+        return _precondition_failed(request, error)
+    return web.json_response({"tag": tag.claims()}, status=201 if created else 200, headers={"ETag": f'"{tag.sha256}"'})
 
 
 @routes.get("/v1/subjects/{subject}/records/{key}")
@@ -67,7 +114,11 @@ async def get_record(request: web.Request) -> web.Response:
 @routes.delete("/v1/subjects/{subject}/records/{key}")
 async def delete_record(request: web.Request) -> web.Response:
     caller = authenticate(request, "service")
-    await request.app[STATE_KEY].rt.records.delete_record(caller, request.match_info["subject"], request.match_info["key"])
+    precondition = _precondition(request, create_only=False)
+    try:
+        await request.app[STATE_KEY].rt.records.delete_record(caller, request.match_info["subject"], request.match_info["key"], precondition=precondition)
+    except RecordPreconditionFailed as error:
+        return _precondition_failed(request, error)
     return web.Response(status=204)
 
 

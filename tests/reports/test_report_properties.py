@@ -43,6 +43,11 @@ KINDS_WRITTEN = frozenset(
         "subject.changed",  # an existing subject's facts changed (or a change refused)
         "subject.resigned",  # an operator signed a stored profile that failed verification
         "record.written",
+        "record.write-intent",  # a write's intent, ledgered before the store is touched
+        "record.delete-intent",
+        "subject.write-intent",
+        "record.write-failed",  # an intent that did not take effect
+        "record.precondition-failed",  # a conditional write whose If-Match / If-None-Match did not hold
         "record.write",  # a write refused by the residency decision
         "record.deleted",
         "record.delete",  # a delete refused by the residency decision
@@ -77,6 +82,15 @@ WRITTEN_BY_HAND = [
     {"kind": "ledger.checkpoint", "data": {"covers": 41, "head": "cd" * 32, "signature": "ef" * 32}},
     {"kind": "residency.violation", "data": {"subject": "alice", "key": "mail-1", "region": "us-east-1", "reason": "tag-missing", "by": "crm"}},
     {"kind": "record.delete", "data": {"by": "analytics", "subject": "aoife", "region": "eu-west-1", "outcome": "refuse", "reasons": [], "key": "k"}},
+    {
+        "kind": "record.delete-intent",
+        "data": {"by": "crm", "subject": "aoife", "region": "eu-west-1", "outcome": "allow", "reasons": [], "key": "k", "replaces": "ab" * 32},
+    },
+    {"kind": "record.write-failed", "data": {"intent": 12, "code": "write-conflict"}},
+    {
+        "kind": "record.precondition-failed",
+        "data": {"by": "crm", "subject": "aoife", "region": "eu-west-1", "outcome": "allow", "reasons": [], "key": "k", "current": None},
+    },
     {"kind": "hold.released", "data": {"region": "ap-southeast-2", "subject": "subject-3", "key": "mail-1"}},
     {
         "kind": "package.withheld",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gateway.errors import InvalidRequest
@@ -227,3 +229,83 @@ async def test_metadata_at_the_size_limit_roundtrips(store: RecordStore) -> None
 async def test_the_store_reports_its_region(store: RecordStore) -> None:
     assert store.region == "eu-west-1"
     assert isinstance(store, RecordStore)
+
+
+# --- versions and compare-and-swap -------------------------------------------------
+
+
+async def test_a_put_returns_the_etag_that_head_and_get_report(store: RecordStore) -> None:
+    etag = await store.put(KEY, b"hello", META)
+    assert etag and (await store.head(KEY)).etag == etag == (await store.get(KEY)).etag
+
+
+async def test_an_overwrite_with_another_body_changes_the_etag(store: RecordStore) -> None:
+    first = await store.put(KEY, b"first", META)
+    second = await store.put(KEY, b"second", META)
+    assert first != second
+
+
+async def test_a_put_matching_the_current_etag_replaces_the_object(store: RecordStore) -> None:
+    etag = await store.put(KEY, b"first", META)
+    new = await store.put(KEY, b"second", META, if_match=etag)
+    obj = await store.get(KEY)
+    assert (obj.body, obj.etag) == (b"second", new)
+
+
+async def test_a_put_with_a_stale_etag_fails_and_keeps_the_current_object(store: RecordStore) -> None:
+    stale = await store.put(KEY, b"first", META)
+    current = await store.put(KEY, b"second", META)
+    with pytest.raises(PreconditionFailed):
+        await store.put(KEY, b"third", {}, if_match=stale)
+    obj = await store.get(KEY)
+    assert (obj.body, obj.etag) == (b"second", current)
+
+
+async def test_a_put_with_an_etag_on_a_missing_object_fails_and_stores_nothing(store: RecordStore) -> None:
+    etag = await store.put(KEY, b"first", META)
+    await store.delete(KEY)
+    with pytest.raises(PreconditionFailed):
+        await store.put(KEY, b"second", META, if_match=etag)
+    with pytest.raises(ObjectNotFound):
+        await store.head(KEY)
+
+
+async def test_only_one_of_two_puts_matching_the_same_etag_succeeds(store: RecordStore) -> None:
+    etag = await store.put(KEY, b"first", META)
+    results = await asyncio.gather(*(store.put(KEY, body, META, if_match=etag) for body in (b"left", b"right")), return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["PreconditionFailed", "str"]
+    won = next(r for r in results if isinstance(r, str))
+    assert (await store.head(KEY)).etag == won
+
+
+async def test_a_put_may_not_be_both_create_only_and_conditional_on_an_etag(store: RecordStore) -> None:
+    with pytest.raises(InvalidRequest):
+        await store.put(KEY, b"x", META, if_absent=True, if_match='"x"')
+
+
+async def test_a_delete_with_a_stale_etag_fails_and_keeps_the_object(store: RecordStore) -> None:
+    stale = await store.put(KEY, b"first", META)
+    await store.put(KEY, b"second", META)
+    with pytest.raises(PreconditionFailed):
+        await store.delete(KEY, if_match=stale)
+    assert (await store.get(KEY)).body == b"second"
+
+
+async def test_a_delete_matching_the_current_etag_removes_the_object(store: RecordStore) -> None:
+    etag = await store.put(KEY, b"first", META)
+    await store.delete(KEY, if_match=etag)
+    with pytest.raises(ObjectNotFound):
+        await store.head(KEY)
+
+
+async def test_a_conditional_delete_of_a_missing_object_is_not_found(store: RecordStore) -> None:
+    with pytest.raises(ObjectNotFound):
+        await store.delete(KEY, if_match='"x"')
+
+
+async def test_a_legal_hold_blocks_a_put_that_matches_the_etag(store: RecordStore) -> None:
+    etag = await store.put(KEY, b"first", META)
+    await store.set_legal_hold(KEY, True)
+    with pytest.raises(ObjectLocked):
+        await store.put(KEY, b"second", META, if_match=etag)
+    assert (await store.get(KEY)).body == b"first"

@@ -33,9 +33,26 @@ async def store(tmp_path: Path) -> FileStore:
 
 
 async def test_an_object_is_one_file_under_objects_at_its_key_path(store: FileStore) -> None:
-    await store.put(KEY, b"hello", {"residency-region": "eu-west-1"})
+    etag = await store.put(KEY, b"hello", {"residency-region": "eu-west-1"})
     raw = (store.root / "objects" / KEY).read_bytes()
-    assert raw == b'GWOBJ1\n{"metadata":{"residency-region":"eu-west-1"}}\nhello'
+    version = etag.strip('"').encode()
+    assert raw == b'GWOBJ1\n{"metadata":{"residency-region":"eu-west-1"},"version":"' + version + b'"}\nhello'
+
+
+async def test_an_object_written_without_a_version_can_still_be_replaced_on_its_etag(store: FileStore) -> None:
+    await store.put(KEY, b"x", {})
+    (store.root / "objects" / KEY).write_bytes(b'GWOBJ1\n{"metadata":{}}\nold')
+    etag = (await store.head(KEY)).etag
+    assert (await store.get(KEY)).etag == etag
+    await store.put(KEY, b"new", {}, if_match=etag)
+    assert (await store.get(KEY)).body == b"new"
+
+
+async def test_a_put_refused_on_its_etag_leaves_no_temp_file(store: FileStore) -> None:
+    await store.put(KEY, b"x", {})
+    with pytest.raises(PreconditionFailed):
+        await store.put(KEY, b"y", {}, if_match='"stale"')
+    assert list((store.root / "tmp").iterdir()) == []
 
 
 async def test_a_legal_hold_is_a_marker_under_holds(store: FileStore) -> None:
