@@ -11,10 +11,15 @@ says so in the ledger with one ``record.reconciled`` entry per open intent:
 - a write whose object holds the intent's SHA-256: ``written``; absent or other
   bytes: ``not-written``;
 - a delete whose object is gone: ``deleted``; still there: ``not-deleted``;
-- an intent a later entry for the same object overtook: ``superseded``. That is
-  a later successful outcome (written, deleted, reconciled as such), found
-  without reading the store, or a later intent that the stored object shows took
-  effect (the object holds its bytes, or is gone after its delete).
+- a later intent for the same object that names what it found there
+  (``replaces``) says so without the store: a write whose bytes a later intent
+  replaces was ``written``; a delete followed by an intent that found the
+  object absent (``replaces: null``) ``deleted``;
+- otherwise an intent a later entry for the same object overtook:
+  ``superseded``. That is a later successful outcome (written, deleted,
+  reconciled as such), found without reading the store, or a later intent that
+  the stored object shows took effect (the object holds its bytes, or is gone
+  after its delete).
 
 Only intents older than ``wait`` (``[audit] reconcile_after_seconds``) count:
 a younger one may belong to a writer still running, in this process or in
@@ -58,6 +63,7 @@ DELETE_INTENTS = frozenset({"record.delete-intent"})
 # outcomes after which the object holds what their intent said
 SUCCESSES = frozenset({"record.written", "record.deleted", "subject.registered", "subject.changed", "subject.resigned"})
 RESULTS = ("written", "not-written", "deleted", "not-deleted", "superseded")
+UNKNOWN = object()  # an intent that does not say what it replaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,7 @@ class Intent:
     object: str
     delete: bool
     sha256: str | None  # what a write will store; None for a delete
+    replaces: str | object | None = UNKNOWN  # the SHA-256 it found there (None: absent); UNKNOWN if the intent does not say
 
     @property
     def target(self) -> tuple[str, str]:
@@ -94,6 +101,7 @@ class IntentReader:
     path: Path
     open: dict[int, Intent] = field(default_factory=dict)
     superseded: set[int] = field(default_factory=set)  # open intents a later success for the same object overtook
+    evidence: dict[int, str] = field(default_factory=dict)  # open intents a later intent's `replaces` shows took effect
     _offset: int = 0
     _seq: int = 0
     _hash: str | None = None
@@ -142,6 +150,7 @@ class IntentReader:
     def _reset(self) -> None:
         self.open.clear()
         self.superseded.clear()
+        self.evidence.clear()
         self._offset, self._seq, self._hash, self._inode = 0, 0, None, None
 
     def _take(self, entry: Mapping[str, Any]) -> None:
@@ -151,6 +160,7 @@ class IntentReader:
         if kind in WRITE_INTENTS or kind in DELETE_INTENTS:
             intent = _intent(seq, entry.get("time"), kind in DELETE_INTENTS, data)
             if intent is not None:
+                self._found(intent)
                 self.open[seq] = intent
             else:
                 log.warning("a write intent in the ledger is malformed; it cannot be reconciled", extra={"audit_seq": seq})
@@ -160,16 +170,30 @@ class IntentReader:
             return
         intent = self.open.pop(closed, None)
         self.superseded.discard(closed)
+        self.evidence.pop(closed, None)
         success = kind in SUCCESSES or (kind == RECONCILED and data.get("result") in ("written", "deleted"))
         if intent is not None and success:
             for other in self.open.values():
                 if other.target == intent.target and other.seq < intent.seq:
                     self.superseded.add(other.seq)
 
+    def _found(self, later: Intent) -> None:
+        """What ``later``'s ``replaces`` (what it found stored) shows of the open intents before it for its object."""
+        if later.replaces is UNKNOWN:
+            return
+        for other in self.open.values():
+            if other.target != later.target:
+                continue
+            if not other.delete and later.replaces == other.sha256:
+                self.evidence[other.seq] = "written"
+            elif other.delete and later.replaces is None:
+                self.evidence[other.seq] = "deleted"
+
     def close(self, seq: int) -> None:
         """Forget an intent this process has just reconciled (the next scan reads its entry too)."""
         self.open.pop(seq, None)
         self.superseded.discard(seq)
+        self.evidence.pop(seq, None)
 
 
 def _intent(seq: int, time: Any, delete: bool, data: Mapping[str, Any]) -> Intent | None:
@@ -182,7 +206,10 @@ def _intent(seq: int, time: Any, delete: bool, data: Mapping[str, Any]) -> Inten
         at = datetime.fromisoformat(time)
     except ValueError:
         return None
-    return Intent(seq, at, region, obj, delete, None if delete else digest)
+    replaces = data.get("replaces", UNKNOWN)
+    if replaces is not UNKNOWN and replaces is not None and not isinstance(replaces, str):
+        replaces = UNKNOWN
+    return Intent(seq, at, region, obj, delete, None if delete else digest, replaces)
 
 
 _ABSENT = object()
@@ -201,8 +228,9 @@ class Reconciler:
     async def run_once(self) -> PassReport:
         """One pass: reconcile every open intent older than the wait whose region answers.
 
-        (1) read what was appended since the last pass; (2) settle intents a later
-        success overtook, without the store; (3) read each remaining object once
+        (1) read what was appended since the last pass; (2) settle, without the
+        store, intents a later intent's ``replaces`` shows took effect, then those a
+        later success overtook; (3) read each remaining object once
         (a region that fails a read is not asked again this pass) and decide;
         (4) read the ledger again and record only the intents still open, so an
         intent another replica has just settled is not settled twice.
@@ -215,11 +243,15 @@ class Reconciler:
         decided: list[tuple[Intent, str]] = []
         unreachable = 0
         # (2)
-        decided += [(i, "superseded") for i in due if i.seq in self.reader.superseded]
+        for intent in due:
+            if intent.seq in self.reader.evidence:
+                decided.append((intent, self.reader.evidence[intent.seq]))
+            elif intent.seq in self.reader.superseded:
+                decided.append((intent, "superseded"))
         # (3)
         by_target: dict[tuple[str, str], list[Intent]] = {}
         for intent in due:
-            if intent.seq not in self.reader.superseded:
+            if intent.seq not in self.reader.evidence and intent.seq not in self.reader.superseded:
                 by_target.setdefault(intent.target, []).append(intent)
         down: set[str] = set()
         for target, intents in by_target.items():

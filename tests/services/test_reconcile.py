@@ -243,3 +243,23 @@ async def test_an_intent_another_replica_settles_while_the_store_is_read_is_not_
     world.later()
     await reconciler.run_once()
     assert await world.reconciled() == [other]
+
+
+async def test_an_open_write_whose_bytes_a_later_intent_replaces_is_written_without_reading_the_store(world: World) -> None:
+    first = await world.write_intent(b"v1")
+    second = await world.write_intent(b"v2", replaces=sha256_hex(b"v1"))
+    await world.written(second, b"v2")
+    world.store.down = True  # the later intent found v1 stored: the ledger alone says so
+    world.later()
+    await world.reconciler.run_once()
+    assert [(r["intent"], r["result"]) for r in await world.reconciled()] == [(first, "written")]
+
+
+async def test_an_open_delete_followed_by_a_write_that_found_nothing_is_deleted_without_reading_the_store(world: World) -> None:
+    first = await world.delete_intent(sha256_hex(b"v0"))
+    second = await world.write_intent(b"v1", replaces=None)
+    await world.written(second, b"v1")
+    world.store.down = True
+    world.later()
+    await world.reconciler.run_once()
+    assert [(r["intent"], r["result"]) for r in await world.reconciled()] == [(first, "deleted")]
