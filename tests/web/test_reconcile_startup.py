@@ -1,4 +1,4 @@
-"""The served app reconciles write intents left open by a process that died, as it starts."""
+"""The served app reconciles write intents left open: by a process that died, as it starts; by a failed outcome append, on a later pass."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from prometheus_client import CollectorRegistry
 from gateway.audit import FileLedger, read_entries
 from gateway.canonical import sha256_hex
 from gateway.web.app import create_app
-from tests.orders_support import prepare_authorities
-from tests.support import FrozenClock, make_env
+from tests.orders_support import ledger_entries, prepare_authorities
+from tests.support import Env, FrozenClock, make_env
+from tests.web.test_write_audit import DUBLIN_CRM, _put, _register, outcomes_failing
 
 OBJECT = "subjects/aoife/records/mail-1"
 
@@ -42,3 +43,15 @@ async def test_the_app_reconciles_an_intent_left_open_by_a_killed_process_when_i
             break
         await asyncio.sleep(0.01)
     assert reconciled == [{"intent": seq, "object": OBJECT, "region": "eu-west-1", "result": "not-written"}]
+
+
+async def test_a_write_acknowledged_without_its_outcome_entry_is_reconciled_as_written(client: TestClient, env: Env, runtime) -> None:
+    await _register(client, env)
+    with outcomes_failing(runtime, "record.written"):
+        assert (await _put(client, env, "mail-1", b"kept")).status == 201  # stored; its intent is durable
+    [intent] = ledger_entries(env, "record.write-intent")
+    env.clock.advance(seconds=runtime.config.audit.reconcile_after_seconds + 1)
+    await runtime.reconciler.run_once()
+    [reconciled] = ledger_entries(env, "record.reconciled")
+    assert (reconciled["data"]["intent"], reconciled["data"]["result"]) == (intent["seq"], "written")
+    assert (await client.get("/v1/subjects/aoife/records/mail-1", headers=env.service(*DUBLIN_CRM))).status == 200
