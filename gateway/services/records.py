@@ -34,7 +34,11 @@ tries again from the current version, up to ``WRITE_TRIES`` times (then 409
 ``write-conflict``). So ``201 Created`` is answered exactly once per creation,
 and every ``record.written`` names the version it replaced: following
 ``replaces`` from a key's creation gives the version it holds, even where two
-processes' outcome entries reached the ledger in the other order.
+processes' outcome entries reached the ledger in the other order. A
+subject's profile is changed or re-signed only over the version the change
+was decided on: where another process changed it meanwhile, the cached facts
+are dropped and the change is 409 ``write-conflict`` (a retry decides on the
+current facts).
 
 Conditional requests (``If-Match``, ``If-None-Match: *``) are evaluated
 against the same current version, after the residency decision; a mismatch is
@@ -447,12 +451,14 @@ class RecordService:
             )
 
     async def _write_profile(
-        self, subject: Subject, body: bytes, metadata: Mapping[str, str], *, by: Mapping[str, Any], act: str, replaces: str | None, create: bool = False
+        self, subject: Subject, body: bytes, metadata: Mapping[str, str], *, by: Mapping[str, Any], act: str, over: Version | None
     ) -> int:
-        """The intent of a profile write, then the put (create-only when it replaces nothing); the intent's seq.
+        """The intent of a profile write, then the put over version ``over`` (create-only when None); the intent's seq.
 
-        Call with the profile's key lock held. ``PreconditionFailed`` if a create found a profile.
+        Call with the profile's key lock held. ``PreconditionFailed`` if the stored profile is not ``over`` (or,
+        for a create, exists) any more.
         """
+        replaces = None if over is None else over.sha256
         region = subject.home_region
         key = profile_key(subject.id)
         intent = await self.audit.record(
@@ -461,8 +467,28 @@ class RecordService:
         )
         seq = int(intent["seq"])
         store = self.stores[region]
-        await self._in_store(seq, lambda: self._op(region, "put", lambda: store.put(key, body, metadata, if_absent=create)))
+        if over is None:
+            put = functools.partial(store.put, key, body, metadata, if_absent=True)
+        else:
+            put = functools.partial(store.put, key, body, metadata, if_match=over.etag)
+        await self._in_store(seq, functools.partial(self._op, region, "put", put))
         return seq
+
+    async def _profile_over(self, subject_id: str, region: str, sha256: str) -> Version:
+        """The stored profile's version, which must be the one (``sha256``) a change was decided on; else the cached
+        facts are stale (another process changed them): the cache entry is dropped and the change is 409 ``write-conflict``."""
+        store = self.stores[region]
+        try:
+            obj = await self._op(region, "get", lambda: store.get(profile_key(subject_id)))
+        except ObjectNotFound:
+            obj = None
+        if obj is None or sha256_hex(obj.body) != sha256:
+            raise self._profile_conflict(subject_id)
+        return Version(obj.etag, sha256)
+
+    def _profile_conflict(self, subject_id: str) -> Conflict:
+        self._profiles.pop(subject_id, None)
+        return Conflict(f"the facts of subject `{subject_id}` were changed by another request meanwhile; retry the request", code="write-conflict")
 
     async def _register_new(self, caller: Caller, subject: Subject) -> bool:
         """Store a new subject's signed profile; False if one appeared meanwhile in the same region."""
@@ -471,7 +497,7 @@ class RecordService:
         digest = sha256_hex(body)
         async with self.key_locks.hold(f"{subject.home_region}/{profile_key(subject.id)}"):
             try:
-                intent = await self._write_profile(subject, body, metadata, by=_who(caller), act="registered", replaces=None, create=True)
+                intent = await self._write_profile(subject, body, metadata, by=_who(caller), act="registered", over=None)
             except PreconditionFailed:
                 return False
             await self._outcome(
@@ -502,7 +528,11 @@ class RecordService:
             self._profiles[subject.id] = Profile(subject, existing.sha256)
             return
         async with self.key_locks.hold(f"{subject.home_region}/{profile_key(subject.id)}"):
-            intent = await self._write_profile(subject, body, metadata, by=_who(caller), act="changed", replaces=existing.sha256)
+            over = await self._profile_over(subject.id, subject.home_region, existing.sha256)
+            try:
+                intent = await self._write_profile(subject, body, metadata, by=_who(caller), act="changed", over=over)
+            except PreconditionFailed:
+                raise self._profile_conflict(subject.id) from None
             await self._outcome("subject.changed", {**entry, "new_profile_sha256": digest, "intent": intent}, subject.home_region)
         self._profiles[subject.id] = Profile(subject, digest)
 
@@ -531,7 +561,11 @@ class RecordService:
         digest = sha256_hex(body)
         operator = {"principal": by, "role": "operator"}
         async with self.key_locks.hold(f"{region}/{profile_key(subject_id)}"):
-            intent = await self._write_profile(subject, body, metadata, by=operator, act="resigned", replaces=found.sha256 or None)
+            over = Version(stored.etag, sha256_hex(stored.body))
+            try:
+                intent = await self._write_profile(subject, body, metadata, by=operator, act="resigned", over=over)
+            except PreconditionFailed:
+                raise self._profile_conflict(subject_id) from None
             await self._outcome(
                 "subject.resigned",
                 {

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+
 import boto3
 import pytest
 
@@ -56,3 +59,19 @@ async def test_an_object_copied_into_another_regions_bucket_is_refused_and_count
     assert caught.value.details["reasons"][0]["code"] == "tag-region-mismatch"
     sample = metrics.registry.get_sample_value("gateway_residency_violations_total", {"region": "us-east-1", "reason": "tag-region-mismatch"})
     assert sample == 1
+
+
+async def test_two_replicas_racing_writes_of_one_key_over_s3_create_it_once_and_the_ledger_names_the_stored_version(s3_setup) -> None:
+    service, stores, _, ledger = s3_setup
+    await service.register_subject(WRITER, AOIFE)
+    other = replica(service)
+    bodies = [f"body {i}".encode() for i in range(8)]
+    results = await asyncio.gather(*((service, other)[i % 2].put_record(WRITER, "aoife", "race", "content", body) for i, body in enumerate(bodies)))
+    assert sorted(created for _, created in results) == [False] * 7 + [True]
+    written = [e["data"] for e in await ledger.entries() if e["kind"] == "record.written"]
+    successor = {w["replaces"]: w["sha256"] for w in written}
+    version = None
+    while version in successor:
+        version = successor[version]
+    stored = await stores["eu-west-1"].get(record_key("aoife", "race"))
+    assert len(successor) == len(written) == 8 and version == hashlib.sha256(stored.body).hexdigest()
