@@ -362,6 +362,30 @@ def cmd_package_verify(args: argparse.Namespace) -> int:
     return EXIT_FAILURE
 
 
+def cmd_audit_reconcile(args: argparse.Namespace) -> int:
+    """One reconcile pass over write intents without an outcome; exit 1 if any old enough stayed open (its region could not be read)."""
+    from gateway.runtime import Runtime
+
+    async def run() -> Any:
+        rt = await Runtime.open(_settings(args, init_keys=False))
+        try:
+            assert rt.reconciler is not None
+            return await rt.reconciler.run_once()
+        finally:
+            await rt.close()
+
+    report = asyncio.run(run())
+    data = {"reconciled": dict(report.reconciled), "unreachable": report.unreachable, "waiting": report.waiting}
+    results = ", ".join(f"{count} {result}" for result, count in sorted(report.reconciled.items())) or "none"
+    _emit(
+        args,
+        f"reconciled {report.total} intents ({results}); {report.unreachable} left open (region unreadable); "
+        f"{report.waiting} younger than reconcile_after_seconds",
+        data,
+    )
+    return EXIT_FAILURE if report.unreachable else EXIT_OK
+
+
 def cmd_subjects_resign(args: argparse.Namespace) -> int:
     """Sign stored subject profiles that carry no valid tag, as they stand; each act is ledgered."""
     from gateway.runtime import Runtime
@@ -626,6 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ledger", type=Path, help="ledger file (default: DATA_DIR/ledger/ledger.jsonl)")
     p.add_argument("--key", type=Path, help="the provider's public key (default: from the config's identity.provider_key)")
     p.add_argument("--remote", action="store_true", help="also compare the segments uploaded to the `[audit] export` bucket")
+
+    command("reconcile", "settle write intents without an outcome against the stores, once; exit 1 if a region could not be read", cmd_audit_reconcile, audit)
 
     report = sub.add_parser("report", help="reports").add_subparsers(dest="report_command", required=True, metavar="ACTION")
     p = report.add_parser("transparency", help="requests per issuing country and half-year", conflict_handler="resolve")

@@ -55,6 +55,7 @@ class Limits:
 EXPORT_MODES = ("COMPLIANCE", "GOVERNANCE")
 CHECKPOINT_EVERY = 1000
 CHECKPOINT_SECONDS = 300
+RECONCILE_AFTER_SECONDS = 30  # see regions.toml: well above the longest a write can take (store deadlines + the ledger)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class AuditSettings:
     checkpoint_every: int = CHECKPOINT_EVERY
     checkpoint_seconds: int = CHECKPOINT_SECONDS
     export: AuditExport | None = None
+    reconcile_after_seconds: int = RECONCILE_AFTER_SECONDS  # an intent this old without an outcome is reconciled against its store
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,6 +394,9 @@ def _parse_audit(r: TableReader | None, findings: list[Finding]) -> AuditSetting
     seconds = r.get("checkpoint_seconds", int, required=False, default=CHECKPOINT_SECONDS)
     if seconds is not None and not 0 <= seconds <= 86400:
         findings.append(Finding(r.at("checkpoint_seconds"), "must be between 0 (by count only) and 86400 seconds"))
+    reconcile_after = r.get("reconcile_after_seconds", int, required=False, default=RECONCILE_AFTER_SECONDS)
+    if reconcile_after is not None and not 0 <= reconcile_after <= 86400:
+        findings.append(Finding(r.at("reconcile_after_seconds"), "must be between 0 and 86400 seconds"))
     export: AuditExport | None = None
     e = r.sub("export", required=False)
     if e is not None and e.ok:
@@ -420,6 +425,7 @@ def _parse_audit(r: TableReader | None, findings: list[Finding]) -> AuditSetting
         checkpoint_every=every or CHECKPOINT_EVERY,
         checkpoint_seconds=CHECKPOINT_SECONDS if seconds is None else seconds,
         export=export,
+        reconcile_after_seconds=RECONCILE_AFTER_SECONDS if reconcile_after is None else reconcile_after,
     )
 
 

@@ -58,6 +58,8 @@ SAFE_FIELDS = frozenset(
         "drain_seconds",
         "finished",
         "cancelled",
+        "intents_open",
+        "intents_waiting",
     }
 )
 

@@ -8,6 +8,7 @@ personal attribute. Times are seconds; moments are Unix timestamps in seconds.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -135,6 +136,18 @@ class GatewayMetrics:
         self.ledger_fsync_failures = Counter(
             "gateway_ledger_fsync_failures_total", "Audit ledger batches whose write or fsync failed.", registry=registry
         )
+        # --- write intents without an outcome (gateway.services.reconcile)
+        self.write_intents_open = Gauge(
+            "gateway_write_intents_open",
+            "Write intents older than reconcile_after_seconds still without an outcome after the last reconcile pass (their region could not be read).",
+            registry=registry,
+        )
+        self.write_intents_reconciled = Counter(
+            "gateway_write_intents_reconciled_total",
+            "Write intents without an outcome that a reconcile pass settled, by what the store showed.",
+            ["result"],
+            registry=registry,
+        )
 
     def _child(self, metric: Any, *values: str) -> Any:
         key = (id(metric), values)
@@ -168,6 +181,11 @@ class GatewayMetrics:
             self.ledger_fsync_seconds.observe(fsync_seconds)
         else:
             self.ledger_fsync_failures.inc()
+
+    def intents_reconciled(self, *, results: Mapping[str, int], open: int) -> None:
+        for result, count in results.items():
+            self.write_intents_reconciled.labels(result).inc(count)
+        self.write_intents_open.set(open)
 
     def order_decision(self, *, outcome: str, instrument: str, issuing_jurisdiction: str, data_region: str | None) -> None:
         self.order_decisions.labels(outcome, instrument, issuing_jurisdiction, data_region or NO_REGION).inc()

@@ -39,6 +39,7 @@ from gateway.services.cases import CaseService, ReviewSettings
 from gateway.services.intake import Intake, Trust
 from gateway.services.notices import NoticeService
 from gateway.services.orders import OrderService
+from gateway.services.reconcile import Reconciler
 from gateway.services.records import RecordService
 from gateway.services.sessions import ConsoleSessions
 from gateway.stores import RecordStore
@@ -69,6 +70,7 @@ class Settings:
     health_cache_seconds: float = 5.0  # /readyz and /metrics reuse a region's store check this long, so probes cannot overload a store
     # when the app closes, with [audit.export]: how long closing the open ledger segment and uploading it may take
     shutdown_export_seconds: float = 5.0
+    reconcile_seconds: float = 15.0  # how often the served app reconciles write intents without an outcome; 0: only at start-up
 
     @property
     def ledger_path(self) -> Path:
@@ -171,6 +173,7 @@ class Runtime:
     console_secret: bytes  # for console CSRF tokens
     sessions: ConsoleSessions  # legal console sign-ins, kept in the control store
     uploader: SegmentUploader | None = None  # closed ledger segments to the off-box bucket, if configured
+    reconciler: Reconciler | None = None  # intents without an outcome, settled against the stores (None: read-only)
 
     @classmethod
     async def open(cls, settings: Settings, metrics: GatewayMetrics | None = None, *, read_only: bool = False) -> Runtime:
@@ -226,6 +229,10 @@ class Runtime:
         intake = Intake(config=config, records=records, cases=cases, notices=notices, control=control, trust=trust, audit=audit, clock=settings.clock)
         orders = OrderService(intake, provider_key=keys.provider)
         sessions = ConsoleSessions(control=control, audit=audit, clock=settings.clock, max_age=timedelta(seconds=config.console.session_max_age_seconds))
+        reconciler = None
+        if isinstance(ledger, FileLedger):
+            wait = config.audit.reconcile_after_seconds
+            reconciler = Reconciler(ledger_path=ledger.path, stores=stores, audit=audit, clock=settings.clock, wait=wait)
         return cls(
             settings,
             config,
@@ -242,6 +249,7 @@ class Runtime:
             console_secret(keys.provider),
             sessions,
             uploader,
+            reconciler,
         )
 
     async def close(self, *, export_seconds: float = 0.0) -> None:

@@ -7,6 +7,7 @@ subject id, a record key, an order id or anything read from a record.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 
@@ -21,6 +22,10 @@ class Observer(Protocol):
 
     def ledger_batch(self, *, size: int, fsync_seconds: float, ok: bool) -> None:
         """One group commit of the ledger: ``size`` entries made durable by one fsync taking ``fsync_seconds``."""
+        ...
+
+    def intents_reconciled(self, *, results: Mapping[str, int], open: int) -> None:
+        """After a reconcile pass: intents settled by result, and those old enough but still open (their region could not be read)."""
         ...
 
     def order_decision(self, *, outcome: str, instrument: str, issuing_jurisdiction: str, data_region: str | None) -> None:
@@ -58,6 +63,9 @@ class NullObserver:
         pass
 
     def ledger_batch(self, *, size: int, fsync_seconds: float, ok: bool) -> None:
+        pass
+
+    def intents_reconciled(self, *, results: Mapping[str, int], open: int) -> None:
         pass
 
     def order_decision(self, *, outcome: str, instrument: str, issuing_jurisdiction: str, data_region: str | None) -> None:

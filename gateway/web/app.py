@@ -38,6 +38,35 @@ async def _sweep_forever(runtime: Runtime) -> None:
             log.exception("hold sweep failed; retrying in %ss", runtime.settings.sweep_seconds)
 
 
+async def _reconcile_forever(runtime: Runtime) -> None:
+    """Reconcile write intents without an outcome: once at start-up, then on a timer; a failed pass is retried next time.
+
+    In the background, so a region that cannot be read never holds up the start.
+    """
+    reconciler = runtime.reconciler
+    assert reconciler is not None
+    every = runtime.settings.reconcile_seconds
+    while True:
+        try:
+            await reconciler.run_once()
+        except Exception:
+            log.exception("reconcile pass failed; retrying in %ss", every)
+        if every <= 0:
+            return
+        await asyncio.sleep(every)
+
+
+async def reconcile(app: web.Application) -> AsyncIterator[None]:
+    """The background reconciler, for as long as the runtime is open."""
+    runtime = app[STATE_KEY].runtime
+    task = asyncio.create_task(_reconcile_forever(runtime), name="reconcile") if runtime is not None and runtime.reconciler is not None else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_app(settings: Settings, *, registry: CollectorRegistry | None = None) -> web.Application:
     # outermost first: the drain sees every request in flight; the request id binds every later log line;
     # the access line is written after the metrics
@@ -61,6 +90,7 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
         await runtime.close(export_seconds=settings.shutdown_export_seconds)
 
     app.cleanup_ctx.append(runtime_ctx)
+    app.cleanup_ctx.append(reconcile)  # write intents without an outcome, settled against the stores
     app.cleanup_ctx.append(ops.monitor)  # store health and case gauges on a timer, whether or not anything probes
     app.add_routes(records.routes)
     app.add_routes(orders.routes)

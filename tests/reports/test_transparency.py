@@ -152,3 +152,14 @@ def test_an_entry_skipped_for_any_of_its_fields_is_counted_nowhere() -> None:
     entry["data"]["authority"] = 5
     report = build_report([entry], *YEAR)
     assert (report.rows, [s.problem for s in report.skipped]) == ((), ["`authority` is not text"])
+
+
+def test_write_intents_and_their_reconciliation_leave_the_report_as_it_is() -> None:
+    orders = [decided("2026-08-01T00:00:00Z", "US", item("disclose"))]
+    noise = [
+        {"kind": "record.write-intent", "time": "2026-08-01T00:00:01Z", "data": {"subject": "s1", "key": "k", "region": "us-east-1", "object": "o"}},
+        {"kind": "record.delete-intent", "time": "2026-08-01T00:00:02Z", "data": {"subject": "s1", "key": "k", "region": "us-east-1", "object": "o"}},
+        {"kind": "record.write-failed", "time": "2026-08-01T00:00:03Z", "data": {"intent": 2, "code": "store-unavailable"}},
+        {"kind": "record.reconciled", "time": "2026-08-01T00:00:04Z", "data": {"intent": 1, "object": "o", "region": "us-east-1", "result": "written"}},
+    ]
+    assert build_report(orders + noise, *YEAR) == build_report(orders, *YEAR)
