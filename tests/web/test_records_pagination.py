@@ -85,3 +85,12 @@ async def test_a_record_written_after_a_page_was_served_still_shows_on_a_later_p
         seen += [r["key"] for r in page["records"]]
         cursor = page["next_cursor"]
     assert seen == [*KEYS, "rec-99"]
+
+
+async def test_the_openapi_document_describes_limit_cursor_and_next_cursor_on_both_lists(client: TestClient) -> None:
+    spec = await (await client.get("/openapi.json")).json()
+    for path in ("/v1/subjects/{subject}/records", "/v1/cases"):
+        operation = spec["paths"][path]["get"]
+        assert {"limit", "cursor"} <= {p["name"] for p in operation["parameters"]}, path
+        schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+        assert "next_cursor" in schema["required"], path
