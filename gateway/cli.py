@@ -645,6 +645,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("package", type=Path)
     p.add_argument("--key", type=Path, help="the provider's public key (default: from the config's identity.provider_key)")
 
+    from gateway.remote import add_commands
+
+    add_commands(sub, command)  # orders and cases, through a running gateway's HTTP API
+
     audit = sub.add_parser("audit", help="the audit ledger").add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     p = command("verify", "verify the ledger's chain, signed heads and checkpoints; exit 3 at the first broken or unsigned entry", cmd_audit_verify, audit)
     p.add_argument("--ledger", type=Path, help="ledger file (default: DATA_DIR/ledger/ledger.jsonl)")

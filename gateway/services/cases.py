@@ -80,6 +80,11 @@ def case_id_for(authority: str, order_id: str, subject: str, region: str) -> str
     return f"case-{digest[:16]}"
 
 
+def case_position(case: Mapping[str, Any]) -> tuple[bool, str, str]:
+    """Where a case sorts in the queue: active before closed, then soonest deadline (none last), then id."""
+    return (case["state"] not in ACTIVE, case["deadline"] or "9999", case["id"])
+
+
 def _case_key(case_id: str) -> str:
     return f"cases/{case_id}"
 
@@ -293,7 +298,21 @@ class CaseService:
             if instrument and case["instrument"] != instrument:
                 continue
             cases.append(case)
-        return sorted(cases, key=lambda c: (c["state"] not in ACTIVE, c["deadline"] or "9999", c["id"]))
+        return sorted(cases, key=case_position)
+
+    async def page(
+        self, *, after: tuple[bool, str, str] | None = None, limit: int = 100, **filters: str | None
+    ) -> tuple[list[dict[str, Any]], tuple[bool, str, str] | None]:
+        """One page of ``list``: up to ``limit`` cases after the position ``after``, and the position to ask from next (``None`` at the end).
+
+        Positions are ``case_position``s, so a page boundary stays put while cases come and go; a case whose
+        state or deadline changes between two pages moves in the order and may be seen twice or not at all.
+        """
+        cases = await self.list(**filters)
+        if after is not None:
+            cases = [c for c in cases if case_position(c) > after]
+        page = cases[:limit]
+        return page, case_position(page[-1]) if len(cases) > limit else None
 
     # --- acting on a case ---------------------------------------------------------
 

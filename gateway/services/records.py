@@ -239,11 +239,14 @@ def size_mismatch(key: str, size: int, tagged: int) -> TagViolation:
 
 @dataclass(frozen=True)
 class Listing:
-    """A subject's records that prove their residency, and how many others were skipped as violations."""
+    """A subject's records that prove their residency, and how many others were skipped as violations.
+
+    ``next_after`` is the last key of a page that has more after it (list again from there), else ``None``."""
 
     records: list[RecordMeta]
     decision: ResidencyDecision
     skipped: int
+    next_after: str | None = None
 
 
 @dataclass(frozen=True)
@@ -948,16 +951,25 @@ class RecordService:
         )
         return ReadResult(body=obj.body, meta=_meta(tag, obj.legal_hold), decision=decision, ledger_seq=int(entry.get("seq", 0)))
 
-    async def list_records(self, caller: Caller, subject_id: str) -> Listing:
-        """The metadata of the subject's records; a record that cannot prove its residency (an unreadable
-        header, a tag that fails, a size other than its tag's) is skipped as a violation, and counted in ``skipped``."""
+    async def list_records(self, caller: Caller, subject_id: str, *, after: str | None = None, limit: int | None = None) -> Listing:
+        """The metadata of the subject's records, by key; a record that cannot prove its residency (an unreadable
+        header, a tag that fails, a size other than its tag's) is skipped as a violation, and counted in ``skipped``.
+
+        With ``after`` and ``limit``, one page: the first ``limit`` keys after ``after`` (skipped ones included,
+        so a page may hold fewer records than ``limit``); only that page's records are read."""
         _require_service(caller)
         profile, decision = await self._governed(caller, subject_id, "service.list", {})
         subject = profile.subject
         region = subject.home_region
         store = self.stores[region]
         prefix = f"{subject_prefix(subject.id)}records/"
-        keys = await self._op(region, "list", lambda: store.list(prefix))
+        keys = sorted(await self._op(region, "list", lambda: store.list(prefix)))
+        if after is not None:
+            keys = [k for k in keys if k[len(prefix) :] > after]
+        next_after = None
+        if limit is not None and len(keys) > limit:
+            keys = keys[:limit]
+            next_after = keys[-1][len(prefix) :]
         limiter = asyncio.Semaphore(16)
 
         async def one(object_key: str) -> RecordMeta | TagViolation | None:
@@ -983,7 +995,7 @@ class RecordService:
         await self.audit.record(
             "service.list", _read_entry(caller, subject, decision, {"count": len(metas), "skipped": skipped}, profile_sha256=profile.sha256)
         )
-        return Listing(metas, decision, skipped)
+        return Listing(metas, decision, skipped, next_after)
 
 
 async def _pause(attempt: int) -> None:

@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.errors import Forbidden, InvalidRequest
 from gateway.web.auth import authenticate
 from gateway.web.bodies import json_body
+from gateway.web.pages import decode_cursor, encode_cursor, page_limit
 from gateway.web.state import STATE_KEY
 
 routes = web.RouteTableDef()
@@ -28,10 +29,22 @@ async def _json_object(request: web.Request, allowed: set[str]) -> dict[str, Any
 async def list_cases(request: web.Request) -> web.Response:
     authenticate(request, "legal")
     q = request.query
-    cases = await request.app[STATE_KEY].rt.cases.list(
-        state=q.get("state"), jurisdiction=q.get("jurisdiction"), region=q.get("region"), instrument=q.get("instrument")
+    limit = page_limit(q)
+    after = decode_cursor(q, "cases", _is_case_position)
+    cases, following = await request.app[STATE_KEY].rt.cases.page(
+        after=None if after is None else (after[0], after[1], after[2]),
+        limit=limit,
+        state=q.get("state"),
+        jurisdiction=q.get("jurisdiction"),
+        region=q.get("region"),
+        instrument=q.get("instrument"),
     )
-    return web.json_response({"cases": cases})
+    return web.json_response({"cases": cases, "next_cursor": None if following is None else encode_cursor("cases", list(following))})
+
+
+def _is_case_position(position: list[Any]) -> bool:
+    """``[closed, deadline, id]``, as ``case_position`` makes it."""
+    return len(position) == 3 and isinstance(position[0], bool) and isinstance(position[1], str) and isinstance(position[2], str)
 
 
 @routes.get("/v1/cases/{case}")

@@ -53,6 +53,27 @@ AUTHORITY_QUERY = {
     "schema": {"type": "string"},
     "description": "needed when two authorities used the same order id",
 }
+LIMIT_QUERY = {
+    "name": "limit",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    "description": "items per page; outside 1..1000 is 400 `invalid-request`",
+}
+CURSOR_QUERY = {
+    "name": "cursor",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 2048},
+    "description": "the `next_cursor` of the previous page, as it was (opaque); one the gateway did not make for this list is 400 `invalid-cursor`",
+}
+NEXT_CURSOR = {"type": ["string", "null"], "description": "pass as `cursor` for the next page; null on the last page"}
+CASE_FILTERS = [
+    {"name": "state", "in": "query", "required": False, "schema": {"type": "string"}, "description": "a case state, e.g. `open`, `holding`"},
+    {"name": "jurisdiction", "in": "query", "required": False, "schema": {"type": "string", "pattern": "^[A-Z]{2}$"}, "description": "issuing country"},
+    {"name": "region", "in": "query", "required": False, "schema": {"type": "string"}, "description": "storage region"},
+    {"name": "instrument", "in": "query", "required": False, "schema": {"type": "string"}, "description": "instrument id"},
+]
 EXPLAIN_BODY = {"type": "object", "required": ["order"], "properties": {"order": {"type": "string"}, "at": {"type": "string"}}}
 
 SPEC: dict[str, Any] = {
@@ -157,8 +178,8 @@ SPEC: dict[str, Any] = {
         },
         "/v1/subjects/{subject}/records": {
             "get": {
-                "summary": "List record metadata",
-                "parameters": [SUBJECT_PATH],
+                "summary": "List record metadata, by key, a page at a time",
+                "parameters": [SUBJECT_PATH, LIMIT_QUERY, CURSOR_QUERY],
                 "responses": {
                     "200": {
                         "description": "record metadata; `skipped` counts the records left out as residency violations (damaged records)",
@@ -166,12 +187,13 @@ SPEC: dict[str, Any] = {
                             "application/json": {
                                 "schema": {
                                     "type": "object",
-                                    "required": ["subject", "region", "records", "skipped"],
+                                    "required": ["subject", "region", "records", "skipped", "next_cursor"],
                                     "properties": {
                                         "subject": {"type": "string"},
                                         "region": {"type": "string"},
                                         "records": {"type": "array", "items": {"$ref": "#/components/schemas/RecordMeta"}},
                                         "skipped": {"type": "integer", "minimum": 0},
+                                        "next_cursor": NEXT_CURSOR,
                                     },
                                 }
                             }
@@ -225,8 +247,23 @@ SPEC: dict[str, Any] = {
         },
         "/v1/cases": {
             "get": {
-                "summary": "Legal review queue, soonest deadline first (filters: state, jurisdiction, region, instrument)",
-                "responses": {"200": {"description": "cases"}, **_problems(400, 401, 403)},
+                "summary": "Legal review queue, a page at a time: open and holding cases first, then soonest deadline, then id",
+                "parameters": [*CASE_FILTERS, LIMIT_QUERY, CURSOR_QUERY],
+                "responses": {
+                    "200": {
+                        "description": "one page of cases",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["cases", "next_cursor"],
+                                    "properties": {"cases": {"type": "array", "items": {"type": "object"}}, "next_cursor": NEXT_CURSOR},
+                                }
+                            }
+                        },
+                    },
+                    **_problems(400, 401, 403),
+                },
             }
         },
         "/v1/cases/{case}": {

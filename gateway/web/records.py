@@ -10,6 +10,7 @@ from gateway.errors import InvalidRequest
 from gateway.services.records import Precondition, RecordPreconditionFailed
 from gateway.web.auth import authenticate
 from gateway.web.bodies import json_body, read_body
+from gateway.web.pages import decode_cursor, encode_cursor, page_limit
 from gateway.web.problem import problem
 from gateway.web.state import STATE_KEY
 
@@ -119,12 +120,17 @@ async def delete_record(request: web.Request) -> web.Response:
 @routes.get("/v1/subjects/{subject}/records")
 async def list_records(request: web.Request) -> web.Response:
     caller = authenticate(request, "service")
-    listing = await request.app[STATE_KEY].rt.records.list_records(caller, request.match_info["subject"])
+    limit = page_limit(request.query)
+    after = decode_cursor(request.query, "records", lambda p: len(p) == 1 and isinstance(p[0], str))
+    listing = await request.app[STATE_KEY].rt.records.list_records(
+        caller, request.match_info["subject"], after=None if after is None else after[0], limit=limit
+    )
     return web.json_response(
         {
             "subject": request.match_info["subject"],
             "region": listing.decision.data_region,
             "records": [m.to_json() for m in listing.records],
-            "skipped": listing.skipped,  # records refused as residency violations (each ledgered and counted)
+            "skipped": listing.skipped,  # records of this page refused as residency violations (each ledgered and counted)
+            "next_cursor": None if listing.next_after is None else encode_cursor("records", [listing.next_after]),
         }
     )
