@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,17 @@ from hypothesis import settings
 # assertion that fails property tests on a busy machine, so it is off everywhere.
 settings.register_profile("gateway", deadline=None)
 settings.load_profile("gateway")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Leave the root logger as each test found it: a command run in-process (``gateway serve``) installs a
+    handler on the stdout that pytest captured for that test, and a later test's log lines would go to it closed."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture
