@@ -7,10 +7,23 @@ from typing import Any
 from aiohttp import web
 
 from gateway.errors import Forbidden, InvalidRequest
-from gateway.web.auth import authenticate
 from gateway.web.bodies import json_body
+from gateway.web.contract import (
+    AUDIT_SEQ,
+    BINARY,
+    CASE_PATH,
+    CURSOR_QUERY,
+    KEY_PATH,
+    LIMIT_QUERY,
+    NEXT_CURSOR,
+    json_request,
+    operation,
+    query_param,
+    ref,
+    reply,
+)
 from gateway.web.pages import decode_cursor, encode_cursor, page_limit
-from gateway.web.state import STATE_KEY
+from gateway.web.state import CALLER_KEY, STATE_KEY
 
 routes = web.RouteTableDef()
 
@@ -26,8 +39,31 @@ async def _json_object(request: web.Request, allowed: set[str]) -> dict[str, Any
 
 
 @routes.get("/v1/cases")
+@operation(
+    "listCases",
+    summary="Legal review queue, a page at a time: open and holding cases first, then soonest deadline, then id",
+    roles=("legal",),
+    parameters=(
+        query_param("state", {"type": "string", "maxLength": 128}, "a case state, e.g. `open`, `holding`"),
+        query_param("jurisdiction", {"type": "string", "pattern": "^[A-Z]{2}$"}, "the issuing country"),
+        query_param("region", {"type": "string", "maxLength": 128}, "the storage region"),
+        query_param("instrument", {"type": "string", "maxLength": 128}, "an instrument id"),
+        LIMIT_QUERY,
+        CURSOR_QUERY,
+    ),
+    responses={
+        200: reply(
+            "one page of cases",
+            {
+                "type": "object",
+                "required": ["cases", "next_cursor"],
+                "properties": {"cases": {"type": "array", "items": ref("Case")}, "next_cursor": NEXT_CURSOR},
+            },
+        )
+    },
+    problems=(400, 503),
+)
 async def list_cases(request: web.Request) -> web.Response:
-    authenticate(request, "legal")
     q = request.query
     limit = page_limit(q)
     after = decode_cursor(q, "cases", _is_case_position)
@@ -48,15 +84,42 @@ def _is_case_position(position: list[Any]) -> bool:
 
 
 @routes.get("/v1/cases/{case}")
+@operation(
+    "getCase",
+    summary="One case",
+    roles=("legal",),
+    parameters=(CASE_PATH,),
+    responses={200: reply("the case", ref("Case"))},
+    problems=(404, 503),
+)
 async def get_case(request: web.Request) -> web.Response:
-    authenticate(request, "legal")
     return web.json_response(await request.app[STATE_KEY].rt.cases.get(request.match_info["case"]))
 
 
 @routes.post("/v1/cases/{case}/approvals")
+@operation(
+    "decideCase",
+    summary="Approve, deny or withdraw with a written justification (two distinct lawyers approve; one denies)",
+    roles=("legal",),
+    parameters=(CASE_PATH,),
+    body=json_request(
+        {
+            "type": "object",
+            "required": ["decision", "justification"],
+            "additionalProperties": False,
+            "properties": {
+                "decision": {"type": "string", "enum": ["approve", "deny", "withdraw"]},
+                "justification": {"type": "string", "description": "why; a short one is 400 `invalid-approval`"},
+                "categories": {"type": "array", "items": {"type": "string"}, "description": "approve only these of the case's categories"},
+            },
+        }
+    ),
+    responses={201: reply("the case as it now stands", ref("Case"))},
+    problems=(400, 404, 409, 413, 503),
+)
 async def decide_case(request: web.Request) -> web.Response:
     """Body: {"decision": "approve"|"deny"|"withdraw", "justification": "...", "categories": [...]?}."""
-    caller = authenticate(request, "legal")
+    caller = request[CALLER_KEY]
     body = await _json_object(request, {"decision", "justification", "categories"})
     categories = body.get("categories")
     if categories is not None and (not isinstance(categories, list) or not all(isinstance(c, str) for c in categories)):
@@ -72,18 +135,43 @@ async def decide_case(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/cases/{case}/assignee")
+@operation(
+    "assignCase",
+    summary="Assign a case to a lawyer",
+    roles=("legal",),
+    parameters=(CASE_PATH,),
+    body=json_request({"type": "object", "required": ["assignee"], "additionalProperties": False, "properties": {"assignee": {"type": "string"}}}),
+    responses={200: reply("the case", ref("Case"))},
+    problems=(400, 404, 409, 413, 503),
+)
 async def assign_case(request: web.Request) -> web.Response:
     """Body: {"assignee": "<legal principal>"}."""
-    caller = authenticate(request, "legal")
+    caller = request[CALLER_KEY]
     body = await _json_object(request, {"assignee"})
     case = await request.app[STATE_KEY].rt.cases.assign(request.match_info["case"], caller, str(body.get("assignee", "")))
     return web.json_response(case)
 
 
 @routes.post("/v1/cases/{case}/objections")
+@operation(
+    "objectToCase",
+    summary="Record an enforcing-state objection (ground, authority, date); the hold becomes a refusal",
+    roles=("legal",),
+    parameters=(CASE_PATH,),
+    body=json_request(
+        {
+            "type": "object",
+            "required": ["ground", "authority", "date"],
+            "additionalProperties": False,
+            "properties": {"ground": {"type": "string"}, "authority": {"type": "string"}, "date": {"type": "string", "format": "date"}},
+        }
+    ),
+    responses={201: reply("the case as it now stands", ref("Case"))},
+    problems=(400, 404, 409, 413, 503),
+)
 async def object_case(request: web.Request) -> web.Response:
     """Body: {"ground": "...", "authority": "...", "date": "YYYY-MM-DD"}: an enforcing-state objection."""
-    caller = authenticate(request, "legal")
+    caller = request[CALLER_KEY]
     body = await _json_object(request, {"ground", "authority", "date"})
     case = await request.app[STATE_KEY].rt.cases.object(
         request.match_info["case"],
@@ -96,9 +184,24 @@ async def object_case(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/support-access")
+@operation(
+    "requestSupportAccess",
+    summary="A support engineer asks to see a customer's records (Customer Lockbox): opens a case",
+    roles=("support",),
+    body=json_request(
+        {
+            "type": "object",
+            "required": ["subject", "keys", "justification"],
+            "additionalProperties": False,
+            "properties": {"subject": {"type": "string"}, "keys": {"type": "array", "items": {"type": "string"}}, "justification": {"type": "string"}},
+        }
+    ),
+    responses={201: reply("the case", ref("Case"))},
+    problems=(400, 404, 409, 413, 503),
+)
 async def request_support_access(request: web.Request) -> web.Response:
     """Body: {"subject": "...", "keys": ["..."], "justification": "..."}: a Customer Lockbox request."""
-    caller = authenticate(request, "support")
+    caller = request[CALLER_KEY]
     body = await _json_object(request, {"subject", "keys", "justification"})
     rt = request.app[STATE_KEY].rt
     subject = await rt.records.subject(str(body.get("subject", "")))
@@ -114,17 +217,42 @@ async def request_support_access(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/cases/{case}/customer-approval")
+@operation(
+    "relayCustomerApproval",
+    summary="The customer's answer to a support-access request, relayed by a configured consent relay (the customer portal)",
+    roles=("service",),
+    parameters=(CASE_PATH,),
+    body=json_request(
+        {"type": "object", "required": ["decision"], "additionalProperties": False, "properties": {"decision": {"type": "string", "enum": ["approve", "deny"]}}}
+    ),
+    responses={201: reply("the case", ref("Case"))},
+    problems=(400, 404, 409, 413, 503),
+)
 async def customer_approval(request: web.Request) -> web.Response:
     """Body: {"decision": "approve"|"deny"}: the customer's answer, relayed by a service of `support_access.consent_relays`."""
-    caller = authenticate(request, "service")
+    caller = request[CALLER_KEY]
     body = await _json_object(request, {"decision"})
     case = await request.app[STATE_KEY].rt.cases.customer_decision(request.match_info["case"], caller, decision=str(body.get("decision", "")))
     return web.json_response(case, status=201)
 
 
 @routes.get("/v1/support-access/{case}/records/{key}")
+@operation(
+    "readUnderSupportAccess",
+    summary="Read a record under an approved support-access case, within 12 hours of the request",
+    roles=("support",),
+    parameters=(CASE_PATH, KEY_PATH),
+    responses={
+        200: {
+            "description": "the record",
+            "headers": {"X-Audit-Seq": AUDIT_SEQ},
+            "content": {"application/octet-stream": {"schema": BINARY}},
+        }
+    },
+    problems=(404, 451, 503),
+)
 async def support_read(request: web.Request) -> web.Response:
-    caller = authenticate(request, "support")
+    caller = request[CALLER_KEY]
     rt = request.app[STATE_KEY].rt
     case = await rt.cases.get(request.match_info["case"])
     key = request.match_info["key"]

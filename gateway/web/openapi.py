@@ -1,4 +1,10 @@
-"""The OpenAPI 3.1 description of the routes this gateway serves (`GET /openapi.json`)."""
+"""The OpenAPI 3.1 document (`GET /openapi.json`), built from the routes the app serves.
+
+Each operation is what its handler declares (``gateway.web.contract.operation``);
+this module adds the shared schemas, the problem responses and each
+operation's security as the running settings make it (``/metrics`` is open
+unless it needs an ops token).
+"""
 
 from __future__ import annotations
 
@@ -7,336 +13,266 @@ from typing import Any
 from aiohttp import web
 
 import gateway
+from gateway.runtime import Settings
+from gateway.web.contract import Operation, declared, header, operation, ref, reply
+from gateway.web.state import SETTINGS_KEY
 
 routes = web.RouteTableDef()
 
-PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+COUNTRY = {"type": "string", "pattern": "^[A-Z]{2}$", "description": "an assigned ISO 3166-1 alpha-2 code"}
+TIME = {"type": "string", "format": "date-time"}
+OPTIONAL_TIME = {"type": ["string", "null"], "format": "date-time"}
+OPTIONAL_STRING = {"type": ["string", "null"]}
+STRINGS = {"type": "array", "items": {"type": "string"}}
 
-
-def _problems(*statuses: int) -> dict[str, Any]:
-    return {str(s): {"description": "problem document", **PROBLEM} for s in statuses}
-
-
-SUBJECT_PATH = {"name": "subject", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}}
-KEY_PATH = {"name": "key", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}}
-
-IF_MATCH = {
-    "name": "If-Match",
-    "in": "header",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": 'act only if the record exists and its `ETag` (`"<sha256 of the body>"`) is one of these; `*`: if it exists',
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object",
+        "description": "RFC 9457 problem details; `code` is stable, `detail` says what to fix",
+        "required": ["type", "title", "status", "code", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "code": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
+            "detail": {"type": "string"},
+            "instance": {"type": "string"},
+            "request_id": {"type": ["string", "null"]},
+            "outcome": {"type": "string"},
+            "reasons": {"type": "array", "items": ref("Reason")},
+        },
+    },
+    "Reason": {
+        "type": "object",
+        "required": ["code"],
+        "properties": {"code": {"type": "string"}, "rule": {"type": "string"}, "detail": {"type": "string"}},
+    },
+    "Subject": {
+        "type": "object",
+        "description": "what the gateway knows of a subject; a fact not known is null or left out",
+        "required": ["home_region", "residence"],
+        "additionalProperties": False,
+        "properties": {
+            "home_region": {"type": "string"},
+            "residence": COUNTRY,
+            "nationality": {**COUNTRY, "type": ["string", "null"]},
+            "us_person": {"type": ["boolean", "null"]},
+            "location": {**COUNTRY, "type": ["string", "null"]},
+        },
+    },
+    "SubjectView": {
+        "type": "object",
+        "required": ["subject", "home_region", "residence", "nationality", "us_person", "location"],
+        "properties": {
+            "subject": {"type": "string"},
+            "home_region": {"type": "string"},
+            "residence": {"type": "string"},
+            "nationality": OPTIONAL_STRING,
+            "us_person": {"type": ["boolean", "null"]},
+            "location": OPTIONAL_STRING,
+        },
+    },
+    "Tag": {
+        "type": "object",
+        "description": "the residency tag the gateway sealed onto the record",
+        "required": ["v", "region", "jurisdiction", "subject", "key", "category", "sha256", "size", "written_at"],
+        "properties": {
+            "v": {"type": "integer"},
+            "region": {"type": "string"},
+            "jurisdiction": {"type": "string"},
+            "subject": {"type": "string"},
+            "key": {"type": "string"},
+            "category": {"type": "string"},
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "size": {"type": "integer", "minimum": 0},
+            "written_at": TIME,
+        },
+    },
+    "RecordMeta": {
+        "type": "object",
+        "required": ["subject", "key", "category", "region", "sha256", "size", "written_at", "legal_hold"],
+        "properties": {
+            "subject": {"type": "string"},
+            "key": {"type": "string"},
+            "category": {"type": "string"},
+            "region": {"type": "string"},
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "size": {"type": "integer", "minimum": 0},
+            "written_at": TIME,
+            "legal_hold": {"type": "boolean"},
+        },
+    },
+    "DecisionItem": {
+        "type": "object",
+        "description": "the decision on one (subject, region, category) of an order, and its state now",
+        "required": ["subject", "outcome", "reasons"],
+        "properties": {
+            "subject": {"type": "string"},
+            "region": OPTIONAL_STRING,
+            "category": OPTIONAL_STRING,
+            "outcome": {"type": "string", "enum": ["disclose", "hold", "preserve", "route-mlat", "legal-review", "refuse", "no-data"]},
+            "basis": OPTIONAL_STRING,
+            "reasons": {"type": "array", "items": ref("Reason")},
+            "obligations": {"type": "object"},
+            "rule": {"type": "string"},
+            "records": {"type": "array", "items": {"type": "object"}},
+            "record_count": {"type": "integer", "minimum": 0},
+            "state": {"type": "string"},
+            "case": {"type": "string"},
+            "trace": STRINGS,
+        },
+    },
+    "DecisionDocument": {
+        "type": "object",
+        "description": "a decided order: ids, hashes and decisions, never record content",
+        "required": ["id", "authority", "instrument", "subjects", "categories", "received_at", "items"],
+        "properties": {
+            "id": {"type": "string"},
+            "authority": {"type": "string"},
+            "served_by": OPTIONAL_STRING,
+            "instrument": {"type": "string"},
+            "subjects": STRINGS,
+            "categories": STRINGS,
+            "received_at": TIME,
+            "expires_at": OPTIONAL_TIME,
+            "nondisclosure_until": OPTIONAL_STRING,
+            "case_ref": OPTIONAL_STRING,
+            "renews": OPTIONAL_STRING,
+            "fingerprint": OPTIONAL_STRING,
+            "items": {"type": "array", "items": ref("DecisionItem")},
+            "summary": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "package": {
+                "type": "object",
+                "required": ["available", "records", "href"],
+                "properties": {"available": {"type": "boolean"}, "records": {"type": "integer"}, "href": {"type": "string"}},
+            },
+            "trace": STRINGS,
+            "explain": {"type": "object", "properties": {"at": TIME, "side_effects": {"type": "boolean", "const": False}}},
+        },
+    },
+    "Case": {
+        "type": "object",
+        "description": "a cross-border exception, hold or support-access request, as legal reviews it",
+        "required": ["id", "kind", "state", "subject", "region", "deadline", "approvals", "objections", "history"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^case-[0-9a-f]{16}$"},
+            "kind": {"type": "string", "enum": ["legal-review", "hold", "lockbox"]},
+            "state": {"type": "string"},
+            "order": OPTIONAL_STRING,
+            "authority": OPTIONAL_STRING,
+            "instrument": {"type": "string"},
+            "subject": {"type": "string"},
+            "region": {"type": "string"},
+            "categories": STRINGS,
+            "outcome": {"type": "string"},
+            "reasons": {"type": "array", "items": ref("Reason")},
+            "deadline": OPTIONAL_TIME,
+            "assignee": OPTIONAL_STRING,
+            "approvals": {"type": "array", "items": {"type": "object"}},
+            "objections": {"type": "array", "items": {"type": "object"}},
+            "history": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["at", "by", "action"],
+                    "properties": {"at": TIME, "by": {"type": "string"}, "action": {"type": "string"}},
+                },
+            },
+            "created_at": TIME,
+        },
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ready", "degraded", "unavailable", "shutting-down"]},
+            "config": {"type": "string"},
+            "ledger": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["up", "down"]}}},
+            "control": {"type": "object"},
+            "regions": {"type": "object", "additionalProperties": {"type": "object", "required": ["status"]}},
+            "down": STRINGS,
+        },
+    },
 }
-IF_NONE_MATCH = {
-    "name": "If-None-Match",
-    "in": "header",
-    "required": False,
-    "schema": {"type": "string", "enum": ["*"]},
-    "description": "`*`: create only, never overwrite",
+
+# what each problem status means on any operation, and the headers it carries
+PROBLEM_STATUSES: dict[int, tuple[str, dict[str, Any]]] = {
+    400: ("the request is malformed: the problem's `code` says what to fix", {}),
+    401: (
+        "no valid bearer token (missing, expired, not yet valid, wrong audience or signature)",
+        {"WWW-Authenticate": header("`Bearer realm=\"disclosure-gateway\"`")},
+    ),
+    403: ("the token's role or identity may not do this", {}),
+    404: ("not found", {}),
+    409: ("conflicts with the current state (a legal hold, a case already closed, a write race that did not settle)", {}),
+    412: (
+        "`precondition-failed`: the record's current version does not meet `If-Match` / `If-None-Match`; its `ETag` is the current one, if the record exists",
+        {"ETag": header("the current record's entity tag")},
+    ),
+    413: ("the body is over this route's limit", {}),
+    422: ("the order was refused: the problem carries the decision (`outcome`, `reasons`)", {}),
+    451: (
+        "refused for a legal reason (RFC 7725): the problem's `reasons` say which rule",
+        {"Link": header("`<urn:disclosure-gateway>; rel=\"blocked-by\"`")},
+    ),
+    503: ("a store or the audit ledger cannot be reached; nothing was done that is not audited", {}),
 }
-ETAG_HEADER = {"ETag": {"description": 'the SHA-256 of the record\'s body, quoted: `"<sha256>"`', "schema": {"type": "string"}}}
-PRECONDITION_FAILED = {
-    "412": {
-        "description": "`precondition-failed`: the record's current version does not meet `If-Match` / `If-None-Match`; "
-        "its `ETag` header is the current one, if the record exists",
-        "headers": ETAG_HEADER,
-        **PROBLEM,
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    description, headers = PROBLEM_STATUSES[status]
+    return reply(description, ref("Problem"), headers=headers, media_type="application/problem+json")
+
+
+def render(op: Operation, settings: Settings) -> dict[str, Any]:
+    """One operation object, its security as ``settings`` make it."""
+    is_open = op.is_open(settings)
+    problems = [s for s in op.problems if not (is_open and s in (401, 403))]
+    found: dict[str, Any] = {"operationId": op.id, "summary": op.summary}
+    if op.description:
+        found["description"] = op.description
+    if op.parameters:
+        found["parameters"] = [dict(p) for p in op.parameters]
+    if op.body is not None:
+        found["requestBody"] = dict(op.body)
+    found["responses"] = {str(s): dict(r) for s, r in sorted(op.responses.items())} | {str(s): _problem_response(s) for s in problems}
+    found["security"] = [] if is_open else [{"bearer": []}]
+    if not is_open:
+        found["x-roles"] = list(op.roles)  # who may call it
+    return found
+
+
+def build(app: web.Application) -> dict[str, Any]:
+    """The document for the routes ``app`` serves; routes without a declaration (the console's pages) are not in it."""
+    settings = app[SETTINGS_KEY]
+    paths: dict[str, dict[str, Any]] = {}
+    for route in app.router.routes():
+        op = declared(route.handler)
+        if op is None or route.method == "HEAD":
+            continue
+        paths.setdefault(route.resource.canonical, {})[route.method.lower()] = render(op, settings)  # type: ignore[union-attr]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Disclosure gateway",
+            "version": gateway.__version__,
+            "description": "Every error is an RFC 9457 problem document with a stable `code`. The legal console at `/console/` "
+            "is HTML for people, signed in with a session; it is not part of this contract.",
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": SCHEMAS,
+        },
+        "paths": dict(sorted(paths.items())),
     }
-}
-
-CASE_PATH = {"name": "case", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^case-[0-9a-f]{16}$"}}
-ORDER_PATH = {"name": "order", "in": "path", "required": True, "schema": {"type": "string"}}
-AUTHORITY_QUERY = {
-    "name": "authority",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "needed when two authorities used the same order id",
-}
-LIMIT_QUERY = {
-    "name": "limit",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-    "description": "items per page; outside 1..1000 is 400 `invalid-request`",
-}
-CURSOR_QUERY = {
-    "name": "cursor",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "string", "maxLength": 2048},
-    "description": "the `next_cursor` of the previous page, as it was (opaque); one the gateway did not make for this list is 400 `invalid-cursor`",
-}
-NEXT_CURSOR = {"type": ["string", "null"], "description": "pass as `cursor` for the next page; null on the last page"}
-CASE_FILTERS = [
-    {"name": "state", "in": "query", "required": False, "schema": {"type": "string"}, "description": "a case state, e.g. `open`, `holding`"},
-    {"name": "jurisdiction", "in": "query", "required": False, "schema": {"type": "string", "pattern": "^[A-Z]{2}$"}, "description": "issuing country"},
-    {"name": "region", "in": "query", "required": False, "schema": {"type": "string"}, "description": "storage region"},
-    {"name": "instrument", "in": "query", "required": False, "schema": {"type": "string"}, "description": "instrument id"},
-]
-EXPLAIN_BODY = {"type": "object", "required": ["order"], "properties": {"order": {"type": "string"}, "at": {"type": "string"}}}
-
-SPEC: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {"title": "Disclosure gateway", "version": gateway.__version__},
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-        "schemas": {
-            "Problem": {
-                "type": "object",
-                "required": ["type", "title", "status", "code", "detail"],
-                "properties": {
-                    "type": {"type": "string"},
-                    "title": {"type": "string"},
-                    "status": {"type": "integer"},
-                    "code": {"type": "string"},
-                    "detail": {"type": "string"},
-                    "instance": {"type": "string"},
-                    "request_id": {"type": "string"},
-                    "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
-                },
-            },
-            "Reason": {
-                "type": "object",
-                "properties": {"code": {"type": "string"}, "rule": {"type": "string"}, "detail": {"type": "string"}},
-            },
-            "Subject": {
-                "type": "object",
-                "required": ["home_region", "residence"],
-                "additionalProperties": False,
-                "properties": {
-                    "home_region": {"type": "string"},
-                    "residence": {"type": "string", "pattern": "^[A-Z]{2}$"},
-                    "nationality": {"type": ["string", "null"], "pattern": "^[A-Z]{2}$"},
-                    "us_person": {"type": ["boolean", "null"]},
-                    "location": {"type": ["string", "null"], "pattern": "^[A-Z]{2}$"},
-                },
-            },
-            "RecordMeta": {
-                "type": "object",
-                "properties": {
-                    "subject": {"type": "string"},
-                    "key": {"type": "string"},
-                    "category": {"type": "string"},
-                    "region": {"type": "string"},
-                    "sha256": {"type": "string"},
-                    "size": {"type": "integer"},
-                    "written_at": {"type": "string", "format": "date-time"},
-                    "legal_hold": {"type": "boolean"},
-                },
-            },
-        },
-    },
-    "security": [{"bearer": []}],
-    "paths": {
-        "/v1/subjects/{subject}": {
-            "put": {
-                "summary": "Register a subject in its home region",
-                "parameters": [SUBJECT_PATH],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Subject"}}}},
-                "responses": {"200": {"description": "updated"}, "201": {"description": "registered"}, **_problems(400, 401, 403, 409, 503)},
-            }
-        },
-        "/v1/subjects/{subject}/records/{key}": {
-            "put": {
-                "summary": "Store a record in the subject's home region",
-                "description": "The write's intent is in the audit ledger before the store is touched: a 503 `ledger-unavailable` means "
-                "nothing was stored. 201 is answered once per creation; concurrent writers of one key are applied one at a time; "
-                "409 `write-conflict` when other gateways kept changing the key (retry).",
-                "parameters": [
-                    SUBJECT_PATH,
-                    KEY_PATH,
-                    {"name": "category", "in": "query", "required": True, "schema": {"type": "string"}},
-                    IF_MATCH,
-                    IF_NONE_MATCH,
-                ],
-                "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-                "responses": {
-                    "200": {"description": "overwritten", "headers": ETAG_HEADER},
-                    "201": {"description": "stored", "headers": ETAG_HEADER},
-                    **_problems(400, 401, 403, 404, 409, 413, 451, 503),
-                    **PRECONDITION_FAILED,
-                },
-            },
-            "get": {
-                "summary": "Read a record if residency allows",
-                "parameters": [SUBJECT_PATH, KEY_PATH],
-                "responses": {
-                    "200": {
-                        "description": "the record",
-                        "headers": ETAG_HEADER,
-                        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
-                    },
-                    **_problems(401, 403, 404, 451, 503),
-                },
-            },
-            "delete": {
-                "summary": "Erase a record (refused with 409 `legal-hold` while a legal hold is on it)",
-                "parameters": [SUBJECT_PATH, KEY_PATH, IF_MATCH],
-                "responses": {"204": {"description": "erased"}, **_problems(400, 401, 403, 404, 409, 451, 503), **PRECONDITION_FAILED},
-            },
-        },
-        "/v1/subjects/{subject}/records": {
-            "get": {
-                "summary": "List record metadata, by key, a page at a time",
-                "parameters": [SUBJECT_PATH, LIMIT_QUERY, CURSOR_QUERY],
-                "responses": {
-                    "200": {
-                        "description": "record metadata; `skipped` counts the records left out as residency violations (damaged records)",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["subject", "region", "records", "skipped", "next_cursor"],
-                                    "properties": {
-                                        "subject": {"type": "string"},
-                                        "region": {"type": "string"},
-                                        "records": {"type": "array", "items": {"$ref": "#/components/schemas/RecordMeta"}},
-                                        "skipped": {"type": "integer", "minimum": 0},
-                                        "next_cursor": NEXT_CURSOR,
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    **_problems(401, 403, 404, 451, 503),
-                },
-            }
-        },
-        "/v1/orders": {
-            "post": {
-                "summary": "Submit a signed legal order (compact JWS); returns the decision document",
-                "requestBody": {"required": True, "content": {"application/jose": {"schema": {"type": "string"}}}},
-                "responses": {
-                    "200": {"description": "identical resubmission: the stored decision"},
-                    "201": {"description": "decided"},
-                    **_problems(401, 403, 409, 422, 503),
-                },
-            }
-        },
-        "/v1/orders/{order}": {
-            "get": {
-                "summary": "The decision document as it stands now",
-                "parameters": [ORDER_PATH, AUTHORITY_QUERY],
-                "responses": {"200": {"description": "decision document"}, **_problems(401, 403, 404, 409)},
-            }
-        },
-        "/v1/orders/{order}/package": {
-            "get": {
-                "summary": "The signed disclosure package (POSIX tar: manifest.json, manifest.sig, records/...)",
-                "parameters": [ORDER_PATH, AUTHORITY_QUERY],
-                "responses": {
-                    "200": {
-                        "description": "package, with its exact Content-Length; a record changed or damaged since its decision is withheld and named in "
-                        "the signed withheld.json; a stream cut short (a store failing) is a short body",
-                        "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
-                    },
-                    **_problems(401, 403, 404, 409),
-                },
-            }
-        },
-        "/v1/explain": {
-            "post": {
-                "summary": "Dry run: the decision document with the full trace; changes nothing",
-                "requestBody": {
-                    "required": True,
-                    "content": {"application/json": {"schema": EXPLAIN_BODY}},
-                },
-                "responses": {"200": {"description": "decision document with trace"}, **_problems(400, 401, 403, 422)},
-            }
-        },
-        "/v1/cases": {
-            "get": {
-                "summary": "Legal review queue, a page at a time: open and holding cases first, then soonest deadline, then id",
-                "parameters": [*CASE_FILTERS, LIMIT_QUERY, CURSOR_QUERY],
-                "responses": {
-                    "200": {
-                        "description": "one page of cases",
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["cases", "next_cursor"],
-                                    "properties": {"cases": {"type": "array", "items": {"type": "object"}}, "next_cursor": NEXT_CURSOR},
-                                }
-                            }
-                        },
-                    },
-                    **_problems(400, 401, 403),
-                },
-            }
-        },
-        "/v1/cases/{case}": {
-            "get": {"summary": "One case", "parameters": [CASE_PATH], "responses": {"200": {"description": "case"}, **_problems(401, 403, 404)}}
-        },
-        "/v1/cases/{case}/approvals": {
-            "post": {
-                "summary": "Approve, deny or withdraw with a written justification (two distinct lawyers approve; one denies)",
-                "parameters": [CASE_PATH],
-                "responses": {"201": {"description": "the case as it now stands"}, **_problems(400, 401, 403, 404, 409)},
-            }
-        },
-        "/v1/cases/{case}/assignee": {
-            "post": {
-                "summary": "Assign a case to a lawyer",
-                "parameters": [CASE_PATH],
-                "responses": {"200": {"description": "the case"}, **_problems(400, 401, 403, 404)},
-            }
-        },
-        "/v1/cases/{case}/objections": {
-            "post": {
-                "summary": "Record an enforcing-state objection (ground, authority, date); the hold becomes a refusal",
-                "parameters": [CASE_PATH],
-                "responses": {"201": {"description": "the case as it now stands"}, **_problems(400, 401, 403, 404, 409)},
-            }
-        },
-        "/v1/reports/transparency": {
-            "get": {
-                "summary": "The transparency report: legal orders per issuing country and half-year, from the audit ledger",
-                "parameters": [
-                    {"name": "from", "in": "query", "required": True, "schema": {"type": "string", "format": "date"}},
-                    {"name": "to", "in": "query", "required": True, "schema": {"type": "string", "format": "date"}},
-                    {"name": "format", "in": "query", "required": False, "schema": {"type": "string", "enum": ["json", "csv", "html"], "default": "json"}},
-                ],
-                "responses": {
-                    "200": {"description": "the report", "content": {"application/json": {}, "text/csv": {}, "text/html": {}}},
-                    **_problems(400, 401, 403),
-                },
-            }
-        },
-        "/v1/support-access": {
-            "post": {
-                "summary": "A support engineer asks to see a customer's records (Customer Lockbox): opens a case",
-                "responses": {"201": {"description": "the case"}, **_problems(400, 401, 403, 404)},
-            }
-        },
-        "/v1/cases/{case}/customer-approval": {
-            "post": {
-                "summary": "The customer's answer to a support-access request, relayed by a configured consent relay (the customer portal)",
-                "parameters": [CASE_PATH],
-                "responses": {"201": {"description": "the case"}, **_problems(400, 401, 403, 404, 409)},
-            }
-        },
-        "/v1/support-access/{case}/records/{key}": {
-            "get": {
-                "summary": "Read a record under an approved support-access case, within 12 hours of the request",
-                "parameters": [CASE_PATH, KEY_PATH],
-                "responses": {"200": {"description": "the record"}, **_problems(401, 403, 404)},
-            }
-        },
-        "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "alive"}}}},
-        "/readyz": {
-            "get": {
-                "summary": "Readiness per region",
-                "security": [],
-                "responses": {"200": {"description": "ready or degraded"}, "503": {"description": "no region answers"}},
-            }
-        },
-        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition"}}}},
-    },
-}
 
 
 @routes.get("/openapi.json")
+@operation(
+    "getOpenapi",
+    summary="This OpenAPI document",
+    roles=(),
+    responses={200: reply("the OpenAPI 3.1 document", {"type": "object", "required": ["openapi", "paths"]})},
+)
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(SPEC)
+    return web.json_response(build(request.app))

@@ -43,7 +43,7 @@ from gateway.errors import GatewayError, LedgerError
 from gateway.metrics import GatewayMetrics
 from gateway.model import parse_time
 from gateway.runtime import CONTROL, Runtime
-from gateway.web.auth import authenticate
+from gateway.web.contract import operation, ref, reply
 from gateway.web.drain import DRAIN_KEY
 from gateway.web.state import METRICS_KEY, SETTINGS_KEY, STATE_KEY
 
@@ -187,11 +187,26 @@ async def monitor(app: web.Application) -> AsyncIterator[None]:
 
 
 @routes.get("/healthz")
+@operation(
+    "healthz",
+    summary="Liveness: the process answers (nothing else is checked)",
+    roles=(),
+    responses={200: reply("alive", {"type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}}})},
+)
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
 @routes.get("/readyz")
+@operation(
+    "readyz",
+    summary="Readiness: the ledger, the control store and each region",
+    roles=(),
+    responses={
+        200: reply("`ready`, or `degraded` (some regions or the control store down; the others serve)", ref("Readiness")),
+        503: reply("`unavailable` (the ledger cannot take appends, or no region answers) or `shutting-down`", ref("Readiness")),
+    },
+)
 async def readyz(request: web.Request) -> web.Response:
     drain = request.app.get(DRAIN_KEY)
     if drain is not None and drain.draining:  # SIGTERM: load balancers take this pod out while its requests finish
@@ -226,9 +241,14 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 @routes.get("/metrics")
+@operation(
+    "metrics",
+    summary="Prometheus metrics (text exposition); open, unless the configuration asks for an ops token",
+    roles=("ops",),
+    open_if=lambda settings: settings.metrics_public,
+    responses={200: {"description": "the text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics(request: web.Request) -> web.Response:
-    if not request.app[SETTINGS_KEY].metrics_public:
-        authenticate(request, "ops")
     gateway_metrics = request.app[METRICS_KEY]
     await refresh(request.app[STATE_KEY].rt, gateway_metrics)
     output = generate_latest(gateway_metrics.registry)

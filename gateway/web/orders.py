@@ -11,14 +11,15 @@ from gateway.errors import InvalidRequest
 from gateway.legal.verify import OrderRejected
 from gateway.model import parse_time
 from gateway.services.documents import write_document
-from gateway.web.auth import authenticate
 from gateway.web.bodies import MAX_JSON_BYTES, json_body, read_body
+from gateway.web.contract import AUTHORITY_QUERY, BINARY, ORDER_PATH, header, json_request, operation, ref, reply
 from gateway.web.problem import problem
-from gateway.web.state import STATE_KEY
+from gateway.web.state import CALLER_KEY, STATE_KEY
 
 routes = web.RouteTableDef()
 MAX_ORDER_BYTES = 256 * 1024
 WRITE_BYTES = 256 * 1024  # package bytes gathered per socket write
+LOCATION = header("the decision document's path", {"type": "string"})
 
 
 async def _order_text(request: web.Request) -> str:
@@ -47,8 +48,20 @@ def _document(document: dict[str, Any], *, status: int = 200, headers: dict[str,
 
 
 @routes.post("/v1/orders")
+@operation(
+    "submitOrder",
+    summary="Submit a signed legal order (compact JWS); returns the decision document",
+    description="A refused order (bad signature, unknown authority, expired...) is a decision too: 422 with `outcome` and `reasons`.",
+    roles=("intake",),
+    body={"required": True, "content": {"application/jose": {"schema": {"type": "string"}}}},
+    responses={
+        200: reply("an identical resubmission: the stored decision", ref("DecisionDocument"), headers={"Location": LOCATION}),
+        201: reply("decided", ref("DecisionDocument"), headers={"Location": LOCATION}),
+    },
+    problems=(400, 409, 413, 422, 503),
+)
 async def submit_order(request: web.Request) -> web.Response:
-    caller = authenticate(request, "intake")
+    caller = request[CALLER_KEY]
     orders = request.app[STATE_KEY].rt.orders
     try:
         viewed, created = await orders.submit(await _order_text(request), submitted_by=caller.principal)
@@ -58,15 +71,39 @@ async def submit_order(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/orders/{order}")
+@operation(
+    "getOrder",
+    summary="The decision document as it stands now",
+    roles=("intake", "legal"),
+    parameters=(ORDER_PATH, AUTHORITY_QUERY),
+    responses={200: reply("the decision document, each item with its state", ref("DecisionDocument"))},
+    problems=(404, 409, 503),
+)
 async def get_order(request: web.Request) -> web.Response:
-    authenticate(request, "intake", "legal")
     viewed = await request.app[STATE_KEY].rt.orders.document(request.match_info["order"], request.query.get("authority"))
     return _document(viewed.to_json())
 
 
 @routes.get("/v1/orders/{order}/package")
+@operation(
+    "getPackage",
+    summary="The signed disclosure package (POSIX tar: manifest.json, manifest.sig, records/...)",
+    roles=("intake",),
+    parameters=(ORDER_PATH, AUTHORITY_QUERY),
+    responses={
+        200: {
+            "description": "the package, with its exact Content-Length; a record changed or damaged since its decision is withheld and named in "
+            "the signed withheld.json; a stream cut short (a store failing) is a short body",
+            "headers": {
+                "Content-Disposition": header('`attachment; filename="<order>.tar"`'),
+                "X-Package-Records": header("how many records the package holds", {"type": "string", "pattern": "^[0-9]+$"}),
+            },
+            "content": {"application/x-tar": {"schema": BINARY}},
+        }
+    },
+    problems=(404, 409, 503),
+)
 async def get_package(request: web.Request) -> web.StreamResponse:
-    authenticate(request, "intake")
     manifest, size, chunks = await request.app[STATE_KEY].rt.orders.package(request.match_info["order"], request.query.get("authority"))
     response = web.StreamResponse(
         headers={
@@ -109,8 +146,22 @@ async def get_package(request: web.Request) -> web.StreamResponse:
 
 
 @routes.post("/v1/explain")
+@operation(
+    "explainOrder",
+    summary="Dry run: the decision document with the full trace; changes nothing",
+    roles=("legal",),
+    body=json_request(
+        {
+            "type": "object",
+            "required": ["order"],
+            "additionalProperties": False,
+            "properties": {"order": {"type": "string", "description": "the compact JWS"}, "at": {"type": "string", "format": "date-time"}},
+        }
+    ),
+    responses={200: reply("the decision document with its trace, and `explain`", ref("DecisionDocument"))},
+    problems=(400, 413, 422, 503),
+)
 async def explain(request: web.Request) -> web.Response:
-    authenticate(request, "legal")
     body = await json_body(request, limit=MAX_ORDER_BYTES + MAX_JSON_BYTES, what="body ({\"order\": \"<compact JWS>\", \"at\": \"<RFC 3339>\"?})")
     if not isinstance(body, dict) or not isinstance(body.get("order"), str) or set(body) - {"order", "at"}:
         raise InvalidRequest("body must be {\"order\": \"<compact JWS>\", \"at\": \"<RFC 3339>\"?}", code="invalid-request")

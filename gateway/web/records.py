@@ -8,11 +8,26 @@ from aiohttp import web
 
 from gateway.errors import InvalidRequest
 from gateway.services.records import Precondition, RecordPreconditionFailed
-from gateway.web.auth import authenticate
 from gateway.web.bodies import json_body, read_body
+from gateway.web.contract import (
+    AUDIT_SEQ,
+    BINARY,
+    CURSOR_QUERY,
+    ETAG,
+    KEY_PATH,
+    LIMIT_QUERY,
+    NEXT_CURSOR,
+    SUBJECT_PATH,
+    header,
+    json_request,
+    operation,
+    query_param,
+    ref,
+    reply,
+)
 from gateway.web.pages import decode_cursor, encode_cursor, page_limit
 from gateway.web.problem import problem
-from gateway.web.state import STATE_KEY
+from gateway.web.state import CALLER_KEY, STATE_KEY
 
 routes = web.RouteTableDef()
 
@@ -63,9 +78,44 @@ async def _json_body(request: web.Request) -> object:
     return await json_body(request)
 
 
+IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": 'act only if the record exists and its `ETag` (`"<sha256 of the body>"`) is one of these; `*`: if it exists',
+}
+IF_NONE_MATCH = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "enum": ["*"]},
+    "description": "`*`: create only, never overwrite",
+}
+CATEGORY_QUERY = {**query_param("category", {"type": "string"}, "a data category of the configuration", required=True), "example": "subscriber"}
+WRITTEN = {"type": "object", "required": ["tag"], "properties": {"tag": ref("Tag")}}
+READ_HEADERS = {
+    "ETag": ETAG,
+    "X-Residency-Region": header("the region the record is stored in"),
+    "X-Residency-Jurisdiction": header("the country whose law governs that region"),
+    "X-Data-Category": header("the record's data category"),
+    "X-Residency-Decision": header("the code of the rule that allowed the read"),
+    "X-Audit-Seq": AUDIT_SEQ,
+}
+
+
 @routes.put("/v1/subjects/{subject}")
+@operation(
+    "putSubject",
+    summary="Register a subject in its home region (or update its facts)",
+    roles=("service",),
+    parameters=(SUBJECT_PATH,),
+    body=json_request(ref("Subject")),
+    responses={200: reply("updated", ref("SubjectView")), 201: reply("registered", ref("SubjectView"))},
+    problems=(400, 404, 409, 413, 503),
+)
 async def put_subject(request: web.Request) -> web.Response:
-    caller = authenticate(request, "service")
+    caller = request[CALLER_KEY]
     records = request.app[STATE_KEY].rt.records
     subject = records.parse_subject(request.match_info["subject"], await _json_body(request))
     subject, created = await records.register_subject(caller, subject)
@@ -73,8 +123,23 @@ async def put_subject(request: web.Request) -> web.Response:
 
 
 @routes.put("/v1/subjects/{subject}/records/{key}")
+@operation(
+    "putRecord",
+    summary="Store a record in the subject's home region",
+    description="The write's intent is in the audit ledger before the store is touched: a 503 `ledger-unavailable` means "
+    "nothing was stored. 201 is answered once per creation; concurrent writers of one key are applied one at a time; "
+    "409 `write-conflict` when other gateways kept changing the key (retry).",
+    roles=("service",),
+    parameters=(SUBJECT_PATH, KEY_PATH, CATEGORY_QUERY, IF_MATCH, IF_NONE_MATCH),
+    body={"required": True, "content": {"application/octet-stream": {"schema": BINARY}}},
+    responses={
+        200: reply("overwritten", WRITTEN, headers={"ETag": ETAG}),
+        201: reply("stored", WRITTEN, headers={"ETag": ETAG}),
+    },
+    problems=(400, 404, 409, 412, 413, 451, 503),
+)
 async def put_record(request: web.Request) -> web.Response:
-    caller = authenticate(request, "service")
+    caller = request[CALLER_KEY]
     rt = request.app[STATE_KEY].rt
     precondition = _precondition(request, create_only=True)
     body = await read_body(request, rt.config.limits.max_record_bytes, what="record")
@@ -88,8 +153,16 @@ async def put_record(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/subjects/{subject}/records/{key}")
+@operation(
+    "getRecord",
+    summary="Read a record if residency allows",
+    roles=("service",),
+    parameters=(SUBJECT_PATH, KEY_PATH),
+    responses={200: {"description": "the record", "headers": READ_HEADERS, "content": {"application/octet-stream": {"schema": BINARY}}}},
+    problems=(404, 451, 503),
+)
 async def get_record(request: web.Request) -> web.Response:
-    caller = authenticate(request, "service")
+    caller = request[CALLER_KEY]
     result = await request.app[STATE_KEY].rt.records.get_record(caller, request.match_info["subject"], request.match_info["key"])
     meta = result.meta
     return web.Response(
@@ -107,8 +180,16 @@ async def get_record(request: web.Request) -> web.Response:
 
 
 @routes.delete("/v1/subjects/{subject}/records/{key}")
+@operation(
+    "deleteRecord",
+    summary="Erase a record (refused with 409 `legal-hold` while a legal hold is on it)",
+    roles=("service",),
+    parameters=(SUBJECT_PATH, KEY_PATH, IF_MATCH),
+    responses={204: reply("erased")},
+    problems=(400, 404, 409, 412, 451, 503),
+)
 async def delete_record(request: web.Request) -> web.Response:
-    caller = authenticate(request, "service")
+    caller = request[CALLER_KEY]
     precondition = _precondition(request, create_only=False)
     try:
         await request.app[STATE_KEY].rt.records.delete_record(caller, request.match_info["subject"], request.match_info["key"], precondition=precondition)
@@ -118,8 +199,31 @@ async def delete_record(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/subjects/{subject}/records")
+@operation(
+    "listRecords",
+    summary="List record metadata, by key, a page at a time",
+    roles=("service",),
+    parameters=(SUBJECT_PATH, LIMIT_QUERY, CURSOR_QUERY),
+    responses={
+        200: reply(
+            "record metadata; `skipped` counts the records of this page left out as residency violations (damaged records)",
+            {
+                "type": "object",
+                "required": ["subject", "region", "records", "skipped", "next_cursor"],
+                "properties": {
+                    "subject": {"type": "string"},
+                    "region": {"type": "string"},
+                    "records": {"type": "array", "items": ref("RecordMeta")},
+                    "skipped": {"type": "integer", "minimum": 0},
+                    "next_cursor": NEXT_CURSOR,
+                },
+            },
+        )
+    },
+    problems=(400, 404, 451, 503),
+)
 async def list_records(request: web.Request) -> web.Response:
-    caller = authenticate(request, "service")
+    caller = request[CALLER_KEY]
     limit = page_limit(request.query)
     after = decode_cursor(request.query, "records", lambda p: len(p) == 1 and isinstance(p[0], str))
     listing = await request.app[STATE_KEY].rt.records.list_records(

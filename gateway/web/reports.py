@@ -7,14 +7,36 @@ from aiohttp import web
 from gateway.errors import InvalidRequest
 from gateway.reports.render import FORMATS, MEDIA_TYPES, render
 from gateway.reports.transparency import build_report, parse_range
-from gateway.web.auth import authenticate
+from gateway.web.contract import header, operation, query_param
 from gateway.web.state import STATE_KEY
 
 routes = web.RouteTableDef()
 
+
 @routes.get("/v1/reports/transparency")
+@operation(
+    "transparencyReport",
+    summary="The transparency report: legal orders per issuing country and half-year, from the audit ledger",
+    roles=("legal",),
+    parameters=(
+        query_param("from", {"type": "string", "format": "date"}, "first day of the period", required=True),
+        query_param("to", {"type": "string", "format": "date"}, "last day of the period", required=True),
+        query_param("format", {"type": "string", "enum": list(FORMATS), "default": "json"}),
+    ),
+    responses={
+        200: {
+            "description": "the report",
+            "headers": {"Cache-Control": header("`no-store`"), "Content-Disposition": header("for `csv`: an attachment's file name")},
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        }
+    },
+    problems=(400, 503),
+)
 async def transparency(request: web.Request) -> web.Response:
-    authenticate(request, "legal")
     try:
         start, end = parse_range(request.query.get("from"), request.query.get("to"))
     except ValueError as exc:
