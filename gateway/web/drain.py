@@ -38,6 +38,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from gateway.web.problem import ProblemServer
+
 log = logging.getLogger("gateway.shutdown")
 
 DRAIN_SECONDS = 20.0  # the default drain time: shorter than a pod's grace period minus its preStop delay (see deploy/k8s)
@@ -140,6 +142,9 @@ async def serve(
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
         raise
+    assert runner.server is not None
+    # the same server, answering a request its HTTP parser refuses with a problem document (``problem.ProblemServer``)
+    runner.server.__class__ = ProblemServer
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()

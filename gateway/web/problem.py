@@ -78,3 +78,34 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         log.exception("unhandled error")
         request[PROBLEM_CODE_KEY] = "internal-error"
         return problem(request, 500, "internal-error", "the gateway failed to handle this request; it has been logged")
+
+
+# --- requests the HTTP parser refuses ------------------------------------------------------
+
+
+def malformed_request(status: int) -> web.Response:
+    """The answer to a request aiohttp's parser refused (a request line or header over 8 KiB, a bad header): a problem
+    document like every other error (not aiohttp's plain text), naming nothing from the request, on a closed connection."""
+    code = "request-too-large" if status == 431 else "malformed-request"
+    detail = "the request line or headers are malformed or over 8190 bytes each; send a well-formed HTTP request"
+    body = {"type": PROBLEM_TYPE + code, "title": TITLES.get(status, "Bad Request"), "status": status, "code": code, "detail": detail}
+    response = web.json_response(body, status=status, content_type="application/problem+json")
+    response.force_close()
+    return response
+
+
+class ProblemRequestHandler(web.RequestHandler):
+    """aiohttp's connection handler, whose answer to a request its parser refused is a problem document."""
+
+    __slots__ = ()
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None) -> web.StreamResponse:
+        response = super().handle_error(request, status, exc, message)  # logs it (``logs.client_mistakes_are_not_errors``), and may raise
+        return malformed_request(status) if 400 <= status < 500 else response
+
+
+class ProblemServer(web.Server):
+    """aiohttp's server, making ``ProblemRequestHandler``s (``drain.serve`` gives its runner's server this class)."""
+
+    def __call__(self) -> web.RequestHandler:
+        return ProblemRequestHandler(self, loop=self._loop, **self._kwargs)
