@@ -412,6 +412,22 @@ def cmd_subjects_resign(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_subjects_index(args: argparse.Namespace) -> int:
+    """Give every stored subject its home claim, then make the claims the directory (see ``RecordService.index_subjects``)."""
+    from gateway.runtime import Runtime
+
+    async def run() -> tuple[int, int]:
+        rt = await Runtime.open(_settings(args, init_keys=False))
+        try:
+            return await rt.records.index_subjects()
+        finally:
+            await rt.close()
+
+    written, seen = asyncio.run(run())
+    _emit(args, f"indexed {seen} subjects ({written} home claims written); the directory is complete", {"subjects": seen, "claims_written": written})
+    return EXIT_OK
+
+
 def cmd_policy_test(args: argparse.Namespace) -> int:
     """Run decision cases against the configured rules; on failure print expected versus actual."""
     from gateway.config import load_config
@@ -629,6 +645,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("subjects", nargs="*", help="subject ids")
     p.add_argument("--all", action="store_true", help="every subject in every region (those already signed are left alone)")
     p.add_argument("--by", help="the operator's name for the ledger (default: $USER)")
+    command("index", "give every stored subject its home claim in the control store, then look subjects up by claim only", cmd_subjects_index, subjects)
 
     order = sub.add_parser("order", help="legal orders").add_subparsers(dest="order_command", required=True, metavar="ACTION")
     p = command("sign", "sign a JSON claims file as an authority (compact JWS on stdout)", cmd_order_sign, order)

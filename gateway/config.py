@@ -110,6 +110,21 @@ MAX_SESSION_AGE = 86400  # the longest `session_max_age_seconds` a configuration
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+SUBJECT_CACHE_SECONDS = 10  # the default longest time a process trusts a subject's facts it read earlier
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectSettings:
+    """The ``[subjects]`` table: how long a process may use a subject's facts it read earlier.
+
+    A change made through another replica is seen within ``cache_seconds``; 0
+    reads the facts on every request. A legal order's decision and a
+    registration always read them afresh.
+    """
+
+    cache_seconds: int = SUBJECT_CACHE_SECONDS
+
+
 @dataclass(frozen=True, slots=True)
 class ConsoleSettings:
     """The ``[console]`` table: how long a console session may last, and which peers are TLS-terminating proxies.
@@ -143,6 +158,7 @@ class Config:
     support_access: SupportAccess = field(default_factory=SupportAccess)
     startup: Startup = field(default_factory=Startup)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    subjects: SubjectSettings = field(default_factory=SubjectSettings)
 
     def jurisdiction_of(self, region_id: str) -> Jurisdiction:
         return self.jurisdictions[self.regions[region_id].jurisdiction]
@@ -177,6 +193,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
     support_access = _parse_support_access(root.sub("support_access", required=False), findings)
     startup = _parse_startup(root.sub("startup", required=False))
     console = _parse_console(root.sub("console", required=False), findings)
+    subjects = _parse_subjects(root.sub("subjects", required=False), findings)
 
     legal = parse_legal(
         raw,
@@ -208,6 +225,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
         support_access=support_access,
         startup=startup,
         console=console,
+        subjects=subjects,
     )
 
 
@@ -471,6 +489,17 @@ def _parse_console(r: TableReader | None, findings: list[Finding]) -> ConsoleSet
             findings.append(Finding(path, f"`{text}` is not an IP network (write an address or a CIDR block such as `10.0.0.0/8`, without host bits)"))
     r.finish()
     return ConsoleSettings(session_max_age_seconds=age or SESSION_MAX_AGE, trusted_proxies=tuple(proxies))
+
+
+def _parse_subjects(r: TableReader | None, findings: list[Finding]) -> SubjectSettings:
+    """How long a subject's facts may be cached; absent: ``SUBJECT_CACHE_SECONDS``."""
+    if r is None or not r.ok:
+        return SubjectSettings()
+    seconds = r.get("cache_seconds", int, required=False, default=SUBJECT_CACHE_SECONDS)
+    if seconds is not None and not 0 <= seconds <= 3600:
+        findings.append(Finding(r.at("cache_seconds"), f"`{seconds}` must be between 0 and 3600 seconds"))
+    r.finish()
+    return SubjectSettings(cache_seconds=SUBJECT_CACHE_SECONDS if seconds is None else seconds)
 
 
 def _parse_regions(root: TableReader, jurisdictions: Mapping[str, Jurisdiction], findings: list[Finding]) -> dict[str, Region]:

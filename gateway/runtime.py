@@ -203,7 +203,10 @@ class Runtime:
             await _close_stores(stores, control)
             raise
         # (5)
-        return cls._assemble(settings, config, keys, stores, control, ledger, metrics, uploader)
+        runtime = cls._assemble(settings, config, keys, stores, control, ledger, metrics, uploader)
+        if not read_only and not await runtime.records.open_directory():
+            log.warning("subjects stored before the subject directory are looked for in every region until `gateway subjects index` has run")
+        return runtime
 
     @classmethod
     def _assemble(
@@ -221,7 +224,16 @@ class Runtime:
         audit = AuditLog(ledger, metrics)
         signer = TagSigner(keys.tag_private)
         verifier = TagVerifier(keys.tag_public, {r.id: r.jurisdiction for r in config.regions.values()}, seal_keys=keys.seal_keys(signer))
-        records = RecordService(config=config, stores=stores, control=control, signer=signer, verifier=verifier, audit=audit, clock=settings.clock)
+        records = RecordService(
+            config=config,
+            stores=stores,
+            control=control,
+            signer=signer,
+            verifier=verifier,
+            audit=audit,
+            clock=settings.clock,
+            cache_seconds=config.subjects.cache_seconds,
+        )
         notices = NoticeService(control=control, audit=audit, clock=settings.clock)
         review = ReviewSettings(consent_relays=config.support_access.consent_relays)
         cases = CaseService(control=control, audit=audit, clock=settings.clock, settings=review, on_disclosed=notices.for_case)

@@ -279,7 +279,7 @@ class Intake:
         """A subject's stored facts (verified or not) and its records' metadata (category, sha256, tag), or (None, []);
         a damaged record is there as its key, the category its tag proves (else ``None``) and its ``integrity`` violation."""
         try:
-            profile = await self.records.profile(subject_id)
+            profile = await self.records.profile(subject_id, fresh=True)  # a decision rests on the facts as they are now
         except UnknownSubject:
             return None, []
         except InvalidRequest:

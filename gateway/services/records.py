@@ -44,6 +44,23 @@ was decided on: where another process changed it meanwhile, the cached facts
 are dropped and the change is 409 ``write-conflict`` (a retry decides on the
 current facts).
 
+Subjects are found through the directory: each subject's home region is
+claimed create-only in the control store at registration
+(``home_claim_key``), so a lookup reads that claim and then the profile in
+that one region, never every region. A subject without a claim (registered
+before claims existed) is looked for in every region and given its claim
+when found, until the control store holds ``DIRECTORY_KEY``: written by
+``index_subjects`` (``gateway subjects index``) once every stored subject has
+a claim, and at start-up on a control store that holds nothing yet, it makes
+the claims authoritative (no claim: no such subject, asking no region).
+A subject claimed by a region that has no profile for it is looked for in
+every region, so that facts moved out of their region are found, refused and
+counted as a residency violation rather than reported unknown.
+Verified profiles are cached per process for ``cache_seconds`` at most
+(``[subjects] cache_seconds``), so a change made through another process is
+seen within that time; a legal order's decision and a registration read the
+profile afresh.
+
 Conditional requests (``If-Match``, ``If-None-Match: *``) are evaluated
 against the same current version, after the residency decision; a mismatch is
 412 ``precondition-failed``, ledgered as ``record.precondition-failed``.
@@ -67,10 +84,11 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from gateway.canonical import canonical, sha256_hex
-from gateway.config import Config
+from gateway.config import SUBJECT_CACHE_SECONDS, Config
 from gateway.errors import (
     Conflict,
     Forbidden,
@@ -204,6 +222,14 @@ def home_claim_key(subject: str) -> str:
     return f"subjects/{subject}/home"
 
 
+# In the control store: present once every subject has a home claim, so the claims are the whole directory.
+DIRECTORY_KEY = "directory/complete"
+
+
+class _NoDirectory(Exception):
+    """The subject has no home claim and the directory is not known to be complete: look in every region."""
+
+
 class SubjectFactsUnverified(ResidencyViolation):
     """A subject's stored facts do not verify against their signed tag: nothing rests on them."""
 
@@ -268,6 +294,7 @@ class RecordService:
         verifier: TagVerifier,
         audit: AuditLog,
         clock: Clock,
+        cache_seconds: float = SUBJECT_CACHE_SECONDS,
     ) -> None:
         self.config = config
         self.stores = stores
@@ -283,7 +310,8 @@ class RecordService:
             blocs=config.blocs,
             mechanisms=config.transfer_mechanisms,
         )
-        self._profiles: dict[str, Profile] = {}  # verified profiles only
+        self.cache_seconds = cache_seconds
+        self._profiles: dict[str, tuple[Profile, datetime]] = {}  # verified profiles only, and when they were read
         self.key_locks = KeyLocks()  # one writer per object key in this process (see the module docstring)
 
     # --- store access, timed and observed ----------------------------------
@@ -432,11 +460,11 @@ class RecordService:
         read the subject gets the same 451 whatever it sent.
         """
         _require_service(caller)
-        existing = await self._find_profile(subject.id, missing_ok=True)
+        existing = await self._find_profile(subject.id, missing_ok=True, fresh=True)
         if existing is None:
             if await self._register_new(caller, subject):
                 return subject, True
-            existing = await self._find_profile(subject.id, missing_ok=False)  # registered meanwhile in the same region
+            existing = await self._find_profile(subject.id, missing_ok=False, fresh=True)  # registered meanwhile in the same region
             assert existing is not None
         await self._change(caller, existing, subject)
         return subject, False
@@ -511,7 +539,7 @@ class RecordService:
                 {"subject": subject.id, "region": subject.home_region, "by": _who(caller), "profile_sha256": digest, "intent": intent},
                 subject.home_region,
             )
-        self._profiles[subject.id] = Profile(subject, digest)
+        self._remember(Profile(subject, digest))
         return True
 
     async def _change(self, caller: Caller, existing: Profile, subject: Subject) -> None:
@@ -531,7 +559,7 @@ class RecordService:
         entry = {**_read_entry(caller, old, decision, facts, profile_sha256=None), "changed": changed}
         if not changed:
             await self.audit.record("subject.changed", {**entry, "new_profile_sha256": existing.sha256})
-            self._profiles[subject.id] = Profile(subject, existing.sha256)
+            self._remember(Profile(subject, existing.sha256))
             return
         async with self.key_locks.hold(f"{subject.home_region}/{profile_key(subject.id)}"):
             over = await self._profile_over(subject.id, subject.home_region, existing.sha256)
@@ -540,7 +568,7 @@ class RecordService:
             except PreconditionFailed:
                 raise self._profile_conflict(subject.id) from None
             await self._outcome("subject.changed", {**entry, "new_profile_sha256": digest, "intent": intent}, subject.home_region)
-        self._profiles[subject.id] = Profile(subject, digest)
+        self._remember(Profile(subject, digest))
 
     async def resign_profile(self, subject_id: str, *, by: str) -> bool:
         """Sign a stored profile that carries no valid tag, as it stands (an operator's act); False if it already verifies.
@@ -585,7 +613,7 @@ class RecordService:
                 },
                 region,
             )
-        self._profiles[subject_id] = Profile(subject, digest)
+        self._remember(Profile(subject, digest))
         return True
 
     async def subject_ids(self) -> list[str]:
@@ -598,9 +626,9 @@ class RecordService:
                     found.add(parts[1])
         return sorted(found)
 
-    async def profile(self, subject_id: str) -> Profile:
-        """The subject's stored facts, verified or not (``UnknownSubject`` if it has none)."""
-        found = await self._find_profile(subject_id, missing_ok=False)
+    async def profile(self, subject_id: str, *, fresh: bool = False) -> Profile:
+        """The subject's stored facts, verified or not (``UnknownSubject`` if it has none); ``fresh``: not from the cache."""
+        found = await self._find_profile(subject_id, missing_ok=False, fresh=fresh)
         assert found is not None
         return found
 
@@ -652,12 +680,71 @@ class RecordService:
             return Profile(unknown, digest, TagViolation("tag-malformed", f"the profile of `{subject_id}` cannot be read"))
         return Profile(subject, digest)
 
-    async def _find_profile(self, subject_id: str, *, missing_ok: bool) -> Profile | None:
+    def _remember(self, profile: Profile) -> None:
+        """Cache a verified profile (an unverified one is read again next time, so a re-signed profile counts at once)."""
+        if profile.verified:
+            self._profiles[profile.subject.id] = (profile, self.clock())
+
+    def _cached(self, subject_id: str) -> Profile | None:
+        """The cached profile, if read less than ``cache_seconds`` ago."""
+        found = self._profiles.get(subject_id)
+        if found is None:
+            return None
+        profile, at = found
+        if (self.clock() - at).total_seconds() >= self.cache_seconds or self.clock() < at:
+            if self._profiles.get(subject_id) is found:
+                del self._profiles[subject_id]
+            return None
+        return profile
+
+    async def _find_profile(self, subject_id: str, *, missing_ok: bool, fresh: bool = False) -> Profile | None:
+        """The subject's profile: cached (unless ``fresh``), else from the region its home claim names (see the module docstring)."""
         if not is_identifier(subject_id):
             raise InvalidRequest(f"subject id `{subject_id}` must be letters, digits, `.`, `_` or `-`", code="invalid-subject")
-        cached = self._profiles.get(subject_id)
+        cached = None if fresh else self._cached(subject_id)
         if cached is not None:
             return cached
+        try:
+            region = await self._claimed_region(subject_id)
+        except _NoDirectory:
+            found = await self._search_profile(subject_id)
+        else:
+            found = None if region is None else await self._load_profile(region, self.stores[region], subject_id)
+            if region is not None and found is None:
+                # claimed but not in its home region: a registration cut short, or facts moved out of their region,
+                # which every region is asked about, so that a copy found elsewhere is a counted violation
+                found = await self._search_profile(subject_id)
+        if found is not None:
+            self._remember(found)
+            return found
+        if missing_ok:
+            return None
+        raise UnknownSubject(f"subject `{subject_id}` is not registered; register it with PUT /v1/subjects/{subject_id}")
+
+    async def _claimed_region(self, subject_id: str) -> str | None:
+        """The region the subject's home claim names; None if it has none and the directory is complete.
+
+        ``_NoDirectory`` when there is no claim and the directory may be incomplete, or when the control store
+        cannot be read (the regions are asked instead, as before the directory)."""
+        try:
+            held = json.loads((await self.control.get(home_claim_key(subject_id))).body)
+        except ObjectNotFound:
+            try:
+                await self.control.head(DIRECTORY_KEY)
+            except ObjectNotFound:
+                raise _NoDirectory from None
+            except GatewayError:
+                raise _NoDirectory from None
+            return None
+        except (GatewayError, ValueError, UnicodeDecodeError):
+            raise _NoDirectory from None
+        region = held.get("home_region") if isinstance(held, dict) else None
+        if region not in self.stores:
+            raise _NoDirectory  # a claim this configuration cannot follow: look everywhere, as without one
+        return str(region)
+
+    async def _search_profile(self, subject_id: str) -> Profile | None:
+        """The subject's profile, looked for in every region (a subject without a home claim); its claim is written when found."""
         results = await asyncio.gather(*(self._load_profile(r, s, subject_id) for r, s in self.stores.items()), return_exceptions=True)
         found = [r for r in results if isinstance(r, Profile)]
         failed = {region: r for region, r in zip(self.stores, results, strict=True) if isinstance(r, BaseException)}
@@ -665,8 +752,9 @@ class RecordService:
             regions = ", ".join(f"`{p.subject.home_region}`" for p in found)
             raise Conflict(f"subject `{subject_id}` is registered in several regions ({regions}); resolve before use", code="subject-ambiguous")
         if found:
-            if found[0].verified:  # an unverified one is read again next time, so a re-signed profile counts at once
-                self._profiles[subject_id] = found[0]
+            if found[0].verified:
+                with contextlib.suppress(GatewayError):  # best effort: the next lookup tries again
+                    await self._claim_home(subject_id, found[0].subject.home_region)
             return found[0]
         if failed and await self._may_live_in(subject_id, failed):
             # A region we could not ask may hold the subject: do not guess.
@@ -674,9 +762,60 @@ class RecordService:
             if isinstance(error, GatewayError):
                 raise error
             raise StoreError(f"could not look up subject `{subject_id}` in every region") from error
-        if missing_ok:
-            return None
-        raise UnknownSubject(f"subject `{subject_id}` is not registered; register it with PUT /v1/subjects/{subject_id}")
+        return None
+
+    async def index_subjects(self) -> tuple[int, int]:
+        """Give every stored subject without a home claim its claim, then mark the directory complete.
+
+        Lists every region's store (an operator's command, run once after upgrading). Returns (claims written,
+        subjects seen). A subject stored in several regions stops it (``subject-ambiguous``): resolve that first.
+        """
+        seen: dict[str, str] = {}
+        for region, store in self.stores.items():
+            for key in await self._op(region, "list", lambda store=store: store.list("subjects/")):
+                parts = key.split("/")
+                if len(parts) == 3 and parts[2] == PROFILE:
+                    if parts[1] in seen:
+                        raise Conflict(
+                            f"subject `{parts[1]}` is stored in `{seen[parts[1]]}` and `{region}`; resolve before indexing", code="subject-ambiguous"
+                        )
+                    seen[parts[1]] = region
+        written = 0
+        for subject_id, region in sorted(seen.items()):
+            try:
+                await self.control.head(home_claim_key(subject_id))
+            except ObjectNotFound:
+                await self._claim_home(subject_id, region)
+                written += 1
+        await self.mark_directory_complete()
+        return written, len(seen)
+
+    async def open_directory(self) -> bool:
+        """At start-up: whether the directory is complete, marking it so on a deployment that stores no subject yet.
+
+        False (subjects without a claim are looked for in every region) when stored subjects predate it and
+        ``gateway subjects index`` has not run, or when a store cannot be asked now."""
+        try:
+            await self.control.head(DIRECTORY_KEY)
+            return True
+        except ObjectNotFound:
+            pass
+        except GatewayError:
+            return False
+        try:
+            stored = [await self.control.list("subjects/")] + [await store.list("subjects/") for store in self.stores.values()]
+        except GatewayError:
+            return False
+        if any(stored):
+            return False
+        await self.mark_directory_complete()
+        return True
+
+    async def mark_directory_complete(self) -> None:
+        """Make the home claims authoritative: a subject without one is unknown, and no region is asked for it."""
+        marker = canonical({"complete": True, "at": isoformat(self.clock())})
+        with contextlib.suppress(PreconditionFailed):
+            await self.control.put(DIRECTORY_KEY, marker, {}, if_absent=True)
 
     async def _may_live_in(self, subject_id: str, regions: Mapping[str, BaseException]) -> bool:
         """Whether the subject may live in one of ``regions`` (that could not be asked), by its home claim.
@@ -707,7 +846,7 @@ class RecordService:
         cached = self._profiles.get(subject_id)
         if cached is None:
             return True
-        region = cached.subject.home_region
+        region = cached[0].subject.home_region
         try:
             await self._op(region, "head", lambda: self.stores[region].head(profile_key(subject_id)))
         except ObjectNotFound:
@@ -944,7 +1083,7 @@ class RecordService:
             data_region=subject.home_region,
             data_jurisdiction=tag.jurisdiction,
         )
-        profile = self._profiles.get(subject.id)
+        profile = self._cached(subject.id)
         entry = await self.audit.record(
             "support.read",
             {**_read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}, profile_sha256=profile and profile.sha256), "case": case_id},

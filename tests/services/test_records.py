@@ -6,7 +6,7 @@ import pytest
 
 from gateway.errors import Conflict
 from gateway.model import Caller
-from gateway.services.records import ResidencyRefused, ResidencyViolation, record_key
+from gateway.services.records import ResidencyRefused, ResidencyViolation, home_claim_key, record_key
 from gateway.stores.memory import MemoryStore
 from tests.services.conftest import AOIFE, WRITER, build_service, replica, shipped_config
 
@@ -95,14 +95,23 @@ async def test_a_refused_read_never_touches_the_record(setup, monkeypatch) -> No
         await service.get_record(US_SUPPORT, "aoife", "mail-1")
 
 
-async def test_a_subject_found_in_two_regions_is_refused_as_ambiguous(setup) -> None:
+async def test_a_subject_without_a_home_claim_found_in_two_regions_is_refused_as_ambiguous(setup) -> None:
     service, stores, _, _ = setup
     await service.register_subject(WRITER, AOIFE)
     profile = await stores["eu-west-1"].get("subjects/aoife/profile")
     await stores["us-east-1"].put("subjects/aoife/profile", profile.body, {})
+    await service.control.delete(home_claim_key("aoife"))  # registered before home claims existed
     with pytest.raises(Conflict) as caught:
         await replica(service).subject("aoife")
     assert caught.value.code == "subject-ambiguous"
+
+
+async def test_a_copy_of_a_claimed_subjects_profile_in_another_region_is_never_read(setup) -> None:
+    service, stores, _, _ = setup
+    await service.register_subject(WRITER, AOIFE)
+    profile = await stores["eu-west-1"].get("subjects/aoife/profile")
+    await stores["us-east-1"].put("subjects/aoife/profile", profile.body, {})
+    assert (await replica(service).subject("aoife")).home_region == "eu-west-1"
 
 
 async def test_a_record_with_a_forged_tag_is_refused_and_counted(setup) -> None:
