@@ -690,7 +690,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # so that a reader gone away (`| head`) is met here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader closed the pipe: say nothing more, and keep Python's own flush at exit quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except (ConfigError, LedgerBroken) as error:
         print(error.diagnostics() if isinstance(error, ConfigError) else f"{error.code}: {error.message}", file=sys.stderr)
         return EXIT_INVALID
