@@ -302,6 +302,22 @@ def test_the_matrix_has_a_row_for_every_route_of_the_app_and_no_other(env: Env) 
     assert not MATRIX.keys() - served, f"rows in MATRIX for no route of the app: {sorted(MATRIX.keys() - served)}"
 
 
+def test_the_roles_each_route_declares_in_its_contract_are_the_matrixs(env: Env) -> None:
+    from gateway.web.contract import declared
+
+    app = create_app(env.settings, registry=CollectorRegistry())
+    disagree = []
+    for route in app.router.routes():
+        operation = declared(route.handler)
+        if operation is None or route.method == "HEAD":
+            continue
+        name = f"{route.method} {route.resource.canonical}"  # type: ignore[union-attr]
+        expected = MATRIX[name]
+        if (OPEN if operation.is_open(env.settings) else operation.roles) != expected:
+            disagree.append(f"{name}: declares {operation.roles or OPEN}, the matrix says {expected}")
+    assert disagree == []
+
+
 # --- the README's table -------------------------------------------------------------------------------
 
 README = ROOT / "README.md"
