@@ -539,7 +539,7 @@ def demo_tour(args: argparse.Namespace, written: int, orders: dict[str, tuple[Pa
     base = f"http://{args.host}:{args.port}"
     opts = f"--config {shlex.quote(str(args.config))} --data-dir {shlex.quote(str(args.data_dir))}"
     gateway = gateway_command()
-    loaded = f"{written} records written" if written else "already loaded (the records written before are kept)"
+    loaded = f"loaded ({written} records written)" if written else "already loaded (the records written before are kept)"
     return f"""
 Demo data {loaded}: 5 subjects, one per region (alice us-east-1, aoife eu-west-1,
 klaus eu-central-1, oliver eu-west-2, mia ap-southeast-2). Try, in another shell:
