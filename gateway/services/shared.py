@@ -40,11 +40,11 @@ UPDATE_TRIES = 8  # an update that loses this many races in a row is 409 write-c
 RETRY_PAUSE = 0.005  # seconds; a lost race waits up to this, doubled after each loss, before it reads again
 
 
-class _Remove(Enum):
+class Removal(Enum):
     REMOVE = "remove"
 
 
-REMOVE = _Remove.REMOVE  # what ``change`` returns to delete the object
+REMOVE = Removal.REMOVE  # what ``change`` returns to delete the object
 
 
 class WriteConflict(Conflict):
@@ -73,7 +73,7 @@ class Updated(Generic[T]):
 async def update(
     store: RecordStore,
     key: str,
-    change: Callable[[T | None], T | _Remove | None],
+    change: Callable[[T | None], T | Removal | None],
     *,
     codec: Codec[T] = JSON,
     tries: int = UPDATE_TRIES,
@@ -89,7 +89,7 @@ async def update(
         if new is None:
             return Updated(current, written=False)
         try:
-            if isinstance(new, _Remove):
+            if isinstance(new, Removal):
                 if stored is None:
                     return Updated(None, written=False)
                 await store.delete(key, if_match=stored.etag)
