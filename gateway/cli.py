@@ -468,7 +468,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.web.drain import serve
 
     _configure_logging(args.log_level, args.log_format)
-    settings = _settings(args, metrics_public=not args.metrics_auth, init_keys=not args.no_init_keys)
+    settings = _settings(args, metrics_public=not args.metrics_auth, init_keys=not args.no_init_keys, sweep_seconds=args.sweep_seconds)
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)  # runs after the runtime has opened
     # SIGTERM or SIGINT: stop accepting, let requests in flight finish for --drain-seconds, close the runtime, exit 0
@@ -614,6 +614,13 @@ def build_parser() -> argparse.ArgumentParser:
             default=os.environ.get("GATEWAY_DRAIN_SECONDS", "20"),
             help="on SIGTERM, how long requests in flight may take to finish before they are cancelled; keep it below the pod's "
             "grace period minus its preStop delay (default: $GATEWAY_DRAIN_SECONDS or 20)",
+        )
+        p.add_argument(
+            "--sweep-seconds",
+            type=_non_negative_seconds,
+            default=os.environ.get("GATEWAY_SWEEP_SECONDS", "30"),
+            help="how often due holds are lifted, cases released or expired, notices queued and expired console sessions cleared; "
+            "every replica may sweep, each change is made once; 0 turns the sweeper off (default: $GATEWAY_SWEEP_SECONDS or 30)",
         )
         p.add_argument(
             "--no-init-keys",

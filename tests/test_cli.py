@@ -229,3 +229,11 @@ def test_a_reader_that_went_away_before_the_output_ends_the_command_with_exit_1_
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (1, "")
+
+
+def test_serve_takes_the_sweep_interval_from_its_flag_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.cli import build_parser
+
+    assert build_parser().parse_args(["serve", "--sweep-seconds", "0.5"]).sweep_seconds == 0.5
+    monkeypatch.setenv("GATEWAY_SWEEP_SECONDS", "2")
+    assert build_parser().parse_args(["serve"]).sweep_seconds == 2.0
