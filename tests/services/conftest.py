@@ -24,7 +24,8 @@ AOIFE = Subject("aoife", "eu-west-1", "IE", "IE", False, "IE")
 def s3_config(bucket_prefix: str = "records") -> Config:
     raw = tomllib.loads(SHIPPED_CONFIG.read_text())
     for region_id, region in raw["regions"].items():
-        region["store"] = {"kind": "s3", "bucket": f"{bucket_prefix}-{region_id}", "region_name": region_id, "object_lock": True}
+        # in-process moto on a busy machine can take longer than the default 2 s deadline; these tests are not about time
+        region["store"] = {"kind": "s3", "bucket": f"{bucket_prefix}-{region_id}", "region_name": region_id, "object_lock": True, "deadline": 30.0}
     return parse_config(raw)
 
 
