@@ -139,6 +139,37 @@ class ConsoleSettings:
     trusted_proxies: tuple[Network, ...] = ()
 
 
+FEDERATION_TOKEN_SECONDS = 60  # the default lifetime of a token a gateway signs for one request to a peer
+PEER_CONNECT_TIMEOUT = 1.0
+PEER_READ_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class FederationSettings:
+    """The ``[federation]`` table: this gateway's id among its peers, and the Ed25519 key that signs its requests to them.
+
+    ``token_seconds`` is how long such a request's token lives (each request gets its own)."""
+
+    id: str
+    key: str  # private key file; relative paths are under the data directory
+    token_seconds: int = FEDERATION_TOKEN_SECONDS
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A ``[peers.ID]`` table: another gateway, the regions it owns, where it answers and the public key of its federation key.
+
+    ``url`` may be ``https://``: certificates are then verified (against ``ca_file`` when given, else the system's
+    trust store). ``connect_timeout`` and ``read_timeout`` bound each request to it (seconds)."""
+
+    id: str
+    url: str
+    key: str  # public key file (PEM); relative paths are under the data directory
+    ca_file: str | None = None
+    connect_timeout: float = PEER_CONNECT_TIMEOUT
+    read_timeout: float = PEER_READ_TIMEOUT
+
+
 @dataclass(frozen=True)
 class Config:
     version: int
@@ -159,9 +190,21 @@ class Config:
     startup: Startup = field(default_factory=Startup)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     subjects: SubjectSettings = field(default_factory=SubjectSettings)
+    federation: FederationSettings | None = None  # None: no peers, every region is served here
+    peers: Mapping[str, Peer] = field(default_factory=dict)
 
     def jurisdiction_of(self, region_id: str) -> Jurisdiction:
         return self.jurisdictions[self.regions[region_id].jurisdiction]
+
+    @property
+    def local_regions(self) -> dict[str, Region]:
+        """The regions this gateway serves from its own stores (every region, without federation)."""
+        return {r.id: r for r in self.regions.values() if r.owner is None}
+
+    def owner_of(self, region_id: str) -> Peer | None:
+        """The peer that serves ``region_id``; None when this gateway does."""
+        owner = self.regions[region_id].owner
+        return None if owner is None else self.peers[owner]
 
 
 def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
@@ -194,6 +237,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
     startup = _parse_startup(root.sub("startup", required=False))
     console = _parse_console(root.sub("console", required=False), findings)
     subjects = _parse_subjects(root.sub("subjects", required=False), findings)
+    federation, peers = _parse_federation(root, regions, identity, findings)
 
     legal = parse_legal(
         raw,
@@ -226,6 +270,8 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
         startup=startup,
         console=console,
         subjects=subjects,
+        federation=federation,
+        peers=peers,
     )
 
 
@@ -512,19 +558,30 @@ def _parse_regions(root: TableReader, jurisdictions: Mapping[str, Jurisdiction],
         code = r.get("jurisdiction", str, default="")
         if code and code not in jurisdictions:
             findings.append(Finding(r.at("jurisdiction"), f"unknown jurisdiction `{code}`"))
+        owner = r.get("owner", str, required=False)
+        if owner is not None:
+            # served by a peer gateway: its data is never stored or tagged here
+            for key in ("store", "tag_key"):
+                if r.has(key):
+                    r.bad(key, f"region `{region_id}` is served by peer `{owner}`, so this gateway has no {key.replace('_', ' ')} for it")
+            store, tag_key = None, ""
+        else:
+            store = _parse_store(r.sub("store", required=True), region_id, findings)
+            tag_key = r.get("tag_key", str, required=False, default=f"keys/tags/{region_id}.key")
         regions[region_id] = Region(
             id=region_id,
             location=r.get("location", str, default=""),
             jurisdiction=code,
-            store=_parse_store(r.sub("store", required=True), region_id, findings),
-            tag_key=r.get("tag_key", str, required=False, default=f"keys/tags/{region_id}.key"),
+            store=store,
+            tag_key=tag_key,
+            owner=owner,
         )
-        r.finish()
+        r.finish(also_known=("store", "tag_key"))
     if not regions and not any(f.path.startswith("regions") for f in findings):
         findings.append(Finding("regions", "must define at least one region"))
     buckets: dict[tuple[str | None, str], str] = {}
     for region in regions.values():
-        if isinstance(region.store, S3StoreSpec) and region.store.bucket:
+        if isinstance(region.store, S3StoreSpec) and region.store.bucket:  # (a peer's region has no store here)
             where = (region.store.endpoint_url, region.store.bucket)
             if where in buckets:
                 message = f"bucket `{region.store.bucket}` is already the store of region `{buckets[where]}`"
@@ -565,3 +622,71 @@ def _parse_mechanisms(
         )
         r.finish()
     return mechanisms
+
+
+def _parse_federation(
+    root: TableReader, regions: Mapping[str, Region], identity: Identity | None, findings: list[Finding]
+) -> tuple[FederationSettings | None, dict[str, Peer]]:
+    """``[federation]`` and ``[peers.*]``, checked against the regions' ``owner``s.
+
+    Without either table, and with no region naming an owner, the gateway serves every region itself.
+    """
+    federation: FederationSettings | None = None
+    f = root.sub("federation", required=False)
+    if f is not None and f.ok:
+        own_id = f.get("id", str, default="")
+        if own_id and not is_identifier(own_id):
+            findings.append(Finding(f.at("id"), f"`{own_id}` is not a valid identifier"))
+        if identity is not None and own_id and own_id == identity.audience:
+            # a federation token's audience is a gateway's id: it must never be a bearer token's audience too
+            findings.append(Finding(f.at("id"), f"must differ from `identity.audience` (`{own_id}`), so a peer's token is never a bearer token here"))
+        seconds = f.get("token_seconds", int, required=False, default=FEDERATION_TOKEN_SECONDS)
+        if seconds is not None and not 1 <= seconds <= 300:
+            findings.append(Finding(f.at("token_seconds"), f"`{seconds}` must be between 1 and 300 seconds"))
+        key = f.get("key", str, default="")
+        if f.has("key") and key == "":
+            findings.append(Finding(f.at("key"), "must not be empty"))
+        federation = FederationSettings(id=own_id, key=key, token_seconds=seconds or FEDERATION_TOKEN_SECONDS)
+        f.finish()
+
+    peers: dict[str, Peer] = {}
+    for peer_id, p in root.items("peers", required=False):
+        if not p.ok:
+            continue
+        if not is_identifier(peer_id):
+            findings.append(Finding(p.path, f"peer id `{peer_id}` is not a valid identifier"))
+        if federation is not None and peer_id == federation.id:
+            findings.append(Finding(p.path, f"`{peer_id}` is this gateway's own `federation.id`; a gateway is not its own peer"))
+        url = p.get("url", str, default="")
+        if url and not url.startswith(("http://", "https://")):
+            findings.append(Finding(p.at("url"), f"`{url}` must start with `http://` or `https://`"))
+        ca_file = p.get("ca_file", str, required=False)
+        if ca_file is not None and not url.startswith("https://"):
+            findings.append(Finding(p.at("ca_file"), "is used only to verify an `https://` url"))
+        for key in ("url", "key"):
+            if p.has(key) and p.table[key] == "":
+                findings.append(Finding(p.at(key), "must not be empty"))
+        peers[peer_id] = Peer(
+            id=peer_id,
+            url=url.rstrip("/"),
+            key=p.get("key", str, default=""),
+            ca_file=ca_file,
+            connect_timeout=_seconds(p, "connect_timeout", PEER_CONNECT_TIMEOUT, 60, findings),
+            read_timeout=_seconds(p, "read_timeout", PEER_READ_TIMEOUT, 600, findings),
+        )
+        p.finish()
+
+    owners = {r.id: r.owner for r in regions.values() if r.owner is not None}
+    if (peers or owners) and federation is None:
+        where = "peers" if peers else f"regions.{next(iter(owners))}.owner"
+        findings.append(Finding(where, "a region served by a peer needs `[federation]`: this gateway's `id` and the `key` that signs its requests"))
+    for region_id, owner in owners.items():
+        if owner not in peers:
+            known = ", ".join(f"`{p}`" for p in peers) or "none"
+            findings.append(Finding(f"regions.{region_id}.owner", f"unknown peer `{owner}`; configured peers: {known}"))
+    if regions and len(owners) == len(regions):
+        findings.append(Finding("regions", "every region is served by a peer; this gateway must serve at least one region itself"))
+    for peer_id in peers:
+        if peer_id not in owners.values():
+            findings.append(Finding(f"peers.{peer_id}", f"peer `{peer_id}` serves no region; name it as the `owner` of its regions, or remove it"))
+    return federation, peers

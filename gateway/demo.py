@@ -43,7 +43,7 @@ async def seed(records: RecordService) -> int:
     """
     written = 0
     for subject_id, region, residence, nationality, us_person, location in DEMO_SUBJECTS:
-        if region not in records.config.regions:
+        if region not in records.config.local_regions:  # a peer's region: its own gateway seeds it
             continue
         subject = Subject(subject_id, region, residence, nationality, us_person, location)
         loader = demo_loader(region)

@@ -114,7 +114,10 @@ class KeyPlan:
     pairs: tuple[tuple[str, Path], ...]  # (purpose, private key path)
 
 
-def plan_keys(token_private: str, provider: str, tag_keys: dict[str, str], data_dir: Path) -> KeyPlan:
+def plan_keys(token_private: str, provider: str, tag_keys: dict[str, str], data_dir: Path, *, federation: str | None = None) -> KeyPlan:
+    """Every key pair a configuration needs; ``federation`` is the key that signs this gateway's requests to its peers."""
     pairs = [("service tokens", resolve(data_dir, token_private)), ("provider signatures", resolve(data_dir, provider))]
     pairs += [(f"residency tags of `{region}`", resolve(data_dir, path)) for region, path in sorted(tag_keys.items())]
+    if federation is not None:
+        pairs.append(("requests to peer gateways", resolve(data_dir, federation)))
     return KeyPlan(tuple(pairs))

@@ -197,11 +197,19 @@ StoreSpec = FileStoreSpec | S3StoreSpec | MemoryStoreSpec
 
 @dataclass(frozen=True, slots=True)
 class Region:
+    """A datacenter region. ``owner`` names the peer gateway that serves it (federation); such a region has
+    no store and no tag key here (``store`` is None), but its jurisdiction still decides reads of its data."""
+
     id: str
     location: str
     jurisdiction: str
-    store: StoreSpec
-    tag_key: str  # private key file; relative paths are under the data directory
+    store: StoreSpec | None
+    tag_key: str  # private key file; relative paths are under the data directory ("" for a peer's region)
+    owner: str | None = None  # the peer that serves this region; None: this gateway
+
+    @property
+    def local(self) -> bool:
+        return self.owner is None
 
 
 @dataclass(frozen=True, slots=True)

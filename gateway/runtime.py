@@ -87,8 +87,9 @@ def init_keys(config: Config, data_dir: Path, *, demo_authorities: bool = False)
     plan = plan_keys(
         config.identity.token_private_key,
         config.identity.provider_key,
-        {r.id: r.tag_key for r in config.regions.values()},
+        {r.id: r.tag_key for r in config.local_regions.values()},
         data_dir,
+        federation=config.federation.key if config.federation else None,
     )
     made = []
     for authority in config.legal.authorities.values() if demo_authorities else ():
@@ -138,9 +139,9 @@ class RuntimeKeys:
 
     @classmethod
     def load(cls, config: Config, data_dir: Path) -> RuntimeKeys:
-        tag_private = {r.id: load_ed25519_private(resolve(data_dir, r.tag_key)) for r in config.regions.values()}
+        tag_private = {r.id: load_ed25519_private(resolve(data_dir, r.tag_key)) for r in config.local_regions.values()}
         tag_public = {}
-        for region in config.regions.values():
+        for region in config.local_regions.values():
             public_path = public_path_for(resolve(data_dir, region.tag_key))
             tag_public[region.id] = load_ed25519_public(public_path) if public_path.exists() else tag_private[region.id].public_key()
         return cls(
@@ -223,7 +224,7 @@ class Runtime:
         """The services, wired over the stores and the ledger."""
         audit = AuditLog(ledger, metrics)
         signer = TagSigner(keys.tag_private)
-        verifier = TagVerifier(keys.tag_public, {r.id: r.jurisdiction for r in config.regions.values()}, seal_keys=keys.seal_keys(signer))
+        verifier = TagVerifier(keys.tag_public, {r.id: r.jurisdiction for r in config.local_regions.values()}, seal_keys=keys.seal_keys(signer))
         records = RecordService(
             config=config,
             stores=stores,
@@ -314,7 +315,7 @@ async def _open_stores(config: Config, settings: Settings) -> tuple[dict[str, Re
     def healing(store: RecordStore) -> HealingStore:
         return HealingStore(store, retry_seconds=settings.health_cache_seconds, monotonic=settings.monotonic)
 
-    regions = {r.id: healing(open_store(r, settings.data_dir)) for r in config.regions.values()}
+    regions = {r.id: healing(open_store(r, settings.data_dir)) for r in config.local_regions.values()}
     everything = {**regions, CONTROL: healing(open_named_store(CONTROL, config.control, settings.data_dir))}
     stores: dict[str, RecordStore] = dict(regions)
     control: RecordStore = everything[CONTROL]

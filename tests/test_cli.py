@@ -83,6 +83,17 @@ def test_keys_init_creates_private_keys_readable_only_by_their_owner(workdir: Pa
     assert (workdir / "data/keys/tags/eu-west-1.pub").exists()
 
 
+def test_keys_init_makes_the_federation_key_and_no_tag_key_for_a_region_a_peer_serves(workdir: Path) -> None:
+    text = (workdir / "regions.toml").read_text()
+    text = text.replace('store = { kind = "file", path = "stores/eu-west-1" }\ntag_key = "keys/tags/eu-west-1.key"', 'owner = "europe"')
+    text += '\n[federation]\nid = "americas"\nkey = "keys/federation.key"\n'
+    text += '\n[peers.europe]\nurl = "https://gateway.eu.example"\nkey = "keys/peers/europe.pub"\n'
+    (workdir / "regions.toml").write_text(text)
+    assert run(workdir, "keys", "init") == 0
+    made = {p.relative_to(workdir / "data/keys").as_posix() for p in (workdir / "data/keys").rglob("*.key")}
+    assert "federation.key" in made and "tags/eu-west-1.key" not in made and "tags/eu-central-1.key" in made
+
+
 def test_keys_init_keeps_existing_keys(workdir: Path) -> None:
     run(workdir, "keys", "init")
     before = (workdir / "data/keys/tokens.key").read_bytes()

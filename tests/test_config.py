@@ -236,3 +236,88 @@ def test_require_all_regions_must_be_a_boolean() -> None:
     with pytest.raises(ConfigError) as failed:
         parse_config(raw)
     assert any(f.path == "startup.require_all_regions" for f in failed.value.findings)
+
+
+# --- federation: regions served by peer gateways ---------------------------------------
+
+
+def federated() -> dict:
+    """The shipped file as the Americas gateway of a federation sees it: Europe serves the European regions."""
+    raw = shipped()
+    raw["federation"] = {"id": "americas", "key": "keys/federation.key"}
+    raw["peers"] = {"europe": {"url": "https://gateway.eu.example", "key": "keys/peers/europe.pub"}}
+    for region in ("eu-west-1", "eu-central-1", "eu-west-2"):
+        raw["regions"][region] = {k: v for k, v in raw["regions"][region].items() if k not in ("store", "tag_key")} | {"owner": "europe"}
+    return raw
+
+
+def test_a_region_served_by_a_peer_has_no_store_here_but_keeps_its_jurisdiction() -> None:
+    config = parse_config(federated())
+    region = config.regions["eu-west-1"]
+    assert (region.owner, region.store, config.jurisdiction_of("eu-west-1").code) == ("europe", None, "IE")
+
+
+def test_only_the_regions_without_an_owner_are_served_here() -> None:
+    assert set(parse_config(federated()).local_regions) == {"us-east-1", "ap-southeast-2"}
+
+
+def test_without_federation_every_region_is_served_here() -> None:
+    config = parse_config(shipped())
+    assert (config.federation, dict(config.peers), set(config.local_regions)) == (None, {}, set(config.regions))
+
+
+def test_a_region_owned_by_an_unknown_peer_is_reported() -> None:
+    raw = federated()
+    raw["regions"]["eu-west-2"]["owner"] = "uk"
+    assert Finding("regions.eu-west-2.owner", "unknown peer `uk`; configured peers: `europe`") in findings_of(raw)
+
+
+def test_a_peer_without_url_or_key_is_reported() -> None:
+    raw = federated()
+    raw["peers"]["europe"] = {}
+    assert {"peers.europe.url", "peers.europe.key"} <= paths(findings_of(raw))
+
+
+def test_a_peer_url_that_is_not_http_is_reported() -> None:
+    raw = federated()
+    raw["peers"]["europe"]["url"] = "gateway.eu.example"
+    assert Finding("peers.europe.url", "`gateway.eu.example` must start with `http://` or `https://`") in findings_of(raw)
+
+
+def test_a_region_with_an_owner_and_a_store_is_reported() -> None:
+    raw = federated()
+    raw["regions"]["eu-west-1"]["store"] = {"kind": "file", "path": "stores/eu-west-1"}
+    message = "region `eu-west-1` is served by peer `europe`, so this gateway has no store for it"
+    assert Finding("regions.eu-west-1.store", message) in findings_of(raw)
+
+
+def test_owners_on_every_region_are_reported() -> None:
+    raw = federated()
+    for region in ("us-east-1", "ap-southeast-2"):
+        raw["regions"][region] = {k: v for k, v in raw["regions"][region].items() if k not in ("store", "tag_key")} | {"owner": "europe"}
+    message = "every region is served by a peer; this gateway must serve at least one region itself"
+    assert Finding("regions", message) in findings_of(raw)
+
+
+def test_a_region_owned_by_a_peer_without_federation_is_reported() -> None:
+    raw = federated()
+    del raw["federation"]
+    assert "peers" in paths(findings_of(raw))
+
+
+def test_a_federation_id_equal_to_the_token_audience_is_reported() -> None:
+    raw = federated()
+    raw["federation"]["id"] = raw["identity"]["audience"]
+    assert "federation.id" in paths(findings_of(raw))
+
+
+def test_a_peer_that_serves_no_region_is_reported() -> None:
+    raw = federated()
+    raw["peers"]["apac"] = {"url": "https://gateway.au.example", "key": "keys/peers/apac.pub"}
+    assert "peers.apac" in paths(findings_of(raw))
+
+
+def test_a_gateway_that_names_itself_as_a_peer_is_reported() -> None:
+    raw = federated()
+    raw["peers"]["americas"] = raw["peers"]["europe"]
+    assert "peers.americas" in paths(findings_of(raw))

@@ -15,7 +15,9 @@ from gateway.stores.memory import MemoryStore
 
 
 def open_store(region: Region, data_dir: Path) -> RecordStore:
-    """The store for ``region``; no I/O happens until ``prepare_store`` or the first call."""
+    """The store for ``region`` (one this gateway serves); no I/O happens until ``prepare_store`` or the first call."""
+    if region.store is None:
+        raise AssertionError(f"region `{region.id}` is served by peer `{region.owner}`; it has no store here")
     return open_named_store(region.id, region.store, data_dir)
 
 
