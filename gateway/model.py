@@ -256,6 +256,7 @@ class Caller:
     service: str | None = None
     region: str | None = None
     purpose: str | None = None
+    via: str | None = None  # the peer gateway that forwarded the request (federation); None: called here directly
 
 
 @dataclass(frozen=True, slots=True)
