@@ -60,6 +60,7 @@ SAFE_FIELDS = frozenset(
         "cancelled",
         "intents_open",
         "intents_waiting",
+        "peer",
     }
 )
 

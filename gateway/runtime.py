@@ -49,6 +49,8 @@ from gateway.tags import TagSigner, TagVerifier
 
 if TYPE_CHECKING:
     from gateway.audit.export import SegmentUploader
+    from gateway.federation import FederationVerifier
+    from gateway.services.federation import Federation
 
 log = logging.getLogger("gateway.runtime")
 
@@ -175,6 +177,8 @@ class Runtime:
     sessions: ConsoleSessions  # legal console sign-ins, kept in the control store
     uploader: SegmentUploader | None = None  # closed ledger segments to the off-box bucket, if configured
     reconciler: Reconciler | None = None  # intents without an outcome, settled against the stores (None: read-only)
+    federation: Federation | None = None  # peers' subjects, routed to them (None: no peers)
+    federation_verifier: FederationVerifier | None = None  # verifies requests peers forward here
 
     @classmethod
     async def open(cls, settings: Settings, metrics: GatewayMetrics | None = None, *, read_only: bool = False) -> Runtime:
@@ -246,6 +250,7 @@ class Runtime:
         if isinstance(ledger, FileLedger):
             wait = config.audit.reconcile_after_seconds
             reconciler = Reconciler(ledger_path=ledger.path, stores=stores, audit=audit, clock=settings.clock, wait=wait)
+        federation, verifier = _federation(config, settings, records, audit) if config.federation is not None else (None, None)
         return cls(
             settings,
             config,
@@ -263,6 +268,8 @@ class Runtime:
             sessions,
             uploader,
             reconciler,
+            federation,
+            verifier,
         )
 
     async def close(self, *, export_seconds: float = 0.0) -> None:
@@ -277,7 +284,23 @@ class Runtime:
         await self.ledger.close()
         if self.uploader is not None:
             await self.uploader.close()
+        if self.federation is not None:
+            await self.federation.client.close()
         await _close_stores(self.stores, self.control)
+
+
+def _federation(config: Config, settings: Settings, records: RecordService, audit: AuditLog) -> tuple[Federation, FederationVerifier]:
+    """The peers: a client that signs this gateway's requests to them, and the verifier of theirs (their public keys)."""
+    from gateway.federation import FederationVerifier
+    from gateway.peers import PeerClient
+    from gateway.services.federation import Federation
+
+    assert config.federation is not None
+    key = load_ed25519_private(resolve(settings.data_dir, config.federation.key))
+    peer_keys = {peer.id: load_ed25519_public(resolve(settings.data_dir, peer.key)) for peer in config.peers.values()}
+    client = PeerClient(config.federation, config.peers, key=key, data_dir=settings.data_dir, clock=settings.clock)
+    verifier = FederationVerifier(config.federation.id, peer_keys, frozenset(config.regions))
+    return Federation(config=config, records=records, client=client, audit=audit), verifier
 
 
 async def _final_export(ledger: FileLedger, uploader: SegmentUploader, seconds: float) -> None:

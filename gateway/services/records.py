@@ -135,6 +135,19 @@ class UnknownSubject(NotFound):
     code = "unknown-subject"
 
 
+class NotRegionOwner(Forbidden):
+    """The subject's home region is served by a peer gateway, not this one (federation): nothing here may touch it."""
+
+    code = "not-region-owner"
+
+
+def not_region_owner(region: str, owner: str) -> NotRegionOwner:
+    return NotRegionOwner(
+        f"region `{region}` is served by peer gateway `{owner}`, not by this one; a request a peer forwards reaches only the region's own gateway",
+        region=region,
+    )
+
+
 class RecordNotFound(NotFound):
     code = "record-not-found"
 
@@ -460,6 +473,9 @@ class RecordService:
         read the subject gets the same 451 whatever it sent.
         """
         _require_service(caller)
+        owner = self.config.regions[subject.home_region].owner
+        if owner is not None:
+            raise not_region_owner(subject.home_region, owner)
         existing = await self._find_profile(subject.id, missing_ok=True, fresh=True)
         if existing is None:
             if await self._register_new(caller, subject):
@@ -739,6 +755,9 @@ class RecordService:
         except (GatewayError, ValueError, UnicodeDecodeError):
             raise _NoDirectory from None
         region = held.get("home_region") if isinstance(held, dict) else None
+        owner = self.config.regions[region].owner if isinstance(region, str) and region in self.config.regions else None
+        if owner is not None:
+            raise not_region_owner(region, owner)  # a peer's subject (federation): its gateway answers for it
         if region not in self.stores:
             raise _NoDirectory  # a claim this configuration cannot follow: look everywhere, as without one
         return str(region)
@@ -763,6 +782,33 @@ class RecordService:
                 raise error
             raise StoreError(f"could not look up subject `{subject_id}` in every region") from error
         return None
+
+    async def claimed_home(self, subject_id: str) -> str | None:
+        """The region the subject's home claim names, whichever gateway serves it (None: no claim);
+        ``GatewayError`` when the control store cannot be read. Claims never change, so callers may keep the answer."""
+        try:
+            held = json.loads((await self.control.get(home_claim_key(subject_id))).body)
+        except ObjectNotFound:
+            return None
+        except (ValueError, UnicodeDecodeError):
+            return None
+        region = held.get("home_region") if isinstance(held, dict) else None
+        return region if isinstance(region, str) and region in self.config.regions else None
+
+    async def home_region(self, subject_id: str) -> str | None:
+        """The home region of a subject this gateway serves (by its claim, or found in its stores); None for
+        any other id: unknown, or a peer's."""
+        try:
+            found = await self._find_profile(subject_id, missing_ok=True)
+        except NotRegionOwner:
+            return None
+        return None if found is None else found.subject.home_region
+
+    async def claim_peer_home(self, subject_id: str, region: str) -> None:
+        """Note in the directory (create-only, as at registration) that a subject lives in a peer's ``region``;
+        ``subject-region-conflict`` if a claim names another region."""
+        assert self.config.regions[region].owner is not None
+        await self._claim_home(subject_id, region)
 
     async def index_subjects(self) -> tuple[int, int]:
         """Give every stored subject without a home claim its claim, then mark the directory complete.
@@ -1149,11 +1195,17 @@ def _conflict(key: str) -> Conflict:
     )
 
 
-def _who(caller: Caller) -> dict[str, Any]:
-    who: dict[str, Any] = {"principal": caller.principal, "role": caller.role}
+def who(caller: Caller) -> dict[str, Any]:
+    """The caller as the ledger names it; ``via``: the peer gateway that forwarded its request (federation)."""
+    found: dict[str, Any] = {"principal": caller.principal, "role": caller.role}
     if caller.role == "service":
-        who |= {"service": caller.service, "region": caller.region, "purpose": caller.purpose}
-    return who
+        found |= {"service": caller.service, "region": caller.region, "purpose": caller.purpose}
+    if caller.via is not None:
+        found["via"] = caller.via
+    return found
+
+
+_who = who
 
 
 def _read_entry(caller: Caller, subject: Subject, decision: ResidencyDecision, extra: Mapping[str, Any], *, profile_sha256: str | None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from gateway.metrics import GatewayMetrics
 from gateway.runtime import Runtime, Settings
-from gateway.web import cases, console, openapi, ops, orders, records, reports
+from gateway.web import cases, console, federation, openapi, ops, orders, records, reports
 from gateway.web.drain import DRAIN_KEY, Drain
 from gateway.web.middleware import access_log_middleware, request_ids, request_metrics
 from gateway.web.problem import problem_middleware
@@ -99,4 +99,5 @@ def create_app(settings: Settings, *, registry: CollectorRegistry | None = None)
     app.add_routes(ops.routes)
     app.add_routes(openapi.routes)
     app.add_routes(reports.routes)
+    app.add_routes(federation.routes)
     return app

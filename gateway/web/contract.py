@@ -28,6 +28,10 @@ from gateway.web.state import SETTINGS_KEY
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 OPERATION_ATTR = "__operation__"
 ROLES = ("service", "intake", "legal", "ops", "support")
+# How a caller proves who it is: ``bearer``, a token of this gateway's token issuer; ``federation``, a
+# peer gateway's token for one request it forwards, carrying the original caller (``gateway.federation``)
+SCHEMES = ("bearer", "federation")
+BEARER = ("bearer",)
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class Operation:
     """One route as the contract states it.
 
     ``roles``: who may call it; empty: anyone, with or without a token.
+    ``schemes``: the tokens it takes: ``bearer`` (this gateway's callers), ``federation`` (a request a peer gateway
+    forwards for its caller, whose role is the one checked), or both.
     ``open_if``: a setting under which the route is open after all (``/metrics``).
     ``responses``: the statuses answered with a body of their own, as OpenAPI response objects.
     ``problems``: the statuses answered with a problem document (``application/problem+json``).
@@ -49,6 +55,7 @@ class Operation:
     responses: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
     problems: tuple[int, ...] = ()
     open_if: Callable[[Settings], bool] | None = None
+    schemes: tuple[str, ...] = BEARER
 
     def is_open(self, settings: Settings) -> bool:
         return not self.roles or (self.open_if is not None and self.open_if(settings))
@@ -65,6 +72,7 @@ def operation(
     responses: Mapping[int, Mapping[str, Any]],
     problems: tuple[int, ...] = (),
     open_if: Callable[[Settings], bool] | None = None,
+    schemes: tuple[str, ...] = BEARER,
 ) -> Callable[[Handler], Handler]:
     """Declare a handler's contract; the caller is authenticated for ``roles`` before the handler runs.
 
@@ -74,17 +82,19 @@ def operation(
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}")
+    if not schemes or set(schemes) - set(SCHEMES):
+        raise ValueError(f"schemes must be some of {SCHEMES}, not {schemes}")
     if roles:
         problems = (*problems, 401, 403)
     if parameters or body is not None:
         problems = (*problems, 400)  # a malformed parameter or body, or a request line over the parser's limit
     problems = tuple(sorted(set(problems)))
-    declared = Operation(id, summary, roles, description, parameters, body, responses, problems, open_if)
+    declared = Operation(id, summary, roles, description, parameters, body, responses, problems, open_if, schemes)
 
     def declare(handler: Handler) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             if not declared.is_open(request.app[SETTINGS_KEY]):
-                authenticate(request, *declared.roles)
+                authenticate(request, *declared.roles, schemes=declared.schemes)
             return await handler(request)
 
         handle.__name__ = handler.__name__

@@ -236,7 +236,7 @@ def render(op: Operation, settings: Settings) -> dict[str, Any]:
     if op.body is not None:
         found["requestBody"] = dict(op.body)
     found["responses"] = {str(s): dict(r) for s, r in sorted(op.responses.items())} | {str(s): _problem_response(s) for s in problems}
-    found["security"] = [] if is_open else [{"bearer": []}]
+    found["security"] = [] if is_open else [{scheme: []} for scheme in op.schemes]
     if not is_open:
         found["x-roles"] = list(op.roles)  # who may call it
     return found
@@ -260,7 +260,16 @@ def build(app: web.Application) -> dict[str, Any]:
             "is HTML for people, signed in with a session; it is not part of this contract.",
         },
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "a token of this gateway's token issuer"},
+                "federation": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "a peer gateway's federation token (JWT `typ` `federation+jwt`), for the one request it forwards; "
+                    "it carries the original caller, whose role is the one checked",
+                },
+            },
             "schemas": SCHEMAS,
         },
         "paths": dict(sorted(paths.items())),

@@ -61,7 +61,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = http_status(error)
         if status >= 500:
             # the code and the region, not the message: a store's message may quote a record key
-            safe = {k: v for k, v in error.details.items() if k in ("region", "operation") and isinstance(v, str)}
+            safe = {k: v for k, v in error.details.items() if k in ("region", "operation", "peer") and isinstance(v, str)}
             log.error("request failed: %s", error.code, extra={"code": error.code, **safe})
         request[PROBLEM_CODE_KEY] = error.code
         return problem(request, status, error.code, error.message, **error.details)

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from gateway.errors import InvalidRequest
 from gateway.services.records import Precondition, RecordPreconditionFailed
-from gateway.web.bodies import json_body, read_body
+from gateway.web.bodies import MAX_JSON_BYTES, parse_json, read_body
 from gateway.web.contract import (
     AUDIT_SEQ,
     BINARY,
@@ -25,9 +25,10 @@ from gateway.web.contract import (
     ref,
     reply,
 )
+from gateway.web.federation import forward, route_of
 from gateway.web.pages import decode_cursor, encode_cursor, page_limit
 from gateway.web.problem import problem
-from gateway.web.state import CALLER_KEY, STATE_KEY
+from gateway.web.state import CALLER_KEY, REQUEST_ID_KEY, STATE_KEY
 
 routes = web.RouteTableDef()
 
@@ -72,12 +73,15 @@ def _precondition_failed(request: web.Request, error: RecordPreconditionFailed) 
     return response
 
 
-async def _json_body(request: web.Request) -> object:
+async def _json_body(request: web.Request) -> tuple[object, bytes]:
+    """The JSON body, parsed, and its bytes (as a peer that owns the subject is sent them)."""
     if request.content_type != "application/json":
         raise InvalidRequest("send the body as `application/json`", code="unsupported-media-type")
-    return await json_body(request)
+    raw = await read_body(request, MAX_JSON_BYTES, what="body")
+    return parse_json(raw), raw
 
 
+DATA_PLANE = ("bearer", "federation")  # a service's own token, or a peer gateway's forwarding a service's request
 IF_MATCH = {
     "name": "If-Match",
     "in": "header",
@@ -109,16 +113,25 @@ READ_HEADERS = {
     "putSubject",
     summary="Register a subject in its home region (or update its facts)",
     roles=("service",),
+    schemes=DATA_PLANE,
     parameters=(SUBJECT_PATH,),
     body=json_request(ref("Subject")),
     responses={200: reply("updated", ref("SubjectView")), 201: reply("registered", ref("SubjectView"))},
     problems=(400, 404, 409, 413, 503),
 )
-async def put_subject(request: web.Request) -> web.Response:
+async def put_subject(request: web.Request) -> web.StreamResponse:
     caller = request[CALLER_KEY]
-    records = request.app[STATE_KEY].rt.records
-    subject = records.parse_subject(request.match_info["subject"], await _json_body(request))
-    subject, created = await records.register_subject(caller, subject)
+    rt = request.app[STATE_KEY].rt
+    body, raw = await _json_body(request)
+    subject = rt.records.parse_subject(request.match_info["subject"], body)
+    if rt.federation is not None:
+        route = await rt.federation.registration(subject.id, subject.home_region, caller, request_id=request[REQUEST_ID_KEY])
+        if route is not None:
+            response = await forward(request, route, subject=subject.id, body=raw)
+            if response.status in (200, 201):
+                await rt.federation.learned(subject.id, route.region)
+            return response
+    subject, created = await rt.records.register_subject(caller, subject)
     return web.json_response(subject.to_json(), status=201 if created else 200)
 
 
@@ -130,6 +143,7 @@ async def put_subject(request: web.Request) -> web.Response:
     "nothing was stored. 201 is answered once per creation; concurrent writers of one key are applied one at a time; "
     "409 `write-conflict` when other gateways kept changing the key (retry).",
     roles=("service",),
+    schemes=DATA_PLANE,
     parameters=(SUBJECT_PATH, KEY_PATH, CATEGORY_QUERY, IF_MATCH, IF_NONE_MATCH),
     body={"required": True, "content": {"application/octet-stream": {"schema": BINARY}}},
     responses={
@@ -138,11 +152,14 @@ async def put_subject(request: web.Request) -> web.Response:
     },
     problems=(400, 404, 409, 412, 413, 451, 503),
 )
-async def put_record(request: web.Request) -> web.Response:
+async def put_record(request: web.Request) -> web.StreamResponse:
     caller = request[CALLER_KEY]
     rt = request.app[STATE_KEY].rt
     precondition = _precondition(request, create_only=True)
     body = await read_body(request, rt.config.limits.max_record_bytes, what="record")
+    route = await route_of(request, request.match_info["subject"])
+    if route is not None:
+        return await forward(request, route, subject=request.match_info["subject"], key=request.match_info["key"], body=body)
     try:
         tag, created = await rt.records.put_record(
             caller, request.match_info["subject"], request.match_info["key"], request.query.get("category"), body, precondition=precondition
@@ -157,12 +174,16 @@ async def put_record(request: web.Request) -> web.Response:
     "getRecord",
     summary="Read a record if residency allows",
     roles=("service",),
+    schemes=DATA_PLANE,
     parameters=(SUBJECT_PATH, KEY_PATH),
     responses={200: {"description": "the record", "headers": READ_HEADERS, "content": {"application/octet-stream": {"schema": BINARY}}}},
     problems=(404, 451, 503),
 )
-async def get_record(request: web.Request) -> web.Response:
+async def get_record(request: web.Request) -> web.StreamResponse:
     caller = request[CALLER_KEY]
+    route = await route_of(request, request.match_info["subject"])
+    if route is not None:
+        return await forward(request, route, subject=request.match_info["subject"], key=request.match_info["key"])
     result = await request.app[STATE_KEY].rt.records.get_record(caller, request.match_info["subject"], request.match_info["key"])
     meta = result.meta
     return web.Response(
@@ -184,13 +205,17 @@ async def get_record(request: web.Request) -> web.Response:
     "deleteRecord",
     summary="Erase a record (refused with 409 `legal-hold` while a legal hold is on it)",
     roles=("service",),
+    schemes=DATA_PLANE,
     parameters=(SUBJECT_PATH, KEY_PATH, IF_MATCH),
     responses={204: reply("erased")},
     problems=(400, 404, 409, 412, 451, 503),
 )
-async def delete_record(request: web.Request) -> web.Response:
+async def delete_record(request: web.Request) -> web.StreamResponse:
     caller = request[CALLER_KEY]
     precondition = _precondition(request, create_only=False)
+    route = await route_of(request, request.match_info["subject"])
+    if route is not None:
+        return await forward(request, route, subject=request.match_info["subject"], key=request.match_info["key"])
     try:
         await request.app[STATE_KEY].rt.records.delete_record(caller, request.match_info["subject"], request.match_info["key"], precondition=precondition)
     except RecordPreconditionFailed as error:
@@ -203,6 +228,7 @@ async def delete_record(request: web.Request) -> web.Response:
     "listRecords",
     summary="List record metadata, by key, a page at a time",
     roles=("service",),
+    schemes=DATA_PLANE,
     parameters=(SUBJECT_PATH, LIMIT_QUERY, CURSOR_QUERY),
     responses={
         200: reply(
@@ -222,10 +248,13 @@ async def delete_record(request: web.Request) -> web.Response:
     },
     problems=(400, 404, 451, 503),
 )
-async def list_records(request: web.Request) -> web.Response:
+async def list_records(request: web.Request) -> web.StreamResponse:
     caller = request[CALLER_KEY]
     limit = page_limit(request.query)
     after = decode_cursor(request.query, "records", lambda p: len(p) == 1 and isinstance(p[0], str))
+    route = await route_of(request, request.match_info["subject"])
+    if route is not None:
+        return await forward(request, route, subject=request.match_info["subject"])
     listing = await request.app[STATE_KEY].rt.records.list_records(
         caller, request.match_info["subject"], after=None if after is None else after[0], limit=limit
     )

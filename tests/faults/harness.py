@@ -137,9 +137,11 @@ class Workdir:
 class GatewayProcess:
     """`gateway serve` on a ``Workdir``, in its own process, logging JSON lines to ``log``."""
 
-    def __init__(self, workdir: Workdir, *, args: tuple[str, ...] = (), env: Mapping[str, str] | None = None, name: str = "gateway") -> None:
+    def __init__(
+        self, workdir: Workdir, *, args: tuple[str, ...] = (), env: Mapping[str, str] | None = None, name: str = "gateway", port: int | None = None
+    ) -> None:
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()  # a port of its own, or one given (peers that must know it before it starts)
         self.log = workdir.root / f"{name}-{self.port}.log"
         command = [
             sys.executable,

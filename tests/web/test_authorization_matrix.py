@@ -27,9 +27,11 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from prometheus_client import CollectorRegistry
 
 from gateway.config import load_config
+from gateway.federation import issue_federation_token
 from gateway.keys import load_private_key, resolve
 from gateway.model import ROLES, Caller
 from gateway.tokens import issue_token
@@ -40,10 +42,11 @@ from tests.orders_support import prepare_authorities
 from tests.support import ROOT, Env
 
 OPEN = "open"  # anyone, with or without a token
+PEER = "peer"  # only a peer gateway, with a federation token (gateway.federation): every bearer token is refused
 CONSOLE = "console"  # a console route: needs a browser session, which only a `legal` token can open
 SIGN_IN = "sign-in"  # the console's sign-in form: opens a session for a `legal` token, refuses any other
 
-# route -> the roles whose bearer token may call it, or OPEN, CONSOLE, SIGN_IN
+# route -> the roles whose bearer token may call it, or OPEN, CONSOLE, SIGN_IN, PEER
 MATRIX: dict[str, tuple[str, ...] | str] = {
     "PUT /v1/subjects/{subject}": ("service",),
     "PUT /v1/subjects/{subject}/records/{key}": ("service",),
@@ -78,6 +81,16 @@ MATRIX: dict[str, tuple[str, ...] | str] = {
     "POST /console/cases/{case}/object": CONSOLE,
     "GET /console/rules": CONSOLE,
     "POST /console/explain": CONSOLE,
+    "GET /v1/federation/subjects/{subject}": PEER,
+}
+# route -> the roles a peer gateway's federation token may carry there (the original caller's), on a gateway with peers
+PEER_ROUTES: dict[str, tuple[str, ...]] = {
+    "PUT /v1/subjects/{subject}": ("service",),
+    "PUT /v1/subjects/{subject}/records/{key}": ("service",),
+    "GET /v1/subjects/{subject}/records/{key}": ("service",),
+    "DELETE /v1/subjects/{subject}/records/{key}": ("service",),
+    "GET /v1/subjects/{subject}/records": ("service",),
+    "GET /v1/federation/subjects/{subject}": ("service", "intake"),
 }
 # /metrics when the gateway is served with `--metrics-auth` (Settings.metrics_public = False)
 METRICS = "GET /metrics"
@@ -92,10 +105,23 @@ NOTES = {
 RELAY = ("customer-portal", "us-east-1", "customer-consent")  # service, region, purpose
 
 NO_TOKEN = "no token"
-UNTRUSTED = ("expired", "wrong-audience", "garbage")  # kinds of token that must never authenticate
+# kinds of token that must never authenticate; `federation` is a peer's token, which a gateway without peers never takes
+UNTRUSTED = ("expired", "wrong-audience", "garbage", "federation")
 CALLERS = (*ROLES, NO_TOKEN, *UNTRUSTED)
-LABELS = {NO_TOKEN: "with no token", "expired": "with an expired token", "wrong-audience": "with a wrong-audience token", "garbage": "with a garbage token"}
-REFUSED_AS = {NO_TOKEN: "unauthenticated", "expired": "token-expired", "wrong-audience": "token-invalid", "garbage": "token-invalid"}
+LABELS = {
+    NO_TOKEN: "with no token",
+    "expired": "with an expired token",
+    "wrong-audience": "with a wrong-audience token",
+    "garbage": "with a garbage token",
+    "federation": "with a peer's federation token",
+}
+REFUSED_AS = {
+    NO_TOKEN: "unauthenticated",
+    "expired": "token-expired",
+    "wrong-audience": "token-invalid",
+    "garbage": "token-invalid",
+    "federation": "token-invalid",
+}
 
 # what a path's placeholders are filled with: ids nothing has
 PLACEHOLDERS = {"subject": "nobody", "key": "nothing", "order": "no-such-order", "case": "no-such-case"}
@@ -120,7 +146,8 @@ def _token(env: Env, caller: str, role: str) -> str | None:
     """The bearer token ``caller`` presents; an untrusted kind is made from a token of ``role``.
 
     ``expired`` moves the app's clock past its expiry; ``wrong-audience`` is signed
-    with the gateway's own token key for another audience.
+    with the gateway's own token key for another audience; ``federation`` is a peer
+    gateway's token for the request, signed with a key of its own.
     """
     if caller in ROLES:
         return _role_token(env, caller)
@@ -135,6 +162,11 @@ def _token(env: Env, caller: str, role: str) -> str | None:
         key = load_private_key(resolve(env.data_dir, config.identity.token_private_key))
         identity = dataclasses.replace(config.identity, audience="another-gateway")
         return issue_token(_caller(role), key=key, identity=identity, now=env.clock())
+    if caller == "federation":
+        key = ed25519.Ed25519PrivateKey.generate()
+        return issue_federation_token(
+            _caller(role), key=key, issuer="peer", audience="gateway", method="GET", path="/", request_id="r-1", now=env.clock(), ttl=timedelta(seconds=60)
+        )
     assert caller == "garbage"
     return "not.a.token"
 
@@ -192,9 +224,16 @@ def _bearer(allowed: tuple[str, ...] | str) -> bool:
     return isinstance(allowed, tuple)
 
 
+def _token_route(allowed: tuple[str, ...] | str) -> bool:
+    """A route that needs a token of some kind: a bearer token of some roles, or a peer's federation token."""
+    return _bearer(allowed) or allowed == PEER
+
+
 def _first_allowed(route: str) -> str:
     """The role the untrusted tokens are made for: one the route allows, so only the token's flaw refuses it."""
     allowed = MATRIX[route]
+    if allowed == PEER:
+        return PEER_ROUTES[route][0]
     return allowed[0] if isinstance(allowed, tuple) else "legal"
 
 
@@ -213,7 +252,15 @@ async def test_a_role_that_is_not_allowed_is_refused_with_403_forbidden(client: 
     assert response.status == 403 and await _code(response) == "forbidden", await response.text()
 
 
-@pytest.mark.parametrize(("route", "caller"), _cases(lambda allowed, caller: _bearer(allowed) and caller not in ROLES))
+@pytest.mark.parametrize(("route", "caller"), _cases(lambda allowed, caller: allowed == PEER and caller in ROLES))
+async def test_a_bearer_token_of_any_role_is_refused_with_403_on_a_route_only_peer_gateways_call(
+    client: TestClient, env: Env, route: str, caller: str
+) -> None:
+    response = await _call(client, route, _headers(_token(env, caller, caller)))
+    assert response.status == 403 and await _code(response) == "forbidden", await response.text()
+
+
+@pytest.mark.parametrize(("route", "caller"), _cases(lambda allowed, caller: _token_route(allowed) and caller not in ROLES))
 async def test_a_caller_without_a_valid_token_is_refused_with_401_and_a_bearer_challenge(client: TestClient, env: Env, route: str, caller: str) -> None:
     response = await _call(client, route, _headers(_token(env, caller, _first_allowed(route))))
     assert response.status == 401 and await _code(response) == REFUSED_AS[caller], await response.text()
@@ -313,8 +360,14 @@ def test_the_roles_each_route_declares_in_its_contract_are_the_matrixs(env: Env)
             continue
         name = f"{route.method} {route.resource.canonical}"  # type: ignore[union-attr]
         expected = MATRIX[name]
-        if (OPEN if operation.is_open(env.settings) else operation.roles) != expected:
+        bearer = "bearer" in operation.schemes
+        access = OPEN if operation.is_open(env.settings) else operation.roles if bearer else PEER
+        if access != expected:
             disagree.append(f"{name}: declares {operation.roles or OPEN}, the matrix says {expected}")
+        if "federation" in operation.schemes and PEER_ROUTES.get(name) != operation.roles:
+            disagree.append(f"{name}: takes a peer's token for {operation.roles}, PEER_ROUTES says {PEER_ROUTES.get(name)}")
+        if "federation" not in operation.schemes and name in PEER_ROUTES:
+            disagree.append(f"{name}: takes no peer's token, PEER_ROUTES says it does")
     assert disagree == []
 
 
@@ -322,7 +375,7 @@ def test_the_roles_each_route_declares_in_its_contract_are_the_matrixs(env: Env)
 
 README = ROOT / "README.md"
 START, END = "<!-- authorization-matrix:start -->", "<!-- authorization-matrix:end -->"
-COLUMNS = (*ROLES, NO_TOKEN, "expired, wrong-audience or garbage token")
+COLUMNS = (*ROLES, "peer gateway", NO_TOKEN, "expired, wrong-audience or garbage token")
 
 
 def _marks(route: str, allowed: tuple[str, ...] | str) -> list[str]:
@@ -330,10 +383,11 @@ def _marks(route: str, allowed: tuple[str, ...] | str) -> list[str]:
     if allowed == OPEN:
         return ["open"] * len(COLUMNS)
     note = f" [{list(NOTES).index(route) + 1}]" if route in NOTES else ""
-    roles = ("legal",) if allowed in (CONSOLE, SIGN_IN) else allowed
+    roles = ("legal",) if allowed in (CONSOLE, SIGN_IN) else () if allowed == PEER else allowed
     marks = ["✓" + note if role in roles else "403" for role in ROLES]
+    peer = f"✓ ({', '.join(PEER_ROUTES[route])})" if route in PEER_ROUTES else "401"
     no_token = {CONSOLE: "sign-in", SIGN_IN: "400"}.get(str(allowed), "401")
-    return [*marks, no_token, "401"]
+    return [*marks, peer, no_token, "401"]
 
 
 def render() -> str:
@@ -346,6 +400,10 @@ def render() -> str:
         *(f"| {route} | " + " | ".join(marks) + " |" for route, marks in rows),
     ]
     notes = [f"[{n}] `{route}`: {text}." for n, (route, text) in enumerate(NOTES.items(), start=1)]
+    notes.append(
+        "A peer gateway (see Federation) calls with a federation token for one request, carrying the original caller: "
+        "its column shows the roles that caller may hold there. A gateway without peers refuses every federation token (401)."
+    )
     return "\n".join([*lines, "", *notes])
 
 

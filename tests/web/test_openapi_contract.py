@@ -17,6 +17,7 @@ from tests.orders_support import prepare_authorities
 from tests.support import Env
 
 METHODS = ("get", "put", "post", "delete", "patch")
+TOKENS = ([{"bearer": []}], [{"bearer": []}, {"federation": []}])  # this gateway's token, or also a peer's forwarding one
 
 
 async def _spec(client: TestClient) -> dict:
@@ -77,9 +78,30 @@ async def test_every_authenticated_operation_needs_a_bearer_token_and_answers_40
     wrong = [
         f"{method.upper()} {path}"
         for path, method, op in _operations(await _spec(client))
-        if op.get("x-roles") and not (op["security"] == [{"bearer": []}] and {"401", "403"} <= set(op["responses"]))
+        if op.get("x-roles") and not path.startswith("/v1/federation/")
+        if not (op["security"] in TOKENS and {"bearer": []} in op["security"] and {"401", "403"} <= set(op["responses"]))
     ]
     assert wrong == []
+
+
+async def test_only_the_data_plane_also_takes_a_peers_federation_token(client: TestClient) -> None:
+    spec = await _spec(client)
+    federated = sorted(f"{method.upper()} {path}" for path, method, op in _operations(spec) if {"federation": []} in op["security"])
+    assert federated == [
+        "DELETE /v1/subjects/{subject}/records/{key}",
+        "GET /v1/federation/subjects/{subject}",
+        "GET /v1/subjects/{subject}/records",
+        "GET /v1/subjects/{subject}/records/{key}",
+        "PUT /v1/subjects/{subject}",
+        "PUT /v1/subjects/{subject}/records/{key}",
+    ]
+
+
+async def test_the_federation_routes_take_only_a_peers_federation_token(client: TestClient) -> None:
+    spec = await _spec(client)
+    routes = [(path, op) for path, _, op in _operations(spec) if path.startswith("/v1/federation/")]
+    assert routes
+    assert all(op["security"] == [{"federation": []}] and {"401", "403"} <= set(op["responses"]) for _, op in routes)
 
 
 async def test_the_open_operations_are_marked_open(client: TestClient) -> None:
