@@ -243,14 +243,24 @@ class Runtime:
         review = ReviewSettings(consent_relays=config.support_access.consent_relays)
         cases = CaseService(control=control, audit=audit, clock=settings.clock, settings=review, on_disclosed=notices.for_case)
         trust = Trust(load_authority_keys(config, settings.data_dir))
-        intake = Intake(config=config, records=records, cases=cases, notices=notices, control=control, trust=trust, audit=audit, clock=settings.clock)
+        federation, verifier = _federation(config, settings, records, audit) if config.federation is not None else (None, None)
+        intake = Intake(
+            config=config,
+            records=records,
+            cases=cases,
+            notices=notices,
+            control=control,
+            trust=trust,
+            audit=audit,
+            clock=settings.clock,
+            federation=federation,
+        )
         orders = OrderService(intake, provider_key=keys.provider)
         sessions = ConsoleSessions(control=control, audit=audit, clock=settings.clock, max_age=timedelta(seconds=config.console.session_max_age_seconds))
         reconciler = None
         if isinstance(ledger, FileLedger):
             wait = config.audit.reconcile_after_seconds
             reconciler = Reconciler(ledger_path=ledger.path, stores=stores, audit=audit, clock=settings.clock, wait=wait)
-        federation, verifier = _federation(config, settings, records, audit) if config.federation is not None else (None, None)
         return cls(
             settings,
             config,

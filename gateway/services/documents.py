@@ -36,6 +36,9 @@ from gateway.services.records import Profile
 from gateway.services.shared import Codec
 
 DISCLOSED = "disclose"
+# an item a peer gateway decides (federation), waiting for the peer to answer; never decided here
+PENDING = "pending"
+AT_PEER = "at-peer"  # the state of an item a peer decided: its state now is in the peer's own document (``peer_order``)
 INTEGRITY_RULE = "record.integrity"
 RECORDS_KEPT = (DISCLOSED, "hold", "preserve", "legal-review")  # outcomes whose items list their records
 TRACED = ("legal-review", "hold")  # outcomes whose items carry their trace to the case a person reviews
@@ -348,6 +351,10 @@ def view(document: Document, *, now: datetime, cases: Mapping[tuple[str, str], M
 
 
 def _viewed(item: Item, document: Document, case: Mapping[str, Any] | None, now: datetime) -> ViewedItem:
+    if item.outcome == PENDING:
+        return ViewedItem(item, PENDING)
+    if "peer" in item.extra:
+        return ViewedItem(item, AT_PEER)
     stamp = isoformat(now)
     case_id = case["id"] if case is not None else None
     if item.outcome == "legal-review":

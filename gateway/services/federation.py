@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -31,11 +31,16 @@ from gateway.errors import Conflict, GatewayError
 from gateway.model import Caller, is_identifier
 from gateway.peers import PeerAnswer, PeerClient, PeerRefused, PeerUnavailable
 from gateway.services.audit_log import AuditLog
+from gateway.services.documents import PENDING, Document, Item
 from gateway.services.records import RecordService, not_region_owner, who
 
 log = logging.getLogger("gateway.federation")
 
 HOMES_KEPT = 100_000  # subjects whose home region this process remembers (claims never change)
+ASKED_AT_ONCE = 16  # an order's subjects looked up at once
+FEDERATION_RULE = "federation"
+# a peer's item, as merged: its decision (not its state now, which the peer's own document shows)
+MERGED_KEYS = ("subject", "region", "category", "profile_sha256", "outcome", "basis", "reasons", "obligations", "rule", "damaged_records")
 
 
 @dataclass(frozen=True)
@@ -207,7 +212,137 @@ class Federation:
                 )
             yield answer
 
+    # --- orders ----------------------------------------------------------------------
+
+    async def owners(self, subjects: Sequence[str], caller: Caller, *, request_id: str) -> Owners:
+        """Who decides each of an order's subjects: this gateway (its own, and ids no gateway knows), the peer that
+        owns the subject's region, or nobody yet (a peer that could hold it did not answer)."""
+        limiter = asyncio.Semaphore(ASKED_AT_ONCE)
+
+        async def one(subject: str) -> str | PeerUnavailable | None:
+            async with limiter:
+                try:
+                    return await self.home(subject, caller, request_id=request_id)
+                except PeerUnavailable as error:
+                    return error
+
+        found = await asyncio.gather(*(one(s) for s in subjects))
+        owners = Owners()
+        for subject, region in zip(subjects, found, strict=True):
+            if isinstance(region, PeerUnavailable):
+                owners.unreachable[subject] = str(region.details.get("peer", ""))
+            elif region is None or self.config.owner_of(region) is None:
+                owners.local.append(subject)
+            else:
+                owners.remote[subject] = Route(self.config.peers[self.config.regions[region].owner or ""], region)
+        return owners
+
+    async def decide_at_peers(self, token: str, document: Document, owners: Owners, caller: Caller, *, request_id: str) -> list[PeerItems]:
+        """Send the order to each peer that owns some of its subjects, at once: what each decided, or pending items for
+        a peer that did not answer; the subjects whose owner is not known yet (a peer did not answer) are pending too."""
+        assigned: dict[str, list[str]] = {}
+        for subject, route in owners.remote.items():
+            assigned.setdefault(route.peer.id, []).append(subject)
+        results = list(await asyncio.gather(*(self._decide_at(self.config.peers[p], token, document, s, caller, request_id) for p, s in assigned.items())))
+        unknown: dict[str, list[str]] = {}
+        for subject, peer in owners.unreachable.items():
+            unknown.setdefault(peer, []).append(subject)
+        for peer, subjects in unknown.items():
+            detail = f"peer gateway `{peer}` did not answer whether this subject is one of its own; asked again later"
+            results.append(PeerItems(peer, "unavailable", [pending_item(s, peer, c, detail) for s in subjects for c in document.categories]))
+        return results
+
+    async def _decide_at(self, peer: Peer, token: str, document: Document, subjects: Sequence[str], caller: Caller, request_id: str) -> PeerItems:
+        categories = list(document.categories)
+
+        def pending(detail: str, which: Sequence[str] = subjects) -> list[Item]:
+            return [pending_item(s, peer.id, c, detail, region=self._region(s)) for s in which for c in categories]
+
+        try:
+            status, body = await self.client.json(peer, caller, "POST", "/v1/federation/orders", request_id=request_id, body={"order": token})
+        except PeerUnavailable as error:
+            return PeerItems(peer.id, "unavailable", pending(error.message))
+        code = body.get("code") if isinstance(body, dict) else None
+        if status in (200, 201) and isinstance(body, dict) and isinstance(body.get("items"), list):
+            owned = {r for r, region in self.config.regions.items() if region.owner == peer.id}
+            items = [
+                merged_item(i, peer, document)
+                for i in body["items"]
+                if isinstance(i, dict) and i.get("subject") in subjects and i.get("region") in (*owned, None) and "peer" not in i
+                if i.get("outcome") != PENDING
+            ]
+            missing = [s for s in subjects if s not in {i.subject for i in items}]  # not decided there: never decided here either
+            return PeerItems(peer.id, "decided", items + pending(f"peer gateway `{peer.id}` did not decide this subject; asked again later", missing))
+        if (status == 422 or code == "replayed") and isinstance(body, dict):
+            # the owner refused the order itself (its own trust, its own order ids): that is its decision for its subjects
+            reasons = body.get("reasons") or [{"code": code or "refused", "rule": FEDERATION_RULE, "detail": body.get("detail", "")}]
+            refused = {"outcome": "refuse", "basis": None, "reasons": reasons, "obligations": {}, "rule": reasons[0].get("rule", FEDERATION_RULE)}
+            items = [merged_item({"subject": s, "region": self._region(s), "category": c, **refused}, peer, document) for s in subjects for c in categories]
+            return PeerItems(peer.id, "refused", items)
+        return PeerItems(peer.id, "unavailable", pending(f"peer gateway `{peer.id}` answered {status} ({code}); asked again later"))
+
+    def _region(self, subject: str) -> str | None:
+        return self._homes.get(subject)
+
 
 def _seq(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
+
+@dataclass
+class Owners:
+    """Who decides an order's subjects (``Federation.owners``)."""
+
+    local: list[str] = field(default_factory=list)  # this gateway: its own subjects, and ids no gateway knows
+    remote: dict[str, Route] = field(default_factory=dict)  # a peer's subject, and its home region
+    unreachable: dict[str, str] = field(default_factory=dict)  # not known yet: the peer that did not answer when asked
+
+    @property
+    def elsewhere(self) -> bool:
+        """Whether some subjects are not decided here."""
+        return bool(self.remote or self.unreachable)
+
+
+@dataclass(frozen=True)
+class PeerItems:
+    """What one peer did with an order: ``decided`` (its items), ``refused`` (its refusal, per item) or ``unavailable`` (pending items)."""
+
+    peer: str
+    status: str
+    items: list[Item]
+
+
+def pending_item(subject: str, peer: str, category: str | None, detail: str, *, region: str | None = None) -> Item:
+    """An item the peer that owns it (``peer``) has not decided yet: it did not answer. Never decided here."""
+    return Item.from_json(
+        {
+            "subject": subject,
+            "region": region,
+            "category": category,
+            "outcome": PENDING,
+            "basis": None,
+            "reasons": [{"code": "peer-unavailable", "rule": FEDERATION_RULE, "detail": detail}],
+            "obligations": {},
+            "rule": FEDERATION_RULE,
+            "records": [],
+            "record_count": 0,
+            "peer": peer,
+        }
+    )
+
+
+def merged_item(data: Mapping[str, Any], peer: Peer, document: Document) -> Item:
+    """A peer's item as the forwarder's document holds it: the peer's decision, naming the peer and where its document and
+    package part are; its records are the peer's to package, so only their count is kept."""
+    kept = {k: data[k] for k in MERGED_KEYS if k in data}
+    where = f"{peer.url}/v1/orders/{quote(document.id, safe='')}"
+    return Item.from_json(
+        {
+            **kept,
+            "records": [],
+            "record_count": int(data.get("record_count") or 0),
+            "peer": peer.id,
+            "peer_order": f"{where}?authority={document.authority}",
+            "peer_package": f"{where}/package?authority={document.authority}",
+        }
+    )

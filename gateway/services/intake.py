@@ -26,25 +26,28 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import Config
-from gateway.errors import Conflict, InvalidRequest
+from gateway.errors import Conflict, GatewayError, InvalidRequest
 from gateway.keys import PublicKey
 from gateway.legal.engine import Decision, Engine
 from gateway.legal.facts import with_unverified_facts
 from gateway.legal.orders import Order, PriorPreservation
 from gateway.legal.verify import OrderRejected, claims_fingerprint, order_fingerprint, verify_order
-from gateway.model import Clock, Subject, isoformat, parse_time
+from gateway.logs import REQUEST_ID
+from gateway.model import Caller, Clock, Subject, isoformat, parse_time
 from gateway.services.audit_log import AuditLog
 from gateway.services.cases import CaseService
 from gateway.services.documents import (
     DISCLOSED,
     DOCUMENT,
     INTEGRITY_RULE,
+    PENDING,
     Document,
     Explained,
     Item,
@@ -58,10 +61,22 @@ from gateway.services.documents import (
 )
 from gateway.services.holds import Holds
 from gateway.services.notices import NoticeService
-from gateway.services.records import TAG_METADATA, Profile, RecordService, UnknownSubject, corrupt_record, size_mismatch, subject_prefix
+from gateway.services.records import (
+    TAG_METADATA,
+    NotRegionOwner,
+    Profile,
+    RecordService,
+    UnknownSubject,
+    corrupt_record,
+    size_mismatch,
+    subject_prefix,
+)
 from gateway.services.shared import update
 from gateway.stores import ObjectCorrupt, ObjectInfo, ObjectNotFound, PreconditionFailed, RecordStore
 from gateway.tags import TagViolation
+
+if TYPE_CHECKING:
+    from gateway.services.federation import Federation, Owners, PeerItems
 
 log = logging.getLogger("gateway.orders")
 
@@ -84,6 +99,14 @@ def index_key(order_id: str, authority: str) -> str:
     return f"order-ids/{order_id}/{authority}"
 
 
+PENDING_PREFIX = "federation/pending/"
+
+
+def pending_key(authority: str, order_id: str) -> str:
+    """Where an order whose items wait for a peer gateway is noted, with the signed order to send it again."""
+    return f"{PENDING_PREFIX}{authority}/{order_id}"
+
+
 @dataclass(frozen=True)
 class Trust:
     """Registered authorities and the public keys that verify their orders."""
@@ -103,6 +126,7 @@ class Intake:
     trust: Trust
     audit: AuditLog
     clock: Clock
+    federation: Federation | None = None  # peer gateways that decide the items of the regions they own
 
     def __post_init__(self) -> None:
         self.stores = self.records.stores
@@ -142,8 +166,14 @@ class Intake:
 
     # --- intake ----------------------------------------------------------------
 
-    async def submit(self, token: str, *, submitted_by: str) -> tuple[Document, bool]:
-        """Decide and act on a signed order. Returns (document, created)."""
+    async def submit(self, token: str, *, submitted_by: str, via: str | None = None) -> tuple[Document, bool]:
+        """Decide and act on a signed order. Returns (document, created).
+
+        With peers, each subject is decided by the gateway that owns its home region: this one decides its own (and
+        ids no gateway knows), and sends the order to each peer that owns one of its subjects, whose items are merged
+        into the document naming that peer; a peer that does not answer leaves its items ``pending``, asked again by
+        ``complete_pending``. An order a peer forwarded (``via``) is decided here for this gateway's own subjects only.
+        """
         now = self.clock()
         fingerprint = order_fingerprint(token)
         try:
@@ -187,18 +217,26 @@ class Intake:
                 ) from None
             return await self._wait_for_document(authority, order.id), False
 
-        await self.audit.record(
-            "order.received",
-            {"order": order.id, "authority": authority, "served_by": order.served_by.id, "instrument": order.instrument, "fingerprint": fingerprint},
-        )
+        received = {"order": order.id, "authority": authority, "served_by": order.served_by.id, "instrument": order.instrument, "fingerprint": fingerprint}
+        await self.audit.record("order.received", received | ({"via": via} if via else {}))
         try:
-            # (2) decide every (subject, region, category)
-            traced, _, whole = await self._decide_all(order, now=now, trace=True)
+            # (2) decide every (subject, region, category) this gateway owns
+            owners = await self._owners(order, now=now, caller=Caller(submitted_by, "intake", via=via))
+            traced, _, whole = await self._decide_all(order, now=now, trace=True, subjects=None if owners is None else owners.local)
             # (3) act
             await self._act(order, traced, now=now)
             traces = {(i.subject, i.region): list(i.trace) for i in traced if i.trace is not None}
             items = [i.without_trace() for i in traced]
             document = decision_document(order, items, fingerprint=fingerprint, received_at=now, whole=whole).submitted(submitted_by)
+            local_document = document
+            # (2b) the peers decide theirs
+            at_peers: list[PeerItems] = []
+            if owners is not None and self.federation is not None and owners.elsewhere:
+                caller = Caller(submitted_by, "intake")
+                at_peers = await self.federation.decide_at_peers(token, document, owners, caller, request_id=_request_id())
+                document = _merged(document, order.subjects, [i for result in at_peers for i in result.items])
+            if via is not None:
+                document = Document.from_json({**to_json(document), "forwarded_by": via})
             # (4) record, then store the document for GET and resubmissions
             await self.audit.record(
                 "order.decided",
@@ -226,6 +264,8 @@ class Intake:
                     ],
                 },
             )
+            for result in at_peers:
+                await self._record_forwarded(order, result)
             await self._record_damaged(order, items)
             for i in items:  # operations: low-cardinality counts, and the time from receipt to decision
                 self.observer.order_decision(
@@ -236,13 +276,16 @@ class Intake:
             log.info("order decided", extra={"event": "order.decided", "order": order.id, "authority": authority, "outcomes": outcomes})
             await self.control.put(document_key(authority, order.id), write_document(to_json(document)), {})
             await self.control.put(index_key(order.id, authority), b"", {})
+            if any(i.outcome == PENDING for i in document.items):
+                marker = {"order": token, "submitted_by": submitted_by, "at": isoformat(now)}
+                await self.control.put(pending_key(authority, order.id), json.dumps(marker).encode(), {})
         except BaseException:
             # Nothing is stored under this id yet: free it, so the authority can submit the order again.
             with contextlib.suppress(Exception):
                 await self.control.delete(_claim_key(authority, order.id))
             raise
-        # (5) decisions that need people become cases in legal's queue
-        await self.cases.open_for(document, submitted_by=submitted_by, traces=traces)
+        # (5) decisions that need people become cases in legal's queue (the peers open their own)
+        await self.cases.open_for(local_document, submitted_by=submitted_by, traces=traces)
         # (6) customers are told what was disclosed, when the order allows
         disclosed: dict[str, list[str]] = {}
         for item in items:
@@ -268,12 +311,32 @@ class Intake:
         raise Conflict(f"order `{order_id}` is still being decided; ask again shortly", code="order-in-progress")
 
     async def explain(self, token: str, *, at: datetime | None = None) -> Explained:
-        """The decision document with the full trace; changes nothing."""
+        """The decision document with the full trace; changes nothing.
+
+        With peers, a subject this gateway's directory places in a peer's region is decided by that peer: it has no
+        item here, and the trace says where to explain it (no peer is asked: explaining changes nothing, anywhere)."""
         now = at or self.clock()
         order = self.verify(token, now=now)
-        items, trace, whole = await self._decide_all(order, now=now, trace=True)
+        elsewhere = await self._peers_subjects(order)
+        local = [s for s in dict.fromkeys(order.subjects) if s not in elsewhere]
+        items, trace, whole = await self._decide_all(order, now=now, trace=True, subjects=local if elsewhere else None)
+        if whole is None:
+            for subject, region in elsewhere.items():
+                trace = [*trace, f"## {subject} / {region}: decided by peer gateway `{self.config.regions[region].owner}`; explain it there"]
         document = decision_document(order, items, fingerprint=order_fingerprint(token), received_at=now, whole=whole)
         return Explained(document, trace, now)
+
+    async def _peers_subjects(self, order: Order) -> dict[str, str]:
+        """The order's subjects whose home claim here names a peer's region, and that region (none without peers)."""
+        if self.federation is None:
+            return {}
+        found: dict[str, str] = {}
+        for subject in dict.fromkeys(order.subjects):
+            with contextlib.suppress(GatewayError):
+                region = await self.records.claimed_home(subject)
+                if region is not None and self.config.regions[region].owner is not None:
+                    found[subject] = region
+        return found
 
     # --- deciding --------------------------------------------------------------
 
@@ -282,7 +345,7 @@ class Intake:
         a damaged record is there as its key, the category its tag proves (else ``None``) and its ``integrity`` violation."""
         try:
             profile = await self.records.profile(subject_id, fresh=True)  # a decision rests on the facts as they are now
-        except UnknownSubject:
+        except (UnknownSubject, NotRegionOwner):
             return None, []
         except InvalidRequest:
             return None, []
@@ -360,18 +423,22 @@ class Intake:
             subjects=tuple(doc.subjects),
         )
 
-    async def _decide_all(self, order: Order, *, now: datetime, trace: bool) -> tuple[list[Item], list[str], Decision | None]:
-        """Items for every named (subject, category), the trace, and the whole-order decision when R1 settles it."""
+    async def _decide_all(
+        self, order: Order, *, now: datetime, trace: bool, subjects: Sequence[str] | None = None
+    ) -> tuple[list[Item], list[str], Decision | None]:
+        """Items for every named (subject, category), or those of ``subjects`` only, the trace, and the whole-order
+        decision when R1 settles it (for every subject: no subject's data is looked at)."""
         whole = self.engine.check_order(order, now=now, trace=trace)
         if whole is not None:
             # R1 checks that need no subject (no specific identifiers, a regime not in force, not bound...) decide the whole order.
             items = [decided_item(s, None, c, whole, []) for s in dict.fromkeys(order.subjects) for c in order.categories]
             return items, list(whole.trace), whole
-        looked_up = await asyncio.gather(*(self._subject_records(s) for s in dict.fromkeys(order.subjects)))
+        chosen = list(dict.fromkeys(order.subjects if subjects is None else subjects))
+        looked_up = await asyncio.gather(*(self._subject_records(s) for s in chosen))
         prior = await self._prior_preservation(order)
         items: list[Item] = []
         lines: list[str] = []
-        for subject_id, (profile, found) in zip(dict.fromkeys(order.subjects), looked_up, strict=True):
+        for subject_id, (profile, found) in zip(chosen, looked_up, strict=True):
             subject = profile.subject if profile else None
             records = [r for r in found if "integrity" not in r]
             for category in order.categories:
@@ -422,6 +489,93 @@ class Intake:
                     {"subject": subject, "key": key, "region": region, "reason": reason, "order": order.id, "authority": order.issuer.id},
                 )
 
+    # --- peers -----------------------------------------------------------------
+
+    async def _owners(self, order: Order, *, now: datetime, caller: Caller) -> Owners | None:
+        """Who decides each subject (None: this gateway decides them all: no peers, or R1 settles the whole order).
+
+        An order a peer forwarded (``caller.via``) is decided here for this gateway's own subjects only, and sent nowhere."""
+        if self.federation is None or self.engine.check_order(order, now=now) is not None:
+            return None
+        subjects = list(dict.fromkeys(order.subjects))
+        if caller.via is not None:
+            from gateway.services.federation import Owners
+
+            homes = await asyncio.gather(*(self.records.home_region(s) for s in subjects))
+            return Owners(local=[s for s, home in zip(subjects, homes, strict=True) if home is not None])
+        return await self.federation.owners(subjects, caller, request_id=_request_id())
+
+    async def _record_forwarded(self, order: Order, result: PeerItems) -> None:
+        """A peer's part of an order in the ledger: decided, refused or pending there (ids and outcomes, as ``order.decided``)."""
+        await self.audit.record(
+            "federation.order-forwarded",
+            {
+                "order": order.id,
+                "authority": order.issuer.id,
+                "peer": result.peer,
+                "status": result.status,
+                "items": [
+                    {"subject": i.subject, "region": i.region, "category": i.category, "outcome": i.outcome, "reason": i.reasons[0]["code"]}
+                    for i in result.items
+                ],
+            },
+        )
+
+    async def complete_pending(self) -> int:
+        """Ask the peers again for every order item that waits for one; returns how many items were completed.
+
+        Each stored document is changed by compare-and-swap (``shared.update``), so two replicas, or a change made
+        meanwhile (a renewal's extension), never lose each other's update."""
+        completed = 0
+        for key in await self.control.list(PENDING_PREFIX):
+            try:
+                completed += await self._complete(key)
+            except (GatewayError, ValueError, KeyError) as error:
+                code = error.code if isinstance(error, GatewayError) else "invalid-marker"
+                log.warning("could not complete an order's items at its peers; tried again next sweep", extra={"event": "order.pending", "code": code})
+        return completed
+
+    async def _complete(self, key: str) -> int:
+        if self.federation is None:
+            return 0
+        authority, order_id = key[len(PENDING_PREFIX) :].split("/", 1)
+        marker = json.loads((await self.control.get(key)).body)
+        document = read_document((await self.control.get(document_key(authority, order_id))).body)
+        waiting = list(dict.fromkeys(i.subject for i in document.items if i.outcome == PENDING))
+        if not waiting:
+            await self.control.delete(key)
+            return 0
+        received = parse_time(document.received_at)
+        order = self.verify(marker["order"], now=received)  # as it was served: its validity is judged then
+        caller = Caller(marker["submitted_by"], "intake")
+        owners = await self.federation.owners(waiting, caller, request_id=_request_id())
+        results = await self.federation.decide_at_peers(marker["order"], document, owners, caller, request_id=_request_id())
+        decided = [i for result in results for i in result.items if i.outcome != PENDING]
+        if owners.local:  # no gateway holds them after all (``home`` looked here first): no data, decided here like any unknown id
+            local, _, _ = await self._decide_all(order, now=received, trace=False, subjects=owners.local)
+            decided += local
+        done = {i.subject for i in decided}
+
+        def complete(stored: Document | None) -> Document | None:
+            """The stored document with its pending items of ``done`` replaced (None: nothing to change)."""
+            if stored is None or not any(i.outcome == PENDING and i.subject in done for i in stored.items):
+                return None
+            kept = [i for i in stored.items if not (i.outcome == PENDING and i.subject in done)]
+            return _merged(replace(stored, items=kept), order.subjects, decided)
+
+        updated = await update(self.control, document_key(authority, order_id), complete, codec=DOCUMENT)
+        if not updated.written:
+            return 0  # completed meanwhile (another replica's sweep)
+        merged = updated.value
+        assert merged is not None
+        for result in results:
+            if result.status != "unavailable":  # a peer still down is not ledgered again at every sweep
+                await self._record_forwarded(order, result)
+        if not any(i.outcome == PENDING for i in merged.items):
+            await self.control.delete(key)
+        log.info("order items completed at their peers", extra={"event": "order.completed", "order": order_id, "authority": authority})
+        return len(decided)
+
     # --- acting ----------------------------------------------------------------
 
     async def _act(self, order: Order, items: Sequence[Item], *, now: datetime) -> None:
@@ -448,3 +602,16 @@ class Intake:
             return
         authority, _ = found
         await update(self.control, document_key(authority, order.renews or ""), lambda doc: None if doc is None else doc.extended(until), codec=DOCUMENT)
+
+
+def _merged(document: Document, subjects: Sequence[str], items: Sequence[Item]) -> Document:
+    """``document`` with ``items`` added, every item in the order's subject order (a subject's items keep theirs)."""
+    position = {s: n for n, s in enumerate(dict.fromkeys(subjects))}
+    everything = [*document.items, *items]
+    ordered = sorted(range(len(everything)), key=lambda n: (position.get(everything[n].subject, len(position)), n))
+    return replace(document, items=[everything[n] for n in ordered])
+
+
+def _request_id() -> str:
+    """The request id of the request being served (its peers' requests carry it too), or a new one (a sweep)."""
+    return REQUEST_ID.get() or uuid.uuid4().hex

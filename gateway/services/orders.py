@@ -48,9 +48,10 @@ class OrderService:
 
     # --- intake ----------------------------------------------------------------
 
-    async def submit(self, token: str, *, submitted_by: str) -> tuple[View, bool]:
-        """Decide and act on a signed order. Returns (the document as it stands now, created)."""
-        document, created = await self.intake.submit(token, submitted_by=submitted_by)
+    async def submit(self, token: str, *, submitted_by: str, via: str | None = None) -> tuple[View, bool]:
+        """Decide and act on a signed order (``via``: forwarded by that peer gateway, for this gateway's own subjects).
+        Returns (the document as it stands now, created)."""
+        document, created = await self.intake.submit(token, submitted_by=submitted_by, via=via)
         return await self.view_now(document), created
 
     async def explain(self, token: str, *, at: datetime | None = None) -> Explained:
@@ -60,6 +61,10 @@ class OrderService:
     async def sweep(self) -> int:
         """Lift every hold whose time has come; returns how many records were released."""
         return await self.holds.sweep()
+
+    async def complete_pending(self) -> int:
+        """Ask peer gateways again for the order items that wait for them; returns how many items were completed."""
+        return await self.intake.complete_pending()
 
     # --- reading ---------------------------------------------------------------
 
@@ -87,7 +92,8 @@ class OrderService:
         """The document as it stands now, with the state of its cases."""
         cases: dict[tuple[str, str], dict[str, Any]] = {}
         for item in document.items:
-            if item.outcome in ("legal-review", "hold") and item.region and (item.subject, item.region) not in cases:
+            mine = "peer" not in item.extra  # a peer's item: its case is the peer's
+            if mine and item.outcome in ("legal-review", "hold") and item.region and (item.subject, item.region) not in cases:
                 with contextlib.suppress(CaseNotFound):
                     cases[(item.subject, item.region)] = await self.cases.get(case_id_for(document.authority, document.id, item.subject, item.region))
         return view(document, now=self.clock(), cases=cases)

@@ -26,11 +26,14 @@ MAX_BODY = 64 * 1024 * 1024
 
 
 async def _sweep_forever(runtime: Runtime) -> None:
-    """Release due holds and clear expired console sessions on a timer; a failed sweep is logged and retried next time."""
+    """Release due holds, clear expired console sessions and ask peer gateways again for order items that wait for them,
+    on a timer; a failed sweep is logged and retried next time."""
     while True:
         await asyncio.sleep(runtime.settings.sweep_seconds)
         try:
             await runtime.orders.sweep()
+            if runtime.federation is not None:
+                await runtime.orders.complete_pending()
             await runtime.cases.sweep()
             await runtime.notices.sweep()
             await runtime.sessions.sweep()

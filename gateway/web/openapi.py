@@ -110,7 +110,11 @@ SCHEMAS: dict[str, Any] = {
             "subject": {"type": "string"},
             "region": OPTIONAL_STRING,
             "category": OPTIONAL_STRING,
-            "outcome": {"type": "string", "enum": ["disclose", "hold", "preserve", "route-mlat", "legal-review", "refuse", "no-data"]},
+            "outcome": {
+                "type": "string",
+                "enum": ["disclose", "hold", "preserve", "route-mlat", "legal-review", "refuse", "no-data", "pending"],
+                "description": "`pending`: a peer gateway that owns the subject's region has not answered yet; asked again on a timer",
+            },
             "basis": OPTIONAL_STRING,
             "reasons": {"type": "array", "items": ref("Reason")},
             "obligations": {"type": "object"},
@@ -120,6 +124,9 @@ SCHEMAS: dict[str, Any] = {
             "state": {"type": "string"},
             "case": {"type": "string"},
             "trace": STRINGS,
+            "peer": {"type": "string", "description": "the peer gateway that owns the subject's region and decides this item"},
+            "peer_order": {"type": "string", "description": "the peer's own decision document for this order (its state now)"},
+            "peer_package": {"type": "string", "description": "where the peer's package of the records it discloses is"},
         },
     },
     "DecisionDocument": {

@@ -70,6 +70,36 @@ async def submit_order(request: web.Request) -> web.Response:
     return _document(viewed.to_json(), status=201 if created else 200, headers={"Location": f"/v1/orders/{viewed.document.id}"})
 
 
+@routes.post("/v1/federation/orders")
+@operation(
+    "federationDecideOrder",
+    summary="For a peer gateway: decide an order's items for the regions this gateway owns",
+    description="Called with a peer's federation token only, for an intake caller. The order (a compact JWS) is verified against "
+    "this gateway's own trust, its id claimed here, and the subjects whose home region this gateway owns decided with its own "
+    "policy, acted on (holds, cases) and ledgered here; their items are in the answer. A resubmission gets the stored decision (200).",
+    roles=("intake",),
+    schemes=("federation",),
+    body=json_request(
+        {"type": "object", "required": ["order"], "additionalProperties": False, "properties": {"order": {"type": "string", "description": "the compact JWS"}}}
+    ),
+    responses={
+        200: reply("an identical resubmission: the stored decision", ref("DecisionDocument")),
+        201: reply("decided here, for this gateway's subjects", ref("DecisionDocument")),
+    },
+    problems=(409, 413, 422, 503),
+)
+async def decide_for_peer(request: web.Request) -> web.Response:
+    caller = request[CALLER_KEY]
+    body = await json_body(request, limit=MAX_ORDER_BYTES + MAX_JSON_BYTES, what='body ({"order": "<compact JWS>"})')
+    if not isinstance(body, dict) or not isinstance(body.get("order"), str) or set(body) != {"order"}:
+        raise InvalidRequest('body must be {"order": "<compact JWS>"}', code="invalid-request")
+    try:
+        viewed, created = await request.app[STATE_KEY].rt.orders.submit(body["order"].strip(), submitted_by=caller.principal, via=caller.via)
+    except OrderRejected as rejected:
+        return _rejected(request, rejected)
+    return _document(viewed.to_json(), status=201 if created else 200)
+
+
 @routes.get("/v1/orders/{order}")
 @operation(
     "getOrder",

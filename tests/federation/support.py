@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.config import load_config
+from gateway.runtime import init_keys
 from tests.faults.harness import GatewayProcess, Workdir, free_port
 from tests.support import SHIPPED_CONFIG, run_cli
 
@@ -79,10 +81,16 @@ class Federation:
         return f"http://127.0.0.1:{self.ports[gateway]}"
 
     def start(self, gateway: str) -> GatewayProcess:
-        self.processes[gateway] = GatewayProcess(self.workdirs[gateway], port=self.ports[gateway], name=gateway).wait_ready()
-        return self.processes[gateway]
+        """Start ``gateway`` on its folder and port; its sweeper (which asks peers again for pending order items) runs every second."""
+        process = GatewayProcess(self.workdirs[gateway], port=self.ports[gateway], name=gateway, args=("--sweep-seconds", "1"))
+        self.processes[gateway] = process.wait_ready()
+        return process
+
+    def running(self, gateway: str) -> bool:
+        return gateway in self.processes and self.processes[gateway].process.poll() is None
 
     def kill(self, gateway: str) -> None:
+        """SIGKILL."""
         self.processes[gateway].kill()
 
     def service(self, gateway: str, service: str, region: str, purpose: str | None = None) -> dict[str, str]:
@@ -97,7 +105,8 @@ class Federation:
 
 
 def make_workdirs(root: Path) -> tuple[dict[str, Workdir], dict[str, int]]:
-    """A work folder per gateway, with its keys made and the others' federation public keys copied in."""
+    """A work folder per gateway, with its keys made and the others' federation public keys copied in, and every
+    registered authority's public key (a key pair per authority is made in the first folder, to sign orders with)."""
     ports = {gateway: free_port() for gateway in OWNED}
     workdirs = {gateway: Workdir.make(root / gateway, federated_config(gateway, ports)) for gateway in OWNED}
     for workdir in workdirs.values():
@@ -108,7 +117,19 @@ def make_workdirs(root: Path) -> tuple[dict[str, Workdir], dict[str, int]]:
                 target = workdir.data_dir / "keys" / "peers" / f"{peer}.pub"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(other.data_dir / "keys" / "federation.pub", target)
+    first = workdirs[next(iter(OWNED))]
+    init_keys(load_config(first.config), first.data_dir, demo_authorities=True)
+    for workdir in workdirs.values():
+        if workdir is not first:
+            shutil.copytree(first.data_dir / "keys" / "authorities", workdir.data_dir / "keys" / "authorities", ignore=shutil.ignore_patterns("*.key"))
     return workdirs, ports
+
+
+def authority_key(federation: Federation, authority: str) -> Path:
+    """The private key of a registered authority (the test signs orders as it)."""
+    first = federation.workdirs[next(iter(OWNED))]
+    public = first.data_dir / load_config(first.config).legal.authorities[authority].public_key
+    return public.with_suffix(".key")
 
 
 @contextlib.contextmanager

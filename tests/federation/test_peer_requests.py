@@ -18,8 +18,10 @@ from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from prometheus_client import CollectorRegistry
 
+from gateway.config import load_config
 from gateway.federation import issue_federation_token
-from gateway.keys import write_public_key
+from gateway.keys import load_private_key, write_public_key
+from gateway.legal.verify import sign_order
 from gateway.model import Caller
 from gateway.web.app import create_app
 from gateway.web.state import STATE_KEY
@@ -30,6 +32,7 @@ from tests.support import Env, make_env
 
 AMERICAS = ed25519.Ed25519PrivateKey.generate()
 BILLING = Caller("billing", "service", service="billing", region="us-east-1", purpose="billing")
+INTAKE = Caller("portal", "intake")
 AOIFE = {"home_region": "eu-west-1", "residence": "IE"}
 
 
@@ -159,3 +162,37 @@ async def test_a_gateway_without_peers_refuses_every_federation_token(tmp_path: 
     path = "/v1/subjects/aoife/records"
     response = await client.get(path, headers=from_americas(plain, "GET", path))
     assert (response.status, (await response.json())["code"]) == (401, "token-invalid")
+
+
+def warrant(env: Env, *subjects: str) -> str:
+    """A US court's warrant for the subscriber data of ``subjects``, signed with the authority's key."""
+    claims = {
+        "jti": "warrant-1",
+        "iss": "us-court-sdny",
+        "iat": int(env.clock().timestamp()),
+        "exp": int((env.clock() + timedelta(days=30)).timestamp()),
+        "instrument": "us.warrant",
+        "subjects": list(subjects),
+        "categories": ["subscriber"],
+    }
+    config = load_config(env.settings.config_path)
+    key = load_private_key((env.data_dir / config.legal.authorities["us-court-sdny"].public_key).with_suffix(".key"))
+    return sign_order(claims, key=key, kid="us-court-sdny")
+
+
+async def test_an_order_a_peer_forwards_is_decided_here_for_this_gateways_own_subjects_only(client: TestClient, env: Env) -> None:
+    await register_aoife(client, env)
+    await client.app[STATE_KEY].rt.records.claim_peer_home("alice", "us-east-1")
+    path = "/v1/federation/orders"
+    response = await client.post(path, json={"order": warrant(env, "alice", "aoife")}, headers=from_americas(env, "POST", path, INTAKE))
+    document = await response.json()
+    assert (response.status, [(i["subject"], i["region"]) for i in document["items"]], document["forwarded_by"]) == (201, [("aoife", "eu-west-1")], "americas")
+
+
+async def test_explain_leaves_a_peers_subject_to_that_peer_and_asks_no_gateway(client: TestClient, env: Env) -> None:
+    await register_aoife(client, env)
+    await client.app[STATE_KEY].rt.records.claim_peer_home("alice", "us-east-1")
+    response = await client.post("/v1/explain", json={"order": warrant(env, "alice", "aoife")}, headers=env.person("legal", "lena"))
+    explained = await response.json()
+    assert (response.status, [i["subject"] for i in explained["items"]]) == (200, ["aoife"])
+    assert "## alice / us-east-1: decided by peer gateway `americas`; explain it there" in explained["trace"]

@@ -8,18 +8,26 @@ A test that kills a gateway starts it again on its folder and port.
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.federation.support import Federation, call, three_gateways
+from gateway.keys import load_private_key
+from gateway.legal.verify import sign_order
+from tests.federation.support import Answer, Federation, authority_key, call, three_gateways
 
-SUBJECTS = {  # subject: (its gateway, home region, residence)
-    "alice": ("americas", "us-east-1", "US"),
-    "aoife": ("europe", "eu-west-1", "IE"),
-    "klaus": ("europe", "eu-central-1", "DE"),
-    "mia": ("apac", "ap-southeast-2", "AU"),
+SUBJECTS = {  # subject: (its gateway, home region, residence, US person)
+    "alice": ("americas", "us-east-1", "US", True),
+    "aoife": ("europe", "eu-west-1", "IE", False),
+    "klaus": ("europe", "eu-central-1", "DE", False),
+    "mia": ("apac", "ap-southeast-2", "AU", False),
 }
+ORDER_SUBJECTS = ["alice", "aoife", "mia"]  # one in each gateway's regions
+COMPLETION_WAIT = 60.0  # seconds a pending item may take to be completed once its peer is back (its sweeper runs every second)
+_orders = itertools.count(1)
 RECORDS = {"profile": "subscriber", "inbox-0001": "content"}
 
 
@@ -30,9 +38,10 @@ def json_headers(headers: dict[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]:
     with three_gateways(tmp_path_factory.mktemp("federation")) as federation:
-        for subject, (gateway, region, residence) in SUBJECTS.items():
+        for subject, (gateway, region, residence, us_person) in SUBJECTS.items():
             local = federation.service(gateway, "loader", region)
-            body = f'{{"home_region": "{region}", "residence": "{residence}"}}'.encode()
+            facts = f'"residence": "{residence}", "nationality": "{residence}", "us_person": {str(us_person).lower()}'
+            body = f'{{"home_region": "{region}", {facts}}}'.encode()
             assert call(f"{federation.url(gateway)}/v1/subjects/{subject}", "PUT", headers=json_headers(local), body=body).status == 201
             for key, category in RECORDS.items():
                 url = f"{federation.url(gateway)}/v1/subjects/{subject}/records/{key}?category={category}"
@@ -42,12 +51,35 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
 
 @pytest.fixture
 def apac_killed(federation: Federation) -> Iterator[Federation]:
-    """Asia-Pacific's gateway SIGKILLed for the test, then started again on its folder and port."""
+    """Asia-Pacific's gateway SIGKILLed for the test, then started again on its folder and port (unless the test did)."""
     federation.kill("apac")
     try:
         yield federation
     finally:
-        federation.start("apac")
+        if not federation.running("apac"):
+            federation.start("apac")
+
+
+def submit_warrant(federation: Federation, gateway: str = "americas") -> Answer:
+    """A US court's warrant for content of one subject in each gateway's regions, submitted to ``gateway``."""
+    now = datetime.now(UTC)
+    claims = {
+        "jti": f"warrant-{next(_orders)}-{int(now.timestamp())}",
+        "iss": "us-court-sdny",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(days=30)).timestamp()),
+        "instrument": "us.warrant",
+        "subjects": ORDER_SUBJECTS,
+        "categories": ["content"],
+    }
+    token = sign_order(claims, key=load_private_key(authority_key(federation, "us-court-sdny")), kid="us-court-sdny")
+    intake = {**federation.person(gateway, "intake", "portal"), "Content-Type": "application/jose"}
+    return call(f"{federation.url(gateway)}/v1/orders", "POST", headers=intake, body=token.encode())
+
+
+def decided_by(document: dict) -> dict[str, tuple[str, str | None]]:
+    """Each subject's (outcome, the peer that decided it) in a decision document."""
+    return {item["subject"]: (item["outcome"], item.get("peer")) for item in document["items"]}
 
 
 def test_a_read_of_a_european_subject_through_the_americas_gateway_is_served_by_europe(federation: Federation) -> None:
@@ -131,3 +163,48 @@ def test_a_dead_gateways_subjects_are_served_again_once_it_is_back(federation: F
     security = federation.service("americas", "security-operations", "us-east-1", "incident-response")
     assert call(f"{federation.url('americas')}/v1/subjects/mia/records", headers=security).status == 200
 
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+def test_an_order_spanning_three_gateways_is_decided_by_each_owner_and_merged(federation: Federation) -> None:
+    answer = submit_warrant(federation)
+    assert answer.status == 201
+    assert decided_by(answer.json()) == {"alice": ("disclose", None), "aoife": ("legal-review", "europe"), "mia": ("legal-review", "apac")}
+
+
+def test_each_owner_ledgers_its_part_of_a_merged_order_and_opens_its_own_case(federation: Federation) -> None:
+    order = submit_warrant(federation).json()["id"]
+    decided = [e["data"] for e in federation.entries("europe", "order.decided") if e["data"]["order"] == order]
+    cases = call(f"{federation.url('europe')}/v1/cases?state=open", headers=federation.person("europe", "legal", "lena")).json()["cases"]
+    assert [(i["subject"], i["outcome"]) for d in decided for i in d["items"]] == [("aoife", "legal-review")]
+    assert [(c["subject"], c["region"]) for c in cases if c["order"] == order] == [("aoife", "eu-west-1")]
+
+
+def test_a_peers_items_name_where_its_package_part_is_and_copy_none_of_its_records(federation: Federation) -> None:
+    document = submit_warrant(federation).json()
+    aoife = next(i for i in document["items"] if i["subject"] == "aoife")
+    order = document["id"]
+    assert (aoife["records"], aoife["peer_package"]) == ([], f"{federation.url('europe')}/v1/orders/{order}/package?authority=us-court-sdny")
+
+
+def test_with_a_peer_killed_only_its_items_are_pending(apac_killed: Federation) -> None:
+    document = submit_warrant(apac_killed).json()
+    assert decided_by(document) == {"alice": ("disclose", None), "aoife": ("legal-review", "europe"), "mia": ("pending", "apac")}
+    mia = next(i for i in document["items"] if i["subject"] == "mia")
+    assert (mia["state"], mia["reasons"][0]["code"]) == ("pending", "peer-unavailable")
+
+
+def test_a_pending_order_is_completed_once_its_peer_is_back(apac_killed: Federation) -> None:
+    federation = apac_killed
+    order = submit_warrant(federation).json()["id"]
+    federation.start("apac")
+    legal = federation.person("americas", "legal", "lena")
+    deadline = time.monotonic() + COMPLETION_WAIT
+    while True:
+        document = call(f"{federation.url('americas')}/v1/orders/{order}", headers=legal).json()
+        if decided_by(document)["mia"][0] != "pending" or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert decided_by(document) == {"alice": ("disclose", None), "aoife": ("legal-review", "europe"), "mia": ("legal-review", "apac")}

@@ -82,6 +82,7 @@ MATRIX: dict[str, tuple[str, ...] | str] = {
     "GET /console/rules": CONSOLE,
     "POST /console/explain": CONSOLE,
     "GET /v1/federation/subjects/{subject}": PEER,
+    "POST /v1/federation/orders": PEER,
 }
 # route -> the roles a peer gateway's federation token may carry there (the original caller's), on a gateway with peers
 PEER_ROUTES: dict[str, tuple[str, ...]] = {
@@ -91,6 +92,7 @@ PEER_ROUTES: dict[str, tuple[str, ...]] = {
     "DELETE /v1/subjects/{subject}/records/{key}": ("service",),
     "GET /v1/subjects/{subject}/records": ("service",),
     "GET /v1/federation/subjects/{subject}": ("service", "intake"),
+    "POST /v1/federation/orders": ("intake",),
 }
 # /metrics when the gateway is served with `--metrics-auth` (Settings.metrics_public = False)
 METRICS = "GET /metrics"

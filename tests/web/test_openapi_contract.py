@@ -92,6 +92,7 @@ async def test_only_the_data_plane_also_takes_a_peers_federation_token(client: T
         "GET /v1/federation/subjects/{subject}",
         "GET /v1/subjects/{subject}/records",
         "GET /v1/subjects/{subject}/records/{key}",
+        "POST /v1/federation/orders",
         "PUT /v1/subjects/{subject}",
         "PUT /v1/subjects/{subject}/records/{key}",
     ]
