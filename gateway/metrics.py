@@ -148,6 +148,13 @@ class GatewayMetrics:
             ["result"],
             registry=registry,
         )
+        # --- peer gateways (federation)
+        self.peer_requests = Counter(
+            "gateway_peer_requests_total",
+            "Requests to peer gateways by peer and outcome: answered, unavailable (no answer) or refused (the peer refused this gateway's token).",
+            ["peer", "outcome"],
+            registry=registry,
+        )
 
     def _child(self, metric: Any, *values: str) -> Any:
         key = (id(metric), values)
@@ -186,6 +193,9 @@ class GatewayMetrics:
         for result, count in results.items():
             self.write_intents_reconciled.labels(result).inc(count)
         self.write_intents_open.set(open)
+
+    def peer_request(self, *, peer: str, outcome: str) -> None:
+        self._child(self.peer_requests, peer, outcome).inc()
 
     def order_decision(self, *, outcome: str, instrument: str, issuing_jurisdiction: str, data_region: str | None) -> None:
         self.order_decisions.labels(outcome, instrument, issuing_jurisdiction, data_region or NO_REGION).inc()

@@ -30,6 +30,7 @@ from gateway.errors import StoreError
 from gateway.federation import issue_federation_token
 from gateway.keys import resolve
 from gateway.model import Caller, Clock
+from gateway.services.observer import NullObserver, Observer
 
 CHUNK = 64 * 1024
 SMALL_BODY = 256 * 1024  # the most read of an answer that is not streamed (a problem document, a lookup, an order's items)
@@ -91,13 +92,21 @@ class PeerClient:
     """Requests to peer gateways on behalf of a caller; one connection pool per peer, made when first used."""
 
     def __init__(
-        self, federation: FederationSettings, peers: Mapping[str, Peer], *, key: ed25519.Ed25519PrivateKey, data_dir: Path, clock: Clock
+        self,
+        federation: FederationSettings,
+        peers: Mapping[str, Peer],
+        *,
+        key: ed25519.Ed25519PrivateKey,
+        data_dir: Path,
+        clock: Clock,
+        observer: Observer | None = None,
     ) -> None:
         self.federation = federation
         self.peers = peers
         self.key = key
         self.data_dir = data_dir
         self.clock = clock
+        self.observer = observer or NullObserver()
         self._sessions: dict[str, aiohttp.ClientSession] = {}
 
     def _session(self, peer: Peer) -> aiohttp.ClientSession:
@@ -150,7 +159,9 @@ class PeerClient:
         try:
             response = await self._session(peer).request(method, url, headers=sent, data=body, allow_redirects=False)
         except _UNREACHABLE as exc:
+            self.observer.peer_request(peer=peer.id, outcome="unavailable")
             raise unavailable(peer, "cannot be reached") from exc
+        self.observer.peer_request(peer=peer.id, outcome="refused" if response.status == 401 else "answered")
         try:
             read = not stream or response.content_type == "application/problem+json"
             try:

@@ -308,7 +308,7 @@ def _federation(config: Config, settings: Settings, records: RecordService, audi
     assert config.federation is not None
     key = load_ed25519_private(resolve(settings.data_dir, config.federation.key))
     peer_keys = {peer.id: load_ed25519_public(resolve(settings.data_dir, peer.key)) for peer in config.peers.values()}
-    client = PeerClient(config.federation, config.peers, key=key, data_dir=settings.data_dir, clock=settings.clock)
+    client = PeerClient(config.federation, config.peers, key=key, data_dir=settings.data_dir, clock=settings.clock, observer=audit.observer)
     verifier = FederationVerifier(config.federation.id, peer_keys, frozenset(config.regions))
     return Federation(config=config, records=records, client=client, audit=audit), verifier
 

@@ -48,6 +48,10 @@ class Observer(Protocol):
         """After a sweep: records still under a legal hold and the earliest release time (Unix seconds) among them."""
         ...
 
+    def peer_request(self, *, peer: str, outcome: str) -> None:
+        """A request to a peer gateway: ``answered``, ``unavailable`` (no answer) or ``refused`` (it refused this gateway's token)."""
+        ...
+
 
 class NullObserver:
     def residency_decision(self, *, outcome: str, caller_jurisdiction: str, data_region: str, reason: str) -> None:
@@ -81,4 +85,7 @@ class NullObserver:
         pass
 
     def holds_swept(self, *, active: int, next_release_at: float | None) -> None:
+        pass
+
+    def peer_request(self, *, peer: str, outcome: str) -> None:
         pass

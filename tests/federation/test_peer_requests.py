@@ -196,3 +196,10 @@ async def test_explain_leaves_a_peers_subject_to_that_peer_and_asks_no_gateway(c
     explained = await response.json()
     assert (response.status, [i["subject"] for i in explained["items"]]) == (200, ["aoife"])
     assert "## alice / us-east-1: decided by peer gateway `americas`; explain it there" in explained["trace"]
+
+
+async def test_a_peer_that_does_not_answer_is_counted_in_the_metrics(client: TestClient, env: Env) -> None:
+    await client.app[STATE_KEY].rt.records.claim_peer_home("alice", "us-east-1")
+    await client.get("/v1/subjects/alice/records/profile", headers=env.service("billing", "eu-west-1"))
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_peer_requests_total{outcome="unavailable",peer="americas"} 1.0' in metrics
