@@ -376,6 +376,8 @@ class _Tally:
 
     def report(self) -> TransparencyReport:
         for key, data, authority, order in self.decided:
+            if data.get("peers") and not data.get("items"):
+                continue  # every item was decided by peer gateways (federation): their reports count the request
             settled = None if data.get("preservation") else self._settled(data, authority, order)  # a preservation's items were not read
             self._count(key, count_decided(data, self.content_categories, settled))
         rows = dict(self.rows)

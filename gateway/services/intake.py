@@ -248,6 +248,7 @@ class Intake:
                     "preservation": self.config.legal.instruments[order.instrument].preservation is not None,
                     "emergency": order.emergency,
                     "whole_order": whole.reason if whole else None,
+                    **({"peers": sorted({r.peer for r in at_peers})} if at_peers else {}),  # they decided the other items
                     "items": [
                         {
                             "subject": i.subject,

@@ -163,3 +163,10 @@ def test_write_intents_and_their_reconciliation_leave_the_report_as_it_is() -> N
         {"kind": "record.reconciled", "time": "2026-08-01T00:00:04Z", "data": {"intent": 1, "object": "o", "region": "us-east-1", "result": "written"}},
     ]
     assert build_report(orders + noise, *YEAR) == build_report(orders, *YEAR)
+
+
+def test_an_order_whose_items_peer_gateways_all_decided_is_left_to_their_reports() -> None:
+    forwarded = decided("2026-08-01T00:00:00Z", "US")
+    forwarded["data"]["peers"] = ["europe"]
+    report = build_report([forwarded, decided("2026-08-02T00:00:00Z", "US", item("disclose"))], *YEAR)
+    assert (report.total.requests, report.total.rejected) == (1, 0)
