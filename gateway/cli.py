@@ -619,7 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
             "--sweep-seconds",
             type=_non_negative_seconds,
             default=os.environ.get("GATEWAY_SWEEP_SECONDS", "30"),
-            help="how often due holds are lifted, cases released or expired, notices queued and expired console sessions cleared; "
+            help="how often due holds are lifted, cases released or expired, notices queued, expired console sessions cleared "
+            "and order items waiting for a peer gateway asked for again; "
             "every replica may sweep, each change is made once; 0 turns the sweeper off (default: $GATEWAY_SWEEP_SECONDS or 30)",
         )
         p.add_argument(
