@@ -222,7 +222,7 @@ class Intake:
         try:
             # (2) decide every (subject, region, category) this gateway owns
             owners = await self._owners(order, now=now, caller=Caller(submitted_by, "intake", via=via))
-            traced, _, whole = await self._decide_all(order, now=now, trace=True, subjects=None if owners is None else owners.local)
+            traced, whole = await self._decide_claiming_extension(order, now=now, subjects=None if owners is None else owners.local)
             # (3) act
             await self._act(order, traced, now=now)
             traces = {(i.subject, i.region): list(i.trace) for i in traced if i.trace is not None}
@@ -415,17 +415,46 @@ class Intake:
             return None
         # As it stands now: extended by a renewal of it (``extended_until``), or itself a renewal (its items' ``extensions``).
         untils = [parse_time(o["until"]) for o in kept] + ([parse_time(doc.extended_until)] if doc.extended_until else [])
+        authority = found[0]
+        claimed = len(await self.control.list(_extensions_prefix(authority, order.renews)))  # renewals decided, counted or not yet
         return PriorPreservation(
             order_id=order.renews,
             instrument=doc.instrument,
             issuer_jurisdiction=self.config.legal.authorities[doc.authority].jurisdiction,
             until=max(untils),
-            extensions=max(int(doc.extensions), *(int(o.get("extensions") or 0) for o in kept)),
+            extensions=max(int(doc.extensions), claimed, *(int(o.get("extensions") or 0) for o in kept)),
             subjects=tuple(doc.subjects),
         )
 
+    async def _decide_claiming_extension(
+        self, order: Order, *, now: datetime, subjects: Sequence[str] | None
+    ) -> tuple[list[Item], Decision | None]:
+        """Decide the order's items; a renewal that extends a preservation first claims that extension's slot.
+
+        The slot (``extensions/<n>`` beside the renewed document, n the extensions it was decided on plus one) is
+        written create-only, so of two renewals decided on the same count at once, on two replicas, one extends and
+        the other is decided again on the new count (``extensions-exhausted`` once the instrument's are used up).
+        A resubmission of the renewal that holds a slot finds its own claim.
+        """
+        for _ in range(EXTENSION_TRIES):
+            prior = await self._prior_preservation(order)
+            traced, _, whole = await self._decide_all(order, now=now, trace=True, subjects=subjects, prior=prior)
+            if prior is None or not any(_extends(i) for i in traced):
+                return traced, whole
+            found = await self._renewed_document(order)
+            assert found is not None and order.renews
+            slot = f"{_extensions_prefix(found[0], order.renews)}{prior.extensions + 1}"
+            mine = json.dumps({"order": order.id, "authority": order.issuer.id}).encode()
+            try:
+                await self.control.put(slot, mine, {}, if_absent=True)
+                return traced, whole
+            except PreconditionFailed:
+                if (await self.control.get(slot)).body == mine:
+                    return traced, whole  # claimed by this renewal before (a resubmission after a crash)
+        raise Conflict("other renewals of this preservation kept being decided at the same time; submit the order again", code="write-conflict")
+
     async def _decide_all(
-        self, order: Order, *, now: datetime, trace: bool, subjects: Sequence[str] | None = None
+        self, order: Order, *, now: datetime, trace: bool, subjects: Sequence[str] | None = None, prior: PriorPreservation | None = None
     ) -> tuple[list[Item], list[str], Decision | None]:
         """Items for every named (subject, category), or those of ``subjects`` only, the trace, and the whole-order
         decision when R1 settles it (for every subject: no subject's data is looked at)."""
@@ -436,7 +465,8 @@ class Intake:
             return items, list(whole.trace), whole
         chosen = list(dict.fromkeys(order.subjects if subjects is None else subjects))
         looked_up = await asyncio.gather(*(self._subject_records(s) for s in chosen))
-        prior = await self._prior_preservation(order)
+        if prior is None:
+            prior = await self._prior_preservation(order)
         items: list[Item] = []
         lines: list[str] = []
         for subject_id, (profile, found) in zip(chosen, looked_up, strict=True):
@@ -589,7 +619,7 @@ class Intake:
                 continue
             for record in item.records:
                 await self.holds.place(item.region, item.subject, record["key"], f"{order.issuer.id}/{order.id}", until)  # type: ignore[arg-type]
-        extended = [i.obligations["until"] for i in items if i.outcome == "preserve" and i.reasons[0]["code"] == "preservation-extended"]
+        extended = [i.obligations["until"] for i in items if _extends(i)]
         if order.renews and extended:
             await self._count_extension(order, max(extended))
 
@@ -603,6 +633,18 @@ class Intake:
             return
         authority, _ = found
         await update(self.control, document_key(authority, order.renews or ""), lambda doc: None if doc is None else doc.extended(until), codec=DOCUMENT)
+
+
+EXTENSION_TRIES = 8  # decisions of one renewal before it gives up on other renewals of the same preservation
+
+
+def _extensions_prefix(authority: str, order_id: str) -> str:
+    """Where the extensions of a preservation are claimed, one create-only object per extension: ``.../extensions/<n>``."""
+    return document_key(authority, order_id).removesuffix("decision") + "extensions/"
+
+
+def _extends(item: Item) -> bool:
+    return item.outcome == "preserve" and item.reasons[0]["code"] == "preservation-extended"
 
 
 def _merged(document: Document, subjects: Sequence[str], items: Sequence[Item]) -> Document:

@@ -1,4 +1,4 @@
-"""Two replicas deciding orders that change one stored decision document at the same moment: both changes are kept.
+"""Two replicas renewing one preservation at the same moment: one extends it, the other is decided on the extension it made.
 
 Each replica is an ``Intake`` with its own ledger over one set of stores. Replica
 A's writes of the renewed order's document go through ``Interleaved``, so
@@ -16,7 +16,7 @@ from gateway.audit import MemoryLedger
 from gateway.legal.verify import sign_order
 from gateway.services.audit_log import AuditLog
 from gateway.services.cases import CaseService
-from gateway.services.documents import DOCUMENT, document_key
+from gateway.services.documents import DOCUMENT, document_key, read_document
 from gateway.services.intake import Intake, Trust
 from gateway.services.notices import NoticeService
 from gateway.services.records import RecordService
@@ -62,7 +62,7 @@ def preservation(clock: FrozenClock, jti: str, renews: str | None = None) -> str
     return sign_order(claims, key=FBI, kid="us-fbi")
 
 
-async def test_two_renewals_of_one_preservation_decided_at_once_on_two_replicas_are_both_counted_on_it() -> None:
+async def test_of_two_renewals_decided_at_once_on_two_replicas_only_one_extends_the_preservation() -> None:
     clock = FrozenClock(CASE_DATE)
     stores: dict[str, RecordStore] = {r: MemoryStore(r) for r in CONFIG.regions}
     control = MemoryStore("control")
@@ -72,9 +72,10 @@ async def test_two_renewals_of_one_preservation_decided_at_once_on_two_replicas_
     await first.submit(preservation(clock, "pres-1"), submitted_by="portal")
     clock.advance(days=80)
     b = replica(stores, control, clock)
-    renewed = document_key("us-fbi", "pres-1")
-    a = replica(stores, Interleaved(control, lambda: b.submit(preservation(clock, "pres-3", "pres-1"), submitted_by="portal"), only=renewed), clock)
+    slots = "orders/us-fbi/pres-1/extensions/"
+    # B's whole renewal lands between A's decision (on one extension left) and A's claim of that extension
+    a = replica(stores, Interleaved(control, lambda: b.submit(preservation(clock, "pres-3", "pres-1"), submitted_by="portal"), only=slots), clock)
     document, _ = await a.submit(preservation(clock, "pres-2", "pres-1"), submitted_by="portal")
-    assert document.items[0].reasons[0]["code"] == "preservation-extended"  # decided on the document as it was read
-    # each renewal was decided on one extension left; the document counts both, so a further renewal is refused
-    assert DOCUMENT.load((await control.get(renewed)).body).extensions == 2
+    other = read_document((await control.get(document_key("us-fbi", "pres-3"))).body)
+    codes = sorted(d.items[0].reasons[0]["code"] for d in (document, other))
+    assert codes == ["extensions-exhausted", "preservation-extended"]
