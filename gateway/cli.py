@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shlex
+import socket
 import sys
 import threading
 from datetime import timedelta
@@ -46,7 +47,43 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
     from gateway.runtime import Settings
 
+    if hasattr(args, "chain_id"):  # a command that writes the ledger
+        overrides.setdefault("chain_id", _chain_id(args))
     return Settings(config_path=args.config, data_dir=args.data_dir, **overrides)
+
+
+def _chain_id(args: argparse.Namespace) -> str:
+    """The ledger chain a writing command writes: ``--chain-id``, else ``$GATEWAY_CHAIN_ID``, else the host name (a pod's name)."""
+    from gateway.audit.chain import chain_id_from, check_chain_id
+    from gateway.errors import InvalidRequest
+
+    if args.chain_id:
+        return str(args.chain_id)
+    named = os.environ.get("GATEWAY_CHAIN_ID")
+    if named:
+        try:
+            return check_chain_id(named)
+        except ValueError as exc:
+            raise InvalidRequest(f"`GATEWAY_CHAIN_ID`: {exc}", code="invalid-arguments") from None
+    return chain_id_from(socket.gethostname())
+
+
+def _chain_id_arg(text: str) -> str:
+    from gateway.audit.chain import check_chain_id
+
+    try:
+        return check_chain_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _chain_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--chain-id",
+        type=_chain_id_arg,
+        help="the ledger chain this process writes, DATA_DIR/ledger/ID.jsonl: one per replica and per worker, never shared "
+        "(default: $GATEWAY_CHAIN_ID, else the host name, which is the pod's name on Kubernetes)",
+    )
 
 
 def _non_negative_seconds(text: str) -> float:
@@ -372,7 +409,7 @@ def cmd_audit_reconcile(args: argparse.Namespace) -> int:
             assert rt.reconciler is not None
             return await rt.reconciler.run_once()
         finally:
-            await rt.close()
+            await rt.close(export_seconds=rt.settings.shutdown_export_seconds)
 
     report = asyncio.run(run())
     data = {"reconciled": dict(report.reconciled), "unreachable": report.unreachable, "waiting": report.waiting}
@@ -404,7 +441,7 @@ def cmd_subjects_resign(args: argparse.Namespace) -> int:
                 done["resigned" if resigned else "already_signed"].append(subject_id)
             return done
         finally:
-            await rt.close()
+            await rt.close(export_seconds=rt.settings.shutdown_export_seconds)
 
     done = asyncio.run(run())
     lines = [f"re-signed {s}" for s in done["resigned"]] + [f"already signed {s}" for s in done["already_signed"]]
@@ -421,7 +458,7 @@ def cmd_subjects_index(args: argparse.Namespace) -> int:
         try:
             return await rt.records.index_subjects()
         finally:
-            await rt.close()
+            await rt.close(export_seconds=rt.settings.shutdown_export_seconds)
 
     written, seen = asyncio.run(run())
     _emit(args, f"indexed {seen} subjects ({written} home claims written); the directory is complete", {"subjects": seen, "claims_written": written})
@@ -520,7 +557,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         try:
             return await seed(rt.records)
         finally:
-            await rt.close()
+            await rt.close(export_seconds=rt.settings.shutdown_export_seconds)
 
     written = asyncio.run(load())
     orders = write_demo_orders(config, args.data_dir, system_clock())
@@ -620,6 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="never create missing keys: production keys come from a secret store; a missing one stops the start",
         )
+        _chain_option(p)
 
     p = command("check", "validate a regions.toml; print every problem with its key path", cmd_check)
     p.add_argument("path", nargs="?", type=Path, help="file to check (default: --config)")
@@ -645,7 +683,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("subjects", nargs="*", help="subject ids")
     p.add_argument("--all", action="store_true", help="every subject in every region (those already signed are left alone)")
     p.add_argument("--by", help="the operator's name for the ledger (default: $USER)")
-    command("index", "give every stored subject its home claim in the control store, then look subjects up by claim only", cmd_subjects_index, subjects)
+    _chain_option(p)
+    p = command("index", "give every stored subject its home claim in the control store, then look subjects up by claim only", cmd_subjects_index, subjects)
+    _chain_option(p)
 
     order = sub.add_parser("order", help="legal orders").add_subparsers(dest="order_command", required=True, metavar="ACTION")
     p = command("sign", "sign a JSON claims file as an authority (compact JWS on stdout)", cmd_order_sign, order)
@@ -672,7 +712,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", type=Path, help="the provider's public key (default: from the config's identity.provider_key)")
     p.add_argument("--remote", action="store_true", help="also compare the segments uploaded to the `[audit] export` bucket")
 
-    command("reconcile", "settle write intents without an outcome against the stores, once; exit 1 if a region could not be read", cmd_audit_reconcile, audit)
+    p = command(
+        "reconcile",
+        "settle the write intents without an outcome of one chain against the stores, once; exit 1 if a region could not be read",
+        cmd_audit_reconcile,
+        audit,
+    )
+    _chain_option(p)
 
     report = sub.add_parser("report", help="reports").add_subparsers(dest="report_command", required=True, metavar="ACTION")
     p = report.add_parser("transparency", help="requests per issuing country and half-year", conflict_handler="resolve")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from prometheus_client import CollectorRegistry
 
-from gateway.audit import FileLedger
+from gateway.audit import DEFAULT_CHAIN, FileLedger
 from gateway.config import Config, load_config
 from gateway.errors import LedgerError, StoreError
 from gateway.keys import (
@@ -71,10 +71,18 @@ class Settings:
     # when the app closes, with [audit.export]: how long closing the open ledger segment and uploading it may take
     shutdown_export_seconds: float = 5.0
     reconcile_seconds: float = 15.0  # how often the served app reconciles write intents without an outcome; 0: only at start-up
+    # the ledger chain this process writes (one per replica and per worker; see gateway.audit.chain); its file is <chain_id>.jsonl
+    chain_id: str = DEFAULT_CHAIN
+
+    @property
+    def ledger_dir(self) -> Path:
+        """Where every local chain's file is: ``DATA_DIR/ledger``."""
+        return self.data_dir / "ledger"
 
     @property
     def ledger_path(self) -> Path:
-        return self.data_dir / "ledger" / "ledger.jsonl"
+        """This process's chain: ``DATA_DIR/ledger/<chain_id>.jsonl`` (``ledger.jsonl`` for the default chain)."""
+        return self.ledger_dir / f"{self.chain_id}.jsonl"
 
 
 def init_keys(config: Config, data_dir: Path, *, demo_authorities: bool = False) -> list[str]:
@@ -348,7 +356,7 @@ async def _open_ledger(
         if config.audit.export is not None:
             from gateway.audit.export import SegmentExporter, SegmentUploader
 
-            uploader = SegmentUploader(SegmentExporter(config.audit.export, settings.ledger_path, settings.clock))
+            uploader = SegmentUploader(SegmentExporter(config.audit.export, settings.ledger_path, settings.clock, chain=settings.chain_id))
         ledger = await FileLedger.open(
             settings.ledger_path,
             settings.clock,
@@ -356,6 +364,7 @@ async def _open_ledger(
             checkpoint_every=config.audit.checkpoint_every,
             checkpoint_seconds=config.audit.checkpoint_seconds,
             on_checkpoint=uploader.kick if uploader is not None else None,
+            chain=settings.chain_id,
         )
         ledger.on_batch = metrics.ledger_batch
         await ledger.append("config.loaded", {"digest": config.digest, "source": Path(config.source).name})

@@ -290,6 +290,12 @@ def is_chain_id(value: object) -> bool:
     return isinstance(value, str) and bool(_CHAIN_ID.match(value))
 
 
+def chain_id_from(name: str) -> str:
+    """A valid chain id made from a host or pod name: characters a chain id cannot hold become ``-``."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "-", name).lstrip("._-")[:100]
+    return cleaned or DEFAULT_CHAIN
+
+
 def entry_chain(entry: Mapping[str, Any]) -> str:
     """The chain an entry belongs to: its ``chain``, or the default chain when it has none."""
     chain = entry.get(CHAIN, DEFAULT_CHAIN)

@@ -105,8 +105,19 @@ class Workdir:
         return self.root / "data"
 
     @property
+    def ledger_dir(self) -> Path:
+        return self.data_dir / "ledger"
+
+    def chains(self) -> dict[str, Path]:
+        """Every ledger chain's file in the data folder, by chain id."""
+        return {path.stem: path for path in sorted(self.ledger_dir.glob("*.jsonl"))}
+
+    @property
     def ledger(self) -> Path:
-        return self.data_dir / "ledger" / "ledger.jsonl"
+        """The one chain's file, for a workdir only ever served by one process at a time (the host's chain)."""
+        chains = list(self.chains().values())
+        assert len(chains) <= 1, f"several ledger chains: {chains}"
+        return chains[0] if chains else self.ledger_dir / "missing.jsonl"
 
     def token(self, caller: Caller, *, ttl: timedelta = timedelta(hours=1)) -> str:
         """A token the gateway process accepts: signed with the key it made on its first start, at the real time."""
@@ -121,17 +132,22 @@ class Workdir:
     def person(self, role: str, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(Caller(name, role))}"}
 
-    def entries(self) -> list[dict]:
-        """Every complete entry in the ledger file (a torn last line is not an entry)."""
+    def entries(self, chain: str | None = None) -> list[dict]:
+        """Every complete entry of one chain, or of every chain in the data folder as one ledger (a torn last line is not an entry)."""
         import json
 
-        if not self.ledger.exists():
-            return []
-        out = []
-        for line in self.ledger.read_bytes().split(b"\n")[:-1]:
-            with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
-        return out
+        from gateway.audit import merge_chains
+
+        chains = []
+        for name, path in self.chains().items():
+            if chain is not None and name != chain:
+                continue
+            out = []
+            for line in path.read_bytes().split(b"\n")[:-1]:
+                with contextlib.suppress(ValueError):
+                    out.append(json.loads(line))
+            chains.append(out)
+        return [dict(e) for e in merge_chains(chains)]
 
 
 class GatewayProcess:
