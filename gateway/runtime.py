@@ -362,7 +362,7 @@ async def _open_ledger(
             settings.clock,
             checkpoint_key=provider_key,
             checkpoint_every=config.audit.checkpoint_every,
-            checkpoint_seconds=config.audit.checkpoint_seconds,
+            checkpoint_seconds=config.audit.segment_seconds,  # with an export, every export_interval_seconds
             on_checkpoint=uploader.kick if uploader is not None else None,
             chain=settings.chain_id,
         )

@@ -498,8 +498,8 @@ class FileLedger:
             self._flusher = asyncio.create_task(self._flush(), name="ledger-flush")
 
     async def _tick(self) -> None:
-        """Checkpoint entries left uncovered for ``checkpoint_seconds`` when no batch comes to do it."""
-        interval = max(0.5, self._checkpoint_seconds / 4)
+        """Checkpoint entries left uncovered for ``checkpoint_seconds`` when no batch comes to do it (within a second of it)."""
+        interval = min(1.0, max(0.5, self._checkpoint_seconds / 4))
         while True:
             await asyncio.sleep(interval)
             if self._uncovered and self._checkpoint_due():

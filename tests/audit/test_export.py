@@ -269,6 +269,24 @@ async def test_the_runtime_uploads_closed_segments_in_the_background(tmp_path: P
     assert keys == ["segments/1-4.jsonl", "segments/5-8.jsonl"]
 
 
+async def test_with_new_entries_the_open_segment_is_closed_and_uploaded_once_the_export_interval_has_passed(tmp_path: Path, aws: None) -> None:
+    from gateway.runtime import Runtime, Settings
+
+    config = _config_with_export(tmp_path)
+    config.write_text(config.read_text().replace("checkpoint_every = 3\n", "checkpoint_every = 1000\nexport_interval_seconds = 60\n"))
+    clock = FrozenClock(NOW)
+    rt = await Runtime.open(Settings(config_path=config, data_dir=tmp_path / "data", clock=clock))
+    await rt.ledger.append("k", {"n": 0})
+    assert rt.uploader is not None and rt.uploader.uploaded == []  # not yet: the interval has not passed
+    clock.advance(seconds=61)
+    for _ in range(200):  # the writer looks every second; a bound, not a measurement
+        if rt.uploader.uploaded:
+            break
+        await asyncio.sleep(0.05)
+    await rt.close()
+    assert rt.uploader.uploaded == ["segments/1-3.jsonl"]  # config.loaded, k, and the checkpoint that closed them
+
+
 async def test_closing_the_runtime_with_time_to_export_closes_the_open_segment_and_uploads_it(tmp_path: Path, aws: None) -> None:
     from gateway.runtime import Runtime, Settings
 
