@@ -170,45 +170,75 @@ def _ledger_public_key(args: argparse.Namespace) -> Any:
     return load_ed25519_public(path) if path.exists() else None
 
 
-def _remote_check(args: argparse.Namespace, path: Path) -> dict[str, Any]:
-    from gateway.audit.export import SegmentExporter, compare_with_remote, segment_key
+def _export_spec(args: argparse.Namespace) -> Any:
+    """The configuration's ``[audit] export``, or None (no config file, or no export in it)."""
     from gateway.config import load_config
-    from gateway.errors import InvalidRequest
 
-    spec = load_config(args.config).audit.export
-    if spec is None:
-        raise InvalidRequest("`--remote` needs `[audit] export = {...}` in the configuration", code="invalid-arguments")
-
-    async def fetch() -> dict[tuple[int, int], bytes]:
-        exporter = SegmentExporter(spec, path, system_clock)
-        try:
-            return {span: await exporter.fetch(segment_key(*span)) for span in await exporter.remote_segments()}
-        finally:
-            await exporter.close()
-
-    remote = asyncio.run(fetch())
-    return compare_with_remote(path.read_bytes().splitlines(keepends=True), remote)
+    return load_config(args.config).audit.export if args.config.exists() else None
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Verify the ledger: chain, sequence, signed heads and checkpoints, and with ``--remote`` the segments kept off the box.
+    """Verify every ledger chain: hash chain, sequence, signed heads and checkpoints, and with ``--remote`` the bucket's copy.
 
-    Exit 0 only if every entry chains and is covered by a signed head that
-    verifies with the provider's public key: the one thing a ledger edited and
-    rehashed without that key cannot show. What no local check can show (a cut
-    back to an earlier signed head, the file replaced whole) is printed too.
+    Every chain in the data folder's ledger (or the one ``--ledger`` file) is
+    verified on its own; with ``--remote`` every chain exported to the
+    ``[audit] export`` bucket too: a local one is compared with its segments
+    there, and one found only there (a replica whose disk is gone) is verified
+    from its segments. Exit 0 only if every chain is proven: each entry chains
+    and is covered by a signature of the provider's key (a signed head, or for
+    a chain kept only off the box, its last signed checkpoint), the one thing
+    a chain edited and rehashed without that key cannot show. What no check
+    here can show is printed too.
     """
-    from gateway.audit import verify_file
+    from gateway.audit.chains import check_chains, local_chains
+    from gateway.errors import InvalidRequest
 
-    path = args.ledger or _settings(args).ledger_path
-    if not path.exists():
-        raise LedgerBroken(f"ledger `{path}` does not exist")
+    folder = _settings(args).ledger_dir
+    if args.ledger is not None:
+        if not args.ledger.exists():
+            raise LedgerBroken(f"ledger `{args.ledger}` does not exist")
+        files = {args.ledger.stem: args.ledger}
+    else:
+        files = local_chains(folder)
+    spec = _export_spec(args) if args.remote else None
+    if args.remote and spec is None:
+        raise InvalidRequest("`--remote` needs `[audit] export = {...}` in the configuration", code="invalid-arguments")
     public_key = _ledger_public_key(args)
-    # (1) chain, sequence, checkpoints and signed heads, with their signatures; the last line must be a signed head
-    report = verify_file(path, public_key=public_key, require_signed_heads=public_key is not None)
+
+    async def check() -> Any:
+        bucket = None
+        if spec is not None:
+            from gateway.audit.export import SegmentBucket
+
+            bucket = SegmentBucket(spec, system_clock)
+        try:
+            return await check_chains(files, public_key=public_key, bucket=bucket, named=args.ledger is None)
+        finally:
+            if bucket is not None:
+                await bucket.close()
+
+    checks = asyncio.run(check()) if files or spec is not None else []
+    if not checks:
+        unasked = "" if args.remote else " (and `--remote` was not asked)"
+        raise LedgerBroken(f"no ledger chain in `{folder}`: the folder does not exist or holds no `<chain>.jsonl`{unasked}")
+    verdicts = [_chain_verdict(c, public_key) for c in checks]
+    broken = sum(1 for data, _ in verdicts if not data["ok"])
+    text = "\n".join(text for _, text in verdicts)
+    if len(checks) > 1:
+        text += f"\n{len(checks)} chains: {len(checks) - broken} ok, {broken} broken"
+    _emit(args, text, {"ok": not broken, "chains": [data for data, _ in verdicts]})
+    return EXIT_INVALID if broken else EXIT_OK
+
+
+def _chain_verdict(check: Any, public_key: Any) -> tuple[dict[str, Any], str]:
+    """One chain's result for ``audit verify``: its JSON object and its text."""
+    report, chain = check.report, check.chain
     data: dict[str, Any] = {
+        "chain": chain,
+        "source": check.source,
         "ok": report.ok,
         "entries": report.entries,
+        "first_seq": 1 if report.entries else 0,
         "last_seq": report.last_seq,
         "last_hash": report.last_hash,
         "problem": report.problem,
@@ -221,44 +251,48 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         "first_head": report.first_head,
         "last_head": report.last_head,
     }
-    # (2) without the provider's public key nothing shows the chain was not rebuilt
+    where = f"chain `{chain}`" + (f", kept off the box only ({check.segments} segments)" if check.source == "remote" else "")
+    n = report.entries
+    # (1) without the provider's public key nothing shows the chain was not rebuilt
     if report.ok and public_key is None:
         data.update(ok=False, problem="no provider public key was found to check the ledger's signed heads and checkpoints; pass `--key FILE`")
-        _emit(args, f"broken: {data['problem']}; {report.entries} entries chain, which a chain rebuilt without the key would too", data)
-        return EXIT_INVALID
-    # (3) the segments kept off the box match the local lines
-    if report.ok and args.remote:
-        remote = _remote_check(args, path)
-        data["remote"] = remote
-        if remote["problem"]:
-            data.update(ok=False, problem=remote["problem"], broken_at=remote["broken_at"])
+        return data, f"broken: {data['problem']} ({where}); {n} entries chain, which a chain rebuilt without the key would too"
+    # (2) the segments kept off the box match the local lines
+    if check.remote is not None:
+        data["remote"] = check.remote
+        if check.remote["problem"]:
+            data.update(ok=False, problem=check.remote["problem"], broken_at=check.remote["broken_at"])
+    if data["ok"] and check.source == "remote":
+        proved = f"entries 1..{n} chained across the segments in the bucket, the last a signed checkpoint covering every entry before it"
+        if report.checkpoints:
+            proved += f", {report.checkpoints} signed checkpoints verify"
+        not_proved = "entries the writer added after its last exported segment were only on its disk"
+        data["proved"], data["not_proved"] = proved, not_proved
+        return data, f"ok: {n} entries of {where}: {proved}, last hash {report.last_hash}\n  not proved: {not_proved}"
     if data["ok"]:
-        n = report.entries
         proved = f"entries 1..{n} chained, every one covered by a signed head"
         proved += f" ({report.heads} verify, the first at entry {report.first_head}, the last at entry {n})"
         if report.checkpoints:
             proved += f", {report.checkpoints} signed checkpoints verify"
         not_proved = "a cut back to an earlier signed head, or the whole file replaced, does not show locally; compare with the off-box copy (`--remote`)"
-        if "remote" in data:
-            through = data["remote"]["through"]
-            proved += f", {data['remote']['verified']} segments match the off-box copy (entries 1..{through})"
-            if data["remote"]["not_uploaded"]:
-                proved += f" ({len(data['remote']['not_uploaded'])} not uploaded yet)"
+        if check.remote is not None:
+            through = check.remote["through"]
+            proved += f", {check.remote['verified']} segments match the off-box copy (entries 1..{through})"
+            if check.remote["not_uploaded"]:
+                proved += f" ({len(check.remote['not_uploaded'])} not uploaded yet)"
             not_proved = f"entries {through + 1}..{n} are not off the box yet: a cut back to a signed head among them does not show"
             if through >= n:
                 not_proved = "a rewrite by someone holding the provider key"
         data["proved"], data["not_proved"] = proved, not_proved
-        _emit(args, f"ok: {n} entries: {proved}, last hash {report.last_hash}\n  not proved: {not_proved}", data)
-        return EXIT_OK
-    lines = path.read_bytes().splitlines()
+        return data, f"ok: {n} entries of {where}: {proved}, last hash {report.last_hash}\n  not proved: {not_proved}"
     at = data["broken_at"]
+    lines = check.path.read_bytes().splitlines() if check.path is not None else []
     data["broken_entry"] = lines[at - 1].decode("utf-8", "replace")[:1000] if at and at <= len(lines) else None
-    before = f"{report.entries} entries verify before it" if not at or at > report.entries else f"entries 1..{report.entries} chain but are not proven"
-    text = f"broken: {data['problem']} (line {at}); {before}"
+    before = f"{n} entries verify before it" if not at or at > n else f"entries 1..{n} chain but are not proven"
+    text = f"broken: {data['problem']} ({where}, {'entry' if check.source == 'remote' else 'line'} {at}); {before}"
     if data["broken_entry"] is not None:
         text += f"\n  {data['broken_entry']}"
-    _emit(args, text, data)
-    return EXIT_INVALID
+    return data, text
 
 
 def cmd_report_transparency(args: argparse.Namespace) -> int:
@@ -707,10 +741,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub, command)  # orders and cases, through a running gateway's HTTP API
 
     audit = sub.add_parser("audit", help="the audit ledger").add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    p = command("verify", "verify the ledger's chain, signed heads and checkpoints; exit 3 at the first broken or unsigned entry", cmd_audit_verify, audit)
-    p.add_argument("--ledger", type=Path, help="ledger file (default: DATA_DIR/ledger/ledger.jsonl)")
+    p = command(
+        "verify",
+        "verify every ledger chain's hashes, signed heads and checkpoints, chain by chain; exit 3 if any chain is broken or unsigned",
+        cmd_audit_verify,
+        audit,
+    )
+    p.add_argument("--ledger", type=Path, help="one chain's file (default: every DATA_DIR/ledger/<chain>.jsonl)")
     p.add_argument("--key", type=Path, help="the provider's public key (default: from the config's identity.provider_key)")
-    p.add_argument("--remote", action="store_true", help="also compare the segments uploaded to the `[audit] export` bucket")
+    p.add_argument(
+        "--remote",
+        action="store_true",
+        help="also verify every chain in the `[audit] export` bucket: those here against their segments, the others from their segments alone",
+    )
 
     p = command(
         "reconcile",

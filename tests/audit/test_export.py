@@ -338,7 +338,7 @@ async def _runtime_ledger(tmp_path: Path, count: int) -> Path:
 def test_verify_remote_confirms_the_uploaded_segments_match_the_local_lines(tmp_path: Path, aws: None, capsys: pytest.CaptureFixture[str]) -> None:
     asyncio.run(_runtime_ledger(tmp_path, 5))
     assert _cli(tmp_path, "--remote", "--format", "json") == 0
-    report = json.loads(capsys.readouterr().out)
+    [report] = json.loads(capsys.readouterr().out)["chains"]
     assert report["remote"]["verified"] == 2 and report["signatures_checked"]
 
 
@@ -349,5 +349,5 @@ def test_verify_remote_catches_a_local_ledger_cut_back_to_an_earlier_checkpoint(
     assert _cli(tmp_path) == 0
     capsys.readouterr()
     assert _cli(tmp_path, "--remote", "--format", "json") == 3
-    report = json.loads(capsys.readouterr().out)
+    [report] = json.loads(capsys.readouterr().out)["chains"]
     assert report["broken_at"] == 5 and "missing from the local ledger" in report["problem"]
