@@ -295,9 +295,35 @@ def _chain_verdict(check: Any, public_key: Any) -> tuple[dict[str, Any], str]:
     return data, text
 
 
+def _ledger_entries(args: argparse.Namespace, config: Any) -> list[Any]:
+    """Every entry of the ledger: the ``--ledger`` file alone, or every chain here and, with an export, in the bucket."""
+    from gateway.audit import merge_chains, read_entries
+    from gateway.audit.chains import local_chains, read_local
+    from gateway.runtime import chain_reader
+
+    if args.ledger is not None:
+        if not args.ledger.exists():
+            raise LedgerBroken(f"ledger `{args.ledger}` does not exist")
+        return read_entries(args.ledger)
+    folder = _settings(args).ledger_dir
+    if config.audit.export is None:
+        if not local_chains(folder):
+            raise LedgerBroken(f"no ledger chain in `{folder}`: the folder does not exist or holds no `<chain>.jsonl`")
+        chains = read_local(folder)
+        return merge_chains(chains[chain] for chain in sorted(chains))
+
+    async def read() -> list[Any]:
+        reader = chain_reader(folder, config, system_clock)
+        try:
+            return await reader.entries()
+        finally:
+            await reader.close()
+
+    return asyncio.run(read())
+
+
 def cmd_report_transparency(args: argparse.Namespace) -> int:
-    """The transparency report from the audit ledger, as JSON, CSV or one HTML page."""
-    from gateway.audit import read_entries
+    """The transparency report from every chain of the audit ledger, as JSON, CSV or one HTML page."""
     from gateway.config import load_config
     from gateway.errors import InvalidRequest
     from gateway.reports.render import render
@@ -308,10 +334,7 @@ def cmd_report_transparency(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InvalidRequest(str(exc).replace("`from`", "`--from`").replace("`to`", "`--to`"), code="invalid-arguments") from None
     config = load_config(args.config)
-    path = args.ledger or _settings(args).ledger_path
-    if not path.exists():
-        raise LedgerBroken(f"ledger `{path}` does not exist")
-    report = build_report(read_entries(path), start, end, content_categories=frozenset(config.categories[-1:]))
+    report = build_report(_ledger_entries(args, config), start, end, content_categories=frozenset(config.categories[-1:]))
     text = render(report, args.format, generated_at=system_clock())
     if report.skipped:
         first = report.skipped[0]
@@ -772,7 +795,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start", required=True, help="first day, e.g. 2026-01-01")
     p.add_argument("--to", dest="end", required=True, help="last day (included), e.g. 2026-12-31")
     p.add_argument("--output", type=Path, help="write to this file instead of stdout")
-    p.add_argument("--ledger", type=Path, help="ledger file (default: DATA_DIR/ledger/ledger.jsonl)")
+    p.add_argument(
+        "--ledger", type=Path, help="one chain's file (default: every DATA_DIR/ledger/<chain>.jsonl and, with `[audit] export`, every chain in its bucket)"
+    )
     return parser
 
 

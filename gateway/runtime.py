@@ -48,6 +48,7 @@ from gateway.stores.healing import HealingStore
 from gateway.tags import TagSigner, TagVerifier
 
 if TYPE_CHECKING:
+    from gateway.audit.chains import ChainReader
     from gateway.audit.export import SegmentUploader
 
 log = logging.getLogger("gateway.runtime")
@@ -182,6 +183,7 @@ class Runtime:
     sessions: ConsoleSessions  # legal console sign-ins, kept in the control store
     uploader: SegmentUploader | None = None  # closed ledger segments to the off-box bucket, if configured
     reconciler: Reconciler | None = None  # intents without an outcome, settled against the stores (None: read-only)
+    chains: ChainReader | None = None  # every chain of the ledger, local and exported, read as one (reports)
 
     @classmethod
     async def open(cls, settings: Settings, metrics: GatewayMetrics | None = None, *, read_only: bool = False) -> Runtime:
@@ -270,6 +272,7 @@ class Runtime:
             sessions,
             uploader,
             reconciler,
+            chain_reader(settings.ledger_dir, config, settings.clock),
         )
 
     async def close(self, *, export_seconds: float = 0.0) -> None:
@@ -284,7 +287,20 @@ class Runtime:
         await self.ledger.close()
         if self.uploader is not None:
             await self.uploader.close()
+        if self.chains is not None:
+            await self.chains.close()
         await _close_stores(self.stores, self.control)
+
+
+def chain_reader(folder: Path, config: Config, clock: Clock) -> ChainReader:
+    """Every chain in ``folder`` and, with ``[audit] export``, every chain in the bucket, read as one ledger."""
+    from gateway.audit.chains import ChainReader
+
+    if config.audit.export is None:
+        return ChainReader(folder)
+    from gateway.audit.export import SegmentBucket
+
+    return ChainReader(folder, SegmentBucket(config.audit.export, clock))
 
 
 async def _final_export(ledger: FileLedger, uploader: SegmentUploader, seconds: float) -> None:

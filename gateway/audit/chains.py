@@ -44,6 +44,11 @@ def local_chains(folder: Path) -> dict[str, Path]:
     return {path.stem: path for path in sorted(folder.glob("*.jsonl")) if is_chain_id(path.stem) and path.is_file()}
 
 
+def read_local(folder: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every entry of every chain file in ``folder``, by chain id; ``LedgerBroken`` if one does not verify as its chain."""
+    return {chain: read_entries(path, chain=chain) for chain, path in local_chains(folder).items()}
+
+
 def union_copies(chain: str, local: list[dict[str, Any]], remote: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One chain read from two verified copies, both from entry 1: the longer, once the entries they share are the same.
 
@@ -75,7 +80,7 @@ class ChainReader:
         return merge_chains(chains[chain] for chain in sorted(chains))
 
     def _read_local(self) -> dict[str, list[dict[str, Any]]]:
-        return {chain: read_entries(path, chain=chain) for chain, path in local_chains(self.folder).items()}
+        return read_local(self.folder)
 
     async def _read_remote(self) -> dict[str, list[dict[str, Any]]]:
         if self.bucket is None:
