@@ -562,11 +562,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.web.drain import serve
 
     _configure_logging(args.log_level, args.log_format)
+    if getattr(args, "workers", 1) > 1:
+        return _serve_workers(args)
     settings = _settings(args, metrics_public=not args.metrics_auth, init_keys=not args.no_init_keys)
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)  # runs after the runtime has opened
     # SIGTERM or SIGINT: stop accepting, let requests in flight finish for --drain-seconds, close the runtime, exit 0
-    asyncio.run(serve(app, host=args.host, port=args.port, drain_seconds=args.drain_seconds, announce=_announcer(args.log_format)))
+    reuse_port = getattr(args, "reuse_port", False)
+    asyncio.run(serve(app, host=args.host, port=args.port, drain_seconds=args.drain_seconds, announce=_announcer(args.log_format), reuse_port=reuse_port))
     if threading.active_count() > 1:
         # An S3 call given up at its deadline (the last ledger export, say) may still run in a worker
         # thread, which the interpreter would wait for at exit, for as long as botocore's own timeouts
@@ -576,6 +579,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(EXIT_OK)
     return EXIT_OK
+
+
+def _serve_workers(args: argparse.Namespace) -> int:
+    """``serve --workers N``: check the configuration and make missing keys once, then run and supervise N workers.
+
+    Each worker is ``gateway serve`` with the same options, its own chain id
+    (``<chain>-w<n>``) and the port shared (``gateway.web.workers``).
+    """
+    import shutil
+    import tempfile
+
+    from gateway.config import load_config
+    from gateway.runtime import init_keys
+    from gateway.web.workers import Worker, environment, supervise, worker_chain
+
+    config = load_config(args.config)  # a broken configuration stops here, once, not in every worker
+    if not args.no_init_keys:
+        for made in init_keys(config, args.data_dir):
+            logging.getLogger("gateway.runtime").warning("generated a development key for %s", made)
+    base = _chain_id(args)
+    common = [sys.executable, "-m", "gateway", "serve", "--config", str(args.config), "--data-dir", str(args.data_dir)]
+    common += ["--host", args.host, "--port", str(args.port), "--log-level", args.log_level, "--log-format", args.log_format]
+    common += ["--drain-seconds", str(args.drain_seconds), "--no-init-keys", "--reuse-port"]
+    common += ["--metrics-auth"] if args.metrics_auth else []
+    workers = [Worker(n, worker_chain(base, n), [*common, "--chain-id", worker_chain(base, n)]) for n in range(1, args.workers + 1)]
+    metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+    try:
+        return asyncio.run(supervise(workers, env=environment(metrics_dir), metrics_dir=metrics_dir))
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _workers_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a number of workers from 1 to 64")
+    return value
 
 
 def _announcer(log_format: str) -> Any:
@@ -715,6 +758,15 @@ def build_parser() -> argparse.ArgumentParser:
             help="never create missing keys: production keys come from a secret store; a missing one stops the start",
         )
         _chain_option(p)
+        if name == "serve":
+            p.add_argument(
+                "--workers",
+                type=_workers_arg,
+                default=1,
+                help="worker processes sharing the port (SO_REUSEPORT), each with its own ledger chain, CHAIN-w1, CHAIN-w2...; the parent "
+                "restarts a worker that dies and passes SIGTERM on to each (default: 1, this process serves)",
+            )
+            p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for each worker by the parent
 
     p = command("check", "validate a regions.toml; print every problem with its key path", cmd_check)
     p.add_argument("path", nargs="?", type=Path, help="file to check (default: --config)")

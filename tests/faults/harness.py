@@ -39,6 +39,22 @@ START_TIMEOUT = 60.0  # seconds a process may take to answer (a busy CI machine 
 FAST_S3 = "connect_timeout = 0.3, read_timeout = 0.5, max_attempts = 1, deadline = 1.0"
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid``, from /proc (empty where there is none)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -195,8 +211,12 @@ class GatewayProcess:
             self.process.send_signal(sig)
 
     def kill(self) -> None:
-        """SIGKILL, and reap."""
+        """SIGKILL to the process and to every process it started (the workers of `serve --workers`), and reap."""
+        children = descendants(self.process.pid)
         self.signal(signal.SIGKILL)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.process.wait()
 
     def wait(self, timeout: float | None = None) -> int:
