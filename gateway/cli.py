@@ -564,7 +564,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _configure_logging(args.log_level, args.log_format)
     if getattr(args, "workers", 1) > 1:
         return _serve_workers(args)
-    settings = _settings(args, metrics_public=not args.metrics_auth, init_keys=not args.no_init_keys)
+    settings = _settings(args, metrics_public=not args.metrics_auth, init_keys=not args.no_init_keys, sweep_seconds=args.sweep_seconds)
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)  # runs after the runtime has opened
     # SIGTERM or SIGINT: stop accepting, let requests in flight finish for --drain-seconds, close the runtime, exit 0
@@ -601,7 +601,7 @@ def _serve_workers(args: argparse.Namespace) -> int:
     base = _chain_id(args)
     common = [sys.executable, "-m", "gateway", "serve", "--config", str(args.config), "--data-dir", str(args.data_dir)]
     common += ["--host", args.host, "--port", str(args.port), "--log-level", args.log_level, "--log-format", args.log_format]
-    common += ["--drain-seconds", str(args.drain_seconds), "--no-init-keys", "--reuse-port"]
+    common += ["--drain-seconds", str(args.drain_seconds), "--sweep-seconds", str(args.sweep_seconds), "--no-init-keys", "--reuse-port"]
     common += ["--metrics-auth"] if args.metrics_auth else []
     workers = [Worker(n, worker_chain(base, n), [*common, "--chain-id", worker_chain(base, n)]) for n in range(1, args.workers + 1)]
     metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
@@ -676,7 +676,7 @@ def demo_tour(args: argparse.Namespace, written: int, orders: dict[str, tuple[Pa
     base = f"http://{args.host}:{args.port}"
     opts = f"--config {shlex.quote(str(args.config))} --data-dir {shlex.quote(str(args.data_dir))}"
     gateway = gateway_command()
-    loaded = f"{written} records written" if written else "already loaded (the records written before are kept)"
+    loaded = f"loaded ({written} records written)" if written else "already loaded (the records written before are kept)"
     return f"""
 Demo data {loaded}: 5 subjects, one per region (alice us-east-1, aoife eu-west-1,
 klaus eu-central-1, oliver eu-west-2, mia ap-southeast-2). Try, in another shell:
@@ -751,6 +751,13 @@ def build_parser() -> argparse.ArgumentParser:
             default=os.environ.get("GATEWAY_DRAIN_SECONDS", "20"),
             help="on SIGTERM, how long requests in flight may take to finish before they are cancelled; keep it below the pod's "
             "grace period minus its preStop delay (default: $GATEWAY_DRAIN_SECONDS or 20)",
+        )
+        p.add_argument(
+            "--sweep-seconds",
+            type=_non_negative_seconds,
+            default=os.environ.get("GATEWAY_SWEEP_SECONDS", "30"),
+            help="how often due holds are lifted, cases released or expired, notices queued and expired console sessions cleared; "
+            "every replica may sweep, each change is made once; 0 turns the sweeper off (default: $GATEWAY_SWEEP_SECONDS or 30)",
         )
         p.add_argument(
             "--no-init-keys",
@@ -856,7 +863,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # so that a reader gone away (`| head`) is met here, not at exit
+        return code
+    except BrokenPipeError:
+        # The reader closed the pipe: say nothing more, and keep Python's own flush at exit quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except (ConfigError, LedgerBroken) as error:
         print(error.diagnostics() if isinstance(error, ConfigError) else f"{error.code}: {error.message}", file=sys.stderr)
         return EXIT_INVALID

@@ -65,7 +65,7 @@ class Settings:
     clock: Clock = system_clock
     init_keys: bool = True  # make missing dev keys on start (the laptop default)
     metrics_public: bool = True  # False: /metrics needs an ops token
-    sweep_seconds: float = 30.0  # how often due holds are released; 0 turns the sweeper off
+    sweep_seconds: float = 30.0  # how often the sweeper runs (holds, cases, notices, console sessions); 0 turns it off
     health_monitor_seconds: float = 15.0  # background refresh of store health and case gauges; 0 turns it off
     monotonic: Callable[[], float] = time.monotonic  # the clock of the health cache (tests drive it)
     health_cache_seconds: float = 5.0  # /readyz and /metrics reuse a region's store check this long, so probes cannot overload a store

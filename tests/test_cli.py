@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -209,3 +211,29 @@ def test_token_issue_refuses_a_ttl_longer_than_the_maximum_token_lifetime(workdi
     run_cli(workdir, "keys", "init")
     assert run_cli(workdir, "token", "issue", "--role", "legal", "--subject", "l", "--ttl", str(30 * 86400)) == 1
     assert "max_token_lifetime_seconds" in capsys.readouterr().err
+
+
+def test_a_reader_that_went_away_before_the_output_ends_the_command_with_exit_1_and_no_traceback(workdir: Path) -> None:
+    run_cli(workdir, "keys", "init")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as `| head` does once it has its lines
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", "token", "issue", "--role", "legal", "--subject", "counsel-1"],
+            cwd=workdir,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, "")
+
+
+def test_serve_takes_the_sweep_interval_from_its_flag_or_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.cli import build_parser
+
+    assert build_parser().parse_args(["serve", "--sweep-seconds", "0.5"]).sweep_seconds == 0.5
+    monkeypatch.setenv("GATEWAY_SWEEP_SECONDS", "2")
+    assert build_parser().parse_args(["serve"]).sweep_seconds == 2.0

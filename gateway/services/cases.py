@@ -6,6 +6,13 @@ a third-country conflict...) or ``hold`` (an EU notification window). Cases
 live in the control store as JSON documents; every action on one is written
 to the ledger.
 
+Every replica of the gateway acts on the same cases: each action is a
+compare-and-swap (``gateway.services.shared.update``), decided again on the
+case as it is stored whenever another replica changed it first, and ledgered
+once it is written. Two lawyers approving at the same moment on two replicas
+both count; a denial and an approval racing each other leave one of them
+standing and refuse the other as the case is closed.
+
 State machine::
 
     legal-review:  open ──approve×2──▶ approved      hold:  holding ──window ends──▶ released
@@ -28,11 +35,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from gateway.model import Caller, Clock, is_country, is_identifier, isoformat, parse_time
 from gateway.services.audit_log import AuditLog
+from gateway.services.shared import update
 from gateway.stores import ObjectNotFound, PreconditionFailed, RecordStore
 
 if TYPE_CHECKING:  # documents build on the case states defined here
@@ -87,6 +95,12 @@ def case_position(case: Mapping[str, Any]) -> tuple[bool, str, str]:
 
 def _case_key(case_id: str) -> str:
     return f"cases/{case_id}"
+
+
+def _checked(case_id: str) -> str:
+    if not case_id.startswith("case-") or not case_id[5:].isalnum():
+        raise InvalidRequest(f"`{case_id}` is not a case id", code="invalid-case-id")
+    return case_id
 
 
 class CaseService:
@@ -229,13 +243,13 @@ class CaseService:
         if decision not in ("approve", "deny"):
             raise InvalidRequest("`decision` must be `approve` or `deny`", code="invalid-approval")
         now = self.clock()
-        async with self._lock:
-            case = await self.get(case_id)
+        relay = {"service": caller.service, "region": caller.region, "principal": caller.principal}
+
+        def answer(case: dict[str, Any]) -> dict[str, Any]:
             if case["kind"] != "lockbox":
                 raise Conflict(f"case `{case_id}` is not a support-access request", code="not-a-support-request")
             if case["state"] != OPEN or now >= parse_time(case["deadline"]):
                 raise CaseClosed(f"case `{case_id}` is {case['state']} or past its deadline")
-            relay = {"service": caller.service, "region": caller.region, "principal": caller.principal}
             case["customer"] = {"decision": decision, "via": caller.principal, "relay": relay, "at": isoformat(now)}
             if decision == "deny":
                 case["state"] = DENIED
@@ -243,7 +257,9 @@ class CaseService:
             else:
                 self._approve_lockbox_if_ready(case, now)
             case["history"].append({"at": isoformat(now), "by": caller.principal, "action": f"customer-{decision}", "note": ""})
-            await self._save(case)
+            return case
+
+        case, _ = await self._update(case_id, answer)
         await self.audit.record("case.customer", {"case": case_id, "decision": decision, "via": caller.principal, "relay": relay, "state": case["state"]})
         return case
 
@@ -268,10 +284,8 @@ class CaseService:
     # --- reading ----------------------------------------------------------------
 
     async def get(self, case_id: str) -> dict[str, Any]:
-        if not case_id.startswith("case-") or not case_id[5:].isalnum():
-            raise InvalidRequest(f"`{case_id}` is not a case id", code="invalid-case-id")
         try:
-            return json.loads((await self.control.get(_case_key(case_id))).body)
+            return json.loads((await self.control.get(_case_key(_checked(case_id)))).body)
         except ObjectNotFound:
             raise CaseNotFound(f"no case `{case_id}`") from None
 
@@ -316,8 +330,22 @@ class CaseService:
 
     # --- acting on a case ---------------------------------------------------------
 
-    async def _save(self, case: Mapping[str, Any]) -> None:
-        await self.control.put(_case_key(case["id"]), json.dumps(case).encode(), {})
+    async def _update(self, case_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]) -> tuple[dict[str, Any], bool]:
+        """The case as ``change`` left it and True, written over the version it was decided on; or as it is and False.
+
+        ``change`` edits the stored case in place and returns it, returns None to leave it, or raises to refuse.
+        It runs again on a fresh read whenever another replica changed the case first (``shared.update``);
+        within this process one action at a time, so only other replicas' writes race it.
+        """
+
+        def existing(case: dict[str, Any] | None) -> dict[str, Any] | None:
+            if case is None:
+                raise CaseNotFound(f"no case `{case_id}`")
+            return change(case)
+
+        async with self._lock:
+            updated = await update(self.control, _case_key(_checked(case_id)), existing)
+        return cast(dict[str, Any], updated.value), updated.written  # a missing case raised: never None
 
     async def decide(
         self, case_id: str, caller: Caller, *, decision: str, justification: str, categories: list[str] | None = None
@@ -330,8 +358,9 @@ class CaseService:
         if not isinstance(justification, str) or len(justification.strip()) < MIN_JUSTIFICATION:
             raise InvalidRequest(f"a written `justification` of at least {MIN_JUSTIFICATION} characters is required", code="invalid-approval")
         now = self.clock()
-        async with self._lock:
-            case = await self.get(case_id)
+        at = isoformat(now)
+
+        def record(case: dict[str, Any]) -> dict[str, Any]:
             if case["kind"] == "hold":
                 raise Conflict(f"case `{case_id}` is an EU notification hold; record an objection or let the window close", code="not-reviewable")
             if case["state"] != OPEN:
@@ -346,7 +375,7 @@ class CaseService:
                 "decision": decision,
                 "justification": justification.strip(),
                 "categories": scope,
-                "at": isoformat(now),
+                "at": at,
                 "expires_at": isoformat(now + self.settings.approval_ttl),
             }
             if decision == "approve":
@@ -363,18 +392,21 @@ class CaseService:
                     case["approved"] = {
                         "by": [a["by"] for a in pair],
                         "categories": sorted(set(pair[0]["categories"]) & set(pair[1]["categories"])),
-                        "at": isoformat(now),
+                        "at": at,
                         "until": min(a["expires_at"] for a in pair),
                     }
             elif decision == "deny":
                 case["approvals"].append(entry)
                 case["state"] = DENIED
-                case["denied"] = {"by": caller.principal, "reason": entry["justification"], "at": entry["at"]}
+                case["denied"] = {"by": caller.principal, "reason": entry["justification"], "at": at}
             else:
                 case["approvals"].append(entry)
                 case["state"] = WITHDRAWN
-            case["history"].append({"at": entry["at"], "by": caller.principal, "action": decision, "note": entry["justification"]})
-            await self._save(case)
+            case["history"].append({"at": at, "by": caller.principal, "action": decision, "note": entry["justification"]})
+            return case
+
+        case, _ = await self._update(case_id, record)
+        scope = case["approvals"][-1]["categories"]  # this decision's: the one just appended
         kind = {"approve": "case.approval", "deny": "case.denied", "withdraw": "case.withdrawn"}[decision]
         await self.audit.record(kind, {"case": case_id, "order": case["order"], "by": caller.principal, "categories": scope, "state": case["state"]})
         if case["state"] == APPROVED and decision == "approve":
@@ -396,8 +428,8 @@ class CaseService:
         except ValueError:
             raise InvalidRequest(f"`date` must be an RFC 3339 date, not `{date}`", code="invalid-objection") from None
         now = self.clock()
-        async with self._lock:
-            case = await self.get(case_id)
+
+        def record(case: dict[str, Any]) -> dict[str, Any]:
             if case["kind"] != "hold":
                 raise Conflict(f"case `{case_id}` is not a notification hold; objections apply to holds", code="not-objectionable")
             if case["state"] != HOLDING:
@@ -415,7 +447,9 @@ class CaseService:
             case["objections"].append(objection)
             case["state"] = OBJECTED
             case["history"].append({"at": objection["at"], "by": caller.principal, "action": "objection", "note": f"{authority}: {ground}"})
-            await self._save(case)
+            return case
+
+        case, _ = await self._update(case_id, record)
         await self.audit.record("case.objection", {"case": case_id, "order": case["order"], "by": caller.principal, "authority": authority.strip()})
         return case
 
@@ -424,11 +458,14 @@ class CaseService:
             raise Forbidden("only the `legal` role may assign cases")
         if not is_identifier(assignee):
             raise InvalidRequest(f"assignee `{assignee}` must be a principal id (letters, digits, `.`, `_`, `-`)", code="invalid-assignee")
-        async with self._lock:
-            case = await self.get(case_id)
+        at = isoformat(self.clock())
+
+        def record(case: dict[str, Any]) -> dict[str, Any]:
             case["assignee"] = assignee
-            case["history"].append({"at": isoformat(self.clock()), "by": caller.principal, "action": "assigned", "note": assignee})
-            await self._save(case)
+            case["history"].append({"at": at, "by": caller.principal, "action": "assigned", "note": assignee})
+            return case
+
+        case, _ = await self._update(case_id, record)
         await self.audit.record("case.assigned", {"case": case_id, "by": caller.principal, "assignee": assignee})
         return case
 
@@ -437,8 +474,8 @@ class CaseService:
     async def sweep(self) -> dict[str, int]:
         """Close what time has decided: holds whose window ended are released, open cases past their deadline expire.
 
-        Safe with several replicas: each transition is claimed with a create-only
-        marker in the control store, so it happens (and is recorded) once.
+        Safe with several replicas: a transition is a compare-and-swap from the state the
+        sweep saw, so whichever replica writes it first makes it (and records it), once.
         """
         now = self.clock()
         counts = {"released": 0, "expired": 0}
@@ -452,18 +489,16 @@ class CaseService:
         return counts
 
     async def _transition(self, case_id: str, old: str, new: str, now: datetime) -> bool:
-        marker = f"transitions/{case_id}/{new}"
-        try:
-            await self.control.put(marker, isoformat(now).encode(), {}, if_absent=True)
-        except PreconditionFailed:
-            return False  # another replica (or an earlier run) did it
-        async with self._lock:
-            case = await self.get(case_id)
+        def close(case: dict[str, Any]) -> dict[str, Any] | None:
             if case["state"] != old:
-                return False  # decided by a person between the sweep's read and now
+                return None  # another replica, or a person, changed it since the sweep's read
             case["state"] = new
             case["history"].append({"at": isoformat(now), "by": "gateway", "action": new, "note": "deadline reached"})
-            await self._save(case)
+            return case
+
+        case, written = await self._update(case_id, close)
+        if not written:
+            return False
         await self.audit.record(f"case.{new}", {"case": case_id, "order": case["order"]})
         if new == RELEASED and self.on_disclosed is not None:
             await self.on_disclosed(case)

@@ -33,6 +33,7 @@ from gateway.legal.orders import Order
 from gateway.model import isoformat
 from gateway.services.cases import APPROVED, DENIED, EXPIRED, OBJECTED, WITHDRAWN, disclosure_allowed
 from gateway.services.records import Profile
+from gateway.services.shared import Codec
 
 DISCLOSED = "disclose"
 INTEGRITY_RULE = "record.integrity"
@@ -283,6 +284,9 @@ def read_document(body: bytes) -> Document:
     except orjson.JSONDecodeError:
         data = json.loads(body)
     return Document.from_json(data)
+
+
+DOCUMENT: Codec[Document] = Codec(read_document, lambda document: write_document(to_json(document)))  # a stored document, for ``shared.update``
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from gateway.services.audit_log import AuditLog
 from gateway.services.cases import CaseService
 from gateway.services.documents import (
     DISCLOSED,
+    DOCUMENT,
     INTEGRITY_RULE,
     Document,
     Explained,
@@ -58,6 +59,7 @@ from gateway.services.documents import (
 from gateway.services.holds import Holds
 from gateway.services.notices import NoticeService
 from gateway.services.records import TAG_METADATA, Profile, RecordService, UnknownSubject, corrupt_record, size_mismatch, subject_prefix
+from gateway.services.shared import update
 from gateway.stores import ObjectCorrupt, ObjectInfo, ObjectNotFound, PreconditionFailed, RecordStore
 from gateway.tags import TagViolation
 
@@ -437,10 +439,12 @@ class Intake:
             await self._count_extension(order, max(extended))
 
     async def _count_extension(self, order: Order, until: str) -> None:
-        """Mark the preservation this renewal extended (the same document ``_prior_preservation`` read) as extended, and until when."""
+        """Mark the preservation this renewal extended (the same document ``_prior_preservation`` read) as extended, and until when.
+
+        A compare-and-swap over the stored document: two renewals counted at once on two replicas both count.
+        """
         found = await self._renewed_document(order)
         if found is None:
             return
-        authority, doc = found
-        await self.control.put(document_key(authority, order.renews or ""), write_document(to_json(doc.extended(until))), {})
-
+        authority, _ = found
+        await update(self.control, document_key(authority, order.renews or ""), lambda doc: None if doc is None else doc.extended(until), codec=DOCUMENT)

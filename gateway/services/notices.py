@@ -6,7 +6,8 @@ due when the order's ``nondisclosure_until`` has passed, and for an emergency
 disclosure only after the emergency (a configurable delay). ``sweep`` moves
 due notices into the outbox (``outbox/<id>`` in the control store), which a
 mail system consumes. Each notice reaches the outbox once, whatever the number
-of replicas: the outbox entry is created only if absent.
+of replicas: the outbox entry is created only if absent, and a pending object
+loses its queued notices by compare-and-swap (``gateway.services.shared``).
 
 The notices one disclosure schedules are kept together, up to
 ``NOTICES_PER_BATCH`` to an object under ``notices/pending/<order>/``, so an
@@ -24,7 +25,7 @@ reach the customer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -33,6 +34,7 @@ from typing import Any
 
 from gateway.model import Clock, isoformat, parse_time
 from gateway.services.audit_log import AuditLog
+from gateway.services.shared import REMOVE, Codec, Removal, update
 from gateway.stores import ObjectNotFound, PreconditionFailed, RecordStore
 
 PENDING, OUTBOX = "notices/pending/", "outbox/"
@@ -59,6 +61,19 @@ def _notices_in(body: bytes) -> list[dict[str, Any]]:
     """The notices of a pending object: a batch, or one notice written before batches."""
     data = json.loads(body)
     return list(data["notices"]) if "notices" in data else [data]
+
+
+PENDING_NOTICES: Codec[list[dict[str, Any]]] = Codec(_notices_in, lambda notices: json.dumps({"notices": notices}).encode())
+
+
+def _without(notices: list[dict[str, Any]] | None, *, settled: set[str]) -> list[dict[str, Any]] | Removal | None:
+    """A pending object's notices but those ``settled`` (queued now or before); ``REMOVE`` when none is left."""
+    if notices is None:
+        return None  # emptied and removed meanwhile by another replica
+    left = [n for n in notices if n["id"] not in settled]
+    if len(left) == len(notices):
+        return None
+    return left or REMOVE
 
 
 class NoticeService:
@@ -183,12 +198,8 @@ class NoticeService:
                     queued += 1
                 settled.add(nid)
         for key, notices in objects.items():
-            left = [n for n in notices if n["id"] not in settled]
-            if not left:
-                with contextlib.suppress(ObjectNotFound):
-                    await self.control.delete(key)
-            elif len(left) < len(notices):
-                await self.control.put(key, json.dumps({"notices": left}).encode(), {})
+            if any(n["id"] in settled for n in notices):
+                await update(self.control, key, functools.partial(_without, settled=settled), codec=PENDING_NOTICES)
         return queued
 
     async def outbox(self) -> list[dict[str, Any]]:

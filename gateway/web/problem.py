@@ -86,7 +86,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
 def malformed_request(status: int) -> web.Response:
     """The answer to a request aiohttp's parser refused (a request line or header over 8 KiB, a bad header): a problem
     document like every other error (not aiohttp's plain text), naming nothing from the request, on a closed connection."""
-    code = "request-too-large" if status == 431 else "malformed-request"
+    code = "malformed-request"
     detail = "the request line or headers are malformed or over 8190 bytes each; send a well-formed HTTP request"
     body = {"type": PROBLEM_TYPE + code, "title": TITLES.get(status, "Bad Request"), "status": status, "code": code, "detail": detail}
     response = web.json_response(body, status=status, content_type="application/problem+json")

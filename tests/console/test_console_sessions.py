@@ -98,6 +98,12 @@ async def test_the_session_cookie_is_a_random_id_not_the_token_and_does_not_veri
         verify_token(session, key=rt.token_key, identity=rt.config.identity, now=env.clock(), regions=rt.config.regions.keys())
 
 
+async def test_the_sign_in_page_tells_the_lawyer_the_browser_keeps_a_session_id_and_not_the_token(client: TestClient) -> None:
+    page = await (await client.get("/console/login")).text()
+    assert "keeps only a random session id" in page
+    assert "token is kept" not in page
+
+
 async def test_the_control_store_keeps_neither_the_session_id_nor_the_token(client: TestClient, env: Env) -> None:
     token = legal_token(env, "alice")
     await sign_in(client, token)

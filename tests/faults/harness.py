@@ -235,10 +235,14 @@ class GatewayProcess:
 
 
 class MotoProcess:
-    """One region's S3 endpoint: a `moto_server` process that can be frozen, thawed, killed and restarted empty on its port."""
+    """One region's S3 endpoint: a `moto_server` process that can be frozen, thawed, killed and restarted empty on its port.
 
-    def __init__(self, port: int | None = None) -> None:
+    ``serial``: moto answering one request at a time (``tests.faults.serial_moto``), so that conditional writes are atomic as in S3.
+    """
+
+    def __init__(self, port: int | None = None, *, serial: bool = False) -> None:
         self.port = port or free_port()
+        self.serial = serial
         self.process: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -248,9 +252,13 @@ class MotoProcess:
 
     def start(self) -> MotoProcess:
         """Start (or start again, empty) on the same port, and wait until it answers."""
-        if not MOTO_SERVER.exists():
+        if self.serial:
+            command = [sys.executable, "-m", "tests.faults.serial_moto", "127.0.0.1", str(self.port)]
+        elif MOTO_SERVER.exists():
+            command = [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(self.port)]
+        else:
             raise RuntimeError(f"no moto_server next to {sys.executable}")
-        self.process = subprocess.Popen([str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until_answering(self.url, self.process, what="moto_server")
         return self
 

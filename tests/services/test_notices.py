@@ -13,6 +13,7 @@ from gateway.services.audit_log import AuditLog
 from gateway.services.notices import NoticeService
 from gateway.stores.files import FileStore
 from gateway.stores.memory import MemoryStore
+from tests.services.interleaved import Interleaved
 from tests.support import FrozenClock
 
 
@@ -164,3 +165,23 @@ async def test_notices_written_before_a_failed_batch_are_still_in_the_ledger(mon
     with pytest.raises(OSError):
         await notices.schedule(authority="us-court-sdny", order_id="w-1", subjects=subjects, nondisclosure_until=None, emergency=False)
     assert [e["data"]["subject"] for e in await ledger.entries()] == ["alice"]
+
+
+async def test_a_sweep_that_lost_its_race_to_a_later_sweep_on_another_replica_brings_back_no_queued_notice() -> None:
+    early, late = FrozenClock(), FrozenClock()
+    late.advance(hours=49)
+    control = MemoryStore("control")
+    # two replicas schedule bob at the same moment, one for an emergency: his notice is pending twice, due at two times
+    emergency, _ = service(early, control)
+    both = [("alice", ["content"]), ("bob", ["content"])]
+    racing = Interleaved(
+        control,
+        lambda: emergency.schedule(authority="us-court-sdny", order_id="w-1", subjects=[("bob", ["content"])], nondisclosure_until=None, emergency=True),
+    )
+    await service(early, racing)[0].schedule(authority="us-court-sdny", order_id="w-1", subjects=both, nondisclosure_until=None, emergency=False)
+    # replica A sweeps early (alice is due, bob is not); replica B sweeps late (both are) between A's read and A's writes
+    b, b_ledger = service(late, control)
+    a, a_ledger = service(early, Interleaved(control, b.sweep))
+    assert await a.sweep() == 0
+    assert (await b.pending(), sorted(n["subject"] for n in await b.outbox())) == ([], ["alice", "bob"])
+    assert ([e["kind"] for e in await a_ledger.entries()], [e["kind"] for e in await b_ledger.entries()]) == ([], ["notice.queued"] * 2)
