@@ -55,7 +55,7 @@ def test_a_chain_id_that_cannot_name_a_file_is_a_usage_error(workdir: Path, caps
     assert chains(workdir) == []
 
 
-def test_a_command_writing_a_chain_another_process_has_open_is_refused_with_ledger_in_use(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_command_writing_a_chain_another_writer_has_open_is_refused_with_ledger_in_use(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     async def refused() -> int:
         async with await FileLedger.open(workdir / "data/ledger/gateway-0.jsonl", system_clock, chain="gateway-0"):
             return await asyncio.to_thread(run_cli, workdir, "audit", "reconcile", "--chain-id", "gateway-0")
