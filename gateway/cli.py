@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shlex
+import socket
 import sys
 import threading
 from datetime import timedelta
@@ -46,7 +47,43 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
     from gateway.runtime import Settings
 
+    if hasattr(args, "chain_id"):  # a command that writes the ledger
+        overrides.setdefault("chain_id", _chain_id(args))
     return Settings(config_path=args.config, data_dir=args.data_dir, **overrides)
+
+
+def _chain_id(args: argparse.Namespace) -> str:
+    """The ledger chain a writing command writes: ``--chain-id``, else ``$GATEWAY_CHAIN_ID``, else the host name (a pod's name)."""
+    from gateway.audit.chain import chain_id_from, check_chain_id
+    from gateway.errors import InvalidRequest
+
+    if args.chain_id:
+        return str(args.chain_id)
+    named = os.environ.get("GATEWAY_CHAIN_ID")
+    if named:
+        try:
+            return check_chain_id(named)
+        except ValueError as exc:
+            raise InvalidRequest(f"`GATEWAY_CHAIN_ID`: {exc}", code="invalid-arguments") from None
+    return chain_id_from(socket.gethostname())
+
+
+def _chain_id_arg(text: str) -> str:
+    from gateway.audit.chain import check_chain_id
+
+    try:
+        return check_chain_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _chain_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--chain-id",
+        type=_chain_id_arg,
+        help="the ledger chain this process writes, DATA_DIR/ledger/ID.jsonl: one per replica and per worker, never shared "
+        "(default: $GATEWAY_CHAIN_ID, else the host name, which is the pod's name on Kubernetes)",
+    )
 
 
 def _non_negative_seconds(text: str) -> float:
@@ -133,45 +170,75 @@ def _ledger_public_key(args: argparse.Namespace) -> Any:
     return load_ed25519_public(path) if path.exists() else None
 
 
-def _remote_check(args: argparse.Namespace, path: Path) -> dict[str, Any]:
-    from gateway.audit.export import SegmentExporter, compare_with_remote, segment_key
+def _export_spec(args: argparse.Namespace) -> Any:
+    """The configuration's ``[audit] export``, or None (no config file, or no export in it)."""
     from gateway.config import load_config
-    from gateway.errors import InvalidRequest
 
-    spec = load_config(args.config).audit.export
-    if spec is None:
-        raise InvalidRequest("`--remote` needs `[audit] export = {...}` in the configuration", code="invalid-arguments")
-
-    async def fetch() -> dict[tuple[int, int], bytes]:
-        exporter = SegmentExporter(spec, path, system_clock)
-        try:
-            return {span: await exporter.fetch(segment_key(*span)) for span in await exporter.remote_segments()}
-        finally:
-            await exporter.close()
-
-    remote = asyncio.run(fetch())
-    return compare_with_remote(path.read_bytes().splitlines(keepends=True), remote)
+    return load_config(args.config).audit.export if args.config.exists() else None
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Verify the ledger: chain, sequence, signed heads and checkpoints, and with ``--remote`` the segments kept off the box.
+    """Verify every ledger chain: hash chain, sequence, signed heads and checkpoints, and with ``--remote`` the bucket's copy.
 
-    Exit 0 only if every entry chains and is covered by a signed head that
-    verifies with the provider's public key: the one thing a ledger edited and
-    rehashed without that key cannot show. What no local check can show (a cut
-    back to an earlier signed head, the file replaced whole) is printed too.
+    Every chain in the data folder's ledger (or the one ``--ledger`` file) is
+    verified on its own; with ``--remote`` every chain exported to the
+    ``[audit] export`` bucket too: a local one is compared with its segments
+    there, and one found only there (a replica whose disk is gone) is verified
+    from its segments. Exit 0 only if every chain is proven: each entry chains
+    and is covered by a signature of the provider's key (a signed head, or for
+    a chain kept only off the box, its last signed checkpoint), the one thing
+    a chain edited and rehashed without that key cannot show. What no check
+    here can show is printed too.
     """
-    from gateway.audit import verify_file
+    from gateway.audit.chains import check_chains, local_chains
+    from gateway.errors import InvalidRequest
 
-    path = args.ledger or _settings(args).ledger_path
-    if not path.exists():
-        raise LedgerBroken(f"ledger `{path}` does not exist")
+    folder = _settings(args).ledger_dir
+    if args.ledger is not None:
+        if not args.ledger.exists():
+            raise LedgerBroken(f"ledger `{args.ledger}` does not exist")
+        files = {args.ledger.stem: args.ledger}
+    else:
+        files = local_chains(folder)
+    spec = _export_spec(args) if args.remote else None
+    if args.remote and spec is None:
+        raise InvalidRequest("`--remote` needs `[audit] export = {...}` in the configuration", code="invalid-arguments")
     public_key = _ledger_public_key(args)
-    # (1) chain, sequence, checkpoints and signed heads, with their signatures; the last line must be a signed head
-    report = verify_file(path, public_key=public_key, require_signed_heads=public_key is not None)
+
+    async def check() -> Any:
+        bucket = None
+        if spec is not None:
+            from gateway.audit.export import SegmentBucket
+
+            bucket = SegmentBucket(spec, system_clock)
+        try:
+            return await check_chains(files, public_key=public_key, bucket=bucket, named=args.ledger is None)
+        finally:
+            if bucket is not None:
+                await bucket.close()
+
+    checks = asyncio.run(check()) if files or spec is not None else []
+    if not checks:
+        unasked = "" if args.remote else " (and `--remote` was not asked)"
+        raise LedgerBroken(f"no ledger chain in `{folder}`: the folder does not exist or holds no `<chain>.jsonl`{unasked}")
+    verdicts = [_chain_verdict(c, public_key) for c in checks]
+    broken = sum(1 for data, _ in verdicts if not data["ok"])
+    text = "\n".join(text for _, text in verdicts)
+    if len(checks) > 1:
+        text += f"\n{len(checks)} chains: {len(checks) - broken} ok, {broken} broken"
+    _emit(args, text, {"ok": not broken, "chains": [data for data, _ in verdicts]})
+    return EXIT_INVALID if broken else EXIT_OK
+
+
+def _chain_verdict(check: Any, public_key: Any) -> tuple[dict[str, Any], str]:
+    """One chain's result for ``audit verify``: its JSON object and its text."""
+    report, chain = check.report, check.chain
     data: dict[str, Any] = {
+        "chain": chain,
+        "source": check.source,
         "ok": report.ok,
         "entries": report.entries,
+        "first_seq": 1 if report.entries else 0,
         "last_seq": report.last_seq,
         "last_hash": report.last_hash,
         "problem": report.problem,
@@ -184,49 +251,79 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         "first_head": report.first_head,
         "last_head": report.last_head,
     }
-    # (2) without the provider's public key nothing shows the chain was not rebuilt
+    where = f"chain `{chain}`" + (f", kept off the box only ({check.segments} segments)" if check.source == "remote" else "")
+    n = report.entries
+    # (1) without the provider's public key nothing shows the chain was not rebuilt
     if report.ok and public_key is None:
         data.update(ok=False, problem="no provider public key was found to check the ledger's signed heads and checkpoints; pass `--key FILE`")
-        _emit(args, f"broken: {data['problem']}; {report.entries} entries chain, which a chain rebuilt without the key would too", data)
-        return EXIT_INVALID
-    # (3) the segments kept off the box match the local lines
-    if report.ok and args.remote:
-        remote = _remote_check(args, path)
-        data["remote"] = remote
-        if remote["problem"]:
-            data.update(ok=False, problem=remote["problem"], broken_at=remote["broken_at"])
+        return data, f"broken: {data['problem']} ({where}); {n} entries chain, which a chain rebuilt without the key would too"
+    # (2) the segments kept off the box match the local lines
+    if check.remote is not None:
+        data["remote"] = check.remote
+        if check.remote["problem"]:
+            data.update(ok=False, problem=check.remote["problem"], broken_at=check.remote["broken_at"])
+    if data["ok"] and check.source == "remote":
+        proved = f"entries 1..{n} chained across the segments in the bucket, the last a signed checkpoint covering every entry before it"
+        if report.checkpoints:
+            proved += f", {report.checkpoints} signed checkpoints verify"
+        not_proved = "entries the writer added after its last exported segment were only on its disk"
+        data["proved"], data["not_proved"] = proved, not_proved
+        return data, f"ok: {n} entries of {where}: {proved}, last hash {report.last_hash}\n  not proved: {not_proved}"
     if data["ok"]:
-        n = report.entries
         proved = f"entries 1..{n} chained, every one covered by a signed head"
         proved += f" ({report.heads} verify, the first at entry {report.first_head}, the last at entry {n})"
         if report.checkpoints:
             proved += f", {report.checkpoints} signed checkpoints verify"
         not_proved = "a cut back to an earlier signed head, or the whole file replaced, does not show locally; compare with the off-box copy (`--remote`)"
-        if "remote" in data:
-            through = data["remote"]["through"]
-            proved += f", {data['remote']['verified']} segments match the off-box copy (entries 1..{through})"
-            if data["remote"]["not_uploaded"]:
-                proved += f" ({len(data['remote']['not_uploaded'])} not uploaded yet)"
+        if check.remote is not None:
+            through = check.remote["through"]
+            proved += f", {check.remote['verified']} segments match the off-box copy (entries 1..{through})"
+            if check.remote["not_uploaded"]:
+                proved += f" ({len(check.remote['not_uploaded'])} not uploaded yet)"
             not_proved = f"entries {through + 1}..{n} are not off the box yet: a cut back to a signed head among them does not show"
             if through >= n:
                 not_proved = "a rewrite by someone holding the provider key"
         data["proved"], data["not_proved"] = proved, not_proved
-        _emit(args, f"ok: {n} entries: {proved}, last hash {report.last_hash}\n  not proved: {not_proved}", data)
-        return EXIT_OK
-    lines = path.read_bytes().splitlines()
+        return data, f"ok: {n} entries of {where}: {proved}, last hash {report.last_hash}\n  not proved: {not_proved}"
     at = data["broken_at"]
+    lines = check.path.read_bytes().splitlines() if check.path is not None else []
     data["broken_entry"] = lines[at - 1].decode("utf-8", "replace")[:1000] if at and at <= len(lines) else None
-    before = f"{report.entries} entries verify before it" if not at or at > report.entries else f"entries 1..{report.entries} chain but are not proven"
-    text = f"broken: {data['problem']} (line {at}); {before}"
+    before = f"{n} entries verify before it" if not at or at > n else f"entries 1..{n} chain but are not proven"
+    text = f"broken: {data['problem']} ({where}, {'entry' if check.source == 'remote' else 'line'} {at}); {before}"
     if data["broken_entry"] is not None:
         text += f"\n  {data['broken_entry']}"
-    _emit(args, text, data)
-    return EXIT_INVALID
+    return data, text
+
+
+def _ledger_entries(args: argparse.Namespace, config: Any) -> list[Any]:
+    """Every entry of the ledger: the ``--ledger`` file alone, or every chain here and, with an export, in the bucket."""
+    from gateway.audit import merge_chains, read_entries
+    from gateway.audit.chains import local_chains, read_local
+    from gateway.runtime import chain_reader
+
+    if args.ledger is not None:
+        if not args.ledger.exists():
+            raise LedgerBroken(f"ledger `{args.ledger}` does not exist")
+        return read_entries(args.ledger)
+    folder = _settings(args).ledger_dir
+    if config.audit.export is None:
+        if not local_chains(folder):
+            raise LedgerBroken(f"no ledger chain in `{folder}`: the folder does not exist or holds no `<chain>.jsonl`")
+        chains = read_local(folder)
+        return merge_chains(chains[chain] for chain in sorted(chains))
+
+    async def read() -> list[Any]:
+        reader = chain_reader(folder, config, system_clock)
+        try:
+            return await reader.entries()
+        finally:
+            await reader.close()
+
+    return asyncio.run(read())
 
 
 def cmd_report_transparency(args: argparse.Namespace) -> int:
-    """The transparency report from the audit ledger, as JSON, CSV or one HTML page."""
-    from gateway.audit import read_entries
+    """The transparency report from every chain of the audit ledger, as JSON, CSV or one HTML page."""
     from gateway.config import load_config
     from gateway.errors import InvalidRequest
     from gateway.reports.render import render
@@ -237,10 +334,7 @@ def cmd_report_transparency(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InvalidRequest(str(exc).replace("`from`", "`--from`").replace("`to`", "`--to`"), code="invalid-arguments") from None
     config = load_config(args.config)
-    path = args.ledger or _settings(args).ledger_path
-    if not path.exists():
-        raise LedgerBroken(f"ledger `{path}` does not exist")
-    report = build_report(read_entries(path), start, end, content_categories=frozenset(config.categories[-1:]))
+    report = build_report(_ledger_entries(args, config), start, end, content_categories=frozenset(config.categories[-1:]))
     text = render(report, args.format, generated_at=system_clock())
     if report.skipped:
         first = report.skipped[0]
@@ -372,7 +466,7 @@ def cmd_audit_reconcile(args: argparse.Namespace) -> int:
             assert rt.reconciler is not None
             return await rt.reconciler.run_once()
         finally:
-            await rt.close()
+            await rt.close(export_seconds=rt.settings.shutdown_export_seconds)
 
     report = asyncio.run(run())
     data = {"reconciled": dict(report.reconciled), "unreachable": report.unreachable, "waiting": report.waiting}
@@ -404,7 +498,7 @@ def cmd_subjects_resign(args: argparse.Namespace) -> int:
                 done["resigned" if resigned else "already_signed"].append(subject_id)
             return done
         finally:
-            await rt.close()
+            await rt.close(export_seconds=rt.settings.shutdown_export_seconds)
 
     done = asyncio.run(run())
     lines = [f"re-signed {s}" for s in done["resigned"]] + [f"already signed {s}" for s in done["already_signed"]]
@@ -421,7 +515,7 @@ def cmd_subjects_index(args: argparse.Namespace) -> int:
         try:
             return await rt.records.index_subjects()
         finally:
-            await rt.close()
+            await rt.close(export_seconds=rt.settings.shutdown_export_seconds)
 
     written, seen = asyncio.run(run())
     _emit(args, f"indexed {seen} subjects ({written} home claims written); the directory is complete", {"subjects": seen, "claims_written": written})
@@ -468,11 +562,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.web.drain import serve
 
     _configure_logging(args.log_level, args.log_format)
+    if getattr(args, "workers", 1) > 1:
+        return _serve_workers(args)
     settings = _settings(args, metrics_public=not args.metrics_auth, init_keys=not args.no_init_keys, sweep_seconds=args.sweep_seconds)
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)  # runs after the runtime has opened
     # SIGTERM or SIGINT: stop accepting, let requests in flight finish for --drain-seconds, close the runtime, exit 0
-    asyncio.run(serve(app, host=args.host, port=args.port, drain_seconds=args.drain_seconds, announce=_announcer(args.log_format)))
+    reuse_port = getattr(args, "reuse_port", False)
+    asyncio.run(serve(app, host=args.host, port=args.port, drain_seconds=args.drain_seconds, announce=_announcer(args.log_format), reuse_port=reuse_port))
     if threading.active_count() > 1:
         # An S3 call given up at its deadline (the last ledger export, say) may still run in a worker
         # thread, which the interpreter would wait for at exit, for as long as botocore's own timeouts
@@ -482,6 +579,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(EXIT_OK)
     return EXIT_OK
+
+
+def _serve_workers(args: argparse.Namespace) -> int:
+    """``serve --workers N``: check the configuration and make missing keys once, then run and supervise N workers.
+
+    Each worker is ``gateway serve`` with the same options, its own chain id
+    (``<chain>-w<n>``) and the port shared (``gateway.web.workers``).
+    """
+    import shutil
+    import tempfile
+
+    from gateway.config import load_config
+    from gateway.runtime import init_keys
+    from gateway.web.workers import Worker, environment, supervise, worker_chain
+
+    config = load_config(args.config)  # a broken configuration stops here, once, not in every worker
+    if not args.no_init_keys:
+        for made in init_keys(config, args.data_dir):
+            logging.getLogger("gateway.runtime").warning("generated a development key for %s", made)
+    base = _chain_id(args)
+    common = [sys.executable, "-m", "gateway", "serve", "--config", str(args.config), "--data-dir", str(args.data_dir)]
+    common += ["--host", args.host, "--port", str(args.port), "--log-level", args.log_level, "--log-format", args.log_format]
+    common += ["--drain-seconds", str(args.drain_seconds), "--sweep-seconds", str(args.sweep_seconds), "--no-init-keys", "--reuse-port"]
+    common += ["--metrics-auth"] if args.metrics_auth else []
+    workers = [Worker(n, worker_chain(base, n), [*common, "--chain-id", worker_chain(base, n)]) for n in range(1, args.workers + 1)]
+    metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+    try:
+        return asyncio.run(supervise(workers, env=environment(metrics_dir), metrics_dir=metrics_dir))
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _workers_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"`{text}` is not a number of workers from 1 to 64")
+    return value
 
 
 def _announcer(log_format: str) -> Any:
@@ -520,7 +657,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         try:
             return await seed(rt.records)
         finally:
-            await rt.close()
+            await rt.close(export_seconds=rt.settings.shutdown_export_seconds)
 
     written = asyncio.run(load())
     orders = write_demo_orders(config, args.data_dir, system_clock())
@@ -628,6 +765,16 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="never create missing keys: production keys come from a secret store; a missing one stops the start",
         )
+        _chain_option(p)
+        if name == "serve":
+            p.add_argument(
+                "--workers",
+                type=_workers_arg,
+                default=1,
+                help="worker processes sharing the port (SO_REUSEPORT), each with its own ledger chain, CHAIN-w1, CHAIN-w2...; the parent "
+                "restarts a worker that dies and passes SIGTERM on to each (default: 1, this process serves)",
+            )
+            p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for each worker by the parent
 
     p = command("check", "validate a regions.toml; print every problem with its key path", cmd_check)
     p.add_argument("path", nargs="?", type=Path, help="file to check (default: --config)")
@@ -653,7 +800,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("subjects", nargs="*", help="subject ids")
     p.add_argument("--all", action="store_true", help="every subject in every region (those already signed are left alone)")
     p.add_argument("--by", help="the operator's name for the ledger (default: $USER)")
-    command("index", "give every stored subject its home claim in the control store, then look subjects up by claim only", cmd_subjects_index, subjects)
+    _chain_option(p)
+    p = command("index", "give every stored subject its home claim in the control store, then look subjects up by claim only", cmd_subjects_index, subjects)
+    _chain_option(p)
 
     order = sub.add_parser("order", help="legal orders").add_subparsers(dest="order_command", required=True, metavar="ACTION")
     p = command("sign", "sign a JSON claims file as an authority (compact JWS on stdout)", cmd_order_sign, order)
@@ -675,12 +824,27 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub, command)  # orders and cases, through a running gateway's HTTP API
 
     audit = sub.add_parser("audit", help="the audit ledger").add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    p = command("verify", "verify the ledger's chain, signed heads and checkpoints; exit 3 at the first broken or unsigned entry", cmd_audit_verify, audit)
-    p.add_argument("--ledger", type=Path, help="ledger file (default: DATA_DIR/ledger/ledger.jsonl)")
+    p = command(
+        "verify",
+        "verify every ledger chain's hashes, signed heads and checkpoints, chain by chain; exit 3 if any chain is broken or unsigned",
+        cmd_audit_verify,
+        audit,
+    )
+    p.add_argument("--ledger", type=Path, help="one chain's file (default: every DATA_DIR/ledger/<chain>.jsonl)")
     p.add_argument("--key", type=Path, help="the provider's public key (default: from the config's identity.provider_key)")
-    p.add_argument("--remote", action="store_true", help="also compare the segments uploaded to the `[audit] export` bucket")
+    p.add_argument(
+        "--remote",
+        action="store_true",
+        help="also verify every chain in the `[audit] export` bucket: those here against their segments, the others from their segments alone",
+    )
 
-    command("reconcile", "settle write intents without an outcome against the stores, once; exit 1 if a region could not be read", cmd_audit_reconcile, audit)
+    p = command(
+        "reconcile",
+        "settle the write intents without an outcome of one chain against the stores, once; exit 1 if a region could not be read",
+        cmd_audit_reconcile,
+        audit,
+    )
+    _chain_option(p)
 
     report = sub.add_parser("report", help="reports").add_subparsers(dest="report_command", required=True, metavar="ACTION")
     p = report.add_parser("transparency", help="requests per issuing country and half-year", conflict_handler="resolve")
@@ -691,7 +855,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start", required=True, help="first day, e.g. 2026-01-01")
     p.add_argument("--to", dest="end", required=True, help="last day (included), e.g. 2026-12-31")
     p.add_argument("--output", type=Path, help="write to this file instead of stdout")
-    p.add_argument("--ledger", type=Path, help="ledger file (default: DATA_DIR/ledger/ledger.jsonl)")
+    p.add_argument(
+        "--ledger", type=Path, help="one chain's file (default: every DATA_DIR/ledger/<chain>.jsonl and, with `[audit] export`, every chain in its bucket)"
+    )
     return parser
 
 

@@ -55,6 +55,7 @@ class Limits:
 EXPORT_MODES = ("COMPLIANCE", "GOVERNANCE")
 CHECKPOINT_EVERY = 1000
 CHECKPOINT_SECONDS = 300
+EXPORT_INTERVAL_SECONDS = 30  # with an export: the most of a chain's newest entries that is only on the local disk
 RECONCILE_AFTER_SECONDS = 30  # see regions.toml: well above the longest a write can take (store deadlines + the ledger)
 
 
@@ -77,6 +78,19 @@ class AuditSettings:
     checkpoint_seconds: int = CHECKPOINT_SECONDS
     export: AuditExport | None = None
     reconcile_after_seconds: int = RECONCILE_AFTER_SECONDS  # an intent this old without an outcome is reconciled against its store
+    export_interval_seconds: int = EXPORT_INTERVAL_SECONDS  # with `export`: the open segment is closed and uploaded at least this often
+
+    @property
+    def segment_seconds(self) -> int:
+        """How often, at the latest, the writer closes its open segment with a checkpoint (0: by count only).
+
+        With an export, every ``export_interval_seconds`` while new entries
+        come, so at most that much of a chain is only on the local disk;
+        without one, every ``checkpoint_seconds``.
+        """
+        if self.export is None:
+            return self.checkpoint_seconds
+        return min(self.checkpoint_seconds or self.export_interval_seconds, self.export_interval_seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,6 +475,9 @@ def _parse_audit(r: TableReader | None, findings: list[Finding]) -> AuditSetting
     reconcile_after = r.get("reconcile_after_seconds", int, required=False, default=RECONCILE_AFTER_SECONDS)
     if reconcile_after is not None and not 0 <= reconcile_after <= 86400:
         findings.append(Finding(r.at("reconcile_after_seconds"), "must be between 0 and 86400 seconds"))
+    export_interval = r.get("export_interval_seconds", int, required=False, default=EXPORT_INTERVAL_SECONDS)
+    if export_interval is not None and not 1 <= export_interval <= 86400:
+        findings.append(Finding(r.at("export_interval_seconds"), "must be between 1 and 86400 seconds"))
     export: AuditExport | None = None
     e = r.sub("export", required=False)
     if e is not None and e.ok:
@@ -490,6 +507,7 @@ def _parse_audit(r: TableReader | None, findings: list[Finding]) -> AuditSetting
         checkpoint_seconds=CHECKPOINT_SECONDS if seconds is None else seconds,
         export=export,
         reconcile_after_seconds=RECONCILE_AFTER_SECONDS if reconcile_after is None else reconcile_after,
+        export_interval_seconds=export_interval or EXPORT_INTERVAL_SECONDS,
     )
 
 

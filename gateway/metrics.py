@@ -3,11 +3,21 @@
 Labels are low-cardinality: regions, jurisdictions, outcomes, reason codes,
 instruments, route templates. Never a subject id, record key, order id or
 personal attribute. Times are seconds; moments are Unix timestamps in seconds.
+
+Under ``gateway serve --workers N`` each worker process records its own values
+in prometheus_client's multiprocess files (``PROMETHEUS_MULTIPROC_DIR``, set
+by the parent), and ``/metrics`` shows every worker's, whichever worker
+answers (``exposition``): counters and histograms summed; a gauge each worker
+sets alike from shared state (store health, cases, holds) as the most recent
+value of a live worker; the open write intents, one count per worker's
+chain, summed over the live workers. A single process keeps its values in
+memory, as the default registry does.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +31,7 @@ ORDER_OBJECTIVE_SECONDS = 1800.0
 FSYNC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 NO_REGION = "none"
+SHARED = "livemostrecent"  # a gauge every worker sets from the same shared state: the latest value of a live worker
 
 
 class GatewayMetrics:
@@ -88,23 +99,26 @@ class GatewayMetrics:
             "Legal cases (orders' items that need people: legal review, holds) by kind and state, as of the last refresh.",
             ["kind", "state"],
             registry=registry,
+            multiprocess_mode=SHARED,
         )
         self.case_next_deadline = Gauge(
             "gateway_case_next_deadline_timestamp_seconds",
             "Earliest deadline among active cases of a kind (Unix seconds); NaN when none is active.",
             ["kind"],
             registry=registry,
+            multiprocess_mode=SHARED,
         )
         self._case_labels: set[tuple[str, str]] = set()
         self._deadline_kinds: set[str] = set()
         # --- holds
         self.holds_active = Gauge(
-            "gateway_holds_active", "Records under a legal hold, as counted by the last hold sweep.", registry=registry
+            "gateway_holds_active", "Records under a legal hold, as counted by the last hold sweep.", registry=registry, multiprocess_mode=SHARED
         )
         self.holds_next_release = Gauge(
             "gateway_holds_next_release_timestamp_seconds",
             "Earliest release time among held records after the last sweep (Unix seconds); NaN when nothing is held.",
             registry=registry,
+            multiprocess_mode=SHARED,
         )
         self.holds_next_release.set(math.nan)
         self.hold_sweeps = Counter("gateway_hold_sweeps_total", "Completed hold sweeps.", registry=registry)
@@ -122,7 +136,9 @@ class GatewayMetrics:
             ["region", "operation"],
             registry=registry,
         )
-        self.store_up = Gauge("gateway_store_up", "1 if the region's store answered its last health check.", ["region"], registry=registry)
+        self.store_up = Gauge(
+            "gateway_store_up", "1 if the region's store answered its last health check.", ["region"], registry=registry, multiprocess_mode=SHARED
+        )
         # --- audit ledger
         self.ledger_appends = Counter(
             "gateway_ledger_appends_total", "Audit ledger appends by result.", ["result"], registry=registry
@@ -141,6 +157,7 @@ class GatewayMetrics:
             "gateway_write_intents_open",
             "Write intents older than reconcile_after_seconds still without an outcome after the last reconcile pass (their region could not be read).",
             registry=registry,
+            multiprocess_mode="livesum",  # each worker reconciles its own chain: their counts add up
         )
         self.write_intents_reconciled = Counter(
             "gateway_write_intents_reconciled_total",
@@ -155,6 +172,17 @@ class GatewayMetrics:
             ["peer", "outcome"],
             registry=registry,
         )
+
+    def exposition(self) -> CollectorRegistry:
+        """What ``/metrics`` shows: this registry, or under ``--workers`` every worker's values from the multiprocess folder."""
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not directory:
+            return self.registry
+        from prometheus_client import multiprocess
+
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=directory)
+        return merged
 
     def _child(self, metric: Any, *values: str) -> Any:
         key = (id(metric), values)

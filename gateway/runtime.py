@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from prometheus_client import CollectorRegistry
 
-from gateway.audit import FileLedger
+from gateway.audit import DEFAULT_CHAIN, FileLedger
 from gateway.config import Config, load_config
 from gateway.errors import LedgerError, StoreError
 from gateway.keys import (
@@ -48,6 +48,7 @@ from gateway.stores.healing import HealingStore
 from gateway.tags import TagSigner, TagVerifier
 
 if TYPE_CHECKING:
+    from gateway.audit.chains import ChainReader
     from gateway.audit.export import SegmentUploader
     from gateway.federation import FederationVerifier
     from gateway.services.federation import Federation
@@ -73,10 +74,18 @@ class Settings:
     # when the app closes, with [audit.export]: how long closing the open ledger segment and uploading it may take
     shutdown_export_seconds: float = 5.0
     reconcile_seconds: float = 15.0  # how often the served app reconciles write intents without an outcome; 0: only at start-up
+    # the ledger chain this process writes (one per replica and per worker; see gateway.audit.chain); its file is <chain_id>.jsonl
+    chain_id: str = DEFAULT_CHAIN
+
+    @property
+    def ledger_dir(self) -> Path:
+        """Where every local chain's file is: ``DATA_DIR/ledger``."""
+        return self.data_dir / "ledger"
 
     @property
     def ledger_path(self) -> Path:
-        return self.data_dir / "ledger" / "ledger.jsonl"
+        """This process's chain: ``DATA_DIR/ledger/<chain_id>.jsonl`` (``ledger.jsonl`` for the default chain)."""
+        return self.ledger_dir / f"{self.chain_id}.jsonl"
 
 
 def init_keys(config: Config, data_dir: Path, *, demo_authorities: bool = False) -> list[str]:
@@ -179,6 +188,7 @@ class Runtime:
     reconciler: Reconciler | None = None  # intents without an outcome, settled against the stores (None: read-only)
     federation: Federation | None = None  # peers' subjects, routed to them (None: no peers)
     federation_verifier: FederationVerifier | None = None  # verifies requests peers forward here
+    chains: ChainReader | None = None  # every chain of the ledger, local and exported, read as one (reports)
 
     @classmethod
     async def open(cls, settings: Settings, metrics: GatewayMetrics | None = None, *, read_only: bool = False) -> Runtime:
@@ -280,6 +290,7 @@ class Runtime:
             reconciler,
             federation,
             verifier,
+            chain_reader(settings.ledger_dir, config, settings.clock),
         )
 
     async def close(self, *, export_seconds: float = 0.0) -> None:
@@ -296,6 +307,8 @@ class Runtime:
             await self.uploader.close()
         if self.federation is not None:
             await self.federation.client.close()
+        if self.chains is not None:
+            await self.chains.close()
         await _close_stores(self.stores, self.control)
 
 
@@ -311,6 +324,17 @@ def _federation(config: Config, settings: Settings, records: RecordService, audi
     client = PeerClient(config.federation, config.peers, key=key, data_dir=settings.data_dir, clock=settings.clock, observer=audit.observer)
     verifier = FederationVerifier(config.federation.id, peer_keys, frozenset(config.regions))
     return Federation(config=config, records=records, client=client, audit=audit), verifier
+
+
+def chain_reader(folder: Path, config: Config, clock: Clock) -> ChainReader:
+    """Every chain in ``folder`` and, with ``[audit] export``, every chain in the bucket, read as one ledger."""
+    from gateway.audit.chains import ChainReader
+
+    if config.audit.export is None:
+        return ChainReader(folder)
+    from gateway.audit.export import SegmentBucket
+
+    return ChainReader(folder, SegmentBucket(config.audit.export, clock))
 
 
 async def _final_export(ledger: FileLedger, uploader: SegmentUploader, seconds: float) -> None:
@@ -382,14 +406,15 @@ async def _open_ledger(
         if config.audit.export is not None:
             from gateway.audit.export import SegmentExporter, SegmentUploader
 
-            uploader = SegmentUploader(SegmentExporter(config.audit.export, settings.ledger_path, settings.clock))
+            uploader = SegmentUploader(SegmentExporter(config.audit.export, settings.ledger_path, settings.clock, chain=settings.chain_id))
         ledger = await FileLedger.open(
             settings.ledger_path,
             settings.clock,
             checkpoint_key=provider_key,
             checkpoint_every=config.audit.checkpoint_every,
-            checkpoint_seconds=config.audit.checkpoint_seconds,
+            checkpoint_seconds=config.audit.segment_seconds,  # with an export, every export_interval_seconds
             on_checkpoint=uploader.kick if uploader is not None else None,
+            chain=settings.chain_id,
         )
         ledger.on_batch = metrics.ledger_batch
         await ledger.append("config.loaded", {"digest": config.digest, "source": Path(config.source).name})

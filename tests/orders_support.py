@@ -11,7 +11,8 @@ from aiohttp import ClientPayloadError
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from gateway.audit import read_entries
+from gateway.audit import merge_chains
+from gateway.audit.chains import read_local
 from gateway.canonical import b64url, canonical
 from gateway.config import load_config
 from gateway.keys import load_ed25519_public, load_private_key, public_path_for, resolve
@@ -122,9 +123,9 @@ def case_named(name: str) -> Case:
 
 
 def ledger_entries(env: Env, kind: str | None = None) -> list[dict[str, Any]]:
-    """The ledger's entries (its hash chain verified on the way), optionally of one kind."""
-    entries = read_entries(env.settings.ledger_path)
-    return [e for e in entries if kind is None or e["kind"] == kind]
+    """The ledger's entries, optionally of one kind: every chain in the data folder, each verified, as one ledger."""
+    chains = read_local(env.settings.ledger_dir)
+    return [dict(e) for e in merge_chains(chains[c] for c in sorted(chains)) if kind is None or e["kind"] == kind]
 
 
 def tree_digest(*roots: Path) -> dict[str, str]:

@@ -168,8 +168,8 @@ def test_audit_verify_of_an_edited_line_exits_3_and_names_it(workdir: Path, caps
     lines[2] = lines[2].replace(b'"allow"', b'"refuse"')
     path.write_bytes(b"".join(lines))
     assert run(workdir, "audit", "verify", "--format", "json") == 3
-    report = json.loads(capsys.readouterr().out)
-    assert report["ok"] is False and report["broken_at"] == 3
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["ok"] is False and answer["chains"][0]["broken_at"] == 3
 
 
 def test_audit_verify_of_a_deleted_line_exits_3(workdir: Path) -> None:

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from gateway.audit.chain import CHECKPOINT, GENESIS, ChainReport, check_checkpoint, checkpoint_data, encode, key_id, make_entry, verify_lines
+from gateway.audit.chain import (
+    CHECKPOINT,
+    DEFAULT_CHAIN,
+    GENESIS,
+    ChainReport,
+    check_checkpoint,
+    checkpoint_data,
+    encode,
+    key_id,
+    make_entry,
+    merge_chains,
+    verify_lines,
+)
 from gateway.audit.ledger import (
     RECOVERED,
     FileLedger,
@@ -13,6 +25,7 @@ from gateway.audit.ledger import (
 
 __all__ = [
     "CHECKPOINT",
+    "DEFAULT_CHAIN",
     "GENESIS",
     "RECOVERED",
     "ChainReport",
@@ -23,6 +36,7 @@ __all__ = [
     "encode",
     "key_id",
     "make_entry",
+    "merge_chains",
     "read_entries",
     "verify_file",
     "verify_lines",

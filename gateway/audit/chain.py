@@ -30,16 +30,25 @@ each head names the one before it, no head can be dropped or moved either.
 Cutting whole batches off the end leaves a shorter chain that still ends on a
 signed head: only the copy kept off the box shows that.
 
+Each writer keeps its own chain (one per replica, one per worker process), named
+by a chain id. An entry carries it as ``"chain"``, hashed like every other field,
+so an entry cannot be moved to another chain without breaking it; the default
+chain (``DEFAULT_CHAIN``) leaves the field out, so a ledger written before chain
+ids is the default chain as it stands and verifies unchanged. Every entry of a
+chain names the same chain: ``verify_lines(chain=...)`` checks that too.
+``merge_chains`` reads several verified chains as one ledger.
+
 Nothing here reads files or clocks or logs: the writer passes the time in.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -49,16 +58,21 @@ from gateway.canonical import b64url, b64url_decode, canonical, canonical_checke
 
 GENESIS = "0" * 64
 KEYS = frozenset({"seq", "time", "kind", "data", "prev", "hash"})
+CHAIN = "chain"  # the entry's chain id; left out in the default chain
+DEFAULT_CHAIN = "ledger"  # the chain of a ledger written before chain ids (`ledger.jsonl`), and of a writer given none
 CHECKPOINT = "ledger.checkpoint"
 CHECKPOINT_KEYS = frozenset({"seq", "hash", "key", "signature"})
 HEAD = "head_signature"  # on the last line of a group commit; not part of the entry's hash
 SIGNED_KEYS = KEYS | {HEAD}
+ALLOWED_KEYS = SIGNED_KEYS | {CHAIN}
 
 MAX_INT = 2**53 - 1  # I-JSON: integers beyond this are not exact in every reader
 MAX_DEPTH = 64
 MAX_KIND = 128
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+# a file name, a path segment of an S3 key and a pod or host name alike: ASCII letters, digits, `.`, `_`, `-`
+_CHAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 _SIGNATURE = re.compile(r"^[A-Za-z0-9_-]{86}\Z")  # 64 bytes, base64url without padding
 _RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})\Z")
 
@@ -87,6 +101,7 @@ class ChainReport:
     first_head: int = 0  # seq of the first of them (0: none)
     last_head: int = 0  # seq of the last of them (0: none); entries after it are not covered by one
     last_head_hash: str = GENESIS  # the hash of that entry
+    chain: str = DEFAULT_CHAIN  # the chain its entries belong to (the one asked for, else the first entry's)
 
 
 class EntryError(ValueError):
@@ -162,34 +177,38 @@ def _kind_of(value: object) -> str:
     return "a float" if isinstance(value, float) else f"a `{type(value).__name__}`"
 
 
-def make_entry(prev_hash: str, seq: int, time: str, kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The entry that follows ``prev_hash`` at position ``seq``, with its hash."""
+def make_entry(prev_hash: str, seq: int, time: str, kind: str, data: Mapping[str, Any], chain: str = DEFAULT_CHAIN) -> dict[str, Any]:
+    """The entry of chain ``chain`` that follows ``prev_hash`` at position ``seq``, with its hash."""
     if not isinstance(prev_hash, str) or not _HEX64.match(prev_hash):
         raise ValueError("prev must be 64 lower-case hex digits")
     if isinstance(seq, bool) or not isinstance(seq, int) or not 1 <= seq <= MAX_INT:
         raise ValueError("seq must be a positive integer")
     check_time(time)
     check_kind(kind)
-    entry, _ = entry_and_line(prev_hash, seq, time, kind, check_data(data))
+    check_chain_id(chain)
+    entry, _ = entry_and_line(prev_hash, seq, time, kind, check_data(data), chain)
     return entry
 
 
-def entry_and_line(prev_hash: str, seq: int, time: str, kind: str, data: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+def entry_and_line(prev_hash: str, seq: int, time: str, kind: str, data: dict[str, Any], chain: str = DEFAULT_CHAIN) -> tuple[dict[str, Any], bytes]:
     """The entry and its line (``encode(entry)``), canonicalising ``data`` once.
 
     The caller has checked every argument (``make_entry`` does). The keys of an
-    entry sort as ``data, hash, kind, prev, seq, time``, so the line is the
-    canonical bytes without ``hash`` with ``"hash":"..."`` spliced in after
-    ``data``: the same bytes as ``canonical(entry)``.
+    entry sort as ``chain, data, hash, kind, prev, seq, time``, so the line is
+    the canonical bytes without ``hash`` with ``"hash":"..."`` spliced in after
+    ``data``: the same bytes as ``canonical(entry)``. The default chain's
+    entries have no ``chain``.
     """
-    head = b'{"data":' + canonical_checked(data) + b","
+    # a chain id is ASCII letters, digits and `._-`: nothing to escape
+    named = chain != DEFAULT_CHAIN
+    head = (b'{"chain":"%s","data":' % chain.encode("ascii") if named else b'{"data":') + canonical_checked(data) + b","
     # prev is hex and time RFC 3339 (both ASCII, nothing to escape); kind is any text
     rest = b'"kind":%s,"prev":"%s","seq":%d,"time":"%s"}' % (_kind_bytes(kind), prev_hash.encode("ascii"), seq, time.encode("ascii"))
     hash_ = sha256_hex(head + rest)
-    return (
-        {"seq": seq, "time": time, "kind": kind, "data": data, "prev": prev_hash, "hash": hash_},
-        b"%s\"hash\":\"%s\",%s\n" % (head, hash_.encode("ascii"), rest),
-    )
+    entry = {"seq": seq, "time": time, "kind": kind, "data": data, "prev": prev_hash, "hash": hash_}
+    if named:
+        entry[CHAIN] = chain
+    return entry, b'%s"hash":"%s",%s\n' % (head, hash_.encode("ascii"), rest)
 
 
 _KIND_BYTES: dict[str, bytes] = {}
@@ -257,6 +276,30 @@ def check_time(time: object) -> str:
         raise ValueError(f"entry time {time!r} is not an RFC 3339 time")
     assert isinstance(time, str)
     return time
+
+
+def check_chain_id(chain: object) -> str:
+    """``chain`` if it is a valid chain id, else ``ValueError``."""
+    if not is_chain_id(chain):
+        raise ValueError(f"chain id {chain!r} must be 1 to 100 ASCII letters, digits, `.`, `_` or `-`, starting with a letter or digit")
+    assert isinstance(chain, str)
+    return chain
+
+
+def is_chain_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_CHAIN_ID.match(value))
+
+
+def chain_id_from(name: str) -> str:
+    """A valid chain id made from a host or pod name: characters a chain id cannot hold become ``-``."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "-", name).lstrip("._-")[:100]
+    return cleaned or DEFAULT_CHAIN
+
+
+def entry_chain(entry: Mapping[str, Any]) -> str:
+    """The chain an entry belongs to: its ``chain``, or the default chain when it has none."""
+    chain = entry.get(CHAIN, DEFAULT_CHAIN)
+    return chain if isinstance(chain, str) else DEFAULT_CHAIN
 
 
 def _is_time(value: object) -> bool:
@@ -339,11 +382,11 @@ def check_entry(value: Any, body: bytes) -> dict[str, Any]:
     # (1) an object
     if not isinstance(value, dict):
         raise EntryError("not a json object")
-    # (2) exactly the keys of an entry, and perhaps a head signature
+    # (2) exactly the keys of an entry, and perhaps its chain and a head signature
     keys = set(value)
-    if keys != KEYS and keys != SIGNED_KEYS:
+    if not KEYS <= keys <= ALLOWED_KEYS:
         missing = sorted(KEYS - keys)
-        extra = sorted(keys - SIGNED_KEYS)
+        extra = sorted(keys - ALLOWED_KEYS)
         parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unexpected {', '.join(extra)}"] if extra else [])
         raise EntryError(f"wrong keys ({'; '.join(parts)})")
     # (3) the right types
@@ -365,6 +408,11 @@ def check_entry(value: Any, body: bytes) -> dict[str, Any]:
             raise EntryError(f"{key} is not 64 lower-case hex digits")
     if HEAD in value and (not isinstance(value[HEAD], str) or not _SIGNATURE.match(value[HEAD])):
         raise EntryError("head signature is not an Ed25519 signature in base64url")
+    if CHAIN in value:
+        if not is_chain_id(value[CHAIN]):
+            raise EntryError("chain is not a chain id")
+        if value[CHAIN] == DEFAULT_CHAIN:
+            raise EntryError(f"chain names the default chain `{DEFAULT_CHAIN}`, whose entries leave it out")
     # (4) byte for byte in canonical form: no other encoding of the same value passes
     try:
         if canonical(value) != body:
@@ -411,6 +459,7 @@ def verify_lines(
     checkpoint: tuple[int, str] | None = None,
     public_key: ed25519.Ed25519PublicKey | None = None,
     require_signed_heads: bool = False,
+    chain: str | None = None,
 ) -> ChainReport:
     """Verify a ledger given as its lines, each with its ``\\n``, in file order.
 
@@ -424,17 +473,19 @@ def verify_lines(
     5. ``hash`` matches its content;
     6. ``seq`` is ``n``;
     7. ``prev`` is the hash of line ``n - 1`` (``GENESIS`` for the first);
-    8. a ``ledger.checkpoint`` entry covers the entry before it and, with
+    8. it belongs to the chain: ``chain`` if given, else the first entry's
+       (an entry without ``chain`` belongs to the default chain);
+    9. a ``ledger.checkpoint`` entry covers the entry before it and, with
        ``public_key``, carries that key's valid signature (``check_checkpoint``);
-    9. a line with a head signature is a signed head: with ``public_key`` the
-       signature verifies over its ``seq`` and ``hash`` and the ``seq`` of the
-       signed head before it (``check_head``);
+    10. a line with a head signature is a signed head: with ``public_key`` the
+        signature verifies over its ``seq`` and ``hash`` and the ``seq`` of the
+        signed head before it (``check_head``);
 
     and then, for the whole ledger:
 
-    10. with ``checkpoint=(seq, hash)``: the chain reaches ``seq`` and the entry
+    11. with ``checkpoint=(seq, hash)``: the chain reaches ``seq`` and the entry
         there has that hash, so cutting entries off the end is caught too;
-    11. with ``require_signed_heads``: ``public_key`` is given and the last line
+    12. with ``require_signed_heads``: ``public_key`` is given and the last line
         is a signed head, so every entry is covered by a verified signed head at
         or after it and a chain rebuilt without the key cannot pass.
 
@@ -451,9 +502,25 @@ def verify_lines(
     last_head_hash = GENESIS
     signed = public_key is not None
 
+    expected = chain
+
     def report(ok: bool, problem: str | None = None, line_no: int | None = None, *, torn: bool = False) -> ChainReport:
         return ChainReport(
-            ok, count, last_hash, last_seq, problem, line_no, torn, checkpoints, last_checkpoint, signed, heads, first_head, last_head, last_head_hash
+            ok,
+            count,
+            last_hash,
+            last_seq,
+            problem,
+            line_no,
+            torn,
+            checkpoints,
+            last_checkpoint,
+            signed,
+            heads,
+            first_head,
+            last_head,
+            last_head_hash,
+            expected or DEFAULT_CHAIN,
         )
 
     def broken(line_no: int, problem: str, *, torn: bool = False) -> ChainReport:
@@ -488,13 +555,19 @@ def verify_lines(
         if entry["prev"] != last_hash:
             what = "genesis" if line_no == 1 else f"the hash of entry {line_no - 1}"
             return broken(line_no, f"entry {line_no}: prev does not match {what}")
-        # (8) a checkpoint entry
+        # (8) one chain
+        belongs = entry_chain(entry)
+        if expected is None:
+            expected = belongs
+        elif belongs != expected:
+            return broken(line_no, f"entry {line_no}: belongs to chain `{belongs}`, not `{expected}`")
+        # (9) a checkpoint entry
         if entry["kind"] == CHECKPOINT:
             wrong = check_checkpoint(entry, public_key)
             if wrong is not None:
                 return broken(line_no, f"entry {line_no}: {wrong}")
             checkpoints, last_checkpoint = checkpoints + 1, line_no
-        # (9) a signed head
+        # (10) a signed head
         if HEAD in entry:
             wrong = None if public_key is None else check_head(entry, last_head, public_key)
             if wrong is not None:
@@ -504,14 +577,14 @@ def verify_lines(
         count, last_hash, last_seq = line_no, entry["hash"], line_no
         if checkpoint is not None and line_no == checkpoint[0]:
             checkpoint_hash = last_hash
-    # (10) the checkpoint kept elsewhere
+    # (11) the checkpoint kept elsewhere
     if checkpoint is not None:
         seq, expected = checkpoint
         if last_seq < seq:
             return broken(last_seq + 1, f"ledger ends at entry {last_seq}, before checkpoint entry {seq}")
         if checkpoint_hash != expected:
             return broken(seq, f"entry {seq}: hash does not match the checkpoint")
-    # (11) every entry covered by a verified signed head
+    # (12) every entry covered by a verified signed head
     if require_signed_heads:
         if public_key is None:
             return broken(last_head + 1, "signed heads cannot be checked without the provider's public key")
@@ -526,3 +599,31 @@ def verify_lines(
         if last_head != last_seq:
             return broken(last_head + 1, f"entries {last_head + 1}..{last_seq} follow the last signed head ({last_head}) and are covered by none")
     return report(True)
+
+
+# --- several chains as one ledger ---------------------------------------------------
+
+
+def merge_chains(chains: Iterable[Iterable[Mapping[str, Any]]]) -> list[Mapping[str, Any]]:
+    """The entries of several chains as one ledger, ordered by time.
+
+    Each chain keeps its own order (a chain whose clock stepped back is not
+    reordered); between chains the earlier entry comes first, ties broken by
+    chain id and ``seq``. Entries come from verified chains, so every ``time``
+    parses; one that does not sorts first rather than failing the read.
+    """
+    return list(heapq.merge(*chains, key=_merge_key))
+
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def _merge_key(entry: Mapping[str, Any]) -> tuple[datetime, str, int]:
+    try:
+        at = datetime.fromisoformat(entry["time"])
+    except (KeyError, TypeError, ValueError):
+        at = _EPOCH
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    seq = entry.get("seq")
+    return at, entry_chain(entry), seq if isinstance(seq, int) else 0

@@ -1,4 +1,4 @@
-"""The audit ledger on disk: durable, group-committed, shared between processes.
+"""The audit ledger on disk: durable, group-committed, one writer per file.
 
 ``FileLedger.append`` returns only once the entry is written and fsynced.
 Concurrent appends are group-committed: one flusher task takes every pending
@@ -6,11 +6,22 @@ entry, numbers, links and encodes the batch on the event loop, and writes it
 with one ``write`` and one ``fsync`` in a worker thread, so the event loop never
 waits on the disk and the thread holds the GIL only briefly.
 
-Several gateway processes may append to the same file. Each batch holds an
-exclusive ``flock`` on the ledger file while it re-reads the tail (only if the
-file changed since this process last wrote it), numbers and links its entries,
-appends them (``O_APPEND``) and fsyncs. ``flock`` locks belong to the open file,
-so two ``FileLedger`` objects in one process exclude each other as well.
+A ledger file is one chain (``gateway.audit.chain``), and one writer at a time
+keeps it: ``FileLedger.open`` takes an exclusive ``flock`` on ``<path>.lock``
+for as long as the ledger is open and refuses to open (``ledger-in-use``)
+while another process, or another ``FileLedger`` in this one, holds it. Two
+gateways that would share a file (two replicas on one volume, two workers
+given the same chain id) therefore fail at start instead of interleaving
+their entries; each writer has its own chain id and its own file. The lock is
+released by the kernel when its holder dies, so a killed writer never leaves
+a stale lock behind.
+
+Each batch also holds an exclusive ``flock`` on the ledger file itself while
+it re-reads the tail (only if the file changed since this process last wrote
+it), numbers and links its entries, appends them (``O_APPEND``) and fsyncs:
+``audit verify`` reads under a shared lock, and a change made to the file
+behind the writer's back (a torn line appended, the file cut short) is found
+before the next append.
 
 With a ``checkpoint_key`` the writer also signs checkpoints: after every
 ``checkpoint_every`` entries, and at the first batch (or timer tick) once
@@ -58,17 +69,20 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.audit.chain import (
     CHECKPOINT,
+    DEFAULT_CHAIN,
     GENESIS,
     HEAD,
     MAX_KIND,
     ChainReport,
     EntryError,
+    check_chain_id,
     check_data,
     check_kind,
     checkpoint_data,
     decode,
     encode,
     entry_and_line,
+    entry_chain,
     make_entry,
     parse_json,
     signed_head,
@@ -102,28 +116,31 @@ def _shared_lock(handle: BinaryIO) -> bool:
     return True
 
 
-def verify_file(path: Path, *, public_key: ed25519.Ed25519PublicKey | None = None, require_signed_heads: bool = False) -> ChainReport:
+def verify_file(
+    path: Path, *, public_key: ed25519.Ed25519PublicKey | None = None, require_signed_heads: bool = False, chain: str | None = None
+) -> ChainReport:
     """Verify the ledger file at ``path`` (for ``gateway audit verify``).
 
     Takes a shared lock so a batch another process is writing right now is not
     mistaken for a torn write. With ``public_key`` checkpoint and head
     signatures are verified too; with ``require_signed_heads`` the file must end
-    on a signed head (``verify_lines``). ``LedgerError`` if the file cannot be read.
+    on a signed head; with ``chain`` every entry must belong to that chain
+    (``verify_lines``). ``LedgerError`` if the file cannot be read.
     """
     try:
         with open(path, "rb") as handle:
             _shared_lock(handle)
-            return verify_lines(_lines(handle), public_key=public_key, require_signed_heads=require_signed_heads)
+            return verify_lines(_lines(handle), public_key=public_key, require_signed_heads=require_signed_heads, chain=chain)
     except OSError as exc:
         raise LedgerError(f"cannot read the audit ledger `{path}`: {exc.strerror or exc}") from exc
 
 
-def read_entries(path: Path) -> list[dict[str, Any]]:
-    """Every entry of a ledger that verifies; ``LedgerBroken`` if it does not."""
+def read_entries(path: Path, *, chain: str | None = None) -> list[dict[str, Any]]:
+    """Every entry of a ledger that verifies (as chain ``chain``, if given); ``LedgerBroken`` if it does not."""
     try:
         with open(path, "rb") as handle:
             _shared_lock(handle)
-            report = verify_lines(_lines(handle))
+            report = verify_lines(_lines(handle), chain=chain)
             if not report.ok:
                 raise LedgerBroken(f"the audit ledger `{path}` is broken: {report.problem}", line=report.broken_at)
             return [decode(line) for line in _lines(handle)]
@@ -132,6 +149,56 @@ def read_entries(path: Path) -> list[dict[str, Any]]:
 
 
 # --- the file ledger -------------------------------------------------------------
+
+
+def lock_path_for(path: Path) -> Path:
+    """The lock file beside a ledger file: ``<name>.lock``."""
+    return path.with_name(f"{path.name}.lock")
+
+
+class WriterLock:
+    """The one-writer lock of a ledger file: an exclusive ``flock`` on ``<ledger>.lock``, held until ``release``.
+
+    The file holds the holder's pid, for the message a second writer gets. It is
+    never removed (removing a lock file races with the next process taking it);
+    the kernel drops the lock when its holder exits, however it exits.
+    """
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    @classmethod
+    def take(cls, ledger: Path) -> WriterLock:
+        """Lock ``ledger`` for this writer; ``LedgerError`` (``ledger-in-use``) if another holds it."""
+        path = lock_path_for(ledger)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+        except OSError as exc:
+            raise LedgerError(f"cannot open the lock of the audit ledger `{ledger}`: {exc.strerror or exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise LedgerError(
+                f"the audit ledger `{ledger}` is being written by another process (pid {holder}); "
+                "each writer needs its own chain: give this one another chain id (`--chain-id` or `GATEWAY_CHAIN_ID`)",
+                code="ledger-in-use",
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise LedgerError(f"cannot lock the audit ledger `{ledger}`: {exc.strerror or exc}") from exc
+        with contextlib.suppress(OSError):  # the pid is for the message only
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        return cls(path, fd)
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
 
 class DiskWorker:
@@ -243,12 +310,16 @@ class FileLedger:
         checkpoint_every: int = 1000,
         checkpoint_seconds: float = 300,
         on_checkpoint: CheckpointListener | None = None,
+        chain: str = DEFAULT_CHAIN,
+        writer_lock: WriterLock | None = None,
     ) -> None:
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
         if checkpoint_seconds < 0:
             raise ValueError("checkpoint_seconds must not be negative")
         self.path = path
+        self.chain = check_chain_id(chain)
+        self._writer_lock = writer_lock
         self._clock = clock
         self._now_text = clock_text(clock)
         self._fd = fd
@@ -285,11 +356,15 @@ class FileLedger:
         checkpoint_every: int = 1000,
         checkpoint_seconds: float = 300,
         on_checkpoint: CheckpointListener | None = None,
+        chain: str = DEFAULT_CHAIN,
     ) -> FileLedger:
-        """Open (or create) the ledger at ``path``, verifying the whole chain.
+        """Open (or create) the ledger of chain ``chain`` at ``path``, verifying the whole chain.
 
-        A torn last line is moved aside and recorded; any other break raises
-        ``LedgerBroken``. ``LedgerError`` if the file cannot be opened. With
+        The writer lock is taken first: ``LedgerError`` with code
+        ``ledger-in-use`` if another writer has the file open. A torn last
+        line is moved aside and recorded; any other break, or an entry of
+        another chain, raises ``LedgerBroken``. ``LedgerError`` if the file
+        cannot be opened. With
         ``checkpoint_key`` (the provider's Ed25519 key) every batch ends on a
         signed head, the lines of a batch left without one are moved aside
         like a torn line, and signed checkpoints are written every
@@ -297,7 +372,13 @@ class FileLedger:
         only); ``gateway audit verify`` checks the signatures with its public half.
         """
         now = isoformat(clock())
-        fd = await asyncio.to_thread(_open_file, path)
+        check_chain_id(chain)
+        lock = await asyncio.to_thread(WriterLock.take, path)
+        try:
+            fd = await asyncio.to_thread(_open_file, path)
+        except BaseException:
+            lock.release()
+            raise
         try:
             ledger = cls(
                 path,
@@ -307,10 +388,13 @@ class FileLedger:
                 checkpoint_every=checkpoint_every,
                 checkpoint_seconds=checkpoint_seconds,
                 on_checkpoint=on_checkpoint,
+                chain=chain,
+                writer_lock=lock,
             )
             await asyncio.to_thread(ledger._verify_and_recover, now)
         except BaseException:
             os.close(fd)
+            lock.release()
             raise
         if checkpoint_key is not None and checkpoint_seconds > 0:
             ledger._ticker = asyncio.create_task(ledger._tick(), name="ledger-checkpoint-timer")
@@ -332,6 +416,8 @@ class FileLedger:
             # a cancelled flusher may have left a write running: never close the file under it
             await asyncio.to_thread(writer.join)
         os.close(self._fd)
+        if self._writer_lock is not None:
+            self._writer_lock.release()
 
     async def __aenter__(self) -> Self:
         return self
@@ -412,8 +498,8 @@ class FileLedger:
             self._flusher = asyncio.create_task(self._flush(), name="ledger-flush")
 
     async def _tick(self) -> None:
-        """Checkpoint entries left uncovered for ``checkpoint_seconds`` when no batch comes to do it."""
-        interval = max(0.5, self._checkpoint_seconds / 4)
+        """Checkpoint entries left uncovered for ``checkpoint_seconds`` when no batch comes to do it (within a second of it)."""
+        interval = min(1.0, max(0.5, self._checkpoint_seconds / 4))
         while True:
             await asyncio.sleep(interval)
             if self._uncovered and self._checkpoint_due():
@@ -486,11 +572,11 @@ class FileLedger:
     async def verify(self) -> ChainReport:
         """Verify this ledger's file as it is now (with a key: signatures too, and it must end on a signed head)."""
         public = self._checkpoint_key.public_key() if self._checkpoint_key else None
-        return await asyncio.to_thread(lambda: verify_file(self.path, public_key=public, require_signed_heads=public is not None))
+        return await asyncio.to_thread(lambda: verify_file(self.path, public_key=public, require_signed_heads=public is not None, chain=self.chain))
 
     async def entries(self) -> list[dict[str, Any]]:
         """Every entry in the file (``LedgerBroken`` if it does not verify)."""
-        return await asyncio.to_thread(read_entries, self.path)
+        return await asyncio.to_thread(lambda: read_entries(self.path, chain=self.chain))
 
     # -- in the worker thread, under the lock ---------------------------------------
 
@@ -509,7 +595,7 @@ class FileLedger:
         """
         # signatures are `gateway audit verify`'s to check: a rotated key must not stop the writer
         with os.fdopen(os.dup(self._fd), "rb") as handle:
-            report = verify_lines(_lines(handle))
+            report = verify_lines(_lines(handle), chain=self.chain)
         if not report.ok and not report.torn_tail:
             raise LedgerBroken(
                 f"the audit ledger `{self.path}` is broken: {report.problem}; it takes no more entries until it is repaired",
@@ -569,7 +655,7 @@ class FileLedger:
             nonlocal seq, prev, uncovered
             assert key is not None
             seq += 1
-            entry, line = entry_and_line(prev, seq, now, CHECKPOINT, checkpoint_data(key, seq - 1, prev))
+            entry, line = entry_and_line(prev, seq, now, CHECKPOINT, checkpoint_data(key, seq - 1, prev), self.chain)
             checkpoints.append(entry)
             lines.append(line)
             prev, uncovered = entry["hash"], 0
@@ -577,7 +663,7 @@ class FileLedger:
         # kind, time and data were checked by append(); a batch cannot fail on one entry
         for kind, moment, data in items:
             seq += 1
-            entry, line = entry_and_line(prev, seq, moment, kind, data)
+            entry, line = entry_and_line(prev, seq, moment, kind, data, self.chain)
             entries.append(entry)
             lines.append(line)
             prev = entry["hash"]
@@ -644,6 +730,11 @@ class FileLedger:
                     f"the audit ledger `{self.path}` is broken: its last entry is not valid ({exc}); "
                     "it takes no more entries until it is repaired"
                 ) from None
+            if entry_chain(entry) != self.chain:
+                raise LedgerBroken(
+                    f"the audit ledger `{self.path}` is broken: its last entry belongs to chain `{entry_chain(entry)}`, not `{self.chain}`; "
+                    "it takes no more entries until it is repaired"
+                )
             seq, hash_, kind, signed = entry["seq"], entry["hash"], entry["kind"], HEAD in entry
         if data_end < self._floor or seq < self._seq:
             raise LedgerBroken(
@@ -831,8 +922,9 @@ def _save_aside(path: Path, seq: int, data: bytes) -> Path:
 class MemoryLedger:
     """The same chain in memory, for unit tests: same ``append``/``entries``/``verify``."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, chain: str = DEFAULT_CHAIN) -> None:
         self._clock = clock
+        self.chain = check_chain_id(chain)
         self._lines: list[bytes] = []
         self._seq = 0
         self._hash = GENESIS
@@ -846,7 +938,7 @@ class MemoryLedger:
         plain = check_data(data)
         if self.fail is not None:
             raise self.fail
-        entry = make_entry(self._hash, self._seq + 1, isoformat(self._clock()), kind, plain)
+        entry = make_entry(self._hash, self._seq + 1, isoformat(self._clock()), kind, plain, self.chain)
         self._lines.append(encode(entry))
         self._seq, self._hash = entry["seq"], entry["hash"]
         return entry
@@ -861,7 +953,7 @@ class MemoryLedger:
         return [decode(line) for line in self._lines]
 
     async def verify(self) -> ChainReport:
-        return verify_lines(self._lines)
+        return verify_lines(self._lines, chain=self.chain)
 
     def lines(self) -> list[bytes]:
         """The ledger's bytes, line by line, as a file would hold them."""

@@ -21,9 +21,12 @@ says so in the ledger with one ``record.reconciled`` entry per open intent:
   the stored object shows took effect (the object holds its bytes, or is gone
   after its delete).
 
-Only intents older than ``wait`` (``[audit] reconcile_after_seconds``) count:
-a younger one may belong to a writer still running, in this process or in
-another that shares the ledger file. An intent whose region cannot be read
+A process reconciles the intents of the one chain it writes (the ledger file
+it is given): an outcome names its intent by ``seq`` within that chain, and
+the chain has one writer at a time, so a restarted worker or pod that
+continues a chain settles what its predecessor left open. Only intents older
+than ``wait`` (``[audit] reconcile_after_seconds``) count: a younger one may
+belong to a write still under way. An intent whose region cannot be read
 (store down, unknown region) stays open and is tried again on the next pass.
 
 The ledger is read as a stream, never whole into memory: the first pass reads

@@ -122,8 +122,12 @@ async def serve(
     port: int,
     drain_seconds: float = DRAIN_SECONDS,
     announce: Callable[[str], None] | None = None,
+    reuse_port: bool = False,
 ) -> None:
-    """Serve ``app`` on ``host:port`` until SIGTERM or SIGINT, then drain and close (see the module docstring)."""
+    """Serve ``app`` on ``host:port`` until SIGTERM or SIGINT, then drain and close (see the module docstring).
+
+    ``reuse_port`` binds with ``SO_REUSEPORT``, so the workers of ``gateway serve --workers`` share the port.
+    """
     drain = app[DRAIN_KEY]
     loop = asyncio.get_running_loop()
     stop, hurry = asyncio.Event(), asyncio.Event()
@@ -146,7 +150,7 @@ async def serve(
     # the same server, answering a request its HTTP parser refuses with a problem document (``problem.ProblemServer``)
     runner.server.__class__ = ProblemServer
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
         await site.start()
         if announce is not None:
             announce(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)")

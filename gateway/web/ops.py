@@ -251,7 +251,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     gateway_metrics = request.app[METRICS_KEY]
     await refresh(request.app[STATE_KEY].rt, gateway_metrics)
-    output = generate_latest(gateway_metrics.registry)
+    output = generate_latest(gateway_metrics.exposition())
     response = web.Response(body=output)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

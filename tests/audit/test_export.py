@@ -14,7 +14,16 @@ from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.audit import CHECKPOINT, FileLedger
-from gateway.audit.export import ExportError, SegmentExporter, SegmentUploader, closed_segments
+from gateway.audit.export import (
+    ExportError,
+    SegmentBucket,
+    SegmentExporter,
+    SegmentUploader,
+    closed_segments,
+    parse_segment_key,
+    segment_key,
+    verify_segments,
+)
 from gateway.cli import main
 from gateway.config import AuditExport
 from tests.support import SHIPPED_CONFIG, FrozenClock
@@ -26,15 +35,15 @@ SPEC = AuditExport(bucket="audit-ledger", region_name="us-east-1", retention_day
 NOW = datetime.now(UTC).replace(microsecond=0)  # S3 checks retention against the real time
 
 
-async def write_ledger(path: Path, count: int, every: int = 3, kind: str = "k") -> None:
-    ledger = await FileLedger.open(path, FrozenClock(NOW), checkpoint_key=KEY, checkpoint_every=every, checkpoint_seconds=0)
+async def write_ledger(path: Path, count: int, every: int = 3, kind: str = "k", chain: str = "ledger") -> None:
+    ledger = await FileLedger.open(path, FrozenClock(NOW), checkpoint_key=KEY, checkpoint_every=every, checkpoint_seconds=0, chain=chain)
     for n in range(count):
         await ledger.append(kind, {"n": n})
     await ledger.close()
 
 
-async def exported(path: Path, spec: AuditExport = SPEC) -> tuple[SegmentExporter, list[str]]:
-    exporter = SegmentExporter(spec, path, FrozenClock(NOW))
+async def exported(path: Path, spec: AuditExport = SPEC, chain: str = "ledger") -> tuple[SegmentExporter, list[str]]:
+    exporter = SegmentExporter(spec, path, FrozenClock(NOW), chain=chain)
     await exporter.prepare()
     return exporter, await exporter.upload_pending()
 
@@ -121,6 +130,74 @@ async def test_the_exporter_never_overwrites_a_segment_that_is_already_there_wit
     await other.close()
 
 
+# --- chains ---------------------------------------------------------------------------------
+
+
+def test_a_named_chains_segments_are_kept_in_its_own_folder() -> None:
+    assert segment_key(5, 9, "gw-0") == "segments/gw-0/5-9.jsonl"
+    assert parse_segment_key("segments/gw-0/5-9.jsonl") == ("gw-0", 5, 9)
+
+
+def test_a_segment_in_the_layout_before_chain_ids_belongs_to_the_default_chain() -> None:
+    assert segment_key(1, 4) == "segments/1-4.jsonl"
+    assert parse_segment_key("segments/1-4.jsonl") == ("ledger", 1, 4)
+
+
+async def test_each_chain_is_uploaded_to_its_own_folder_and_listed_apart(tmp_path: Path, aws: None) -> None:
+    for chain in ("gw-0", "gw-1"):
+        await write_ledger(tmp_path / f"{chain}.jsonl", 3, chain=chain)
+        exporter, keys = await exported(tmp_path / f"{chain}.jsonl", chain=chain)
+        assert keys == [f"segments/{chain}/1-4.jsonl"]
+        await exporter.close()
+    await write_ledger(tmp_path / "ledger.jsonl", 3)  # a ledger from before chain ids, in the old layout
+    exporter, _ = await exported(tmp_path / "ledger.jsonl")
+    assert await exporter.remote_chains() == {"gw-0": [(1, 4)], "gw-1": [(1, 4)], "ledger": [(1, 4)]}
+    assert await exporter.remote_segments() == [(1, 4)]  # its own chain's only
+    await exporter.close()
+
+
+async def test_the_segments_of_a_chain_whose_disk_is_gone_verify_alone_from_the_bucket(tmp_path: Path, aws: None) -> None:
+    path = tmp_path / "gw-0.jsonl"
+    await write_ledger(path, 7, chain="gw-0")
+    exporter, _ = await exported(path, chain="gw-0")
+    path.unlink()
+    bucket = SegmentBucket(SPEC, FrozenClock(NOW))
+    spans = (await bucket.remote_chains())["gw-0"]
+    report = verify_segments("gw-0", await bucket.fetch_chain("gw-0", spans), KEY.public_key())
+    assert report.ok and report.entries == 8 and report.chain == "gw-0"
+    await bucket.close()
+    await exporter.close()
+
+
+def _segments(count: int, chain: str) -> dict[tuple[int, int], bytes]:
+    from gateway.audit.chain import GENESIS, checkpoint_data, encode, make_entry
+
+    lines, prev = [], GENESIS
+    for seq in range(1, count + 1):
+        data = checkpoint_data(KEY, seq - 1, prev) if seq % 3 == 0 else {"n": seq}
+        entry = make_entry(prev, seq, "2025-01-01T00:00:00Z", CHECKPOINT if seq % 3 == 0 else "k", data, chain)
+        lines.append(encode(entry))
+        prev = entry["hash"]
+    return {(first, first + 2): b"".join(lines[first - 1 : first + 2]) for first in range(1, count, 3)}
+
+
+def test_a_chain_missing_a_segment_in_the_bucket_does_not_verify() -> None:
+    segments = _segments(9, "gw-0")
+    del segments[(4, 6)]
+    report = verify_segments("gw-0", segments, KEY.public_key())
+    assert not report.ok and report.broken_at == 4 and "segments/gw-0/7-9.jsonl" in str(report.problem)
+
+
+def test_a_segment_filed_under_another_chains_folder_does_not_verify() -> None:
+    report = verify_segments("gw-1", _segments(6, "gw-0"), KEY.public_key())
+    assert not report.ok and "belongs to chain `gw-0`, not `gw-1`" in str(report.problem)
+
+
+def test_a_chain_in_the_bucket_signed_by_another_key_does_not_verify() -> None:
+    report = verify_segments("gw-0", _segments(6, "gw-0"), ed25519.Ed25519PrivateKey.generate().public_key())
+    assert not report.ok and report.broken_at == 3 and "another key" in str(report.problem)
+
+
 async def test_a_new_exporter_uploads_only_the_segments_the_bucket_does_not_hold_yet(tmp_path: Path, aws: None) -> None:
     path = tmp_path / "ledger.jsonl"
     await write_ledger(path, 3)
@@ -192,6 +269,24 @@ async def test_the_runtime_uploads_closed_segments_in_the_background(tmp_path: P
     assert keys == ["segments/1-4.jsonl", "segments/5-8.jsonl"]
 
 
+async def test_with_new_entries_the_open_segment_is_closed_and_uploaded_once_the_export_interval_has_passed(tmp_path: Path, aws: None) -> None:
+    from gateway.runtime import Runtime, Settings
+
+    config = _config_with_export(tmp_path)
+    config.write_text(config.read_text().replace("checkpoint_every = 3\n", "checkpoint_every = 1000\nexport_interval_seconds = 60\n"))
+    clock = FrozenClock(NOW)
+    rt = await Runtime.open(Settings(config_path=config, data_dir=tmp_path / "data", clock=clock))
+    await rt.ledger.append("k", {"n": 0})
+    assert rt.uploader is not None and rt.uploader.uploaded == []  # not yet: the interval has not passed
+    clock.advance(seconds=61)
+    for _ in range(200):  # the writer looks every second; a bound, not a measurement
+        if rt.uploader.uploaded:
+            break
+        await asyncio.sleep(0.05)
+    await rt.close()
+    assert rt.uploader.uploaded == ["segments/1-3.jsonl"]  # config.loaded, k, and the checkpoint that closed them
+
+
 async def test_closing_the_runtime_with_time_to_export_closes_the_open_segment_and_uploads_it(tmp_path: Path, aws: None) -> None:
     from gateway.runtime import Runtime, Settings
 
@@ -243,7 +338,7 @@ async def _runtime_ledger(tmp_path: Path, count: int) -> Path:
 def test_verify_remote_confirms_the_uploaded_segments_match_the_local_lines(tmp_path: Path, aws: None, capsys: pytest.CaptureFixture[str]) -> None:
     asyncio.run(_runtime_ledger(tmp_path, 5))
     assert _cli(tmp_path, "--remote", "--format", "json") == 0
-    report = json.loads(capsys.readouterr().out)
+    [report] = json.loads(capsys.readouterr().out)["chains"]
     assert report["remote"]["verified"] == 2 and report["signatures_checked"]
 
 
@@ -254,5 +349,5 @@ def test_verify_remote_catches_a_local_ledger_cut_back_to_an_earlier_checkpoint(
     assert _cli(tmp_path) == 0
     capsys.readouterr()
     assert _cli(tmp_path, "--remote", "--format", "json") == 3
-    report = json.loads(capsys.readouterr().out)
+    [report] = json.loads(capsys.readouterr().out)["chains"]
     assert report["broken_at"] == 5 and "missing from the local ledger" in report["problem"]

@@ -1,4 +1,4 @@
-"""The file ledger: durable, group-committed, shared between writers, self-recovering."""
+"""The file ledger: durable, group-committed, one writer per file, self-recovering."""
 
 from __future__ import annotations
 
@@ -274,45 +274,94 @@ async def test_a_ledger_cut_short_under_an_open_writer_takes_no_more_entries(led
         await ledger.append("record.read", {"n": 3})
 
 
-# --- several writers -----------------------------------------------------------------
+# --- one writer per file --------------------------------------------------------------
 
 
-async def test_two_ledgers_on_one_file_interleave_into_one_chain(path: Path) -> None:
-    async with await FileLedger.open(path, clock) as a, await FileLedger.open(path, clock) as b:
-        await asyncio.gather(*(writer.append("record.read", {"n": n}) for n in range(50) for writer in (a, b)))
-        await a.append("record.read", {"n": "a"})
-        await b.append("record.read", {"n": "b"})
-    assert [e["seq"] for e in lines_of(path)] == list(range(1, 103))
-    assert verify_file(path).ok
+async def test_a_second_ledger_opened_on_a_file_another_has_open_is_refused_as_in_use(ledger: FileLedger, path: Path) -> None:
+    await ledger.append("record.read", {"n": 0})
+    with pytest.raises(LedgerError) as refused:
+        await FileLedger.open(path, clock)
+    assert refused.value.code == "ledger-in-use" and f"pid {os.getpid()}" in refused.value.message
+    await ledger.append("record.read", {"n": 1})
+    assert [e["seq"] for e in lines_of(path)] == [1, 2]
 
 
-def _append_in_another_process(path: str, count: int, ready: Any, go: Any) -> None:
+def _hold_the_ledger_open(path: str, ready: Any, go: Any) -> None:
     async def run() -> None:
         async with await FileLedger.open(Path(path), system_clock) as ledger:
+            await ledger.append("child.append", {"n": 0})
             ready.set()
-            go.wait()
-            for n in range(count):
-                await ledger.append("child.append", {"n": n})
+            await asyncio.to_thread(go.wait, 120)
 
     asyncio.run(run())
 
 
-async def test_a_second_process_appending_to_the_same_file_keeps_one_chain(ledger: FileLedger, path: Path) -> None:
+async def test_a_second_process_opening_a_ledger_file_another_process_writes_is_refused(path: Path) -> None:
     context = multiprocessing.get_context("spawn")
     ready, go = context.Event(), context.Event()
-    child = context.Process(target=_append_in_another_process, args=(str(path), 40, ready, go))
+    child = context.Process(target=_hold_the_ledger_open, args=(str(path), ready, go))
     child.start()
     try:
         assert await asyncio.to_thread(ready.wait, 120)
-        go.set()
-        for n in range(40):
-            await ledger.append("parent.append", {"n": n})
+        with pytest.raises(LedgerError) as refused:
+            await FileLedger.open(path, clock)
+        assert refused.value.code == "ledger-in-use" and f"pid {child.pid}" in refused.value.message
     finally:
+        go.set()
         await asyncio.to_thread(child.join, 120)
     assert child.exitcode == 0
+    assert [e["kind"] for e in lines_of(path)] == ["child.append"]
+
+
+async def test_a_ledger_closed_by_its_writer_can_be_opened_by_the_next(path: Path) -> None:
+    await write_ledger(path, 2)
+    async with await FileLedger.open(path, clock) as again:
+        entry = await again.append("record.read", {"n": 2})
+    assert entry["seq"] == 3
+
+
+async def test_a_ledger_whose_writer_was_killed_can_be_opened_by_the_next(path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    ready, go = context.Event(), context.Event()
+    child = context.Process(target=_hold_the_ledger_open, args=(str(path), ready, go))
+    child.start()
+    assert await asyncio.to_thread(ready.wait, 120)
+    child.kill()
+    await asyncio.to_thread(child.join, 120)
+    async with await FileLedger.open(path, clock) as again:
+        entry = await again.append("record.read", {"n": 1})
+    assert entry["seq"] == 2
+
+
+# --- chains --------------------------------------------------------------------------
+
+
+async def test_a_named_chains_writer_puts_its_chain_id_in_every_entry_checkpoints_included(path: Path) -> None:
+    from gateway.keys import generate_ed25519_pair, load_ed25519_private
+
+    generate_ed25519_pair(path.parent / "provider.key")
+    key = load_ed25519_private(path.parent / "provider.key")
+    async with await FileLedger.open(path, clock, checkpoint_key=key, checkpoint_every=2, checkpoint_seconds=0, chain="gw-0") as ledger:
+        for n in range(3):
+            await ledger.append("record.read", {"n": n})
     entries = lines_of(path)
-    assert [e["seq"] for e in entries] == list(range(1, 81))
-    assert sorted(e["kind"] for e in entries) == ["child.append"] * 40 + ["parent.append"] * 40
+    assert "ledger.checkpoint" in [e["kind"] for e in entries]
+    assert {e["chain"] for e in entries} == {"gw-0"}
+    assert verify_file(path, public_key=key.public_key(), require_signed_heads=True, chain="gw-0").ok
+
+
+async def test_a_ledger_file_of_another_chain_is_refused_on_open(path: Path) -> None:
+    async with await FileLedger.open(path, clock, chain="gw-0") as ledger:
+        await ledger.append("record.read", {"n": 0})
+    with pytest.raises(LedgerBroken, match="chain `gw-0`, not `gw-1`"):
+        await FileLedger.open(path, clock, chain="gw-1")
+
+
+async def test_a_ledger_written_before_chain_ids_is_continued_by_the_default_chain(path: Path) -> None:
+    await write_ledger(path, 2)
+    async with await FileLedger.open(path, clock) as ledger:
+        entry = await ledger.append("record.read", {"n": 2})
+    assert entry["seq"] == 3 and all("chain" not in e for e in lines_of(path))
     assert verify_file(path).ok
 
 

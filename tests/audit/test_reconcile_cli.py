@@ -40,7 +40,7 @@ def test_audit_reconcile_settles_an_open_intent_and_prints_the_counts(workdir: P
     assert run_cli(workdir, "keys", "init") == 0
     seq = _open_intent(workdir)
     capsys.readouterr()
-    assert run_cli(workdir, "audit", "reconcile", "--format", "json") == 0
+    assert run_cli(workdir, "audit", "reconcile", "--chain-id", "ledger", "--format", "json") == 0
     assert json.loads(capsys.readouterr().out) == {"reconciled": {"not-written": 1}, "unreachable": 0, "waiting": 0}
     reconciled = [e["data"] for e in read_entries(workdir / "data/ledger/ledger.jsonl") if e["kind"] == "record.reconciled"]
     assert reconciled == [{"intent": seq, "object": "subjects/aoife/records/mail-1", "region": "eu-west-1", "result": "not-written"}]
@@ -48,7 +48,7 @@ def test_audit_reconcile_settles_an_open_intent_and_prints_the_counts(workdir: P
 
 def test_audit_reconcile_of_a_ledger_without_open_intents_adds_nothing(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli(workdir, "keys", "init") == 0
-    assert run_cli(workdir, "audit", "reconcile") == 0
+    assert run_cli(workdir, "audit", "reconcile", "--chain-id", "ledger") == 0
     assert "reconciled 0 intents" in capsys.readouterr().out
     assert [e["kind"] for e in read_entries(workdir / "data/ledger/ledger.jsonl") if e["kind"] == "record.reconciled"] == []
 

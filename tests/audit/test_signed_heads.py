@@ -124,15 +124,3 @@ def test_a_head_signature_copied_onto_another_line_does_not_verify(tmp_path: Pat
     entries[1][HEAD] = entries[2][HEAD]
     report = verify_lines([encode(e) for e in entries], public_key=KEY.public_key())
     assert not report.ok and report.broken_at == 2 and "head signature does not verify" in (report.problem or "")
-
-
-async def test_two_writers_on_one_file_each_sign_their_batches_after_the_others_head(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.jsonl"
-    opened = [FileLedger.open(path, FrozenClock(), checkpoint_key=KEY, checkpoint_every=7, checkpoint_seconds=0) for _ in range(2)]
-    a, b = await asyncio.gather(*opened)
-    async with a, b:
-        await asyncio.gather(*(writer.append("k", {"n": n}) for n in range(40) for writer in (a, b)))
-        await a.append("k", {"n": "a"})
-        await b.append("k", {"n": "b"})
-    report = verify_file(path, public_key=KEY.public_key(), require_signed_heads=True)
-    assert report.ok and report.entries == len(entries_in(path)) and report.heads > 2

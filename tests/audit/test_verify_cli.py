@@ -68,7 +68,7 @@ def test_a_checkpoint_signed_by_another_key_exits_3_and_prints_that_entry(workdi
     lines = relinked(lines, 3, checkpoint_data(ed25519.Ed25519PrivateKey.generate(), covered["seq"], covered["hash"]))
     path.write_bytes(b"".join(lines))
     assert verify(workdir, "--format", "json") == 3
-    report = json.loads(capsys.readouterr().out)
+    [report] = json.loads(capsys.readouterr().out)["chains"]
     assert report["broken_at"] == 4 and "another key" in report["problem"]
     assert json.loads(report["broken_entry"])["seq"] == 4
 

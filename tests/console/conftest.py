@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,14 @@ def env(tmp_path: Path) -> Env:
 
 
 @pytest.fixture
-def make_client(env: Env, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> Callable[[], Awaitable[TestClient]]:
-    """Start another app on the same settings (and so the same data directory): a restart or a second replica."""
+def make_client(env: Env, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> Callable[..., Awaitable[TestClient]]:
+    """Start another app on the same settings (and so the same data directory): a restart, or with its own
+    ``chain_id`` (the ledger chain it writes) a second replica running beside the first."""
 
-    async def make() -> TestClient:
+    async def make(chain_id: str | None = None) -> TestClient:
         prepare_authorities(env)  # authorities' public keys are read when the app starts
-        return await aiohttp_client(create_app(env.settings, registry=CollectorRegistry()))
+        settings = env.settings if chain_id is None else replace(env.settings, chain_id=chain_id)
+        return await aiohttp_client(create_app(settings, registry=CollectorRegistry()))
 
     return make
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient
@@ -89,7 +90,7 @@ async def test_an_objection_turns_a_hold_into_a_refusal_even_after_its_release_t
 
 async def test_a_hold_is_released_exactly_once_by_two_replicas_sharing_one_data_dir(client: TestClient, env: Env, runtime) -> None:
     _, _, item = await submitted(client, env, HOLD)
-    second = await Runtime.open(env.settings)
+    second = await Runtime.open(replace(env.settings, chain_id="replica-2"))  # a replica writes its own ledger chain
     try:
         env.clock.now = parse_time(item["obligations"]["release_at"])
         counts = await asyncio.gather(runtime.cases.sweep(), second.cases.sweep())

@@ -26,7 +26,7 @@ from tests.console.support import JUSTIFICATION, REVIEW, console_as, csrf_from, 
 from tests.orders_support import ledger_entries, prepare_authorities
 from tests.support import SHIPPED_CONFIG, Env
 
-MakeClient = Callable[[], Awaitable[TestClient]]
+MakeClient = Callable[..., Awaitable[TestClient]]
 
 
 def _session_of(client: TestClient) -> str:
@@ -169,7 +169,7 @@ async def test_signing_in_and_out_is_in_the_ledger_with_the_principal_and_never_
 
 
 async def test_a_session_opened_on_one_replica_works_on_another_until_signed_out_there(env: Env, make_client: MakeClient) -> None:
-    first, second = await make_client(), await make_client()
+    first, second = await make_client(), await make_client(chain_id="replica-2")
     await console_as(first, env, "alice")
     session = _session_of(first)
     seen = await second.get("/console/", headers=_as(session), allow_redirects=False)

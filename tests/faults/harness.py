@@ -39,6 +39,22 @@ START_TIMEOUT = 60.0  # seconds a process may take to answer (a busy CI machine 
 FAST_S3 = "connect_timeout = 0.3, read_timeout = 0.5, max_attempts = 1, deadline = 1.0"
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid``, from /proc (empty where there is none)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -105,8 +121,19 @@ class Workdir:
         return self.root / "data"
 
     @property
+    def ledger_dir(self) -> Path:
+        return self.data_dir / "ledger"
+
+    def chains(self) -> dict[str, Path]:
+        """Every ledger chain's file in the data folder, by chain id."""
+        return {path.stem: path for path in sorted(self.ledger_dir.glob("*.jsonl"))}
+
+    @property
     def ledger(self) -> Path:
-        return self.data_dir / "ledger" / "ledger.jsonl"
+        """The one chain's file, for a workdir only ever served by one process at a time (the host's chain)."""
+        chains = list(self.chains().values())
+        assert len(chains) <= 1, f"several ledger chains: {chains}"
+        return chains[0] if chains else self.ledger_dir / "missing.jsonl"
 
     def token(self, caller: Caller, *, ttl: timedelta = timedelta(hours=1)) -> str:
         """A token the gateway process accepts: signed with the key it made on its first start, at the real time."""
@@ -121,17 +148,22 @@ class Workdir:
     def person(self, role: str, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(Caller(name, role))}"}
 
-    def entries(self) -> list[dict]:
-        """Every complete entry in the ledger file (a torn last line is not an entry)."""
+    def entries(self, chain: str | None = None) -> list[dict]:
+        """Every complete entry of one chain, or of every chain in the data folder as one ledger (a torn last line is not an entry)."""
         import json
 
-        if not self.ledger.exists():
-            return []
-        out = []
-        for line in self.ledger.read_bytes().split(b"\n")[:-1]:
-            with contextlib.suppress(ValueError):
-                out.append(json.loads(line))
-        return out
+        from gateway.audit import merge_chains
+
+        chains = []
+        for name, path in self.chains().items():
+            if chain is not None and name != chain:
+                continue
+            out = []
+            for line in path.read_bytes().split(b"\n")[:-1]:
+                with contextlib.suppress(ValueError):
+                    out.append(json.loads(line))
+            chains.append(out)
+        return [dict(e) for e in merge_chains(chains)]
 
 
 class GatewayProcess:
@@ -181,8 +213,12 @@ class GatewayProcess:
             self.process.send_signal(sig)
 
     def kill(self) -> None:
-        """SIGKILL, and reap."""
+        """SIGKILL to the process and to every process it started (the workers of `serve --workers`), and reap."""
+        children = descendants(self.process.pid)
         self.signal(signal.SIGKILL)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.process.wait()
 
     def wait(self, timeout: float | None = None) -> int:

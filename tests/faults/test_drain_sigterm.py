@@ -174,7 +174,7 @@ def test_the_ledger_segment_open_at_sigterm_is_closed_and_in_the_export_bucket_w
         assert entries[-1]["kind"] == "ledger.checkpoint"
         s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=audit.url, aws_access_key_id="testing", aws_secret_access_key="testing")
         keys = [item["Key"] for item in s3.list_objects_v2(Bucket="audit-ledger").get("Contents", [])]
-        assert f"segments/1-{entries[-1]['seq']}.jsonl" in keys
+        assert f"segments/{work.ledger.stem}/1-{entries[-1]['seq']}.jsonl" in keys
     finally:
         audit.kill()
 

@@ -65,7 +65,7 @@ def test_on_a_full_ledger_disk_a_refused_write_is_not_stored_and_an_acknowledged
     """Appends fit in the ledger file's last page for a while after the disk is full, so writes go on until one is refused:
     each answered 2xx is stored and served once the disk has room, each answered 503 is stored nowhere."""
     work = Workdir.make(tmp_path / "w")
-    with small_tmpfs(work.ledger.parent) as ledger_folder, running(GatewayProcess(work).wait_ready()) as gw:
+    with small_tmpfs(work.ledger_dir) as ledger_folder, running(GatewayProcess(work).wait_ready()) as gw:
         writer = work.service("crm", "eu-west-1", "crm")
         registered, _ = _request(
             f"{gw.url}/v1/subjects/aoife", {**writer, "Content-Type": "application/json"}, data=b'{"home_region": "eu-west-1", "residence": "IE"}', method="PUT"

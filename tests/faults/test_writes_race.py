@@ -35,8 +35,9 @@ def _chain_end(written: list[dict]) -> str | None:
 
 def test_two_gateway_processes_racing_writes_of_one_key_create_it_once_and_the_ledger_names_the_stored_version(tmp_path: Path) -> None:
     work = Workdir.make(tmp_path / "w")
-    # one after the other: the first makes the development keys the second reads
-    with running(GatewayProcess(work, name="left").wait_ready()) as left, running(GatewayProcess(work, name="right").wait_ready()) as right:
+    # one after the other: the first makes the development keys the second reads; each writes its own ledger chain
+    left_process = GatewayProcess(work, name="left", args=("--chain-id", "left")).wait_ready()
+    with running(left_process) as left, running(GatewayProcess(work, name="right", args=("--chain-id", "right")).wait_ready()) as right:
         writer = work.service("crm", "eu-west-1", "crm")
         status, _ = _request(
             f"{left.url}/v1/subjects/aoife",

@@ -28,7 +28,10 @@ K8S = DEPLOY / "k8s"
 COMPOSE_CONFIG = DEPLOY / "compose" / "regions.toml"
 GENERATED = "# Generated from the repository's regions.toml by `python -m tests.ops.test_deploy`; edit that file, not this one.\n"
 COMPOSE_ENDPOINTS = {"us-east-1": "s3-americas", "ap-southeast-2": "s3-apac"}  # every other region: s3-europe
-EXPORT = 'export = { bucket = "exampleco-audit-ledger", region_name = "us-east-1", retention_days = 2555, mode = "COMPLIANCE" }'
+EXPORT = (
+    'export = { bucket = "exampleco-audit-ledger", region_name = "us-east-1", retention_days = 2555, mode = "COMPLIANCE" }\n'
+    "export_interval_seconds = 30"  # a pod removed by the autoscaler loses at most this much of its chain's tail
+)
 STORE_LINE = re.compile(r'^store = \{ kind = "file", path = "stores/(?P<region>[a-z0-9-]+)" \}$', re.M)
 
 
@@ -189,6 +192,16 @@ def test_the_deployment_reads_the_configmaps_regions_toml() -> None:
     configmap = _one("ConfigMap")
     assert volume["configMap"]["name"] == configmap["metadata"]["name"] and config_path.name in configmap["data"]
     assert args[args.index("--data-dir") + 1] == "/var/lib/gateway" and "--log-format" in args
+
+
+def test_each_pod_writes_the_ledger_chain_named_after_it_and_exports_its_tail_on_a_timer(tmp_path: Path) -> None:
+    container = _one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["GATEWAY_CHAIN_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    path = tmp_path / "regions.toml"
+    path.write_text(_one("ConfigMap")["data"]["regions.toml"])
+    audit = load_config(path).audit
+    assert audit.export is not None and audit.segment_seconds == audit.export_interval_seconds == 30
 
 
 def test_service_pdb_networkpolicy_and_hpa_select_the_deployments_pods() -> None:

@@ -16,7 +16,7 @@ from gateway.audit import MemoryLedger
 from gateway.legal.verify import sign_order
 from gateway.services.audit_log import AuditLog
 from gateway.services.cases import CaseService
-from gateway.services.documents import DOCUMENT, document_key, read_document
+from gateway.services.documents import document_key, read_document
 from gateway.services.intake import Intake, Trust
 from gateway.services.notices import NoticeService
 from gateway.services.records import RecordService

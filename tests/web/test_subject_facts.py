@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -24,10 +26,12 @@ Restart = Callable[[], Awaitable[TestClient]]
 
 @pytest.fixture
 def restart(env: Env, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> Restart:
-    """A second gateway process on the same data: nothing it knows comes from the first one's memory."""
+    """A second gateway process on the same data: nothing it knows comes from the first one's memory (it writes its own ledger chain)."""
+    started = itertools.count(1)
 
     async def start() -> TestClient:
-        return await aiohttp_client(create_app(env.settings, registry=CollectorRegistry()))
+        settings = replace(env.settings, chain_id=f"restarted-{next(started)}")
+        return await aiohttp_client(create_app(settings, registry=CollectorRegistry()))
 
     return start
 

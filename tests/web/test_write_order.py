@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
@@ -62,7 +63,7 @@ async def test_two_gateways_sharing_one_data_folder_create_a_key_once_and_agree_
     client: TestClient, env: Env, aiohttp_client: Callable[..., Awaitable[TestClient]]
 ) -> None:
     prepare_authorities(env)
-    other = await aiohttp_client(create_app(env.settings, registry=CollectorRegistry()))
+    other = await aiohttp_client(create_app(replace(env.settings, chain_id="other"), registry=CollectorRegistry()))  # its own ledger chain
     await _register(client, env)
     for n in range(ROUNDS):
         key = f"shared-{n}"
@@ -112,7 +113,7 @@ async def test_a_subject_change_through_another_gateway_is_decided_on_the_curren
     client: TestClient, env: Env, aiohttp_client: Callable[..., Awaitable[TestClient]]
 ) -> None:
     prepare_authorities(env)
-    other = await aiohttp_client(create_app(env.settings, registry=CollectorRegistry()))
+    other = await aiohttp_client(create_app(replace(env.settings, chain_id="other"), registry=CollectorRegistry()))  # its own ledger chain
     await _register(client, env)
     assert (await other.get("/v1/subjects/aoife/records", headers=env.service(*DUBLIN_CRM))).status == 200  # the other caches the facts
     moved = await client.put("/v1/subjects/aoife", json={**AOIFE, "location": "FR"}, headers=env.service(*DUBLIN_CRM))
