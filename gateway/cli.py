@@ -53,19 +53,26 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
 
 
 def _chain_id(args: argparse.Namespace) -> str:
-    """The ledger chain a writing command writes: ``--chain-id``, else ``$GATEWAY_CHAIN_ID``, else the host name (a pod's name)."""
+    """The ledger chain a writing command writes: ``--chain-id``, else ``$GATEWAY_CHAIN_ID``, else the host name (a pod's name).
+
+    An operator's command that may run beside a serving gateway (``subjects index``, ``subjects resign``) writes,
+    by default, that name with ``-admin`` after it, so it never waits on the lock of the chain the gateway writes."""
     from gateway.audit.chain import chain_id_from, check_chain_id
     from gateway.errors import InvalidRequest
 
     if args.chain_id:
         return str(args.chain_id)
+    suffix = getattr(args, "chain_suffix", "")
     named = os.environ.get("GATEWAY_CHAIN_ID")
     if named:
         try:
-            return check_chain_id(named)
+            return check_chain_id(named[: 100 - len(suffix)] + suffix)
         except ValueError as exc:
             raise InvalidRequest(f"`GATEWAY_CHAIN_ID`: {exc}", code="invalid-arguments") from None
-    return chain_id_from(socket.gethostname())
+    return chain_id_from(socket.gethostname())[: 100 - len(suffix)] + suffix
+
+
+ADMIN_CHAIN_SUFFIX = "-admin"  # the default chain of operators' commands that may run beside a serving gateway
 
 
 def _chain_id_arg(text: str) -> str:
@@ -77,13 +84,14 @@ def _chain_id_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _chain_option(parser: argparse.ArgumentParser) -> None:
+def _chain_option(parser: argparse.ArgumentParser, *, suffix: str = "") -> None:
     parser.add_argument(
         "--chain-id",
         type=_chain_id_arg,
         help="the ledger chain this process writes, DATA_DIR/ledger/ID.jsonl: one per replica and per worker, never shared "
-        "(default: $GATEWAY_CHAIN_ID, else the host name, which is the pod's name on Kubernetes)",
+        f"(default: $GATEWAY_CHAIN_ID, else the host name, which is the pod's name on Kubernetes{', followed by ' + suffix if suffix else ''})",
     )
+    parser.set_defaults(chain_suffix=suffix)
 
 
 def _non_negative_seconds(text: str) -> float:
@@ -800,9 +808,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("subjects", nargs="*", help="subject ids")
     p.add_argument("--all", action="store_true", help="every subject in every region (those already signed are left alone)")
     p.add_argument("--by", help="the operator's name for the ledger (default: $USER)")
-    _chain_option(p)
+    _chain_option(p, suffix=ADMIN_CHAIN_SUFFIX)
     p = command("index", "give every stored subject its home claim in the control store, then look subjects up by claim only", cmd_subjects_index, subjects)
-    _chain_option(p)
+    _chain_option(p, suffix=ADMIN_CHAIN_SUFFIX)
 
     order = sub.add_parser("order", help="legal orders").add_subparsers(dest="order_command", required=True, metavar="ACTION")
     p = command("sign", "sign a JSON claims file as an authority (compact JWS on stdout)", cmd_order_sign, order)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.services.records import DIRECTORY_KEY, home_claim_key
@@ -30,3 +31,12 @@ async def test_gateway_subjects_index_completes_the_directory(client: TestClient
     await runtime.records.control.delete(DIRECTORY_KEY)
     assert await asyncio.to_thread(run_cli, env.settings.config_path.parent, "subjects", "index") == 0
     await runtime.records.control.head(DIRECTORY_KEY)  # ObjectNotFound if it were not marked complete
+
+
+async def test_gateway_subjects_index_writes_its_own_chain_beside_the_serving_one(
+    client: TestClient, env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATEWAY_CHAIN_ID", "gateway-0")  # what the serving replica on this host writes
+    assert await asyncio.to_thread(run_cli, env.settings.config_path.parent, "subjects", "index") == 0
+    assert (env.data_dir / "ledger" / "gateway-0-admin.jsonl").exists()
+    assert not (env.data_dir / "ledger" / "gateway-0.jsonl").exists()
