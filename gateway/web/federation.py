@@ -15,6 +15,7 @@ from aiohttp import web
 from gateway.services.federation import Route
 from gateway.services.records import UnknownSubject
 from gateway.web.contract import SUBJECT_PATH, operation, reply
+from gateway.web.problem import cut_on_failure
 from gateway.web.state import CALLER_KEY, PROBLEM_CODE_KEY, REQUEST_ID_KEY, STATE_KEY
 
 routes = web.RouteTableDef()
@@ -67,14 +68,9 @@ async def forward(request: web.Request, route: Route, *, subject: str, key: str 
         if answer.content_length is not None:
             response.content_length = answer.content_length
         await response.prepare(request)
-        try:
+        with cut_on_failure(request):
             async for chunk in answer.chunks():
                 await response.write(chunk)
-        except Exception:
-            # the status line is out: cut the connection, so the client sees a body that never completes
-            if request.transport is not None:
-                request.transport.close()
-            raise
         await response.write_eof()
         return response
 

@@ -13,7 +13,7 @@ from gateway.model import parse_time
 from gateway.services.documents import write_document
 from gateway.web.bodies import MAX_JSON_BYTES, json_body, read_body
 from gateway.web.contract import AUTHORITY_QUERY, BINARY, ORDER_PATH, header, json_request, operation, ref, reply
-from gateway.web.problem import problem
+from gateway.web.problem import cut_on_failure, problem
 from gateway.web.state import CALLER_KEY, STATE_KEY
 
 routes = web.RouteTableDef()
@@ -144,7 +144,7 @@ async def get_package(request: web.Request) -> web.StreamResponse:
     )
     response.content_length = size  # a client sees a stream cut short (see below) as a short body
     await response.prepare(request)
-    try:
+    with cut_on_failure(request):
         # Gather small chunks (the signature, small batches, the end) into writes of at least WRITE_BYTES;
         # a large chunk goes out as it is, never copied into a bigger one.
         pending: list[bytes] = []
@@ -164,13 +164,6 @@ async def get_package(request: web.Request) -> web.StreamResponse:
                     pending, buffered = [], 0
         if pending:
             await response.write(b"".join(pending))
-    except Exception:
-        # The status line and part of the tar are already out, so no problem document can follow:
-        # cut the connection, so the client sees a body that never completes (and a truncated tar
-        # fails verification), rather than one that looks whole or has an error spliced into it.
-        if request.transport is not None:
-            request.transport.close()
-        raise
     await response.write_eof()
     return response
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from aiohttp import web
@@ -78,6 +79,22 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         log.exception("unhandled error")
         request[PROBLEM_CODE_KEY] = "internal-error"
         return problem(request, 500, "internal-error", "the gateway failed to handle this request; it has been logged")
+
+
+# --- a failure after the status line is out ------------------------------------------------
+
+
+@contextlib.contextmanager
+def cut_on_failure(request: web.Request) -> Iterator[None]:
+    """Around writing a streamed body: the status line and part of the body are already out, so no problem
+    document can follow; on a failure the connection is cut, so the client sees a body that never completes
+    (a truncated package fails verification) rather than one that looks whole or has an error spliced into it."""
+    try:
+        yield
+    except Exception:
+        if request.transport is not None:
+            request.transport.close()
+        raise
 
 
 # --- requests the HTTP parser refuses ------------------------------------------------------
