@@ -557,6 +557,28 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
     return EXIT_FAILURE if failed else EXIT_OK
 
 
+def cmd_policy_diff(args: argparse.Namespace) -> int:
+    """Decide every point of the decision space under two policies; print what changes."""
+    from gateway.config import load_config
+    from gateway.legal.diff import Side, diff, text, to_json
+
+    sides = []
+    for path in (args.old, args.new):
+        try:
+            config = load_config(path)
+        except ConfigError as error:
+            if args.format == "json":
+                print(json.dumps({"ok": False, "path": str(path), "findings": [{"path": f.path, "message": f.message} for f in error.findings]}, indent=2))
+            else:
+                for finding in error.findings:
+                    print(f"{path}: {finding}", file=sys.stderr)
+            return EXIT_INVALID
+        sides.append(Side(config.legal, config.regions))
+    result = diff(*sides)
+    _emit(args, text(result), to_json(result))
+    return EXIT_FAILURE if result.groups else EXIT_OK
+
+
 def _configure_logging(level: str, fmt: str = "text") -> None:
     """Log lines to stdout: readable text (the laptop default) or JSON lines with the request id (production)."""
     from gateway.logs import setup_logging
@@ -802,6 +824,9 @@ def build_parser() -> argparse.ArgumentParser:
     policy = sub.add_parser("policy", help="the legal policy").add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     p = command("test", "decide every case in the given files or folders and compare with its expectation", cmd_policy_test, policy)
     p.add_argument("paths", nargs="+", type=Path, help="case files (*.toml) or folders of them")
+    p = command("diff", "decide every point of the decision space under two policies and list what changes (exit 1)", cmd_policy_diff, policy)
+    p.add_argument("old", type=Path, help="the policy as it is (a regions.toml)")
+    p.add_argument("new", type=Path, help="the policy as proposed")
 
     subjects = sub.add_parser("subjects", help="subjects' stored facts").add_subparsers(dest="subjects_command", required=True, metavar="ACTION")
     p = command("resign", "sign stored subject profiles that fail verification, as they stand (check them first); ledgered", cmd_subjects_resign, subjects)
