@@ -4,6 +4,7 @@
 - ``orders``: ``Authority``, ``Offence``, ``Order``, ``Objection``, ``PriorPreservation``
 - ``engine``: ``Engine(policy).decide(...)`` / ``decide(...)`` -> ``Decision``; ``refusal`` for R0
 - ``decision_cases``: decision cases as TOML data (``load_cases``, ``run_case``)
+- ``diff``: every point of the decision space of two policies, decided under both (``gateway policy diff``)
 """
 
 from gateway.legal.engine import (
