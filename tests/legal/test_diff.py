@@ -121,3 +121,19 @@ def test_the_example_cases_pass_policy_test_under_the_new_policy_as_is(
     cases.write_text("\n".join(g["case"] for g in out["groups"]))
     assert main(["policy", "test", "--config", str(stricter_uk_us), str(cases)]) == 0
     assert f"{len(out['groups'])} passed, 0 failed" in capsys.readouterr().out
+
+
+def test_removing_spain_from_the_eu_takes_its_judges_out_of_the_eu_orders_and_puts_eu_data_behind_gdpr_art_48(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spain = 'ES = { name = "Spain", blocs = ["EU", "EEA"] }'
+    outside = _edited(folder, "spain-outside.toml", spain, 'ES = { name = "Spain", blocs = [] }')
+    code, out = _diff_json(SHIPPED, outside, capsys)
+    assert code == 1
+    changes = {(g["instrument"], g["issuer"], g["new"].split(" [")[0]) for g in out["groups"]}
+    assert changes == {
+        ("eu.epoc", "es-judge", "refuse (issuer-not-competent, R1.issuer-not-competent)"),
+        ("eu.epoc-pr", "es-judge", "refuse (issuer-not-competent, R1.issuer-not-competent)"),
+        ("es.court-order", "es-judge", "route-mlat (gdpr-art48, R5.blocking.gdpr-art48)"),
+    }
+    assert {g["region"] for g in out["groups"] if g["instrument"] == "es.court-order"} == {"eu-west-1", "eu-central-1"}
