@@ -9,12 +9,18 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+from gateway.model import Caller
+from gateway.s3front.credentials import S3_KEY_FILE, access_key_id, load_key, secret_for
 from tests.faults.harness import ROOT, GatewayProcess, Workdir, free_port
 
 IRISH_SUBJECT = {"home_region": "eu-west-1", "residence": "IE", "nationality": "IE", "us_person": False}
@@ -164,3 +170,44 @@ def test_a_presigned_get_url_reads_the_object_without_credentials(front: Front) 
 
 def test_list_buckets_lists_the_configured_buckets(front: Front) -> None:
     assert [b["Name"] for b in front.client("support", "eu-west-1", "support").list_buckets()["Buckets"]] == ["records"]
+
+
+def raw_signed(front: Front, method: str, key: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    """A request signed by botocore's own signer, sent as it is: for the forms boto3 does not send on its own.
+
+    botocore's base SigV4 signer signs the ``X-Amz-Content-SHA256`` it is given (its S3 one replaces it with the body's)."""
+    found = front.credentials("support", "eu-west-1", "support")
+    request = AWSRequest(method=method, url=f"{front.endpoint}/records/{key}", data=body, headers=headers)
+    SigV4Auth(Credentials(found["AWS_ACCESS_KEY_ID"], found["AWS_SECRET_ACCESS_KEY"]), "s3", "eu-west-1").add_auth(request)
+    sent = urllib.request.Request(request.url, data=body, method=method, headers=dict(request.headers.items()))
+    try:
+        with urllib.request.urlopen(sent) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_a_body_other_than_the_one_signed_is_x_amz_content_sha256_mismatch(front: Front) -> None:
+    status, body = raw_signed(front, "PUT", "sean/mismatch", b"sent", {"X-Amz-Content-SHA256": hashlib.sha256(b"signed").hexdigest()})
+    assert (status, b"<Code>XAmzContentSHA256Mismatch</Code>" in body) == (400, True)
+
+
+def test_a_chunked_upload_is_refused_as_not_implemented(front: Front) -> None:
+    status, body = raw_signed(front, "PUT", "sean/chunked", b"0;chunk-signature=x\r\n\r\n", {"X-Amz-Content-SHA256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"})
+    assert (status, b"<Code>NotImplemented</Code>" in body) == (501, True)
+
+
+def test_an_unsigned_request_is_access_denied(front: Front) -> None:
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{front.endpoint}/records/sean/note-1")
+    assert (refused.value.code, b"<Code>AccessDenied</Code>" in refused.value.read()) == (403, True)
+
+
+def test_expired_credentials_are_refused(front: Front) -> None:
+    key = load_key(front.workdir.data_dir / S3_KEY_FILE)
+    caller = Caller("support", "service", service="support", region="eu-west-1", purpose="support")
+    access = access_key_id(key, caller, expires=int(datetime.now(UTC).timestamp()) - 1)
+    session = boto3.session.Session(aws_access_key_id=access, aws_secret_access_key=secret_for(key, access), region_name="eu-west-1")
+    with pytest.raises(ClientError) as refused:
+        session.client("s3", endpoint_url=front.endpoint).list_buckets()
+    assert refused.value.response["Error"]["Code"] == "ExpiredToken"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
+from botocore.auth import HmacV1QueryAuth, S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
@@ -41,14 +41,25 @@ def presigned(expires: int) -> AWSRequest:
     return request
 
 
+def presigned_v2(expires: int) -> AWSRequest:
+    """The form boto3's ``generate_presigned_url`` makes by default for S3."""
+    request = AWSRequest(method="GET", url=URL)
+    HmacV1QueryAuth(Credentials(ACCESS, SECRET), expires=expires).add_auth(request)
+    return request
+
+
 def check(request: AWSRequest, *, later: timedelta = timedelta(0)) -> Signed:
+    """Verify ``request`` as the front would, ``later`` after it was signed (or, for the older form, after it expires)."""
     parts = urlsplit(request.url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     headers = {name.lower(): [value] for name, value in request.headers.items()}
     headers["host"] = [parts.netloc]
-    stamp = dict(query).get("X-Amz-Date") or request.headers["X-Amz-Date"]
-    signed_at = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    return verify(request.method, parts.path, query, headers, secret_of=_secret_of, now=signed_at + later)
+    params = dict(query)
+    if "Expires" in params:
+        at = datetime.fromtimestamp(int(params["Expires"]), UTC)
+    else:
+        at = datetime.strptime(params.get("X-Amz-Date") or request.headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    return verify(request.method, parts.path, query, headers, secret_of=_secret_of, now=at + later)
 
 
 def test_a_request_signed_by_botocore_verifies_and_names_its_access_key() -> None:
@@ -98,6 +109,24 @@ def test_a_presigned_url_past_its_expiry_is_access_denied() -> None:
     with pytest.raises(SigError) as refused:
         check(presigned(600), later=timedelta(seconds=601))
     assert (refused.value.code, refused.value.message) == ("AccessDenied", "Request has expired")
+
+
+def test_an_older_form_presigned_url_verifies_until_it_expires() -> None:
+    assert check(presigned_v2(600), later=timedelta(0)).access_key == ACCESS
+
+
+def test_an_older_form_presigned_url_past_its_expiry_is_access_denied() -> None:
+    with pytest.raises(SigError) as refused:
+        check(presigned_v2(600), later=timedelta(seconds=1))
+    assert (refused.value.code, refused.value.message) == ("AccessDenied", "Request has expired")
+
+
+def test_an_older_form_presigned_url_for_another_path_is_signature_does_not_match() -> None:
+    request = presigned_v2(600)
+    request.url = request.url.replace("profile", "inbox")
+    with pytest.raises(SigError) as refused:
+        check(request, later=-timedelta(seconds=1))
+    assert refused.value.code == "SignatureDoesNotMatch"
 
 
 def test_an_access_key_id_names_the_service_identity_it_was_made_for() -> None:
