@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import signal
 import subprocess
 import sys
 import urllib.error
@@ -21,6 +23,8 @@ from botocore.exceptions import ClientError
 
 from gateway.model import Caller
 from gateway.s3front.credentials import S3_KEY_FILE, access_key_id, load_key, secret_for
+from gateway.services.records import record_key
+from gateway.stores.files import FileStore
 from tests.faults.harness import ROOT, GatewayProcess, Workdir, free_port
 
 IRISH_SUBJECT = {"home_region": "eu-west-1", "residence": "IE", "nationality": "IE", "us_person": False}
@@ -211,3 +215,23 @@ def test_expired_credentials_are_refused(front: Front) -> None:
     with pytest.raises(ClientError) as refused:
         session.client("s3", endpoint_url=front.endpoint).list_buckets()
     assert refused.value.response["Error"]["Code"] == "ExpiredToken"
+
+
+def test_deleting_an_object_under_legal_hold_is_access_denied_naming_the_hold(front: Front) -> None:
+    s3 = front.client("support", "eu-west-1", "support")
+    s3.put_object(Bucket="records", Key="sean/held", Body=b"evidence")
+    # a hold as a preservation order places it: on the region's store, which the serving process shares (file locks)
+    asyncio.run(FileStore("eu-west-1", front.workdir.data_dir / "stores/eu-west-1").set_legal_hold(record_key("sean", "held"), True))
+    with pytest.raises(ClientError) as refused:
+        s3.delete_object(Bucket="records", Key="sean/held")
+    error = refused.value.response
+    assert (error["Error"]["Code"], error["ResponseMetadata"]["HTTPHeaders"]["x-residency-refusal"]) == ("AccessDenied", "legal-hold")
+
+
+def test_sigterm_stops_a_gateway_serving_the_front_with_exit_status_0(tmp_path: Path) -> None:
+    workdir = Workdir.make(tmp_path)
+    s3_port = free_port()
+    process = GatewayProcess(workdir, args=("--s3-port", str(s3_port))).wait_ready()
+    Front(workdir, process, s3_port).client("support", "eu-west-1", "support").head_bucket(Bucket="records")
+    process.signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
