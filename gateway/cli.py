@@ -571,6 +571,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     _configure_logging(args.log_level, args.log_format)
     if getattr(args, "workers", 1) > 1:
+        if getattr(args, "s3_port", None) is not None:
+            from gateway.errors import InvalidRequest
+
+            raise InvalidRequest("`--s3-port` is not supported with `--workers` yet; serve the S3 front from one process", code="invalid-arguments")
         return _serve_workers(args)
     settings = _settings(args, metrics_public=not args.metrics_auth, init_keys=not args.no_init_keys, sweep_seconds=args.sweep_seconds)
     app = create_app(settings)
