@@ -200,9 +200,8 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
         max_keys = min(int(request.query.get("max-keys", MAX_KEYS)), MAX_KEYS)
     except ValueError:
         raise S3Error(400, "InvalidArgument", "max-keys must be a whole number") from None
+    # the continuation token is the last record key of the page before; start-after is an object key, SUBJECT/KEY
     after = request.query.get("continuation-token") or request.query.get("start-after", "").partition("/")[2] or None
-    if after is not None and "/" in after:
-        after = after.partition("/")[2]
     records = _state(request).rt.records
     contents: list[str] = []
     next_after: str | None = None
