@@ -109,12 +109,12 @@ def init_keys(config: Config, data_dir: Path, *, demo_authorities: bool = False)
         public = resolve(data_dir, authority.public_key)
         if generate_ed25519_pair(public.with_suffix(".key"), public):
             made.append(f"demo authority `{authority.id}`: {public.with_suffix('.key')}")
-    if make_s3_key(data_dir / S3_KEY_FILE):
-        made.append(f"S3 credentials: {data_dir / S3_KEY_FILE}")
     for purpose, private_path in plan.pairs:
         public = resolve(data_dir, config.identity.token_public_key) if purpose == "service tokens" else public_path_for(private_path)
         if generate_ed25519_pair(private_path, public):
             made.append(f"{purpose}: {private_path}")
+    if make_s3_key(data_dir / S3_KEY_FILE):
+        made.append(f"S3 credentials: {data_dir / S3_KEY_FILE}")
     return made
 
 
