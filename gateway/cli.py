@@ -593,13 +593,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     _configure_logging(args.log_level, args.log_format)
     if getattr(args, "workers", 1) > 1:
+        if getattr(args, "s3_port", None) is not None:
+            from gateway.errors import InvalidRequest
+
+            raise InvalidRequest("`--s3-port` is not supported with `--workers` yet; serve the S3 front from one process", code="invalid-arguments")
         return _serve_workers(args)
     settings = _settings(args, metrics_public=not args.metrics_auth, init_keys=not args.no_init_keys, sweep_seconds=args.sweep_seconds)
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)  # runs after the runtime has opened
+    fronts = []
+    if getattr(args, "s3_port", None) is not None:
+        fronts.append((_s3_front(args, app), args.s3_port))
     # SIGTERM or SIGINT: stop accepting, let requests in flight finish for --drain-seconds, close the runtime, exit 0
     reuse_port = getattr(args, "reuse_port", False)
-    asyncio.run(serve(app, host=args.host, port=args.port, drain_seconds=args.drain_seconds, announce=_announcer(args.log_format), reuse_port=reuse_port))
+    asyncio.run(
+        serve(app, host=args.host, port=args.port, drain_seconds=args.drain_seconds, announce=_announcer(args.log_format), reuse_port=reuse_port, fronts=fronts)
+    )
     if threading.active_count() > 1:
         # An S3 call given up at its deadline (the last ledger export, say) may still run in a worker
         # thread, which the interpreter would wait for at exit, for as long as botocore's own timeouts
@@ -608,6 +617,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(EXIT_OK)
+    return EXIT_OK
+
+
+def _s3_front(args: argparse.Namespace, app: Any) -> Any:
+    """The S3 front app over ``app``'s runtime; its key is made here unless ``--no-init-keys``."""
+    from gateway.errors import InvalidRequest
+    from gateway.s3front.app import create_s3_app
+    from gateway.s3front.credentials import S3_KEY_FILE, make_key
+
+    if not args.no_init_keys:
+        make_key(args.data_dir / S3_KEY_FILE)
+    buckets: dict[str, str] = {}
+    for spec in args.s3_bucket or ["records"]:
+        name, _, category = spec.partition("=")
+        if not name:
+            raise InvalidRequest(f"`--s3-bucket {spec}`: give NAME or NAME=CATEGORY", code="invalid-arguments")
+        buckets[name] = category
+    return create_s3_app(app, buckets, args.data_dir)
+
+
+def cmd_s3_credentials(args: argparse.Namespace) -> int:
+    from gateway.config import load_config
+    from gateway.s3front.credentials import S3_KEY_FILE, access_key_id, load_key, secret_for
+    from gateway.tokens import check_caller
+
+    config = load_config(args.config)
+    caller = Caller(principal=args.service, role="service", service=args.service, region=args.region, purpose=args.purpose)
+    check_caller(caller, config.regions.keys())
+    key = load_key(args.data_dir / S3_KEY_FILE)
+    expires = int(system_clock().timestamp()) + (args.ttl or config.identity.token_ttl_seconds)
+    access = access_key_id(key, caller, expires)
+    print(f"AWS_ACCESS_KEY_ID={access}\nAWS_SECRET_ACCESS_KEY={secret_for(key, access)}\nAWS_DEFAULT_REGION={args.region}")
     return EXIT_OK
 
 
@@ -805,6 +846,13 @@ def build_parser() -> argparse.ArgumentParser:
                 "restarts a worker that dies and passes SIGTERM on to each (default: 1, this process serves)",
             )
             p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for each worker by the parent
+            p.add_argument("--s3-port", type=int, help="also serve the S3 front (path-style S3 API) on this port")
+            p.add_argument(
+                "--s3-bucket",
+                action="append",
+                metavar="NAME[=CATEGORY]",
+                help="a bucket of the S3 front, with the category of objects put without x-amz-meta-category (repeatable; default: `records`)",
+            )
 
     p = command("check", "validate a regions.toml; print every problem with its key path", cmd_check)
     p.add_argument("path", nargs="?", type=Path, help="file to check (default: --config)")
@@ -819,6 +867,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--purpose", help="declared processing purpose (service tokens)")
     p.add_argument("--role", choices=ROLES, help="role for people and systems")
     p.add_argument("--subject", help="who the token is for (required for intake, legal and ops)")
+    p.add_argument("--ttl", type=int, help="lifetime in seconds (default: identity.token_ttl_seconds)")
+
+    s3 = sub.add_parser("s3", help="the S3 front").add_subparsers(dest="s3_command", required=True, metavar="ACTION")
+    p = command("credentials", "print S3 credentials (AWS_ACCESS_KEY_ID=..., AWS_SECRET_ACCESS_KEY=...) for a service", cmd_s3_credentials, s3)
+    p.add_argument("--service", required=True, help="service name")
+    p.add_argument("--region", required=True, help="the calling service's region")
+    p.add_argument("--purpose", required=True, help="declared processing purpose")
     p.add_argument("--ttl", type=int, help="lifetime in seconds (default: identity.token_ttl_seconds)")
 
     policy = sub.add_parser("policy", help="the legal policy").add_subparsers(dest="policy_command", required=True, metavar="ACTION")

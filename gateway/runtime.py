@@ -34,6 +34,8 @@ from gateway.keys import (
 )
 from gateway.metrics import GatewayMetrics
 from gateway.model import Clock, system_clock
+from gateway.s3front.credentials import S3_KEY_FILE
+from gateway.s3front.credentials import make_key as make_s3_key
 from gateway.services.audit_log import AuditLog, Ledger
 from gateway.services.cases import CaseService, ReviewSettings
 from gateway.services.intake import Intake, Trust
@@ -111,6 +113,8 @@ def init_keys(config: Config, data_dir: Path, *, demo_authorities: bool = False)
         public = resolve(data_dir, config.identity.token_public_key) if purpose == "service tokens" else public_path_for(private_path)
         if generate_ed25519_pair(private_path, public):
             made.append(f"{purpose}: {private_path}")
+    if make_s3_key(data_dir / S3_KEY_FILE):
+        made.append(f"S3 credentials: {data_dir / S3_KEY_FILE}")
     return made
 
 

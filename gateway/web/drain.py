@@ -34,7 +34,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
@@ -123,12 +123,18 @@ async def serve(
     drain_seconds: float = DRAIN_SECONDS,
     announce: Callable[[str], None] | None = None,
     reuse_port: bool = False,
+    fronts: Sequence[tuple[web.Application, int]] = (),
 ) -> None:
     """Serve ``app`` on ``host:port`` until SIGTERM or SIGINT, then drain and close (see the module docstring).
 
     ``reuse_port`` binds with ``SO_REUSEPORT``, so the workers of ``gateway serve --workers`` share the port.
+    ``fronts``: more apps, each on its own port (the S3 front), started after ``app`` (whose start-up opens the
+    runtime they use), drained with it and closed before it.
     """
     drain = app[DRAIN_KEY]
+    front_runners = [
+        (web.AppRunner(front, handle_signals=False, shutdown_timeout=CANCEL_SECONDS), front[DRAIN_KEY], front_port) for front, front_port in fronts
+    ]
     loop = asyncio.get_running_loop()
     stop, hurry = asyncio.Event(), asyncio.Event()
 
@@ -149,23 +155,38 @@ async def serve(
     assert runner.server is not None
     # the same server, answering a request its HTTP parser refuses with a problem document (``problem.ProblemServer``)
     runner.server.__class__ = ProblemServer
+    front_sites: list[web.TCPSite] = []
     try:
+        for front_runner, _, front_port in front_runners:
+            await front_runner.setup()
+            front_sites.append(web.TCPSite(front_runner, host, front_port, reuse_port=reuse_port or None))
+        for front_site in front_sites:
+            await front_site.start()  # before the main site: once /healthz answers, every front listens too
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
         await site.start()
         if announce is not None:
             announce(f"======== Running on {site.name} ========\n(Press CTRL+C to quit)")
+            for front_site in front_sites:
+                announce(f"======== S3 front on {front_site.name} ========")
         await stop.wait()
 
         # (1)
         started = time.monotonic()
         drain.draining = True
+        for _, front_drain, _ in front_runners:
+            front_drain.draining = True
         await site.stop()
+        for front_site in front_sites:
+            await front_site.stop()
         # Requests whose headers arrived just before the signal take a few turns of the loop to reach
         # their handler (and so ``inflight``); closing their connection first would drop their bodies.
         await asyncio.sleep(SETTLE_SECONDS)
         assert runner.server is not None
-        in_flight = len(drain.inflight)
+        in_flight = len(drain.inflight) + sum(len(d.inflight) for _, d, _ in front_runners)
         idle = drain.close_idle(runner.server)
+        for front_runner, front_drain, _ in front_runners:
+            if front_runner.server is not None:
+                idle += front_drain.close_idle(front_runner.server)
         log.info(
             "draining: stopped accepting; %d requests in flight, %d idle connections closed; waiting up to %gs",
             in_flight,
@@ -175,19 +196,26 @@ async def serve(
         )
         # (2)
         await drain.wait_empty(drain_seconds, hurry)
+        for _, front_drain, _ in front_runners:
+            await front_drain.wait_empty(max(0.0, drain_seconds - (time.monotonic() - started)), hurry)
         # (3)
         cancelled = await drain.cancel_inflight()
+        for _, front_drain, _ in front_runners:
+            cancelled += await front_drain.cancel_inflight()
         elapsed = time.monotonic() - started
+        finished = drain.finished + sum(d.finished for _, d, _ in front_runners)
         log.info(
             "drained in %.3fs: %d requests finished, %d cancelled",
             elapsed,
-            drain.finished - cancelled,
+            finished - cancelled,
             cancelled,
-            extra={"event": "shutdown.drained", "finished": drain.finished - cancelled, "cancelled": cancelled, "duration_ms": round(elapsed * 1000, 3)},
+            extra={"event": "shutdown.drained", "finished": finished - cancelled, "cancelled": cancelled, "duration_ms": round(elapsed * 1000, 3)},
         )
     finally:
         # (4) aiohttp closes what connections are left, then the app's cleanup closes the runtime
         closing = time.monotonic()
+        for front_runner, _, _ in reversed(front_runners):
+            await front_runner.cleanup()
         await runner.cleanup()
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
