@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from prometheus_client import CollectorRegistry
 
@@ -12,7 +14,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.model import Caller, Subject
 from gateway.services.audit_log import AuditLog
 from gateway.services.records import RecordService
-from gateway.stores import RecordStore
+from gateway.stores import FileStore, RecordStore
 from gateway.stores.memory import MemoryStore
 from gateway.tags import TagSigner, TagVerifier
 from tests.support import SHIPPED_CONFIG, FrozenClock
@@ -57,3 +59,14 @@ def replica(service: RecordService) -> RecordService:
     """Another gateway over the same stores, keys and ledger, with nothing cached: as on another replica, or after a restart."""
     parts = ("config", "stores", "control", "signer", "verifier", "audit", "clock")
     return RecordService(**{name: getattr(service, name) for name in parts})
+
+
+@pytest.fixture(params=["memory", "file"])
+async def control(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RecordStore]:
+    """A control store shared by replicas: the in-memory twin, and the file store (its lock stands in for S3's conditions)."""
+    if request.param == "memory":
+        yield MemoryStore("control")
+    else:
+        files = FileStore("control", tmp_path / "control")
+        await files.open()
+        yield files

@@ -8,10 +8,8 @@ A's read of the case and A's write, as on two gateways behind one Service.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +20,7 @@ from gateway.model import Caller, isoformat
 from gateway.services.audit_log import AuditLog
 from gateway.services.cases import CaseClosed, CaseService
 from gateway.services.documents import Document, Item
-from gateway.stores import FileStore, MemoryStore, RecordStore
+from gateway.stores import RecordStore
 from tests.services.interleaved import Interleaved
 from tests.support import FrozenClock
 
@@ -54,14 +52,6 @@ def replica(control: RecordStore, clock: FrozenClock) -> Replica:
     return Replica(CaseService(control=control, audit=AuditLog(ledger), clock=clock, on_disclosed=on_disclosed), ledger, disclosed)
 
 
-@pytest.fixture(params=["memory", "file"])
-async def control(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RecordStore]:
-    if request.param == "memory":
-        yield MemoryStore("control")
-    else:
-        files = FileStore("control", tmp_path / "control")
-        await files.open()
-        yield files
 
 
 def document(clock: FrozenClock, outcome: str) -> Document:
