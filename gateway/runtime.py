@@ -257,7 +257,7 @@ class Runtime:
         review = ReviewSettings(consent_relays=config.support_access.consent_relays)
         cases = CaseService(control=control, audit=audit, clock=settings.clock, settings=review, on_disclosed=notices.for_case)
         trust = Trust(load_authority_keys(config, settings.data_dir))
-        federation, verifier = _federation(config, settings, records, audit) if config.federation is not None else (None, None)
+        federation, federation_verifier = _federation(config, settings, records, audit) if config.federation is not None else (None, None)
         intake = Intake(
             config=config,
             records=records,
@@ -293,7 +293,7 @@ class Runtime:
             uploader,
             reconciler,
             federation,
-            verifier,
+            federation_verifier,
             chain_reader(settings.ledger_dir, config, settings.clock),
         )
 
