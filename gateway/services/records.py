@@ -324,6 +324,7 @@ class RecordService:
             mechanisms=config.transfer_mechanisms,
         )
         self.cache_seconds = cache_seconds
+        self._complete = False  # whether the directory is known complete (``_directory_complete``)
         self._profiles: dict[str, tuple[Profile, datetime]] = {}  # verified profiles only, and when they were read
         self.key_locks = KeyLocks()  # one writer per object key in this process (see the module docstring)
 
@@ -745,11 +746,7 @@ class RecordService:
         try:
             held = json.loads((await self.control.get(home_claim_key(subject_id))).body)
         except ObjectNotFound:
-            try:
-                await self.control.head(DIRECTORY_KEY)
-            except ObjectNotFound:
-                raise _NoDirectory from None
-            except GatewayError:
+            if not await self._directory_complete():
                 raise _NoDirectory from None
             return None
         except (GatewayError, ValueError, UnicodeDecodeError):
@@ -841,13 +838,8 @@ class RecordService:
 
         False (subjects without a claim are looked for in every region) when stored subjects predate it and
         ``gateway subjects index`` has not run, or when a store cannot be asked now."""
-        try:
-            await self.control.head(DIRECTORY_KEY)
+        if await self._directory_complete():
             return True
-        except ObjectNotFound:
-            pass
-        except GatewayError:
-            return False
         try:
             stored = [await self.control.list("subjects/")] + [await store.list("subjects/") for store in self.stores.values()]
         except GatewayError:
@@ -862,6 +854,18 @@ class RecordService:
         marker = canonical({"complete": True, "at": isoformat(self.clock())})
         with contextlib.suppress(PreconditionFailed):
             await self.control.put(DIRECTORY_KEY, marker, {}, if_absent=True)
+        self._complete = True
+
+    async def _directory_complete(self) -> bool:
+        """Whether ``DIRECTORY_KEY`` is in the control store. Once seen it is remembered: the marker is never
+        removed, so an unknown id costs one read of its claim, not a second read of the marker every time."""
+        if not self._complete:
+            try:
+                await self.control.head(DIRECTORY_KEY)
+                self._complete = True
+            except GatewayError:  # not there yet, or the control store cannot say: asked again next time
+                pass
+        return self._complete
 
     async def _may_live_in(self, subject_id: str, regions: Mapping[str, BaseException]) -> bool:
         """Whether the subject may live in one of ``regions`` (that could not be asked), by its home claim.

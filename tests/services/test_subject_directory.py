@@ -126,3 +126,20 @@ async def test_a_fresh_read_of_the_facts_sees_a_change_made_through_another_repl
     await reader.subject("aoife")
     await service.register_subject(WRITER, replace(AOIFE, location="FR"))
     assert (await reader.profile("aoife", fresh=True)).subject.location == "FR"
+
+
+async def test_once_the_directory_is_known_complete_an_unknown_id_reads_only_its_claim(service: RecordService) -> None:
+    assert await service.open_directory()
+    heads = Counter[str]()
+    control = service.control
+    original = control.head
+
+    async def counted(key: str):  # the control store twin, counting what each lookup asks it
+        heads[key] += 1
+        return await original(key)
+
+    control.head = counted  # type: ignore[method-assign]
+    for _ in range(3):
+        with pytest.raises(NotFound):
+            await service.subject("nobody")
+    assert heads[DIRECTORY_KEY] == 0
