@@ -81,6 +81,12 @@ class LedgerError(GatewayError):
     code = "ledger-unavailable"
 
 
+class AnalysisUnavailable(GatewayError):
+    """A policy analysis could not run now (busy) or did not finish (timed out, failed); nothing changed."""
+
+    code = "analysis-failed"
+
+
 class ConfigError(GatewayError):
     """The configuration is invalid; ``findings`` lists every problem."""
 
@@ -142,6 +148,7 @@ HTTP_STATUS: Mapping[type[GatewayError], int] = {
     LegalRefusal: 451,
     StoreError: 503,
     LedgerError: 503,
+    AnalysisUnavailable: 503,
     ConfigError: 500,
     KeyFileError: 500,
     LedgerBroken: 500,

@@ -32,10 +32,12 @@ from gateway.keys import (
     public_path_for,
     resolve,
 )
+from gateway.legal.diff import Side
 from gateway.metrics import GatewayMetrics
 from gateway.model import Clock, system_clock
 from gateway.s3front.credentials import S3_KEY_FILE
 from gateway.s3front.credentials import make_key as make_s3_key
+from gateway.services.analysis import PolicyAnalysis
 from gateway.services.audit_log import AuditLog, Ledger
 from gateway.services.cases import CaseService, ReviewSettings
 from gateway.services.intake import Intake, Trust
@@ -78,6 +80,7 @@ class Settings:
     reconcile_seconds: float = 15.0  # how often the served app reconciles write intents without an outcome; 0: only at start-up
     # the ledger chain this process writes (one per replica and per worker; see gateway.audit.chain); its file is <chain_id>.jsonl
     chain_id: str = DEFAULT_CHAIN
+    analysis_seconds: float = 60.0  # the console's "what changes" analysis of a candidate policy is stopped past this
 
     @property
     def ledger_dir(self) -> Path:
@@ -193,6 +196,7 @@ class Runtime:
     federation: Federation | None = None  # peers' subjects, routed to them (None: no peers)
     federation_verifier: FederationVerifier | None = None  # verifies requests peers forward here
     chains: ChainReader | None = None  # every chain of the ledger, local and exported, read as one (reports)
+    analysis: PolicyAnalysis | None = None  # candidate policies against the running one (the console's "what changes")
 
     @classmethod
     async def open(cls, settings: Settings, metrics: GatewayMetrics | None = None, *, read_only: bool = False) -> Runtime:
@@ -295,6 +299,9 @@ class Runtime:
             federation,
             federation_verifier,
             chain_reader(settings.ledger_dir, config, settings.clock),
+            PolicyAnalysis(
+                running=Side(config.legal, config.regions), running_digest=config.digest, audit=audit, clock=settings.clock, seconds=settings.analysis_seconds
+            ),
         )
 
     async def close(self, *, export_seconds: float = 0.0) -> None:

@@ -36,10 +36,11 @@ from aiohttp import web
 from gateway.errors import GatewayError, InvalidRequest, http_status
 from gateway.legal.verify import OrderRejected
 from gateway.model import Caller, isoformat, parse_time
+from gateway.services.analysis import MAX_CANDIDATE_BYTES, Analysis
 from gateway.services.cases import ACTIVE, STATES
-from gateway.services.sessions import Session
+from gateway.services.sessions import Session, session_hash
 from gateway.tokens import verify_token
-from gateway.web.bodies import form_body
+from gateway.web.bodies import form_body, multipart_form_body
 from gateway.web.state import CALLER_KEY, STATE_KEY
 
 routes = web.RouteTableDef()
@@ -63,12 +64,25 @@ def _templates() -> Any:
     """The console's Jinja2 environment, made on the first page rendered (Jinja2 is slow to import; serving starts without it)."""
     import jinja2
 
-    return jinja2.Environment(
+    environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=jinja2.select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["codespans"] = codespans
+    return environment
+
+
+def codespans(text: object) -> Any:
+    """Text with its `backtick` spans as ``<code>`` elements, everything escaped; unbalanced backticks stay as they are."""
+    from markupsafe import Markup, escape
+
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:
+        return escape(str(text))
+    return Markup("").join(escape(p) if i % 2 == 0 else Markup("<code>") + escape(p) + Markup("</code>") for i, p in enumerate(parts))
+
 
 # The CSRF secret, derived once per app the first time it is needed (app keys are frozen once it starts).
 _secrets: weakref.WeakKeyDictionary[web.Application, bytes] = weakref.WeakKeyDictionary()
@@ -218,43 +232,54 @@ async def _session_from(request: web.Request) -> tuple[str, Session] | None:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def page(handler: Handler) -> Handler:
-    """A console page: needs a live legal session (else the sign-in page); errors become HTML problem pages."""
+def page(handler: Handler | None = None, *, form_limit: int = MAX_FORM_BYTES, uploads: bool = False) -> Any:
+    """A console page: needs a live legal session (else the sign-in page); errors become HTML problem pages.
 
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            found = await _session_from(request)
-        except GatewayError as error:  # the control store cannot be read: no page, and say why
-            return _error_page(request, http_status(error), error.code, error.message)
-        if found is None:
-            return _to_login(request)  # never signed in, signed out, or expired: sign in again
-        session_id, session = found
-        caller = session.caller
-        if caller.role != "legal":
-            response = _error_page(request, 403, "forbidden", f"role `{caller.role}` may not use the legal console")
-            response.del_cookie(SESSION_COOKIE, path=PREFIX)
-            return response
-        request[CALLER_KEY] = caller
-        request[SESSION_KEY] = session_id
-        if request.method == "POST":
-            form = await _form(request)
-            sent = form.get(CSRF_FIELD, "")
-            if not isinstance(sent, str) or not hmac.compare_digest(sent, csrf_token(request, _session_binding(session_id))):
-                return _error_page(request, 403, "csrf-invalid", "this form's security token is missing or wrong; reload the page and try again")
-        try:
-            return await handler(request)
-        except GatewayError as error:
-            return _error_page(request, http_status(error), error.code, error.message)
+    A POST's form is read (at most ``form_limit`` bytes; ``multipart/form-data`` too when
+    ``uploads``) and its CSRF token checked before the handler runs.
+    """
 
-    wrapped.__name__ = handler.__name__
-    wrapped.__doc__ = handler.__doc__
-    return wrapped
+    def decorate(handler: Handler) -> Handler:
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            try:
+                found = await _session_from(request)
+            except GatewayError as error:  # the control store cannot be read: no page, and say why
+                return _error_page(request, http_status(error), error.code, error.message)
+            if found is None:
+                return _to_login(request)  # never signed in, signed out, or expired: sign in again
+            session_id, session = found
+            caller = session.caller
+            if caller.role != "legal":
+                response = _error_page(request, 403, "forbidden", f"role `{caller.role}` may not use the legal console")
+                response.del_cookie(SESSION_COOKIE, path=PREFIX)
+                return response
+            request[CALLER_KEY] = caller
+            request[SESSION_KEY] = session_id
+            try:
+                if request.method == "POST":
+                    form = await _form(request, form_limit, uploads=uploads)
+                    sent = form.get(CSRF_FIELD, "")
+                    if not isinstance(sent, str) or not hmac.compare_digest(sent, csrf_token(request, _session_binding(session_id))):
+                        return _error_page(request, 403, "csrf-invalid", "this form's security token is missing or wrong; reload the page and try again")
+                return await handler(request)
+            except GatewayError as error:
+                return _error_page(request, http_status(error), error.code, error.message)
+
+        wrapped.__name__ = handler.__name__
+        wrapped.__doc__ = handler.__doc__
+        return wrapped
+
+    return decorate(handler) if handler is not None else decorate
 
 
-async def _form(request: web.Request) -> Mapping[str, Any]:
+async def _form(request: web.Request, limit: int = MAX_FORM_BYTES, *, uploads: bool = False) -> Mapping[str, Any]:
     form = request.get(FORM_KEY)
     if form is None:  # the CSRF check and the handler read the same form
-        form = request[FORM_KEY] = await form_body(request, MAX_FORM_BYTES)
+        if uploads and request.content_type == "multipart/form-data":
+            form = await multipart_form_body(request, limit)
+        else:
+            form = await form_body(request, limit)
+        request[FORM_KEY] = form
     return form
 
 
@@ -575,3 +600,69 @@ async def explain(request: web.Request) -> web.StreamResponse:
         "trace": explanation.trace,
     }
     return _rules_page(request, explained=explained, form=fields)
+
+
+# --- what a candidate policy changes ---------------------------------------------------------
+
+# a pasted candidate arrives percent-encoded (up to three bytes a byte) unless the form is sent as multipart
+CHANGES_FORM_BYTES = 3 * MAX_CANDIDATE_BYTES + MAX_FORM_BYTES
+
+
+def _changes_page(
+    request: web.Request,
+    *,
+    status: int = 200,
+    analysis: Analysis | None = None,
+    error: dict[str, str] | None = None,
+    pasted: str = "",
+) -> web.Response:
+    rt = request.app[STATE_KEY].rt
+    legal = rt.config.legal
+    names = {
+        "instruments": {i.id: i.name for i in legal.instruments.values()},
+        "authorities": {a.id: a.name for a in legal.authorities.values()},
+    }
+    if analysis is not None:
+        names = {kind: {**names[kind], **analysis.names.get(kind, {})} for kind in names}
+    return _render(
+        request,
+        "changes.html",
+        status=status,
+        analysis=analysis,
+        names=names,
+        digest=rt.config.digest,
+        max_mib=MAX_CANDIDATE_BYTES // (1024 * 1024),
+        error=error,
+        pasted=pasted,
+    )
+
+
+@routes.get(f"{PREFIX}/changes")
+@page
+async def changes(request: web.Request) -> web.StreamResponse:
+    return _changes_page(request)
+
+
+@routes.post(f"{PREFIX}/changes")
+@page(form_limit=CHANGES_FORM_BYTES, uploads=True)
+async def analyse_changes(request: web.Request) -> web.StreamResponse:
+    """Decide the whole decision space under the running policy and a candidate; show what changes. The running policy stays."""
+    form = await _form(request)
+    upload = form.get("file")
+    pasted = form.get("candidate", "")
+    pasted = pasted if isinstance(pasted, str) else ""
+    candidate = upload if isinstance(upload, bytes) and upload else pasted.encode("utf-8")
+    if not candidate.strip():
+        error = {"code": "invalid-request", "detail": "paste a candidate `regions.toml` or choose its file"}
+        return _changes_page(request, status=400, error=error)
+    rt = request.app[STATE_KEY].rt
+    assert rt.analysis is not None
+    try:
+        analysis = await rt.analysis.analyse(candidate, caller=request[CALLER_KEY], session=session_hash(request[SESSION_KEY]))
+    except GatewayError as error:
+        return _changes_page(request, status=http_status(error), error={"code": error.code, "detail": error.message}, pasted=pasted)
+    if not analysis.valid:
+        count = len(analysis.findings)
+        error = {"code": "config-invalid", "detail": f"{count} problem{'s' if count != 1 else ''} in the candidate; nothing was compared"}
+        return _changes_page(request, status=422, analysis=analysis, error=error, pasted=pasted)
+    return _changes_page(request, analysis=analysis, pasted=pasted)

@@ -81,6 +81,8 @@ MATRIX: dict[str, tuple[str, ...] | str] = {
     "POST /console/cases/{case}/object": CONSOLE,
     "GET /console/rules": CONSOLE,
     "POST /console/explain": CONSOLE,
+    "GET /console/changes": CONSOLE,
+    "POST /console/changes": CONSOLE,
     "GET /v1/federation/subjects/{subject}": PEER,
     "POST /v1/federation/orders": PEER,
 }

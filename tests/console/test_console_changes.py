@@ -1,0 +1,156 @@
+"""The console's "what changes" page: a candidate policy decided against the running one, in a bounded child process.
+
+Each analysis that runs decides the whole decision space twice (some seconds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry
+
+from gateway.services.analysis import MAX_CANDIDATE_BYTES
+from gateway.web.app import create_app
+from gateway.web.console import CSRF_FIELD
+from gateway.web.state import STATE_KEY
+from tests.console.support import HOLD, console_as, submitted
+from tests.orders_support import ledger_entries, prepare_authorities
+from tests.support import SHIPPED_CONFIG, Env
+
+EPOC_START = "in_force_from = 2026-08-18"
+
+
+def shipped() -> str:
+    return SHIPPED_CONFIG.read_text(encoding="utf-8")
+
+
+def epoc_later() -> str:
+    """The shipped policy with the EU e-evidence regime in force a year later (after the decision cases' dates)."""
+    text = shipped()
+    assert text.count(EPOC_START) == 3
+    return text.replace(EPOC_START, "in_force_from = 2027-08-18")
+
+
+async def analyse(client: TestClient, csrf: str, candidate: str) -> tuple[int, str]:
+    response = await client.post("/console/changes", data={CSRF_FIELD: csrf, "candidate": candidate})
+    return response.status, await response.text()
+
+
+def analysed(env: Env) -> list[dict]:
+    return [e["data"] for e in ledger_entries(env, "policy.analysed")]
+
+
+async def test_the_page_lists_a_candidates_changes_grouped_and_counted_with_an_example_case(client: TestClient, env: Env) -> None:
+    csrf = await console_as(client, env, "alice")
+    status, html = await analyse(client, csrf, epoc_later())
+    assert status == 200
+    summary = re.search(r"<strong>(\d+)</strong> of (\d+) decision points change, in <strong>(\d+)</strong> groups", html)
+    assert summary and int(summary.group(1)) > 0 and int(summary.group(3)) > 0
+    assert "regime-not-in-force" in html and "eu.epoc" in html
+    assert "[[case]]" in html and "[case.expect]" in html  # an example decision case to copy
+
+
+async def test_an_identical_candidate_shows_no_change(client: TestClient, env: Env) -> None:
+    csrf = await console_as(client, env, "alice")
+    status, html = await analyse(client, csrf, shipped())
+    assert status == 200 and "<strong>No change</strong>" in html
+
+
+async def test_a_candidate_uploaded_as_a_file_is_analysed(client: TestClient, env: Env) -> None:
+    csrf = await console_as(client, env, "alice")
+    form = aiohttp.FormData()
+    form.add_field(CSRF_FIELD, csrf)
+    form.add_field("candidate", "")
+    form.add_field("file", io.BytesIO(epoc_later().encode()), filename="regions.toml", content_type="application/toml")
+    response = await client.post("/console/changes", data=form)
+    assert response.status == 200 and "regime-not-in-force" in await response.text()
+
+
+async def test_an_invalid_candidate_shows_the_checks_findings_with_their_key_paths_and_compares_nothing(client: TestClient, env: Env) -> None:
+    csrf = await console_as(client, env, "alice")
+    broken = shipped().replace('reaches = "content"', 'reaches = "everything"', 1)
+    status, html = await analyse(client, csrf, broken)
+    assert status == 422 and "config-invalid" in html
+    assert re.search(r"<code>instruments\.[^<]*\.reaches</code>", html)
+    assert "decision points" not in html
+    assert analysed(env)[0]["result"] == "invalid"
+
+
+async def test_a_candidate_that_is_not_toml_says_so(client: TestClient, env: Env) -> None:
+    csrf = await console_as(client, env, "alice")
+    status, html = await analyse(client, csrf, "[instruments\nname = ")
+    assert status == 422 and "is not valid TOML" in html
+
+
+async def test_the_running_policy_decides_as_before_after_a_candidate_that_changes_it_was_analysed(client: TestClient, env: Env) -> None:
+    csrf = await console_as(client, env, "alice")
+    status, html = await analyse(client, csrf, epoc_later())
+    assert status == 200 and "regime-not-in-force" in html
+    _, _, item = await submitted(client, env, HOLD)  # an EPOC the candidate would refuse as not yet in force
+    assert item["outcome"] == "hold"
+    assert client.app[STATE_KEY].rt.config.legal.instruments["eu.epoc"].in_force_from.year == 2026
+
+
+async def test_the_analysis_is_ledgered_with_who_ran_it_the_candidates_hash_and_the_change_count(client: TestClient, env: Env) -> None:
+    csrf = await console_as(client, env, "alice")
+    candidate = epoc_later()
+    status, html = await analyse(client, csrf, candidate)
+    assert status == 200
+    [entry] = analysed(env)
+    changed = int(re.search(r"<strong>(\d+)</strong> of \d+ decision points change", html).group(1))  # type: ignore[union-attr]
+    assert entry["principal"] == "alice" and entry["result"] == "changes" and entry["changed"] == changed
+    assert entry["candidate_sha256"] == hashlib.sha256(candidate.encode()).hexdigest()
+    assert entry["running_digest"] == client.app[STATE_KEY].rt.config.digest
+
+
+@pytest.mark.parametrize("csrf", [None, "0" * 64], ids=["missing", "wrong"])
+async def test_the_form_without_the_right_csrf_token_is_forbidden_and_nothing_is_analysed(client: TestClient, env: Env, csrf: str | None) -> None:
+    await console_as(client, env, "alice")
+    response = await client.post("/console/changes", data={"candidate": epoc_later(), **({CSRF_FIELD: csrf} if csrf else {})})
+    assert response.status == 403 and "csrf-invalid" in await response.text()
+    assert analysed(env) == []
+
+
+async def test_a_candidate_over_two_mib_is_refused_with_413_and_nothing_is_analysed(client: TestClient, env: Env) -> None:
+    csrf = await console_as(client, env, "alice")
+    form = aiohttp.FormData()
+    form.add_field(CSRF_FIELD, csrf)
+    form.add_field("file", io.BytesIO(shipped().encode() + b"#" * MAX_CANDIDATE_BYTES), filename="regions.toml")
+    response = await client.post("/console/changes", data=form)
+    assert response.status == 413 and "payload-too-large" in await response.text()
+    assert analysed(env) == []
+
+
+async def test_an_empty_form_asks_for_a_candidate(client: TestClient, env: Env) -> None:
+    csrf = await console_as(client, env, "alice")
+    status, html = await analyse(client, csrf, "  \n")
+    assert status == 400 and "paste a candidate" in html
+
+
+async def test_a_second_analysis_from_the_same_session_while_one_runs_is_refused_with_409(client: TestClient, env: Env) -> None:
+    csrf = await console_as(client, env, "alice")
+    analysis = client.app[STATE_KEY].rt.analysis
+    first = asyncio.create_task(analyse(client, csrf, epoc_later()))
+    while not analysis.sessions:  # the first has started
+        await asyncio.sleep(0.01)
+    status, html = await analyse(client, csrf, epoc_later())
+    assert status == 409 and "analysis-running" in html
+    assert (await first)[0] == 200
+    assert [e["result"] for e in analysed(env)] == ["changes"]
+
+
+async def test_an_analysis_past_its_time_bound_is_stopped_and_says_so(env: Env, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> None:
+    prepare_authorities(env)
+    client = await aiohttp_client(create_app(replace(env.settings, analysis_seconds=0.01), registry=CollectorRegistry()))
+    csrf = await console_as(client, env, "alice")
+    status, html = await analyse(client, csrf, epoc_later())
+    assert status == 503 and "analysis-timed-out" in html
+    assert analysed(env) == []
