@@ -514,12 +514,30 @@ async def object_case(request: web.Request) -> web.StreamResponse:
 
 
 def _policy(request: web.Request) -> dict[str, Any]:
-    legal = request.app[STATE_KEY].rt.config.legal
+    config = request.app[STATE_KEY].rt.config
+    legal = config.legal
     return {
-        "authorities": sorted(legal.authorities.values(), key=lambda a: a.id),
+        "authorities": sorted(legal.authorities.values(), key=lambda a: (a.jurisdiction, a.name)),
         "instruments": sorted(legal.instruments.values(), key=lambda i: i.id),
         "agreements": sorted(legal.agreements.values(), key=lambda a: a.id),
         "blocking": sorted(legal.blocking.values(), key=lambda b: b.id),
+        "establishments": sorted(legal.establishments.values(), key=lambda e: e.id),
+        "emergency": legal.emergency,
+        "extraterritorial": legal.extraterritorial,
+        "voluntary": legal.voluntary,
+        "review_days": legal.review_days,
+        "regions": sorted(config.regions.values(), key=lambda r: r.id),
+        "categories": config.categories,
+        "jurisdictions": {code: j.name for code, j in config.jurisdictions.items()},
+    }
+
+
+def _names(request: web.Request) -> dict[str, dict[str, str]]:
+    """Human names of instruments and authorities, by id: what the pages show, with the id on hover and in a ``<code>``."""
+    legal = request.app[STATE_KEY].rt.config.legal
+    return {
+        "instruments": {i.id: i.name for i in legal.instruments.values()},
+        "authorities": {a.id: a.name for a in legal.authorities.values()},
     }
 
 
@@ -537,6 +555,7 @@ def _rules_page(
         "rules.html",
         status=status,
         policy=_policy(request),
+        names=_names(request),
         digest=rt.config.digest,
         source=Path(rt.config.source).name if rt.config.source else "",
         explained=explained,
@@ -617,11 +636,7 @@ def _changes_page(
     pasted: str = "",
 ) -> web.Response:
     rt = request.app[STATE_KEY].rt
-    legal = rt.config.legal
-    names = {
-        "instruments": {i.id: i.name for i in legal.instruments.values()},
-        "authorities": {a.id: a.name for a in legal.authorities.values()},
-    }
+    names = _names(request)
     if analysis is not None:
         names = {kind: {**names[kind], **analysis.names.get(kind, {})} for kind in names}
     return _render(
