@@ -27,7 +27,7 @@ from gateway.legal.orders import Authority
 from gateway.model import Bloc, Jurisdiction, Region, is_identifier
 
 # The top-level tables of regions.toml this module reads (config.py treats them as known).
-TABLES: tuple[str, ...] = ("authorities", "instruments", "instrument_templates", "agreements", "blocking", "disclosure")
+TABLES: tuple[str, ...] = ("authorities", "instruments", "instrument_templates", "agreements", "blocking", "disclosure", "invariants")
 
 # Vocabularies of the schema. They describe kinds of thing, never a country.
 AUTHORITY_KINDS: tuple[str, ...] = (
@@ -48,8 +48,12 @@ NOTIFY_TARGETS: tuple[str, ...] = ("enforcing-state",)
 VOLUNTARY_TO: tuple[str, ...] = ("domestic", "foreign", "any")
 EMERGENCY_DOMESTIC: tuple[str, ...] = ("disclose", "legal-review")
 EXTRATERRITORIAL_OUTCOMES: tuple[str, ...] = ("legal-review", "route-mlat")
+# The engine's outcome and basis vocabularies (``gateway.legal.engine.OUTCOMES``, ``BASES``), which invariants name.
+DECISION_OUTCOMES: tuple[str, ...] = ("disclose", "hold", "preserve", "route-mlat", "legal-review", "refuse", "no-data")
+DECISION_BASES: tuple[str, ...] = ("compelled", "voluntary", "emergency")
 
 _CODE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*\Z")  # kebab-case reason codes
+_RULE = re.compile(r"^R[0-9][0-9a-z]*(\.[A-Za-z0-9_-]+)*\Z")  # a rule id or family: R5, R5.agreement, R5.agreement.uk-us
 
 
 # --- the policy objects ------------------------------------------------------------
@@ -206,6 +210,43 @@ class VoluntaryRule:
     up_to: str  # highest category
 
 
+@dataclass(frozen=True, slots=True)
+class Invariant:
+    """A property every decision of the policy must have: ``[invariants.<id>]``.
+
+    Over the decisions in its scope (every selector that is set holds; an unset
+    one admits everything), no outcome in ``forbid`` may be decided, unless the
+    decision meets one of the ``unless`` conditions. ``gateway policy prove``
+    checks it at every point of the decision space (``gateway.legal.invariants``).
+    """
+
+    id: str
+    description: str
+    forbid: frozenset[str]  # outcomes
+    issuers: frozenset[str] | None = None  # the issuer's jurisdiction is one of these (None: any)
+    issuers_outside: frozenset[str] | None = None  # ... is none of these
+    foreign: bool | None = None  # the issuer's jurisdiction is not (True) / is (False) the storage jurisdiction
+    stored: frozenset[str] | None = None  # the data is stored in one of these jurisdictions or regions
+    stored_outside: frozenset[str] | None = None  # ... in none of these
+    categories: frozenset[str] | None = None
+    instruments: frozenset[str] | None = None  # instrument ids
+    preservation: bool | None = None  # only preservation instruments (True) or only others (False)
+    defined: bool | None = None  # only instruments the policy defines (True) or does not (False)
+    expired: bool | None = None  # only orders served at or after their execute-by date (True), or only others
+    emergency: bool | None = None  # only orders with (True) or without (False) an emergency reason
+    unless_rule: tuple[str, ...] = ()  # the deciding rule is one of these, or within one of these families
+    unless_reason: frozenset[str] = frozenset()  # one of the decision's reasons is one of these codes
+    unless_basis: frozenset[str] = frozenset()  # the decision's basis is one of these
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"id": self.id, "description": self.description}
+        for name in self.__slots__:
+            value = getattr(self, name)
+            if name not in out and value is not None and value != () and value != frozenset():
+                out[name] = sorted(value) if isinstance(value, frozenset) else list(value) if isinstance(value, tuple) else value
+        return out
+
+
 @dataclass(frozen=True, eq=False)
 class LegalPolicy:
     """The legal tables, validated and expanded. Identity-hashed (one per config)."""
@@ -221,6 +262,7 @@ class LegalPolicy:
     voluntary: tuple[VoluntaryRule, ...] = ()
     person_status_jurisdiction: str | None = None
     review_days: int = 10
+    invariants: Mapping[str, Invariant] = field(default_factory=dict)
 
     def rank(self, category: str) -> int:
         return self.categories.index(category)
@@ -346,6 +388,7 @@ def parse_legal(
     extraterritorial = _extraterritorial(disclosure.sub("extraterritorial"))
     voluntary = _voluntary(disclosure, cx)
     disclosure.finish()
+    invariants = {invariant_id: _invariant(t, invariant_id, instruments, cx) for invariant_id, t in _tables(raw, "invariants", cx)}
 
     return LegalPolicy(
         categories=tuple(categories),
@@ -359,6 +402,7 @@ def parse_legal(
         voluntary=voluntary,
         person_status_jurisdiction=person_status,
         review_days=review_days,
+        invariants=invariants,
     )
 
 
@@ -825,3 +869,104 @@ def _voluntary(disclosure: TableReader, cx: _Context) -> tuple[VoluntaryRule, ..
         )
         t.finish()
     return tuple(rules)
+
+
+_PLACE_KEYS = ("in", "outside")
+
+
+def _invariant(t: TableReader, invariant_id: str, instruments: Mapping[str, Instrument], cx: _Context) -> Invariant:
+    """``[invariants.<id>]``: forbid, the scope's selectors, and the ``unless`` conditions."""
+    if not is_identifier(invariant_id):
+        cx.problem(t.path, f"invariant id `{invariant_id}` is not a valid identifier")
+    forbid: set[str] = set()
+    for path, outcome in t.strings("forbid", required=True):
+        if outcome not in DECISION_OUTCOMES:
+            cx.problem(path, f"unknown outcome `{outcome}`; use {options(DECISION_OUTCOMES)}")
+        forbid.add(outcome)
+
+    issuers = issuers_outside = stored = stored_outside = None
+    foreign: bool | None = None
+    i = t.sub("issuers", allowed=(*_PLACE_KEYS, "foreign"))
+    if i is not None and i.ok:
+        issuers, issuers_outside = _places(i, cx, regions=False)
+        foreign = i.optional_flag("foreign")
+        if issuers is None and issuers_outside is None and foreign is None:
+            cx.problem(i.path, "must set `in`, `outside` or `foreign`")
+    s = t.sub("stored", allowed=_PLACE_KEYS)
+    if s is not None and s.ok:
+        stored, stored_outside = _places(s, cx, regions=True)
+        if stored is None and stored_outside is None:
+            cx.problem(s.path, "must set `in` or `outside`")
+
+    categories = _categories(t, "categories", cx) if t.has("categories") else None
+    named: frozenset[str] | None = None
+    preservation = defined = None
+    n = t.sub("instruments", allowed=("in", "preservation", "defined"))
+    if n is not None and n.ok:
+        if n.has("in"):
+            listed = n.strings("in", required=True)
+            named = frozenset(v for _, v in listed)
+            for path, value in listed:
+                if value not in instruments:
+                    cx.problem(path, f"unknown instrument `{value}`")
+        preservation = n.optional_flag("preservation")
+        defined = n.optional_flag("defined")
+        if named is None and preservation is None and defined is None:
+            cx.problem(n.path, "must set `in`, `preservation` or `defined`")
+        if defined is False and (named is not None or preservation is not None):
+            cx.problem(n.at("defined"), "`defined = false` selects instruments the policy does not define: `in` and `preservation` cannot apply")
+    expired = emergency = None
+    o = t.sub("order", allowed=("expired", "emergency"))
+    if o is not None and o.ok:
+        expired, emergency = o.optional_flag("expired"), o.optional_flag("emergency")
+
+    rules: list[str] = []
+    reasons: set[str] = set()
+    bases: set[str] = set()
+    u = t.sub("unless", allowed=("rule", "reason", "basis"))
+    if u is not None and u.ok:
+        for path, rule in u.strings("rule"):
+            if not _RULE.match(rule):
+                cx.problem(path, f"`{rule}` is not a rule id (such as `R5.agreement` or `R5.blocking.<id>`)")
+            rules.append(rule)
+        for path, code in u.strings("reason"):
+            if not _CODE.match(code):
+                cx.problem(path, f"`{code}` is not a kebab-case reason code")
+            reasons.add(code)
+        for path, basis in u.strings("basis"):
+            if basis not in DECISION_BASES:
+                cx.problem(path, f"unknown basis `{basis}`; use {options(DECISION_BASES)}")
+            bases.add(basis)
+        if not (rules or reasons or bases) and not any(f.path.startswith(u.path) for f in cx.findings):
+            cx.problem(u.path, "must set `rule`, `reason` or `basis`")
+
+    invariant = Invariant(
+        id=invariant_id,
+        description=t.text("description", required=True, default=invariant_id),
+        forbid=frozenset(forbid),
+        issuers=issuers,
+        issuers_outside=issuers_outside,
+        foreign=foreign,
+        stored=stored,
+        stored_outside=stored_outside,
+        categories=categories,
+        instruments=named,
+        preservation=preservation,
+        defined=defined,
+        expired=expired,
+        emergency=emergency,
+        unless_rule=tuple(rules),
+        unless_reason=frozenset(reasons),
+        unless_basis=frozenset(bases),
+    )
+    t.finish()
+    return invariant
+
+
+def _places(t: TableReader, cx: _Context, *, regions: bool) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    """A selector's `in` and `outside` lists, expanded (blocs to their members); None where not set."""
+    inside = cx.jurisdictions_in(t, "in", required=True, regions=regions) if t.has("in") else None
+    outside = cx.jurisdictions_in(t, "outside", required=True, regions=regions) if t.has("outside") else None
+    if inside is not None and outside is not None:
+        cx.problem(t.path, "give `in` or `outside`, not both")
+    return inside, outside
