@@ -84,3 +84,7 @@ def test_allowing_a_second_extension_shows_exhausted_renewals_becoming_extension
     out = capsys.readouterr().out
     assert "refuse (extensions-exhausted, R2.preservation)\n     -> preserve (preservation-extended, R2.preservation)" in out
     assert "e.g. renews a preservation extended 1 time(s)" in out
+
+
+def test_an_authority_of_a_state_the_instrument_does_not_bind_is_sampled_and_routed_to_mlat(reasons: Counter[tuple[str, str, str]]) -> None:
+    assert _reasons_of(reasons, "eu.epoc", "issued by dk-police, of a state the instrument does not bind") == {"not-bound"}
