@@ -533,6 +533,9 @@ def cmd_subjects_index(args: argparse.Namespace) -> int:
 def cmd_policy_test(args: argparse.Namespace) -> int:
     """Run decision cases against the configured rules; on failure print expected versus actual."""
     from gateway.config import load_config
+    from gateway.legal.coverage import coverage
+    from gateway.legal.coverage import text as coverage_text
+    from gateway.legal.coverage import to_json as coverage_json
     from gateway.legal.decision_cases import CaseFileError, load_cases, run_case
     from gateway.legal.engine import Engine
 
@@ -548,12 +551,18 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
     engine = Engine(config)
     results = [run_case(case, engine, config.regions) for case in cases]
     failed = [r for r in results if not r.passed]
+    covered = coverage(results, config.legal, config.regions) if args.coverage else None
     if args.format == "json":
-        print(json.dumps({"passed": len(results) - len(failed), "failed": len(failed), "failures": [r.diff_text for r in failed]}, indent=2))
+        out: dict[str, Any] = {"passed": len(results) - len(failed), "failed": len(failed), "failures": [r.diff_text for r in failed]}
+        if covered is not None:
+            out["coverage"] = coverage_json(covered)
+        print(json.dumps(out, indent=2))
     else:
         for result in failed:
             print(f"FAIL {result.diff_text}\n")
         print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+        if covered is not None:
+            print(coverage_text(covered))
     return EXIT_FAILURE if failed else EXIT_OK
 
 
@@ -940,6 +949,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy = sub.add_parser("policy", help="the legal policy").add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     p = command("test", "decide every case in the given files or folders and compare with its expectation", cmd_policy_test, policy)
     p.add_argument("paths", nargs="+", type=Path, help="case files (*.toml) or folders of them")
+    p.add_argument("--coverage", action="store_true", help="also list the rules and configuration entries the cases exercise, and those none does")
     p = command("diff", "decide every point of the decision space under two policies and list what changes (exit 1)", cmd_policy_diff, policy)
     p.add_argument("old", type=Path, help="the policy as it is (a regions.toml)")
     p.add_argument("new", type=Path, help="the policy as proposed")
