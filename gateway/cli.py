@@ -591,7 +591,7 @@ def cmd_policy_diff(args: argparse.Namespace) -> int:
 def cmd_policy_prove(args: argparse.Namespace) -> int:
     """Decide every point of the policy's decision space and check its invariants; print counterexamples as decision cases."""
     from gateway.config import load_config
-    from gateway.legal.invariants import counterexample_toml, prove
+    from gateway.legal.invariants import prove, text, to_json
     from gateway.legal.space import Side
 
     path = args.path or args.config
@@ -608,45 +608,8 @@ def cmd_policy_prove(args: argparse.Namespace) -> int:
         print(f"{path}: no `[invariants.<id>]` tables: nothing to prove", file=sys.stderr)
         return EXIT_FAILURE
     result = prove(Side(config.legal, config.regions))
-    if args.format == "json":
-        rows = [
-            {
-                "id": r.invariant.id,
-                "description": r.invariant.description,
-                "holds": r.holds,
-                "checked": r.checked,
-                "violations": r.violations,
-                "counterexamples": [counterexample_toml(cx) for cx in r.counterexamples],
-            }
-            for r in result.results
-        ]
-        print(json.dumps({"ok": result.holds, "points": result.points, "invariants": rows}, indent=2))
-    else:
-        print(_proof_text(result, counterexample_toml))
+    _emit(args, text(result), to_json(result))
     return EXIT_OK if result.holds else EXIT_FAILURE
-
-
-def _proof_text(result: Any, counterexample_toml: Any) -> str:
-    """The proof in words; every line that is not a decision case is a TOML comment, so the output is a case file."""
-    held = [r for r in result.results if r.holds]
-    broken = [r for r in result.results if not r.holds]
-    if not broken:
-        lines = [f"# all {len(held)} invariants hold over {result.points} decision points"]
-        lines += [f"#   {r.invariant.id}: {r.checked} points in scope" for r in held]
-        return "\n".join(lines)
-    lines = [f"# {len(broken)} of {len(result.results)} invariants do not hold over {result.points} decision points"]
-    for r in broken:
-        lines += [
-            "",
-            f"# invariant `{r.invariant.id}`: {r.violations} of {r.checked} points in its scope break it",
-            f"#   {r.invariant.description}",
-            f"#   counterexamples (the first {len(r.counterexamples)}, as decision cases that reproduce the decision):",
-        ]
-        for cx in r.counterexamples:
-            lines += ["", counterexample_toml(cx).rstrip("\n")]
-    if held:
-        lines += ["", "# these hold: " + ", ".join(r.invariant.id for r in held)]
-    return "\n".join(lines)
 
 
 def _configure_logging(level: str, fmt: str = "text") -> None:

@@ -30,7 +30,7 @@ from gateway.legal.engine import Decision, Engine
 from gateway.legal.policy import Invariant, LegalPolicy
 from gateway.legal.space import Point, Side, case_toml, decide, space
 
-__all__ = ["Counterexample", "Invariant", "InvariantResult", "ProofResult", "counterexample_toml", "in_scope", "permitted", "prove"]
+__all__ = ["Counterexample", "Invariant", "InvariantResult", "ProofResult", "counterexample_toml", "in_scope", "permitted", "prove", "text", "to_json"]
 
 MAX_COUNTEREXAMPLES = 5  # per invariant: the first distinct ones (instrument, issuer, region, category, decision)
 
@@ -160,3 +160,47 @@ def counterexample_toml(cx: Counterexample) -> str:
     name = f"invariant {inv.id}: {p.instrument} from {p.issuer.id}, {p.region}, {p.category}: {p.subject_class}"
     why = f"reproduces a violation of invariant `{inv.id}` ({inv.description}): the policy decides `{d.outcome}` by {d.rule}, which the invariant forbids"
     return case_toml(p, d, name, why)
+
+
+# --- rendering -----------------------------------------------------------------------
+
+
+def text(result: ProofResult) -> str:
+    """The proof in words; every line that is not a decision case is a TOML comment, so the output is a case file."""
+    held = [r for r in result.results if r.holds]
+    broken = [r for r in result.results if not r.holds]
+    if not broken:
+        lines = [f"# all {len(held)} invariants hold over {result.points} decision points"]
+        lines += [f"#   {r.invariant.id}: {r.checked} points in scope" for r in held]
+        return "\n".join(lines)
+    lines = [f"# {len(broken)} of {len(result.results)} invariants do not hold over {result.points} decision points"]
+    for r in broken:
+        lines += [
+            "",
+            f"# invariant `{r.invariant.id}`: {r.violations} of {r.checked} points in its scope break it",
+            f"#   {r.invariant.description}",
+            f"#   counterexamples (the first {len(r.counterexamples)}, as decision cases that reproduce the decision):",
+        ]
+        for cx in r.counterexamples:
+            lines += ["", counterexample_toml(cx).rstrip("\n")]
+    if held:
+        lines += ["", "# these hold: " + ", ".join(r.invariant.id for r in held)]
+    return "\n".join(lines)
+
+
+def to_json(result: ProofResult) -> dict[str, object]:
+    return {
+        "ok": result.holds,
+        "points": result.points,
+        "invariants": [
+            {
+                "id": r.invariant.id,
+                "description": r.invariant.description,
+                "holds": r.holds,
+                "checked": r.checked,
+                "violations": r.violations,
+                "counterexamples": [counterexample_toml(cx) for cx in r.counterexamples],
+            }
+            for r in result.results
+        ],
+    }
