@@ -82,22 +82,28 @@ def in_scope(
 
     ``issuer`` and ``stored`` are the issuer's and the storage place's jurisdictions; ``region`` the storage region's id.
     """
-    where = (stored, region)
+    if invariant.issuers is not None and issuer not in invariant.issuers:
+        return False
+    if invariant.issuers_outside is not None and issuer in invariant.issuers_outside:
+        return False
+    if invariant.foreign is not None and invariant.foreign != (issuer != stored):
+        return False
+    if invariant.stored is not None and stored not in invariant.stored and region not in invariant.stored:
+        return False
+    if invariant.stored_outside is not None and (stored in invariant.stored_outside or region in invariant.stored_outside):
+        return False
+    if invariant.categories is not None and category not in invariant.categories:
+        return False
+    if invariant.instruments is not None and instrument not in invariant.instruments:
+        return False
+    if invariant.expired is not None and invariant.expired != expired:
+        return False
+    if invariant.emergency is not None and invariant.emergency != emergency:
+        return False
     known = policy.instruments.get(instrument)
-    checks = (
-        invariant.issuers is None or issuer in invariant.issuers,
-        invariant.issuers_outside is None or issuer not in invariant.issuers_outside,
-        invariant.foreign is None or invariant.foreign == (issuer != stored),
-        invariant.stored is None or any(w in invariant.stored for w in where),
-        invariant.stored_outside is None or not any(w in invariant.stored_outside for w in where),
-        invariant.categories is None or category in invariant.categories,
-        invariant.instruments is None or instrument in invariant.instruments,
-        invariant.defined is None or invariant.defined == (known is not None),
-        invariant.preservation is None or (known is not None and invariant.preservation == (known.preservation is not None)),
-        invariant.expired is None or invariant.expired == expired,
-        invariant.emergency is None or invariant.emergency == emergency,
-    )
-    return all(checks)
+    if invariant.defined is not None and invariant.defined != (known is not None):
+        return False
+    return invariant.preservation is None or (known is not None and invariant.preservation == (known.preservation is not None))
 
 
 def permitted(invariant: Invariant, decision: Decision) -> bool:
@@ -119,33 +125,42 @@ def prove(side: Side, invariants: Iterable[Invariant] | None = None) -> ProofRes
     chosen = list(side.policy.invariants.values() if invariants is None else invariants)
     engine = Engine(side.policy, regions=side.regions)
     result = ProofResult(results=[InvariantResult(i) for i in chosen])
-    seen: list[set[tuple[str, ...]]] = [set() for _ in chosen]
+    seen: dict[str, set[tuple[str, ...]]] = {i.id: set() for i in chosen}  # per invariant: its counterexamples' keys
+    scopes: dict[tuple[object, ...], list[InvariantResult]] = {}  # the invariants whose scope holds a point with these facts
     for point in space(side):
         result.points += 1
         region = side.regions.get(point.region)
         stored = region.jurisdiction if region is not None else ""
-        facts = {
-            "issuer": point.issuer.jurisdiction,
-            "stored": stored,
-            "region": point.region,
-            "category": point.category,
-            "instrument": point.instrument,
-            "expired": point.expired,
-            "emergency": point.emergency,
-        }
-        decision: Decision | None = None
-        for index, r in enumerate(result.results):
-            if not in_scope(r.invariant, side.policy, **facts):
-                continue
+        facts = (point.issuer.jurisdiction, stored, point.region, point.category, point.instrument, point.expired, point.emergency)
+        applying = scopes.get(facts)
+        if applying is None:
+            issuer, stored, region_id, category, instrument, expired, emergency = facts
+            applying = scopes[facts] = [
+                r
+                for r in result.results
+                if in_scope(
+                    r.invariant,
+                    side.policy,
+                    issuer=issuer,
+                    stored=stored,
+                    region=region_id,
+                    category=category,
+                    instrument=instrument,
+                    expired=expired,
+                    emergency=emergency,
+                )
+            ]
+        if not applying:
+            continue
+        decision = decide(engine, point)
+        for r in applying:
             r.checked += 1
-            if decision is None:
-                decision = decide(engine, point)
             if permitted(r.invariant, decision):
                 continue
             r.violations += 1
             key = (point.instrument, point.issuer.id, point.region, point.category, decision.outcome, decision.rule)
-            if len(r.counterexamples) < MAX_COUNTEREXAMPLES and key not in seen[index]:
-                seen[index].add(key)
+            if len(r.counterexamples) < MAX_COUNTEREXAMPLES and key not in seen[r.invariant.id]:
+                seen[r.invariant.id].add(key)
                 r.counterexamples.append(Counterexample(r.invariant, point, decision))
     return result
 
