@@ -23,7 +23,7 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
     "ledger": (["--seconds", "2"], ["--seconds", "1"], 120),
     "startup": ([], ["--quick"], 120),
     "profile": ([], ["--seconds", "4"], 120),
-    "policydiff": ([], ["--rounds", "1"], 180),
+    "policydiff": ([], ["--rounds", "1"], 300),
 }
 
 

@@ -533,6 +533,9 @@ def cmd_subjects_index(args: argparse.Namespace) -> int:
 def cmd_policy_test(args: argparse.Namespace) -> int:
     """Run decision cases against the configured rules; on failure print expected versus actual."""
     from gateway.config import load_config
+    from gateway.legal.coverage import coverage
+    from gateway.legal.coverage import text as coverage_text
+    from gateway.legal.coverage import to_json as coverage_json
     from gateway.legal.decision_cases import CaseFileError, load_cases, run_case
     from gateway.legal.engine import Engine
 
@@ -548,12 +551,18 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
     engine = Engine(config)
     results = [run_case(case, engine, config.regions) for case in cases]
     failed = [r for r in results if not r.passed]
+    covered = coverage(results, config.legal, config.regions) if args.coverage else None
     if args.format == "json":
-        print(json.dumps({"passed": len(results) - len(failed), "failed": len(failed), "failures": [r.diff_text for r in failed]}, indent=2))
+        out: dict[str, Any] = {"passed": len(results) - len(failed), "failed": len(failed), "failures": [r.diff_text for r in failed]}
+        if covered is not None:
+            out["coverage"] = coverage_json(covered)
+        print(json.dumps(out, indent=2))
     else:
         for result in failed:
             print(f"FAIL {result.diff_text}\n")
         print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+        if covered is not None:
+            print(coverage_text(covered))
     return EXIT_FAILURE if failed else EXIT_OK
 
 
@@ -582,7 +591,7 @@ def cmd_policy_diff(args: argparse.Namespace) -> int:
 def cmd_policy_prove(args: argparse.Namespace) -> int:
     """Decide every point of the policy's decision space and check its invariants; print counterexamples as decision cases."""
     from gateway.config import load_config
-    from gateway.legal.invariants import counterexample_toml, prove
+    from gateway.legal.invariants import prove, text, to_json
     from gateway.legal.space import Side
 
     path = args.path or args.config
@@ -599,45 +608,8 @@ def cmd_policy_prove(args: argparse.Namespace) -> int:
         print(f"{path}: no `[invariants.<id>]` tables: nothing to prove", file=sys.stderr)
         return EXIT_FAILURE
     result = prove(Side(config.legal, config.regions))
-    if args.format == "json":
-        rows = [
-            {
-                "id": r.invariant.id,
-                "description": r.invariant.description,
-                "holds": r.holds,
-                "checked": r.checked,
-                "violations": r.violations,
-                "counterexamples": [counterexample_toml(cx) for cx in r.counterexamples],
-            }
-            for r in result.results
-        ]
-        print(json.dumps({"ok": result.holds, "points": result.points, "invariants": rows}, indent=2))
-    else:
-        print(_proof_text(result, counterexample_toml))
+    _emit(args, text(result), to_json(result))
     return EXIT_OK if result.holds else EXIT_FAILURE
-
-
-def _proof_text(result: Any, counterexample_toml: Any) -> str:
-    """The proof in words; every line that is not a decision case is a TOML comment, so the output is a case file."""
-    held = [r for r in result.results if r.holds]
-    broken = [r for r in result.results if not r.holds]
-    if not broken:
-        lines = [f"# all {len(held)} invariants hold over {result.points} decision points"]
-        lines += [f"#   {r.invariant.id}: {r.checked} points in scope" for r in held]
-        return "\n".join(lines)
-    lines = [f"# {len(broken)} of {len(result.results)} invariants do not hold over {result.points} decision points"]
-    for r in broken:
-        lines += [
-            "",
-            f"# invariant `{r.invariant.id}`: {r.violations} of {r.checked} points in its scope break it",
-            f"#   {r.invariant.description}",
-            f"#   counterexamples (the first {len(r.counterexamples)}, as decision cases that reproduce the decision):",
-        ]
-        for cx in r.counterexamples:
-            lines += ["", counterexample_toml(cx).rstrip("\n")]
-    if held:
-        lines += ["", "# these hold: " + ", ".join(r.invariant.id for r in held)]
-    return "\n".join(lines)
 
 
 def _configure_logging(level: str, fmt: str = "text") -> None:
@@ -940,6 +912,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy = sub.add_parser("policy", help="the legal policy").add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     p = command("test", "decide every case in the given files or folders and compare with its expectation", cmd_policy_test, policy)
     p.add_argument("paths", nargs="+", type=Path, help="case files (*.toml) or folders of them")
+    p.add_argument("--coverage", action="store_true", help="also list the rules and configuration entries the cases exercise, and those none does")
     p = command("diff", "decide every point of the decision space under two policies and list what changes (exit 1)", cmd_policy_diff, policy)
     p.add_argument("old", type=Path, help="the policy as it is (a regions.toml)")
     p.add_argument("new", type=Path, help="the policy as proposed")

@@ -1279,3 +1279,29 @@ def decide(
         prior_preservation=prior_preservation,
         trace=trace,
     )
+
+
+def rule_ids(policy: LegalPolicy) -> tuple[str, ...]:
+    """Every rule a decision under ``policy`` can name as the one that decided, in the order the rules run.
+
+    R0 (the signature and the authority key) is checked before the engine, by ``refusal``'s callers.
+    """
+    return (
+        "R0.authority",
+        "R0.signature",
+        "R1.instrument",
+        *dict.fromkeys(rule for rule, _, _ in _FORM),
+        "R1.region",
+        "R2.preservation",
+        "R1b.legal-process",
+        "R3.ladder",
+        "R3.no-data",
+        "R4.emergency",
+        *(f"R5.agreement.{a}" for a in policy.agreements),
+        "R5.same-jurisdiction",
+        "R5.extraterritorial",
+        *(f"R5.blocking.{b}" for b in policy.blocking),
+        *(f"R5.voluntary.{v.id}" for v in policy.voluntary),
+        "R5.no-agreement",
+        "R6.objection",
+    )

@@ -30,7 +30,7 @@ from gateway.legal.engine import Decision, Engine
 from gateway.legal.policy import Invariant, LegalPolicy
 from gateway.legal.space import Point, Side, case_toml, decide, space
 
-__all__ = ["Counterexample", "Invariant", "InvariantResult", "ProofResult", "counterexample_toml", "in_scope", "permitted", "prove"]
+__all__ = ["Counterexample", "Invariant", "InvariantResult", "ProofResult", "counterexample_toml", "in_scope", "permitted", "prove", "text", "to_json"]
 
 MAX_COUNTEREXAMPLES = 5  # per invariant: the first distinct ones (instrument, issuer, region, category, decision)
 
@@ -82,22 +82,28 @@ def in_scope(
 
     ``issuer`` and ``stored`` are the issuer's and the storage place's jurisdictions; ``region`` the storage region's id.
     """
-    where = (stored, region)
+    if invariant.issuers is not None and issuer not in invariant.issuers:
+        return False
+    if invariant.issuers_outside is not None and issuer in invariant.issuers_outside:
+        return False
+    if invariant.foreign is not None and invariant.foreign != (issuer != stored):
+        return False
+    if invariant.stored is not None and stored not in invariant.stored and region not in invariant.stored:
+        return False
+    if invariant.stored_outside is not None and (stored in invariant.stored_outside or region in invariant.stored_outside):
+        return False
+    if invariant.categories is not None and category not in invariant.categories:
+        return False
+    if invariant.instruments is not None and instrument not in invariant.instruments:
+        return False
+    if invariant.expired is not None and invariant.expired != expired:
+        return False
+    if invariant.emergency is not None and invariant.emergency != emergency:
+        return False
     known = policy.instruments.get(instrument)
-    checks = (
-        invariant.issuers is None or issuer in invariant.issuers,
-        invariant.issuers_outside is None or issuer not in invariant.issuers_outside,
-        invariant.foreign is None or invariant.foreign == (issuer != stored),
-        invariant.stored is None or any(w in invariant.stored for w in where),
-        invariant.stored_outside is None or not any(w in invariant.stored_outside for w in where),
-        invariant.categories is None or category in invariant.categories,
-        invariant.instruments is None or instrument in invariant.instruments,
-        invariant.defined is None or invariant.defined == (known is not None),
-        invariant.preservation is None or (known is not None and invariant.preservation == (known.preservation is not None)),
-        invariant.expired is None or invariant.expired == expired,
-        invariant.emergency is None or invariant.emergency == emergency,
-    )
-    return all(checks)
+    if invariant.defined is not None and invariant.defined != (known is not None):
+        return False
+    return invariant.preservation is None or (known is not None and invariant.preservation == (known.preservation is not None))
 
 
 def permitted(invariant: Invariant, decision: Decision) -> bool:
@@ -119,33 +125,42 @@ def prove(side: Side, invariants: Iterable[Invariant] | None = None) -> ProofRes
     chosen = list(side.policy.invariants.values() if invariants is None else invariants)
     engine = Engine(side.policy, regions=side.regions)
     result = ProofResult(results=[InvariantResult(i) for i in chosen])
-    seen: list[set[tuple[str, ...]]] = [set() for _ in chosen]
+    seen: dict[str, set[tuple[str, ...]]] = {i.id: set() for i in chosen}  # per invariant: its counterexamples' keys
+    scopes: dict[tuple[object, ...], list[InvariantResult]] = {}  # the invariants whose scope holds a point with these facts
     for point in space(side):
         result.points += 1
         region = side.regions.get(point.region)
         stored = region.jurisdiction if region is not None else ""
-        facts = {
-            "issuer": point.issuer.jurisdiction,
-            "stored": stored,
-            "region": point.region,
-            "category": point.category,
-            "instrument": point.instrument,
-            "expired": point.expired,
-            "emergency": point.emergency,
-        }
-        decision: Decision | None = None
-        for index, r in enumerate(result.results):
-            if not in_scope(r.invariant, side.policy, **facts):
-                continue
+        facts = (point.issuer.jurisdiction, stored, point.region, point.category, point.instrument, point.expired, point.emergency)
+        applying = scopes.get(facts)
+        if applying is None:
+            issuer, stored, region_id, category, instrument, expired, emergency = facts
+            applying = scopes[facts] = [
+                r
+                for r in result.results
+                if in_scope(
+                    r.invariant,
+                    side.policy,
+                    issuer=issuer,
+                    stored=stored,
+                    region=region_id,
+                    category=category,
+                    instrument=instrument,
+                    expired=expired,
+                    emergency=emergency,
+                )
+            ]
+        if not applying:
+            continue
+        decision = decide(engine, point)
+        for r in applying:
             r.checked += 1
-            if decision is None:
-                decision = decide(engine, point)
             if permitted(r.invariant, decision):
                 continue
             r.violations += 1
             key = (point.instrument, point.issuer.id, point.region, point.category, decision.outcome, decision.rule)
-            if len(r.counterexamples) < MAX_COUNTEREXAMPLES and key not in seen[index]:
-                seen[index].add(key)
+            if len(r.counterexamples) < MAX_COUNTEREXAMPLES and key not in seen[r.invariant.id]:
+                seen[r.invariant.id].add(key)
                 r.counterexamples.append(Counterexample(r.invariant, point, decision))
     return result
 
@@ -160,3 +175,47 @@ def counterexample_toml(cx: Counterexample) -> str:
     name = f"invariant {inv.id}: {p.instrument} from {p.issuer.id}, {p.region}, {p.category}: {p.subject_class}"
     why = f"reproduces a violation of invariant `{inv.id}` ({inv.description}): the policy decides `{d.outcome}` by {d.rule}, which the invariant forbids"
     return case_toml(p, d, name, why)
+
+
+# --- rendering -----------------------------------------------------------------------
+
+
+def text(result: ProofResult) -> str:
+    """The proof in words; every line that is not a decision case is a TOML comment, so the output is a case file."""
+    held = [r for r in result.results if r.holds]
+    broken = [r for r in result.results if not r.holds]
+    if not broken:
+        lines = [f"# all {len(held)} invariants hold over {result.points} decision points"]
+        lines += [f"#   {r.invariant.id}: {r.checked} points in scope" for r in held]
+        return "\n".join(lines)
+    lines = [f"# {len(broken)} of {len(result.results)} invariants do not hold over {result.points} decision points"]
+    for r in broken:
+        lines += [
+            "",
+            f"# invariant `{r.invariant.id}`: {r.violations} of {r.checked} points in its scope break it",
+            f"#   {r.invariant.description}",
+            f"#   counterexamples (the first {len(r.counterexamples)}, as decision cases that reproduce the decision):",
+        ]
+        for cx in r.counterexamples:
+            lines += ["", counterexample_toml(cx).rstrip("\n")]
+    if held:
+        lines += ["", "# these hold: " + ", ".join(r.invariant.id for r in held)]
+    return "\n".join(lines)
+
+
+def to_json(result: ProofResult) -> dict[str, object]:
+    return {
+        "ok": result.holds,
+        "points": result.points,
+        "invariants": [
+            {
+                "id": r.invariant.id,
+                "description": r.invariant.description,
+                "holds": r.holds,
+                "checked": r.checked,
+                "violations": r.violations,
+                "counterexamples": [counterexample_toml(cx) for cx in r.counterexamples],
+            }
+            for r in result.results
+        ],
+    }

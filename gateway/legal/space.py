@@ -14,8 +14,9 @@ subject who is not a US person and lives and stays in a third country):
   authority that may issue it under any (its jurisdiction and kind are the
   instrument's), crossed with every slice below; and, with the baseline alone,
   one authority of another jurisdiction, which no policy lets issue it (the
-  "other" issuer country), and an instrument no policy defines, from every
-  authority;
+  "other" issuer country), one of a state the instrument does not bind
+  (``except``) where no competent one is registered, and an instrument no
+  policy defines, from every authority;
 - region and category: every region and every category of any policy;
 - subject (decided at the baseline time): ``us_person`` yes, no, unknown (with no,
   the subject's nationality is a third country, so they are a person of no
@@ -221,6 +222,10 @@ def space(*sides: Side) -> Iterator[Point]:
                                 label = f"{cls}, {off_cls}" + (", emergency" if emergency else "")
                                 yield replace(base, subject=subject, subject_class=label, offence=offence, emergency=emergency)
 
+        unbound = next((a for _, a in sorted(authorities.items()) if any(a.jurisdiction in i.not_bound for i in defined)), None)
+        if unbound is not None and not any(unbound.kind in i.kinds for i in defined):  # a competent one is sampled above
+            label = f"issued by {unbound.id}, of a state the instrument does not bind"
+            yield from _baselines(instrument, unbound, region_ids, regions, categories, places, us, late, top, label)
         other = _other_issuer(defined, authorities)
         if other is not None:
             label = f"issued by {other.id}, of a country no policy lets issue it"

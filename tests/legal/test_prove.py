@@ -101,3 +101,11 @@ def test_a_policy_without_invariants_exits_1_as_there_is_nothing_to_prove(tmp_pa
     code, out, err = _run("policy", "prove", str(bare))
     assert code == 1 and out == ""
     assert err.endswith("no `[invariants.<id>]` tables: nothing to prove\n")
+
+
+def test_without_a_path_prove_reads_the_config_file(tmp_path: Path) -> None:
+    bare = tmp_path / "bare.toml"
+    bare.write_text(SHIPPED.read_text().split("# ---- invariants ----")[0])
+    code, _, err = _run("policy", "prove", "--config", str(bare))
+    assert code == 1
+    assert err.startswith(f"{bare}: no `[invariants.<id>]` tables")

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from gateway.legal.decision_cases import load_cases, run_case
 from gateway.legal.engine import Engine
-from gateway.legal.space import UNDEFINED_INSTRUMENT, Side, decide, space
+from gateway.legal.space import UNDEFINED_INSTRUMENT, Side, case_toml, decide, space
 
 from . import SHIPPED, shipped_policy, shipped_regions
 
@@ -84,3 +85,24 @@ def test_allowing_a_second_extension_shows_exhausted_renewals_becoming_extension
     out = capsys.readouterr().out
     assert "refuse (extensions-exhausted, R2.preservation)\n     -> preserve (preservation-extended, R2.preservation)" in out
     assert "e.g. renews a preservation extended 1 time(s)" in out
+
+
+def test_an_authority_of_a_state_the_instrument_does_not_bind_is_sampled_and_routed_to_mlat(reasons: Counter[tuple[str, str, str]]) -> None:
+    assert _reasons_of(reasons, "eu.epoc", "issued by dk-police, of a state the instrument does not bind") == {"not-bound"}
+
+
+def test_a_point_of_every_kind_written_as_a_decision_case_reproduces_its_decision(tmp_path: Path) -> None:
+    policy, regions = shipped_policy(), shipped_regions()
+    engine = Engine(policy, regions=regions)
+    kinds = ("expired", "not valid until", "listed offence", "objection by", "renews", "does not bind", "no policy", "itself", "served 20", "made 20")
+    picked: dict[str, str] = {}
+    for p in space(Side(policy, regions)):
+        kind = next((k for k in kinds if k in p.subject_class and k not in picked), None)
+        if kind is not None:
+            picked[kind] = case_toml(p, decide(engine, p), f"{kind}: {p.instrument} from {p.issuer.id}, {p.subject_class}")
+    assert set(picked) == set(kinds)
+    path = tmp_path / "kinds.toml"
+    path.write_text("\n".join(picked.values()))
+    results = [run_case(case, engine, regions) for case in load_cases([path])]
+    assert [r.case.name for r in results if not r.passed] == []
+    assert len(results) == len(kinds)

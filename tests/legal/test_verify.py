@@ -62,7 +62,9 @@ def by_hand(header: Mapping[str, Any], body: Mapping[str, Any], signer: Any) -> 
 
 
 def verify(token: str | bytes, *, now: datetime = NOW, received_at: datetime | None = None) -> Order:
-    return verify_order(token, authorities=AUTHORITIES, keys=KEYS, instruments=INSTRUMENTS, categories=CATEGORIES, now=now, received_at=received_at)
+    return verify_order(
+        token, authorities=AUTHORITIES, keys=KEYS, instruments=INSTRUMENTS, categories=CATEGORIES, now=now, received_at=received_at
+    )
 
 
 def rejected(token: str | bytes, **kwargs: Any) -> OrderRejected:
@@ -129,7 +131,9 @@ def test_an_order_signed_with_pyjwt_verifies() -> None:
 def test_pyjwt_verifies_orders_made_by_sign_order() -> None:
     # PyJWT would check exp against the wall clock; the dates here are fixed.
     eddsa = jwt.decode(sign(), COURT_KEY.public_key(), algorithms=["EdDSA"], options={"verify_exp": False, "verify_iat": False})
-    es256 = jwt.decode(sign(key=POLICE_KEY, kid="bb-police"), POLICE_KEY.public_key(), algorithms=["ES256"], options={"verify_exp": False, "verify_iat": False})
+    es256 = jwt.decode(
+        sign(key=POLICE_KEY, kid="bb-police"), POLICE_KEY.public_key(), algorithms=["ES256"], options={"verify_exp": False, "verify_iat": False}
+    )
     assert eddsa == es256 == claims()
 
 
@@ -162,7 +166,9 @@ def test_an_algorithm_that_does_not_match_the_registered_key_type_is_a_bad_signa
 
 
 def test_an_es256_signature_in_der_form_is_a_bad_signature() -> None:
-    token = by_hand({"alg": "ES256", "kid": "bb-police"}, claims(iss="bb-police"), lambda data: POLICE_KEY.sign(data, ec.ECDSA(hashes.SHA256())))
+    token = by_hand(
+        {"alg": "ES256", "kid": "bb-police"}, claims(iss="bb-police"), lambda data: POLICE_KEY.sign(data, ec.ECDSA(hashes.SHA256()))
+    )
     assert rejected(token).code == "bad-signature"
 
 
