@@ -80,7 +80,7 @@ class Settings:
     reconcile_seconds: float = 15.0  # how often the served app reconciles write intents without an outcome; 0: only at start-up
     # the ledger chain this process writes (one per replica and per worker; see gateway.audit.chain); its file is <chain_id>.jsonl
     chain_id: str = DEFAULT_CHAIN
-    analysis_seconds: float = 60.0  # the console's "what changes" analysis of a candidate policy is stopped past this
+    analysis_seconds: float = 120.0  # the console's "what changes" analysis of a candidate policy is stopped past this
 
     @property
     def ledger_dir(self) -> Path:
@@ -299,9 +299,7 @@ class Runtime:
             federation,
             federation_verifier,
             chain_reader(settings.ledger_dir, config, settings.clock),
-            PolicyAnalysis(
-                running=Side(config.legal, config.regions), running_digest=config.digest, audit=audit, clock=settings.clock, seconds=settings.analysis_seconds
-            ),
+            PolicyAnalysis(running=Side(config.legal, config.regions), running_digest=config.digest, audit=audit, seconds=settings.analysis_seconds),
         )
 
     async def close(self, *, export_seconds: float = 0.0) -> None:

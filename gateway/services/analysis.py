@@ -10,14 +10,16 @@ process:
     and at most ``MAX_RUNNING`` in this process (503 ``analysis-busy``): a
     diff takes seconds of one core, and the data plane keeps the other;
 (3) the child (``python -m gateway.services.analysis``) gets the running
-    policy and the candidate on stdin and answers JSON on stdout. It has
+    policy and the candidate on stdin and answers JSON on stdout: the diff,
+    and the candidate's own invariants proved over its decision space
+    (``gateway.legal.invariants``), each with its counterexamples. It has
     ``seconds`` of wall time (killed past it: 503 ``analysis-timed-out``)
     and ``MEMORY_BYTES`` of address space; the event loop only waits;
 (4) the running policy is pickled into the child and never replaced: the
     candidate exists only there, and its result is a report;
 (5) the analysis is ledgered as ``policy.analysed`` (who ran it, from which
     session, the SHA-256 and size of the candidate, the running policy's
-    digest, the result and its counts) before the result is shown; a
+    digest, the result and its counts, how many invariants were violated) before the result is shown; a
     ledger that cannot take it means no result (503 ``ledger-unavailable``).
     Refusals before the child runs (too large, busy) are not ledgered.
 """
@@ -37,7 +39,7 @@ from typing import Any
 
 from gateway.errors import AnalysisUnavailable, Conflict, PayloadTooLarge
 from gateway.legal.diff import Side
-from gateway.model import Caller, Clock
+from gateway.model import Caller
 from gateway.services.audit_log import AuditLog
 
 MAX_CANDIDATE_BYTES = 2 * 1024 * 1024
@@ -60,6 +62,12 @@ class Analysis:
     group_count: int = 0
     by_instrument: dict[str, int] = field(default_factory=dict)  # changed points per instrument, every group counted
     names: dict[str, dict[str, str]] = field(default_factory=dict)  # "instruments" / "authorities": id -> name, both policies
+    invariants: list[dict[str, Any]] = field(default_factory=list)  # the candidate's own invariants, proved over its space
+    proof_points: int = 0
+
+    @property
+    def violated(self) -> int:
+        return sum(1 for i in self.invariants if not i["holds"])
 
     @property
     def valid(self) -> bool:
@@ -73,11 +81,10 @@ class Analysis:
 class PolicyAnalysis:
     """Runs candidate policies against the running one, in a child process, bounded (see the module docstring)."""
 
-    def __init__(self, *, running: Side, running_digest: str, audit: AuditLog, clock: Clock, seconds: float) -> None:
+    def __init__(self, *, running: Side, running_digest: str, audit: AuditLog, seconds: float) -> None:
         self._running = pickle.dumps(running)
         self.running_digest = running_digest
         self.audit = audit
-        self.clock = clock
         self.seconds = seconds
         self.sessions: set[str] = set()  # sessions with an analysis in flight
 
@@ -107,6 +114,8 @@ class PolicyAnalysis:
             group_count=answer.get("group_count", 0),
             by_instrument=answer.get("by_instrument", {}),
             names=answer.get("names", {}),
+            invariants=answer.get("invariants", []),
+            proof_points=answer.get("proof_points", 0),
         )
         # (5)
         await self.audit.record(
@@ -122,6 +131,8 @@ class PolicyAnalysis:
                 "points": analysis.points,
                 "changed": analysis.changed,
                 "groups": analysis.group_count,
+                "invariants": len(analysis.invariants),
+                "invariants_violated": analysis.violated,
             },
         )
         return analysis
@@ -170,6 +181,7 @@ def analyse_candidate(running: Side, candidate: bytes) -> dict[str, Any]:
     from gateway.config import parse_config
     from gateway.errors import ConfigError
     from gateway.legal.diff import case_toml, diff
+    from gateway.legal.invariants import counterexample_toml, prove
 
     try:
         text = candidate.decode("utf-8")
@@ -186,6 +198,7 @@ def analyse_candidate(running: Side, candidate: bytes) -> dict[str, Any]:
     result = diff(running, candidate_side)
     largest = sorted(result.groups, key=lambda g: (-g.count, g.instrument, g.issuer, g.region, g.category, g.old, g.new))[:MAX_GROUPS]
     largest.sort(key=lambda g: (g.instrument, g.issuer, g.region, g.category, g.old, g.new))
+    proof = prove(candidate_side)
     policies = (running.policy, candidate_side.policy)
     by_instrument: dict[str, int] = {}
     for g in result.groups:
@@ -208,6 +221,18 @@ def analyse_candidate(running: Side, candidate: bytes) -> dict[str, Any]:
                 "case": case_toml(g),
             }
             for g in largest
+        ],
+        "proof_points": proof.points,
+        "invariants": [
+            {
+                "id": r.invariant.id,
+                "description": r.invariant.description,
+                "holds": r.holds,
+                "checked": r.checked,
+                "violations": r.violations,
+                "counterexamples": [counterexample_toml(cx) for cx in r.counterexamples],
+            }
+            for r in proof.results
         ],
         "names": {
             "instruments": {i.id: i.name for p in policies for i in p.instruments.values()},

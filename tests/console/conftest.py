@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry
 
@@ -15,10 +16,15 @@ from gateway.web.state import STATE_KEY
 from tests.orders_support import prepare_authorities
 from tests.support import Env, make_env
 
+# a "what changes" analysis takes seconds of one core; on a loaded machine many more: the tests wait for it
+ANALYSIS_SECONDS = 900.0
+
 
 @pytest.fixture
 def env(tmp_path: Path) -> Env:
-    return make_env(tmp_path)
+    env = make_env(tmp_path)
+    env.settings = replace(env.settings, analysis_seconds=ANALYSIS_SECONDS)
+    return env
 
 
 @pytest.fixture
@@ -42,3 +48,18 @@ async def client(make_client: Callable[[], Awaitable[TestClient]]) -> TestClient
 @pytest.fixture
 def runtime(client: TestClient):
     return client.app[STATE_KEY].rt
+
+
+@pytest.fixture
+async def served(env: Env) -> AsyncIterator[str]:
+    """The gateway on a real loopback port, for a real browser: its base URL."""
+    prepare_authorities(env)
+    runner = web.AppRunner(create_app(env.settings, registry=CollectorRegistry()))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()

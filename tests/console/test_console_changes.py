@@ -39,6 +39,15 @@ def epoc_later() -> str:
     return text.replace(EPOC_START, "in_force_from = 2027-08-18")
 
 
+def us_content_unbarred() -> str:
+    """The shipped policy without the US foreign-content bar, with voluntary disclosure to foreign authorities raised to content."""
+    text = shipped()
+    bar = text.split("[blocking.us-foreign-content-bar]")[1].split("[blocking.")[0]
+    voluntary = 'id = "us-non-content-to-foreign-authorities"\nto = "foreign"\nstored_in = ["US"]\nup_to = "traffic"'
+    assert text.count(voluntary) == 1
+    return text.replace("[blocking.us-foreign-content-bar]" + bar, "").replace(voluntary, voluntary.replace('"traffic"', '"content"'))
+
+
 async def analyse(client: TestClient, csrf: str, candidate: str) -> tuple[int, str]:
     response = await client.post("/console/changes", data={CSRF_FIELD: csrf, "candidate": candidate})
     return response.status, await response.text()
@@ -64,14 +73,34 @@ async def test_an_identical_candidate_shows_no_change(client: TestClient, env: E
     assert status == 200 and "<strong>No change</strong>" in html
 
 
-async def test_a_candidate_uploaded_as_a_file_is_analysed(client: TestClient, env: Env) -> None:
+async def test_each_invariant_of_a_candidate_that_keeps_them_is_shown_holding(client: TestClient, env: Env) -> None:
+    csrf = await console_as(client, env, "alice")
+    status, html = await analyse(client, csrf, epoc_later())
+    assert status == 200 and re.search(r"All (\d+) invariants hold over \d+ decision points of the candidate", html)
+    section = html.split('id="invariants-title"', 1)[1].split("</section>", 1)[0]
+    assert section.count('<span class="badge approved">holds</span>') == len(client.app[STATE_KEY].rt.config.legal.invariants) > 0
+    assert "violated" not in section
+
+
+async def test_a_violated_invariant_is_shown_with_counterexamples_as_decision_cases(client: TestClient, env: Env) -> None:
+    csrf = await console_as(client, env, "alice")
+    status, html = await analyse(client, csrf, us_content_unbarred())
+    assert status == 200
+    row = html.split('id="invariant-us-content-only-through-an-agreement"', 1)[1].split("</tr>", 1)[0]
+    assert '<span class="badge denied">violated</span>' in row
+    case = row.split('<pre class="case">', 1)[1].split("</pre>", 1)[0]
+    assert "[[case]]" in case and "stored = &#34;us-east-1&#34;" in case and "category = &#34;content&#34;" in case
+    assert analysed(env)[0]["invariants_violated"] >= 1
+
+
+async def test_a_candidate_uploaded_as_a_file_is_read_from_the_file(client: TestClient, env: Env) -> None:
     csrf = await console_as(client, env, "alice")
     form = aiohttp.FormData()
     form.add_field(CSRF_FIELD, csrf)
-    form.add_field("candidate", "")
-    form.add_field("file", io.BytesIO(epoc_later().encode()), filename="regions.toml", content_type="application/toml")
+    form.add_field("candidate", shipped())  # the upload wins over the pasted text
+    form.add_field("file", io.BytesIO(shipped().replace('reaches = "content"', 'reaches = "everything"', 1).encode()), filename="regions.toml")
     response = await client.post("/console/changes", data=form)
-    assert response.status == 200 and "regime-not-in-force" in await response.text()
+    assert response.status == 422 and re.search(r"<code>instruments\.[^<]*\.reaches</code>", await response.text())
 
 
 async def test_an_invalid_candidate_shows_the_checks_findings_with_their_key_paths_and_compares_nothing(client: TestClient, env: Env) -> None:
