@@ -8,42 +8,18 @@ would. Screenshots of the queue and of a case page are kept under
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
-from prometheus_client import CollectorRegistry
 
-from gateway.web.app import create_app
 from tests.console.support import REVIEW, legal_token
-from tests.orders_support import case_named, item_for, prepare_authorities, seed_case, sign_case, submit, verify_package_bytes
-from tests.support import CHROMIUM, CHROMIUM_ARGS, ROOT, Env, make_env
+from tests.orders_support import case_named, item_for, seed_case, sign_case, submit, verify_package_bytes
+from tests.support import CHROMIUM, CHROMIUM_ARGS, ROOT, Env
 
 ARTIFACTS = ROOT / "test-artifacts"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Env:
-    return make_env(tmp_path)
-
-
-@pytest.fixture
-async def served(env: Env) -> AsyncIterator[str]:
-    """The gateway on a real loopback port: its base URL."""
-    prepare_authorities(env)
-    runner = web.AppRunner(create_app(env.settings, registry=CollectorRegistry()))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 async def _sign_in_and_approve(browser, base: str, token: str, justification: str, *, queue_shot: Path | None, case_shot: Path | None) -> str:
