@@ -21,7 +21,7 @@ from gateway.services.analysis import MAX_CANDIDATE_BYTES
 from gateway.web.app import create_app
 from gateway.web.console import CSRF_FIELD
 from gateway.web.state import STATE_KEY
-from tests.console.support import HOLD, console_as, submitted
+from tests.console.support import HOLD, console_as, csrf_from, legal_token, submitted
 from tests.orders_support import ledger_entries, prepare_authorities
 from tests.support import SHIPPED_CONFIG, Env
 
@@ -174,6 +174,22 @@ async def test_a_second_analysis_from_the_same_session_while_one_runs_is_refused
     assert status == 409 and "analysis-running" in html
     assert (await first)[0] == 200
     assert [e["result"] for e in analysed(env)] == ["changes"]
+
+
+async def test_an_analysis_from_another_session_while_one_runs_is_refused_with_503_busy(client: TestClient, env: Env) -> None:
+    alices = await console_as(client, env, "alice")
+    analysis = client.app[STATE_KEY].rt.analysis
+    first = asyncio.create_task(analyse(client, alices, epoc_later()))
+    while not analysis.sessions:  # alice's has started
+        await asyncio.sleep(0.01)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as bob:
+        login = await bob.get(client.make_url("/console/login"))
+        signed_in = await bob.post(client.make_url("/console/login"), data={"token": legal_token(env, "bob"), CSRF_FIELD: csrf_from(await login.text())})
+        bobs = csrf_from(await signed_in.text())
+        response = await bob.post(client.make_url("/console/changes"), data={CSRF_FIELD: bobs, "candidate": epoc_later()})
+        assert response.status == 503 and "analysis-busy" in await response.text()
+    assert (await first)[0] == 200
+    assert [e["principal"] for e in analysed(env)] == ["alice"]
 
 
 async def test_an_analysis_past_its_time_bound_is_stopped_and_says_so(env: Env, aiohttp_client: Callable[..., Awaitable[TestClient]]) -> None:
