@@ -16,17 +16,16 @@ import shlex
 import socket
 import sys
 import threading
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+from gateway.aio import LOOPS, event_loop
 from gateway.errors import ConfigError, GatewayError, KeyFileError, LedgerBroken
 from gateway.keys import load_private_key, resolve
 from gateway.model import ROLES, Caller, system_clock
 
 EXIT_OK, EXIT_FAILURE, EXIT_DECISION, EXIT_INVALID = 0, 1, 2, 3
-LOOPS = ("auto", "uvloop", "asyncio")  # serve --loop
 EXIT_USAGE = 64  # sysexits' EX_USAGE: distinct from 2, which scripts read as a refused decision
 
 
@@ -608,7 +607,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         fronts.append((_s3_front(args, app), args.s3_port))
     # SIGTERM or SIGINT: stop accepting, let requests in flight finish for --drain-seconds, close the runtime, exit 0
     reuse_port = getattr(args, "reuse_port", False)
-    loop_name, loop_factory = _event_loop(args.loop)
+    loop_name, loop_factory = event_loop(args.loop)
     logging.getLogger("gateway.serve").info("event loop: %s", loop_name, extra={"event": "serve.loop"})
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         announce = _announcer(args.log_format)
@@ -622,26 +621,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(EXIT_OK)
     return EXIT_OK
-
-
-def _event_loop(name: str) -> tuple[str, Callable[[], asyncio.AbstractEventLoop]]:
-    """The event loop ``serve`` runs on: uvloop (asked for, or ``auto`` and installed), else asyncio's own.
-
-    uvloop runs the same asyncio code with its loop, transports and thread
-    wake-ups in C; ``--loop asyncio`` is there to compare the two and to rule
-    the loop out when troubleshooting.
-    """
-    if name != "asyncio":
-        try:
-            import uvloop
-        except ImportError:
-            if name == "uvloop":
-                from gateway.errors import InvalidRequest
-
-                raise InvalidRequest("`--loop uvloop`: uvloop is not installed", code="invalid-arguments") from None
-        else:
-            return "uvloop", uvloop.new_event_loop
-    return "asyncio", asyncio.new_event_loop
 
 
 def _s3_front(args: argparse.Namespace, app: Any) -> Any:
