@@ -13,6 +13,9 @@ prints a Markdown table. Every append counted has returned, so it is fsynced.
   exactly as ``FileLedger`` does and hands each write to the same kind of
   writer thread (``DiskWorker``), so the two differ only in how many entries
   share a write and an fsync.
+
+Both run on the event loop ``gateway serve`` runs on: uvloop when it is
+installed, else asyncio's own (``--loop`` chooses, as ``serve --loop`` does).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from bench.machine import cpu_model
+from gateway.aio import event_loop
 from gateway.audit import FileLedger
 from gateway.audit.chain import GENESIS, check_data, check_kind, entry_and_line
 from gateway.audit.ledger import DiskWorker
@@ -88,7 +92,7 @@ async def measure(kind: str, writers: int, seconds: float, max_entries: int, fol
 
 
 
-async def run(seconds: float, max_entries: int) -> str:
+async def run(seconds: float, max_entries: int, loop: str) -> str:
     rows = []
     with tempfile.TemporaryDirectory(prefix=".bench-ledger-", dir=Path.cwd()) as tmp:
         for writers in WRITERS:
@@ -97,7 +101,7 @@ async def run(seconds: float, max_entries: int) -> str:
             rows.append(f"| {writers} | {group:,.0f} | {each:,.0f} | {group / each:.1f}x |")
     header = [
         f"Durable ledger appends per second ({datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} CPUs, {cpu_model()}, "
-        f"Python {platform.python_version()}, {seconds:g} s per cell)",
+        f"Python {platform.python_version()}, {loop} event loop, {seconds:g} s per cell)",
         "",
         "| concurrent writers | group commit | one fsync per entry | ratio |",
         "|---:|---:|---:|---:|",
@@ -109,8 +113,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="time per cell (default 3)")
     parser.add_argument("--max-entries", type=int, default=200_000, help="stop a cell after this many appends")
+    parser.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="the event loop, as `gateway serve --loop` (default auto)")
     args = parser.parse_args()
-    print(asyncio.run(run(args.seconds, args.max_entries)))
+    name, factory = event_loop(args.loop)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        print(runner.run(run(args.seconds, args.max_entries, name)))
 
 
 if __name__ == "__main__":

@@ -85,8 +85,8 @@ def run(repeat: int, entries: int) -> str:
                 http("PUT", f"{base}/v1/subjects/startup-subject/records/r{i}?category=subscriber", token, b"x" * 512)
         finally:
             stop(proc)
-        ledger = tmp / "data" / "ledger" / "ledger.jsonl"
-        lines = sum(1 for _ in ledger.open("rb")) if ledger.exists() else 0
+        # one file per ledger chain (<chain id>.jsonl; the chain id is the host name unless set)
+        lines = sum(1 for chain in (tmp / "data" / "ledger").glob("*.jsonl") for _ in chain.open("rb"))
         times = []
         for _ in range(repeat):
             seconds, proc, _ = ready_after(common, log)

@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+from gateway.aio import LOOPS, event_loop
 from gateway.errors import ConfigError, GatewayError, KeyFileError, LedgerBroken
 from gateway.keys import load_private_key, resolve
 from gateway.model import ROLES, Caller, system_clock
@@ -639,9 +640,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         fronts.append((_s3_front(args, app), args.s3_port))
     # SIGTERM or SIGINT: stop accepting, let requests in flight finish for --drain-seconds, close the runtime, exit 0
     reuse_port = getattr(args, "reuse_port", False)
-    asyncio.run(
-        serve(app, host=args.host, port=args.port, drain_seconds=args.drain_seconds, announce=_announcer(args.log_format), reuse_port=reuse_port, fronts=fronts)
-    )
+    loop_name, loop_factory = event_loop(args.loop)
+    logging.getLogger("gateway.serve").info("event loop: %s", loop_name, extra={"event": "serve.loop"})
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        announce = _announcer(args.log_format)
+        runner.run(serve(app, host=args.host, port=args.port, drain_seconds=args.drain_seconds, announce=announce, reuse_port=reuse_port, fronts=fronts))
     if threading.active_count() > 1:
         # An S3 call given up at its deadline (the last ledger export, say) may still run in a worker
         # thread, which the interpreter would wait for at exit, for as long as botocore's own timeouts
@@ -705,7 +708,7 @@ def _serve_workers(args: argparse.Namespace) -> int:
     base = _chain_id(args)
     common = [sys.executable, "-m", "gateway", "serve", "--config", str(args.config), "--data-dir", str(args.data_dir)]
     common += ["--host", args.host, "--port", str(args.port), "--log-level", args.log_level, "--log-format", args.log_format]
-    common += ["--drain-seconds", str(args.drain_seconds), "--sweep-seconds", str(args.sweep_seconds), "--no-init-keys", "--reuse-port"]
+    common += ["--loop", args.loop, "--drain-seconds", str(args.drain_seconds), "--sweep-seconds", str(args.sweep_seconds), "--no-init-keys", "--reuse-port"]
     common += ["--metrics-auth"] if args.metrics_auth else []
     workers = [Worker(n, worker_chain(base, n), [*common, "--chain-id", worker_chain(base, n)]) for n in range(1, args.workers + 1)]
     metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
@@ -849,6 +852,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="log lines as readable text (default) or JSON with request ids (default: $GATEWAY_LOG_FORMAT or text)",
         )
         p.add_argument("--metrics-auth", action="store_true", help="require an ops token on /metrics")
+        p.add_argument(
+            "--loop",
+            default=os.environ.get("GATEWAY_LOOP", "auto"),
+            choices=LOOPS,
+            help="the event loop: uvloop, asyncio's own, or auto: uvloop when it is installed (default: $GATEWAY_LOOP or auto)",
+        )
         p.add_argument(
             "--drain-seconds",
             type=_non_negative_seconds,

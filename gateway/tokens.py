@@ -93,6 +93,10 @@ class TokenVerifier:
     cache_entries: int = CACHE_ENTRIES
     _verified: dict[str, _Verified] = field(default_factory=dict, init=False, repr=False, compare=False)
 
+    def __contains__(self, token: object) -> bool:
+        """Whether ``token`` verified here before and is remembered (its times are not checked)."""
+        return token in self._verified
+
     def verify(self, token: str, *, now: datetime) -> Caller:
         known = self._verified.get(token)
         if known is None:

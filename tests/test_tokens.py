@@ -137,3 +137,15 @@ def test_the_token_verifier_remembers_at_most_its_configured_number_of_tokens(de
     for token in [*issued, issued[0]]:
         tokens.verify(token, now=NOW)
     assert len(decodes) == 4  # the oldest was forgotten and verified again
+
+
+def test_the_token_verifier_knows_a_token_only_once_it_has_verified() -> None:
+    tokens = verifier()
+    token = issue_token(SERVICE, key=KEY, identity=IDENTITY, now=NOW)
+    forged = issue_token(SERVICE, key=ed25519.Ed25519PrivateKey.generate(), identity=IDENTITY, now=NOW)
+    assert token not in tokens
+    tokens.verify(token, now=NOW)
+    with pytest.raises(TokenInvalid):
+        tokens.verify(forged, now=NOW)
+    assert token in tokens
+    assert forged not in tokens

@@ -26,7 +26,9 @@ def authenticate(request: web.Request, *roles: str, schemes: tuple[str, ...] = (
         raise Unauthenticated("send `Authorization: Bearer <token>`; make one with `gateway token issue`")
     state = request.app[STATE_KEY]
     now = state.rt.settings.clock()
-    if is_federation_token(token):
+    # A token remembered by the bearer verifier came this way before and was no federation token then:
+    # its header is not parsed again.
+    if token not in state.tokens and is_federation_token(token):
         verifier = state.rt.federation_verifier
         if "federation" not in schemes:
             raise TokenInvalid("a peer gateway's federation token is not a bearer token; this route takes only bearer tokens")
