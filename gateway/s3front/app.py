@@ -1,10 +1,12 @@
 """The S3 front's aiohttp app: S3 requests, verified with SigV4, answered through the records service.
 
-A bucket routes each object by subject: the key ``SUBJECT/KEY`` is record
-``KEY`` of subject ``SUBJECT``, stored in that subject's home region and
-decided and ledgered exactly as the REST API's record routes. The record's
-category is the ``x-amz-meta-category`` header of the PutObject, else the
-bucket's default. Errors are S3 XML documents.
+A subject-routed bucket routes each object by subject: the key
+``SUBJECT/KEY`` is record ``KEY`` of subject ``SUBJECT``, stored in that
+subject's home region and decided and ledgered exactly as the REST API's
+record routes. The record's category is the ``x-amz-meta-category`` header of
+the PutObject, else the bucket's default. Errors are S3 XML documents.
+Requests are path style (``/BUCKET/KEY``), or virtual-host style
+(``BUCKET.<virtual_host>/KEY``) where ``[s3] virtual_host`` is configured.
 
 Every request goes through one dispatcher: it names the request's bucket and
 key, then the operation from the method, whether a key is named, and the
@@ -22,13 +24,15 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.config import S3Bucket
 from gateway.errors import GatewayError
 from gateway.model import Caller
 from gateway.s3front import buckets, listing, objects
 from gateway.s3front.credentials import S3_KEY_FILE, BadAccessKey, identity_of, load_key, secret_for
 from gateway.s3front.sigv4 import SigError, verify
-from gateway.s3front.state import BUCKETS_KEY, MAIN_STATE_KEY, S3_BUCKET, S3_CALLER, S3_KEY, S3_SECRET_KEY, state
+from gateway.s3front.state import BUCKET_SERVICE_KEY, BUCKETS_KEY, MAIN_STATE_KEY, S3_BUCKET, S3_CALLER, S3_KEY, S3_SECRET_KEY, VIRTUAL_HOST_KEY, state
 from gateway.s3front.xml import S3Error, error_response, from_gateway
+from gateway.services.buckets import BucketService
 from gateway.services.records import who
 from gateway.web.drain import DRAIN_KEY, Drain
 from gateway.web.state import STATE_KEY
@@ -101,6 +105,9 @@ GET_PARAMETERS = frozenset(f"response-{name}" for name in RESPONSE_HEADERS)
 OPERATIONS: dict[tuple[str, str, str], Operation] = {
     ("GET", "service", ""): Operation(buckets.list_buckets),
     ("HEAD", "bucket", ""): Operation(buckets.head_bucket),
+    ("PUT", "bucket", ""): Operation(buckets.create_bucket),
+    ("DELETE", "bucket", ""): Operation(buckets.delete_bucket),
+    ("GET", "bucket", "location"): Operation(buckets.get_bucket_location),
     ("GET", "bucket", ""): Operation(listing.list_objects, LIST_PARAMETERS),
     ("GET", "object", ""): Operation(objects.get_object, GET_PARAMETERS),
     ("HEAD", "object", ""): Operation(objects.get_object, GET_PARAMETERS),
@@ -112,7 +119,11 @@ SIGNATURE_PARAMETERS = frozenset({"x-id", "AWSAccessKeyId", "Signature", "Expire
 
 
 def _names(request: web.Request) -> tuple[str, str]:
-    """(bucket, key) a path-style request names."""
+    """(bucket, key) the request names: virtual-host style (``BUCKET.<virtual_host>``, the key is the path), else path style."""
+    domain = request.app[VIRTUAL_HOST_KEY]
+    host = request.host.rpartition(":")[0] if request.host.rpartition(":")[2].isdigit() else request.host
+    if domain and host.lower().endswith("." + domain):
+        return host[: -len(domain) - 1].lower(), request.path[1:]
     bucket, _, key = request.path.lstrip("/").partition("/")
     return bucket, key
 
@@ -133,13 +144,25 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     return await operation.handler(request)
 
 
-def create_s3_app(main: web.Application, buckets: Mapping[str, str], data_dir: Path) -> web.Application:
-    """The S3 front over ``main``'s runtime (opened by ``main``); ``buckets`` maps each bucket to its default category ("" for none)."""
+def create_s3_app(main: web.Application, buckets: Mapping[str, S3Bucket], data_dir: Path, *, virtual_host: str | None = None) -> web.Application:
+    """The S3 front over ``main``'s runtime (opened by ``main``), serving the configured ``buckets``; with ``virtual_host``,
+    a request to host ``BUCKET.<virtual_host>`` names its bucket in the host (virtual-host style)."""
     drain = Drain()
     app = web.Application(middlewares=[drain.track, s3_errors, authenticate], client_max_size=64 * 1024 * 1024)
     app[DRAIN_KEY] = drain
     app[BUCKETS_KEY] = dict(buckets)
+    app[VIRTUAL_HOST_KEY] = virtual_host or ""
     app[MAIN_STATE_KEY] = main[STATE_KEY]
     app[S3_SECRET_KEY] = load_key(data_dir / S3_KEY_FILE)
     app.router.add_route("*", "/{path:.*}", dispatch)
+    app.on_startup.append(_open_buckets)
     return app
+
+
+async def _open_buckets(app: web.Application) -> None:
+    """The bucket service, over the runtime the main app opened at its start (before this app's)."""
+    rt = app[MAIN_STATE_KEY].rt
+    records = rt.records
+    app[BUCKET_SERVICE_KEY] = BucketService(
+        config=rt.config, records=records, control=records.control, audit=rt.audit, clock=rt.settings.clock, configured=app[BUCKETS_KEY]
+    )

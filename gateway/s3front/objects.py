@@ -8,24 +8,17 @@ import hashlib
 
 from aiohttp import web
 
-from gateway.model import is_identifier
-from gateway.s3front.buckets import bucket_of
+from gateway.s3front.buckets import Target, bucket_of, target_of
 from gateway.s3front.sigv4 import UNSIGNED
-from gateway.s3front.state import BUCKETS_KEY, S3_CALLER, S3_KEY, state
+from gateway.s3front.state import S3_CALLER, S3_KEY, state
 from gateway.s3front.xml import S3Error
 from gateway.services.records import RecordNotFound
 from gateway.web.bodies import read_body
 
 
-def object_of(request: web.Request) -> tuple[str, str]:
-    """(subject, record key) of ``SUBJECT/KEY``; InvalidArgument if the key cannot be a record's."""
-    bucket_of(request)
-    subject, _, key = request[S3_KEY].partition("/")
-    if not is_identifier(subject) or not is_identifier(key):
-        raise S3Error(
-            400, "InvalidArgument", "an object key must be SUBJECT/KEY: a registered subject id, then a record key of letters, digits, `.`, `_` or `-`"
-        )
-    return subject, key
+async def object_of(request: web.Request) -> Target:
+    """The record the request's bucket and key name."""
+    return await target_of(request, await bucket_of(request), request[S3_KEY])
 
 
 def etag(body: bytes) -> str:
@@ -34,8 +27,8 @@ def etag(body: bytes) -> str:
 
 async def get_object(request: web.Request) -> web.StreamResponse:
     """GetObject and HeadObject."""
-    subject, key = object_of(request)
-    result = await state(request).rt.records.get_record(request[S3_CALLER], subject, key)
+    target = await object_of(request)
+    result = await state(request).rt.records.get_record(request[S3_CALLER], target.subject, target.key)
     headers = {
         "ETag": etag(result.body),
         "x-amz-meta-category": result.meta.category,
@@ -49,14 +42,14 @@ async def get_object(request: web.Request) -> web.StreamResponse:
 
 
 async def put_object(request: web.Request) -> web.StreamResponse:
-    subject, key = object_of(request)
+    target = await object_of(request)
     rt = state(request).rt
     meta = {name.lower()[len("x-amz-meta-") :]: value for name, value in request.headers.items() if name.lower().startswith("x-amz-meta-")}
     if set(meta) - {"category"}:
         raise S3Error(501, "NotImplemented", "user metadata other than x-amz-meta-category is not stored yet")
     if "x-amz-copy-source" in request.headers:
         raise S3Error(501, "NotImplemented", "CopyObject is not supported yet")
-    category = meta.get("category") or request.app[BUCKETS_KEY][bucket_of(request)]
+    category = meta.get("category") or target.bucket.default_category
     if not category:
         raise S3Error(400, "InvalidArgument", "send the record's category as x-amz-meta-category (this bucket has no default)")
     body = await read_body(request, rt.config.limits.max_record_bytes, what="object")
@@ -66,12 +59,12 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     md5 = request.headers.get("Content-MD5")
     if md5 is not None and md5 != base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode():
         raise S3Error(400, "BadDigest", "The Content-MD5 you specified did not match what we received.")
-    await rt.records.put_record(request[S3_CALLER], subject, key, category, body)
+    await rt.records.put_record(request[S3_CALLER], target.subject, target.key, category, body)
     return web.Response(headers={"ETag": etag(body)})
 
 
 async def delete_object(request: web.Request) -> web.StreamResponse:
-    subject, key = object_of(request)
+    target = await object_of(request)
     with contextlib.suppress(RecordNotFound):  # S3 answers 204 for a key that is not there; decided and ledgered first
-        await state(request).rt.records.delete_record(request[S3_CALLER], subject, key)
+        await state(request).rt.records.delete_record(request[S3_CALLER], target.subject, target.key)
     return web.Response(status=204)

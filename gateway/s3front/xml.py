@@ -20,6 +20,7 @@ from gateway.errors import (
     StoreError,
     Unauthenticated,
 )
+from gateway.services.buckets import BucketExists, BucketNotEmpty, BucketNotFound, UnknownLocation
 
 XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
@@ -45,6 +46,16 @@ def from_gateway(error: GatewayError) -> S3Error:
         return S3Error(403, "AccessDenied", error.message, {"X-Residency-Decision": str(reasons[0]["code"]), "X-Residency-Refusal": error.code})
     if error.code == "legal-hold":
         return S3Error(403, "AccessDenied", f"Object is under legal hold: {error.message}", {"X-Residency-Refusal": error.code})
+    if isinstance(error, BucketNotFound):
+        return S3Error(404, "NoSuchBucket", error.message)
+    if isinstance(error, BucketExists):
+        return S3Error(409, "BucketAlreadyOwnedByYou", error.message)
+    if isinstance(error, BucketNotEmpty):
+        return S3Error(409, "BucketNotEmpty", error.message)
+    if isinstance(error, UnknownLocation):
+        return S3Error(400, "InvalidLocationConstraint", error.message)
+    if error.code == "invalid-bucket-name":
+        return S3Error(400, "InvalidBucketName", error.message)
     if isinstance(error, NotFound):
         return S3Error(404, "NoSuchKey", error.message)
     if isinstance(error, PayloadTooLarge):

@@ -113,6 +113,7 @@ T = TypeVar("T")
 TAG_METADATA = "residency-tag"
 SEAL_METADATA = "tag-seal"  # the gateway's own HMAC seal of the tag (see gateway.tags); not mirrored as an S3 object tag
 PROFILE = "profile"
+RESERVED_SUBJECT_PREFIX = "s3."  # the data holders of S3 buckets with a home region (gateway.services.buckets)
 # A profile's residency tag is bound to this key, which no record can have (record keys are identifiers),
 # and to this category, which is not on the ladder: a record's tag can never pass for a profile's.
 PROFILE_TAG_KEY = "@profile"
@@ -407,6 +408,8 @@ class RecordService:
     def parse_subject(self, subject_id: str, body: Any) -> Subject:
         if not is_identifier(subject_id):
             raise InvalidRequest(f"subject id `{subject_id}` must be letters, digits, `.`, `_` or `-`", code="invalid-subject")
+        if subject_id.startswith(RESERVED_SUBJECT_PREFIX):
+            raise InvalidRequest(f"subject ids beginning `{RESERVED_SUBJECT_PREFIX}` hold S3 buckets' objects; choose another id", code="invalid-subject")
         if not isinstance(body, dict):
             raise InvalidRequest("subject must be a JSON object", code="invalid-subject")
         unknown = sorted(set(body) - SUBJECT_FIELDS)
@@ -501,9 +504,7 @@ class RecordService:
                 code="subject-region-conflict",
             )
 
-    async def _write_profile(
-        self, subject: Subject, body: bytes, metadata: Mapping[str, str], *, by: Mapping[str, Any], act: str, over: Version | None
-    ) -> int:
+    async def _write_profile(self, subject: Subject, body: bytes, metadata: Mapping[str, str], *, by: Mapping[str, Any], act: str, over: Version | None) -> int:
         """The intent of a profile write, then the put over version ``over`` (create-only when None); the intent's seq.
 
         Call with the profile's key lock held. ``PreconditionFailed`` if the stored profile is not ``over`` (or,
@@ -1038,9 +1039,7 @@ class RecordService:
 
     def decide_read(self, caller: Caller, subject: Subject) -> ResidencyDecision:
         assert caller.region and caller.service and caller.purpose
-        return self.residency.decide(
-            caller_region=caller.region, service=caller.service, purpose=caller.purpose, data_region=subject.home_region
-        )
+        return self.residency.decide(caller_region=caller.region, service=caller.service, purpose=caller.purpose, data_region=subject.home_region)
 
     async def _governed(self, caller: Caller, subject_id: str, kind: str, extra: Mapping[str, Any]) -> tuple[Profile, ResidencyDecision]:
         """The residency decision for ``caller`` on a subject's data, then the subject's facts, verified.
