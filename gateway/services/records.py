@@ -83,7 +83,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -295,6 +295,12 @@ class ReadResult:
     meta: RecordMeta
     decision: ResidencyDecision
     ledger_seq: int
+    extra: Mapping[str, str] = field(default_factory=dict)  # the metadata its writer stored beside the tag (``put_record``'s ``extra``)
+
+
+def extra_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """Stored metadata without what the gateway keeps there itself (the tag, its seal, the fields it mirrors)."""
+    return {name: value for name, value in metadata.items() if name not in (TAG_METADATA, SEAL_METADATA) and not name.startswith("residency-")}
 
 
 class RecordService:
@@ -909,12 +915,23 @@ class RecordService:
     # --- records -------------------------------------------------------------
 
     async def put_record(
-        self, caller: Caller, subject_id: str, key: str, category: str | None, body: bytes, *, precondition: Precondition = NO_PRECONDITION
+        self,
+        caller: Caller,
+        subject_id: str,
+        key: str,
+        category: str | None,
+        body: bytes,
+        *,
+        precondition: Precondition = NO_PRECONDITION,
+        extra: Mapping[str, str] | None = None,
     ) -> tuple[ResidencyTag, bool]:
         """Store a record in the subject's home region: (its tag, whether this write created it).
 
         Decided first, then written as the module docstring says: intent, a put
-        over the version the intent names, outcome.
+        over the version the intent names, outcome. ``extra``: more metadata to
+        store beside the tag (the S3 front's user metadata), read back as
+        ``ReadResult.extra``; it is not covered by the tag, and may not use the
+        tag's names.
         """
         _require_service(caller)
         _check_key(key)
@@ -924,6 +941,8 @@ class RecordService:
             raise InvalidRequest(f"unknown category `{category}`; use one of {', '.join(self.config.categories)}", code="invalid-category")
         if len(body) > self.config.limits.max_record_bytes:
             raise PayloadTooLarge(f"record is {len(body)} bytes; the limit is {self.config.limits.max_record_bytes}")
+        if extra and extra_metadata(extra) != extra:
+            raise InvalidRequest("extra metadata may not use the names of the residency tag", code="invalid-metadata")
         # decided before anything about the record is looked at: a refused caller learns nothing of it
         await self._live_profile(subject_id)  # a subject whose profile is gone is unknown, not written to
         profile, decision = await self._governed(caller, subject_id, "record.write", {"key": key})
@@ -931,6 +950,7 @@ class RecordService:
         region = self.config.regions[subject.home_region]
         store = self.stores[region.id]
         tag, metadata = self._tagged(region.id, subject.id, key, category, body)
+        metadata = {**(extra or {}), **metadata}
         object_key = record_key(subject.id, key)
         about = _read_entry(
             caller, subject, decision, {"key": key, "category": category, "sha256": tag.sha256, "size": tag.size}, profile_sha256=profile.sha256
@@ -1107,7 +1127,8 @@ class RecordService:
         entry = await self.audit.record(
             "service.read", _read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}, profile_sha256=profile.sha256)
         )
-        return ReadResult(body=obj.body, meta=_meta(tag, obj.legal_hold), decision=decision, ledger_seq=int(entry.get("seq", 0)))
+        meta = _meta(tag, obj.legal_hold)
+        return ReadResult(body=obj.body, meta=meta, decision=decision, ledger_seq=int(entry.get("seq", 0)), extra=extra_metadata(obj.metadata))
 
     async def read_under_case(self, caller: Caller, subject: Subject, key: str, *, case_id: str) -> ReadResult:
         """A record read whose legal basis is an approved case (human support access), not the residency rules.
