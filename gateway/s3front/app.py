@@ -113,6 +113,7 @@ OPERATIONS: dict[tuple[str, str, str], Operation] = {
     ("HEAD", "object", ""): Operation(objects.get_object, GET_PARAMETERS),
     ("PUT", "object", ""): Operation(objects.put_object),
     ("DELETE", "object", ""): Operation(objects.delete_object),
+    ("POST", "bucket", "delete"): Operation(objects.delete_objects),
 }
 # botocore names the operation in `x-id`; presigned URLs carry `X-Amz-*`, or in the older form these three
 SIGNATURE_PARAMETERS = frozenset({"x-id", "AWSAccessKeyId", "Signature", "Expires"})

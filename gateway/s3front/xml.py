@@ -44,8 +44,10 @@ def from_gateway(error: GatewayError) -> S3Error:
     if isinstance(error, LegalRefusal):
         reasons = error.details.get("reasons") or [{"code": error.code}]
         return S3Error(403, "AccessDenied", error.message, {"X-Residency-Decision": str(reasons[0]["code"]), "X-Residency-Refusal": error.code})
-    if error.code == "legal-hold":
-        return S3Error(403, "AccessDenied", f"Object is under legal hold: {error.message}", {"X-Residency-Refusal": error.code})
+    if error.code == "legal-hold":  # S3's own words for an object under a legal hold (Object Lock)
+        return S3Error(403, "AccessDenied", "Object is WORM protected and cannot be overwritten", {"X-Residency-Refusal": error.code})
+    if error.code == "invalid-metadata":
+        return S3Error(400, "MetadataTooLarge", f"the metadata cannot be stored: {error.message}")
     if isinstance(error, BucketNotFound):
         return S3Error(404, "NoSuchBucket", error.message)
     if isinstance(error, BucketExists):

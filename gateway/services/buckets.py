@@ -23,6 +23,16 @@ bucket without ``x-amz-meta-category`` has the top category of the ladder
 (the most protected: a category no one stated is not assumed harmless); configured buckets are changed
 in regions.toml, never through S3. Each creation, deletion and refusal is
 ledgered (``s3.bucket-created``, ``s3.bucket-deleted``, ``s3.bucket-refused``).
+
+A copy between two regions (CopyObject) is a transfer of the data from one
+region to the other, and is decided as one before anything is read: as if the
+caller's service read the source's data from the destination's region (the
+data would rest there), with the same rules and reason codes as any read. A
+refused transfer is ledgered (``s3.copy-refused``) and refused with its
+reason. Then, as for any copy, the read of the source and the write of the
+destination are each decided for the caller and ledgered, and the copy itself
+is ledgered (``s3.copied``: source, destination, their regions, the transfer's
+decision).
 """
 
 from __future__ import annotations
@@ -30,15 +40,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from gateway.canonical import canonical
 from gateway.config import Config, S3Bucket, is_bucket_name
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from gateway.model import Caller, Clock, Subject, isoformat
+from gateway.model import Caller, Clock, ResidencyDecision, Subject, isoformat
 from gateway.services.audit_log import AuditLog
-from gateway.services.records import RESERVED_SUBJECT_PREFIX, RecordService, who
+from gateway.services.records import NO_PRECONDITION, RESERVED_SUBJECT_PREFIX, Precondition, ReadResult, RecordService, ResidencyRefused, who
 from gateway.stores import ObjectNotFound, PreconditionFailed, RecordStore
 
 HOLDER_PREFIX = RESERVED_SUBJECT_PREFIX  # subject ids of buckets' data holders; the REST API refuses to register one
@@ -174,3 +184,54 @@ class BucketService:
         except ObjectNotFound:
             raise BucketNotFound(f"The specified bucket `{name}` does not exist") from None
         await self.audit.record("s3.bucket-deleted", {"bucket": name, "home_region": bucket.home_region, "by": who(caller)})
+
+    async def copy(
+        self,
+        caller: Caller,
+        source: tuple[str, str],
+        destination: tuple[str, str],
+        written: Callable[[ReadResult], tuple[str, dict[str, str]]],
+        *,
+        precondition: Precondition = NO_PRECONDITION,
+    ) -> ReadResult:
+        """Copy record ``source`` (subject, key) to ``destination``; ``written`` gives the copy's category and extra
+        metadata from the source's read. Returns the source's read."""
+        assert caller.region and caller.service and caller.purpose
+        # (1): a copy between regions is a transfer, decided before anything is read
+        regions = await self.records.home_region(source[0]), await self.records.home_region(destination[0])
+        transfer = None
+        if None not in regions and regions[0] != regions[1]:
+            assert regions[0] is not None and regions[1] is not None
+            transfer = self.records.residency.decide(caller_region=regions[1], service=caller.service, purpose=caller.purpose, data_region=regions[0])
+            if not transfer.allowed:
+                reason = transfer.reasons[0]
+                await self.audit.record("s3.copy-refused", _copy_entry(caller, source, destination, regions, transfer))
+                raise ResidencyRefused(
+                    f"copying data stored in `{regions[0]}` ({transfer.data_jurisdiction}) into `{regions[1]}` ({transfer.caller_jurisdiction}) "
+                    f"is a transfer the rules do not allow: {reason.detail}",
+                    reasons=[{"code": r.code, "rule": r.rule, "detail": r.detail} for r in transfer.reasons],
+                    region=regions[0],
+                )
+        # (2): the read of the source and (3) the write of the destination, each decided and ledgered as such
+        read = await self.records.get_record(caller, *source)
+        category, extra = written(read)
+        await self.records.put_record(caller, *destination, category, read.body, precondition=precondition, extra=extra)
+        await self.audit.record("s3.copied", {**_copy_entry(caller, source, destination, regions, transfer), "sha256": read.meta.sha256})
+        return read
+
+
+def _copy_entry(
+    caller: Caller, source: tuple[str, str], destination: tuple[str, str], regions: tuple[str | None, str | None], transfer: ResidencyDecision | None
+) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "by": who(caller),
+        "source": {"subject": source[0], "key": source[1], "region": regions[0]},
+        "destination": {"subject": destination[0], "key": destination[1], "region": regions[1]},
+    }
+    if transfer is not None:
+        entry["transfer"] = {
+            "outcome": transfer.outcome,
+            "reasons": [{"code": r.code, "rule": r.rule} for r in transfer.reasons],
+            "mechanism": transfer.mechanism,
+        }
+    return entry
