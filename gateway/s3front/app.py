@@ -119,6 +119,9 @@ OPERATIONS: dict[tuple[str, str, str], Operation] = {
 SIGNATURE_PARAMETERS = frozenset({"x-id", "AWSAccessKeyId", "Signature", "Expires"})
 
 
+LEVELS = {"service": "of the service", "bucket": "of a bucket", "object": "of an object"}
+
+
 def _names(request: web.Request) -> tuple[str, str]:
     """(bucket, key) the request names: virtual-host style (``BUCKET.<virtual_host>``, the key is the path), else path style."""
     domain = request.app[VIRTUAL_HOST_KEY]
@@ -137,11 +140,11 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     subresources = [name for name in parameters if (request.method, level, name) in OPERATIONS]
     subresource = subresources[0] if subresources else ""
     operation = OPERATIONS.get((request.method, level, subresource))
-    if operation is None:
-        raise S3Error(501, "NotImplemented", f"{request.method} of {'the service' if level == 'service' else 'a ' + level} is not implemented here")
-    unknown = [name for name in parameters if name != subresource and name not in operation.reads]
+    unknown = [name for name in parameters if name != subresource and (operation is None or name not in operation.reads)]
     if unknown:
         raise S3Error(501, "NotImplemented", f"the `{unknown[0]}` subresource is not implemented here", {"X-S3-Unsupported": unknown[0]})
+    if operation is None:
+        raise S3Error(501, "NotImplemented", f"{request.method} {LEVELS[level]} is not implemented here")
     return await operation.handler(request)
 
 
