@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gateway.model import is_identifier
 from gateway.s3front.state import BUCKET_SERVICE_KEY, S3_BUCKET, S3_CALLER
-from gateway.s3front.xml import XMLNS, S3Error, xml_response
+from gateway.s3front.xml import XMLNS, S3Error, s3_time, xml_response
 from gateway.services.buckets import MAX_HOME_KEY_BYTES, Bucket, BucketService, record_key_of
 from gateway.web.bodies import read_body
 
@@ -55,21 +55,16 @@ async def target_of(request: web.Request, bucket: Bucket, s3_key: str) -> Target
 async def list_buckets(request: web.Request) -> web.StreamResponse:
     caller = request[S3_CALLER]
     items = "".join(
-        f"<Bucket><Name>{escape(b.name)}</Name><CreationDate>{escape(_s3_time(b.created_at) if b.created_at else CONFIGURED_SINCE)}</CreationDate></Bucket>"
+        f"<Bucket><Name>{escape(b.name)}</Name><CreationDate>{escape(s3_time(b.created_at) if b.created_at else CONFIGURED_SINCE)}</CreationDate></Bucket>"
         for b in await bucket_service(request).all()
     )
     owner = f"<Owner><ID>{escape(caller.principal)}</ID></Owner>"
     return xml_response(f'<ListAllMyBucketsResult xmlns="{XMLNS}">{owner}<Buckets>{items}</Buckets></ListAllMyBucketsResult>')
 
 
-def _s3_time(moment: str) -> str:
-    """An ISO time as S3 writes it in XML: milliseconds and ``Z``."""
-    return moment[:19] + ".000Z"
-
-
 async def head_bucket(request: web.Request) -> web.StreamResponse:
     bucket = await bucket_of(request)
-    return web.Response(headers={"x-amz-bucket-region": bucket.home_region or request[S3_CALLER].region or ""})
+    return web.Response(headers={"x-amz-bucket-region": bucket.home_region} if bucket.home_region else {})
 
 
 async def create_bucket(request: web.Request) -> web.StreamResponse:

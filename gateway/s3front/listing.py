@@ -21,7 +21,7 @@ from aiohttp import web
 from gateway.model import RecordMeta, is_identifier
 from gateway.s3front.buckets import bucket_of, bucket_service
 from gateway.s3front.state import S3_CALLER, state
-from gateway.s3front.xml import XMLNS, S3Error, xml_response
+from gateway.s3front.xml import XMLNS, S3Error, s3_time, xml_response
 from gateway.services.buckets import Bucket, record_key_of, s3_key_of
 
 MAX_KEYS = 1000
@@ -142,7 +142,7 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
 
     owner = "<Owner><ID>gateway</ID><DisplayName>gateway</DisplayName></Owner>" if not v2 or query.get("fetch-owner") == "true" else ""
     contents = "".join(
-        f"<Contents><Key>{text(key)}</Key><LastModified>{escape(meta.written_at)}</LastModified>"
+        f"<Contents><Key>{text(key)}</Key><LastModified>{s3_time(meta.written_at)}</LastModified>"
         f"<Size>{meta.size}</Size>{owner}<StorageClass>STANDARD</StorageClass></Contents>"
         for key, meta in page.contents
     )

@@ -29,7 +29,7 @@ from gateway.errors import GatewayError
 from gateway.s3front.buckets import Target, bucket_of, bucket_service, target_of
 from gateway.s3front.sigv4 import UNSIGNED
 from gateway.s3front.state import S3_CALLER, S3_KEY, state
-from gateway.s3front.xml import XMLNS, S3Error, from_gateway, xml_response
+from gateway.s3front.xml import XMLNS, S3Error, from_gateway, s3_time, xml_response
 from gateway.services.records import Precondition, ReadResult, RecordNotFound
 from gateway.web.bodies import read_body
 
@@ -258,12 +258,8 @@ async def copy_object(request: web.Request) -> web.StreamResponse:
     read = await bucket_service(request).copy(
         request[S3_CALLER], (source.subject, source.key), (target.subject, target.key), shown, precondition=await _write_condition(request, target)
     )
-    modified = _s3_time(read.meta.written_at)
+    modified = s3_time(read.meta.written_at)
     return xml_response(f'<CopyObjectResult xmlns="{XMLNS}"><LastModified>{modified}</LastModified><ETag>{escape(etag(read.body))}</ETag></CopyObjectResult>')
-
-
-def _s3_time(moment: str) -> str:
-    return moment[:19] + ".000Z"
 
 
 async def delete_object(request: web.Request) -> web.StreamResponse:

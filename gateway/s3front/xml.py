@@ -77,3 +77,8 @@ def from_gateway(error: GatewayError) -> S3Error:
 
 def xml_response(body: str, *, status: int = 200) -> web.Response:
     return web.Response(status=status, body=f'<?xml version="1.0" encoding="UTF-8"?>\n{body}'.encode(), content_type="application/xml")
+
+
+def s3_time(moment: str) -> str:
+    """An ISO time as S3 writes it in XML: whole seconds, then ``.000Z``."""
+    return moment[:19] + ".000Z"
