@@ -104,6 +104,7 @@ from gateway.model import Caller, Clock, Reason, RecordMeta, ResidencyDecision, 
 from gateway.residency.decision import ResidencyPolicy
 from gateway.services.audit_log import AuditLog
 from gateway.stores import ObjectCorrupt, ObjectInfo, ObjectNotFound, PreconditionFailed, RecordStore
+from gateway.stores.base import validate_metadata
 from gateway.tags import TagSigner, TagVerifier, TagViolation
 
 log = logging.getLogger("gateway.records")
@@ -950,7 +951,7 @@ class RecordService:
         region = self.config.regions[subject.home_region]
         store = self.stores[region.id]
         tag, metadata = self._tagged(region.id, subject.id, key, category, body)
-        metadata = {**(extra or {}), **metadata}
+        metadata = validate_metadata({**(extra or {}), **metadata})  # too much extra metadata is refused before any intent
         object_key = record_key(subject.id, key)
         about = _read_entry(
             caller, subject, decision, {"key": key, "category": category, "sha256": tag.sha256, "size": tag.size}, profile_sha256=profile.sha256

@@ -143,6 +143,13 @@ def test_user_metadata_over_2_kib_is_metadata_too_large(s3) -> None:
     assert error_of(refused) == (400, "MetadataTooLarge")
 
 
+def test_user_metadata_that_fits_s3s_limit_but_not_beside_the_tag_is_metadata_too_large_and_no_write_is_begun(front: Front, s3) -> None:
+    intents = [e["kind"] for e in front.ledger()].count("record.write-intent")
+    with pytest.raises(ClientError) as refused:
+        s3.put_object(Bucket="eu-data", Key="meta/e", Body=b"x", Metadata={"big": "v" * 1900})
+    assert (error_of(refused), [e["kind"] for e in front.ledger()].count("record.write-intent")) == ((400, "MetadataTooLarge"), intents)
+
+
 # --- CopyObject ----------------------------------------------------------------------------------
 
 
