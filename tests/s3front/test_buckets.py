@@ -13,7 +13,8 @@ from botocore.exceptions import ClientError
 from gateway.services.buckets import record_key_of
 from gateway.services.records import record_key
 from gateway.stores.files import FileStore
-from tests.s3front.support import Front
+from tests.faults.harness import SHIPPED_CONFIG, GatewayProcess, Workdir, free_port
+from tests.s3front.support import S3_TABLE, Front
 
 
 @pytest.fixture(scope="module")
@@ -155,3 +156,14 @@ def test_a_created_bucket_survives_a_restart(tmp_path: Path) -> None:
         assert again.client().get_bucket_location(Bucket="kept-made")["LocationConstraint"] == "eu-west-1"
     finally:
         again.stop()
+
+
+def test_serve_s3_port_and_s3_bucket_override_and_add_to_regions_toml(tmp_path: Path) -> None:
+    configured = free_port()
+    workdir = Workdir.make(tmp_path, SHIPPED_CONFIG.read_text() + S3_TABLE.format(port=configured))
+    s3_port = free_port()
+    front = Front(workdir, GatewayProcess(workdir, args=("--s3-port", str(s3_port), "--s3-bucket", "extra=content")).wait_ready(), s3_port)
+    try:
+        assert [b["Name"] for b in front.client().list_buckets()["Buckets"]] == ["eu-data", "extra", "records", "us-data"]
+    finally:
+        front.stop()
