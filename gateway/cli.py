@@ -626,18 +626,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.web.drain import serve
 
     _configure_logging(args.log_level, args.log_format)
+    s3_port = _s3_port(args)
     if getattr(args, "workers", 1) > 1:
-        if getattr(args, "s3_port", None) is not None:
+        if s3_port is not None:
             from gateway.errors import InvalidRequest
 
-            raise InvalidRequest("`--s3-port` is not supported with `--workers` yet; serve the S3 front from one process", code="invalid-arguments")
+            raise InvalidRequest("the S3 front is not supported with `--workers` yet; serve it from one process", code="invalid-arguments")
         return _serve_workers(args)
     settings = _settings(args, metrics_public=not args.metrics_auth, init_keys=not args.no_init_keys, sweep_seconds=args.sweep_seconds)
     app = create_app(settings)
     app.on_startup.append(_freeze_heap)  # runs after the runtime has opened
     fronts = []
-    if getattr(args, "s3_port", None) is not None:
-        fronts.append((_s3_front(args, app), args.s3_port))
+    if s3_port is not None:
+        fronts.append((_s3_front(args, app), s3_port))
     # SIGTERM or SIGINT: stop accepting, let requests in flight finish for --drain-seconds, close the runtime, exit 0
     reuse_port = getattr(args, "reuse_port", False)
     loop_name, loop_factory = event_loop(args.loop)
@@ -656,21 +657,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _s3_port(args: argparse.Namespace) -> int | None:
+    """The S3 front's port: ``--s3-port``, else ``[s3] port`` in regions.toml, else None (no front)."""
+    if getattr(args, "s3_port", None) is not None:
+        return int(args.s3_port)
+    if not hasattr(args, "s3_port"):  # a command without the option (`demo`)
+        return None
+    from gateway.config import load_config
+
+    return load_config(args.config).s3.port
+
+
 def _s3_front(args: argparse.Namespace, app: Any) -> Any:
-    """The S3 front app over ``app``'s runtime; its key is made here unless ``--no-init-keys``."""
+    """The S3 front app over ``app``'s runtime; its key is made here unless ``--no-init-keys``.
+
+    Its buckets are regions.toml's ``[s3.buckets]``, each ``--s3-bucket`` added over them (a subject-routed
+    bucket, replacing a configured one of the same name); with neither, one subject-routed bucket, ``records``."""
+    from gateway.config import S3Bucket, load_config
     from gateway.errors import InvalidRequest
     from gateway.s3front.app import create_s3_app
     from gateway.s3front.credentials import S3_KEY_FILE, make_key
 
     if not args.no_init_keys:
         make_key(args.data_dir / S3_KEY_FILE)
-    buckets: dict[str, str] = {}
-    for spec in args.s3_bucket or ["records"]:
+    settings = load_config(args.config).s3
+    buckets = dict(settings.buckets)
+    for spec in args.s3_bucket or ([] if buckets else ["records"]):
         name, _, category = spec.partition("=")
         if not name:
             raise InvalidRequest(f"`--s3-bucket {spec}`: give NAME or NAME=CATEGORY", code="invalid-arguments")
-        buckets[name] = category
-    return create_s3_app(app, buckets, args.data_dir)
+        buckets[name] = S3Bucket(name, None, category or None)
+    return create_s3_app(app, buckets, args.data_dir, virtual_host=settings.virtual_host)
 
 
 def cmd_s3_credentials(args: argparse.Namespace) -> int:

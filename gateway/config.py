@@ -9,6 +9,7 @@ services trust the resulting ``Config`` and never re-check it.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -153,6 +154,37 @@ class ConsoleSettings:
     trusted_proxies: tuple[Network, ...] = ()
 
 
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")  # S3's rules for a bucket name (no `..`, not an IPv4 address)
+HOST_NAME = re.compile(r"^(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+
+
+def is_bucket_name(name: str) -> bool:
+    return bool(BUCKET_NAME.match(name)) and ".." not in name and not re.match(r"^\d+\.\d+\.\d+\.\d+\Z", name)
+
+
+@dataclass(frozen=True, slots=True)
+class S3Bucket:
+    """A ``[s3.buckets.NAME]`` table: where the bucket's objects live, and the category of objects put without one.
+
+    ``home_region`` set: every object of the bucket is stored in that region, whatever its key. None
+    (``route = "subject"``): the first segment of each key names a registered subject, and the object
+    is that subject's record, in the subject's home region."""
+
+    name: str
+    home_region: str | None = None
+    default_category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class S3Settings:
+    """The ``[s3]`` table: the S3 front's port (None: not served unless ``serve --s3-port``), the wildcard
+    domain of virtual-host style requests (``BUCKET.<virtual_host>``; None: path style only), and its buckets."""
+
+    port: int | None = None
+    virtual_host: str | None = None
+    buckets: Mapping[str, S3Bucket] = field(default_factory=dict)
+
+
 FEDERATION_TOKEN_SECONDS = 60  # the default lifetime of a token a gateway signs for one request to a peer
 PEER_CONNECT_TIMEOUT = 1.0
 PEER_READ_TIMEOUT = 10.0
@@ -206,6 +238,7 @@ class Config:
     subjects: SubjectSettings = field(default_factory=SubjectSettings)
     federation: FederationSettings | None = None  # None: no peers, every region is served here
     peers: Mapping[str, Peer] = field(default_factory=dict)
+    s3: S3Settings = field(default_factory=S3Settings)
 
     def jurisdiction_of(self, region_id: str) -> Jurisdiction:
         return self.jurisdictions[self.regions[region_id].jurisdiction]
@@ -252,6 +285,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
     console = _parse_console(root.sub("console", required=False), findings)
     subjects = _parse_subjects(root.sub("subjects", required=False), findings)
     federation, peers = _parse_federation(root, regions, identity, findings)
+    s3 = _parse_s3(root.sub("s3", required=False), regions, categories, findings)
 
     legal = parse_legal(
         raw,
@@ -286,6 +320,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "") -> Config:
         subjects=subjects,
         federation=federation,
         peers=peers,
+        s3=s3,
     )
 
 
@@ -525,8 +560,7 @@ def _parse_support_access(r: TableReader | None, findings: list[Finding]) -> Sup
         findings.append(
             Finding(
                 r.at("consent_relays"),
-                "must name at least one service; with none, no customer could approve support access "
-                "(leave out `[support_access]` to turn support access off)",
+                "must name at least one service; with none, no customer could approve support access (leave out `[support_access]` to turn support access off)",
             )
         )
     for i, name in enumerate(relays):
@@ -564,6 +598,41 @@ def _parse_subjects(r: TableReader | None, findings: list[Finding]) -> SubjectSe
         findings.append(Finding(r.at("cache_seconds"), f"`{seconds}` must be between 0 and 3600 seconds"))
     r.finish()
     return SubjectSettings(cache_seconds=SUBJECT_CACHE_SECONDS if seconds is None else seconds)
+
+
+def _parse_s3(r: TableReader | None, regions: Mapping[str, Region], categories: tuple[str, ...], findings: list[Finding]) -> S3Settings:
+    """The S3 front's port, virtual-host domain and buckets; absent: no front unless ``serve --s3-port``."""
+    if r is None or not r.ok:
+        return S3Settings()
+    port = r.get("port", int, required=False)
+    if port is not None and not 1 <= port <= 65535:
+        findings.append(Finding(r.at("port"), f"`{port}` must be a TCP port, 1 to 65535"))
+    virtual_host = r.get("virtual_host", str, required=False)
+    if virtual_host is not None and not HOST_NAME.match(virtual_host):
+        findings.append(Finding(r.at("virtual_host"), f"`{virtual_host}` must be a lower-case DNS name such as `s3.gateway.local`"))
+    buckets: dict[str, S3Bucket] = {}
+    for name, b in r.items("buckets", required=False):
+        if not b.ok:
+            continue
+        if not is_bucket_name(name):
+            findings.append(Finding(b.path, f"`{name}` is not an S3 bucket name: 3 to 63 lower-case letters, digits, `.` or `-`"))
+        home = b.get("home_region", str, required=False)
+        route = b.get("route", str, required=False)
+        if (home is None) == (route is None):
+            findings.append(Finding(b.path, 'give either `home_region` (every object stored there) or `route = "subject"` (the key names a subject)'))
+        if route is not None and route != "subject":
+            findings.append(Finding(b.at("route"), f'unknown route `{route}`; the one route is `"subject"`'))
+        if home is not None and home not in regions:
+            findings.append(Finding(b.at("home_region"), f"unknown region `{home}`"))
+        elif home is not None and regions[home].owner is not None:
+            findings.append(Finding(b.at("home_region"), f"region `{home}` is served by peer `{regions[home].owner}`; a bucket's home is a region served here"))
+        category = b.get("default_category", str, required=False)
+        if category is not None and category not in categories:
+            findings.append(Finding(b.at("default_category"), f"unknown category `{category}`; use one of {', '.join(categories)}"))
+        b.finish()
+        buckets[name] = S3Bucket(name=name, home_region=home, default_category=category)
+    r.finish()
+    return S3Settings(port=port, virtual_host=virtual_host, buckets=buckets)
 
 
 def _parse_regions(root: TableReader, jurisdictions: Mapping[str, Jurisdiction], findings: list[Finding]) -> dict[str, Region]:

@@ -1,97 +1,45 @@
-"""The S3 front's aiohttp app: path-style S3 requests, verified with SigV4, answered through the records service.
+"""The S3 front's aiohttp app: S3 requests, verified with SigV4, answered through the records service.
 
-A bucket routes each object by subject: the key ``SUBJECT/KEY`` is record
-``KEY`` of subject ``SUBJECT``, stored in that subject's home region and
-decided and ledgered exactly as the REST API's record routes. The record's
-category is the ``x-amz-meta-category`` header of the PutObject, else the
-bucket's default. Errors are S3 XML documents.
+A subject-routed bucket routes each object by subject: the key
+``SUBJECT/KEY`` is record ``KEY`` of subject ``SUBJECT``, stored in that
+subject's home region and decided and ledgered exactly as the REST API's
+record routes. The record's category is the ``x-amz-meta-category`` header of
+the PutObject, else the bucket's default. Errors are S3 XML documents.
+Requests are path style (``/BUCKET/KEY``), or virtual-host style
+(``BUCKET.<virtual_host>/KEY``) where ``[s3] virtual_host`` is configured.
+
+Every request goes through one dispatcher: it names the request's bucket and
+key, then the operation from the method, whether a key is named, and the
+subresource in the query string (``?delete``, ``?location``...). A query
+parameter the operation does not read is a subresource this front does not
+implement: 501 ``NotImplemented`` naming it, never a plain object operation.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from gateway.errors import (
-    Conflict,
-    Forbidden,
-    GatewayError,
-    InvalidRequest,
-    LedgerError,
-    LegalRefusal,
-    NotFound,
-    PayloadTooLarge,
-    PreconditionError,
-    StoreError,
-    Unauthenticated,
-)
-from gateway.model import Caller, is_identifier
+from gateway.config import S3Bucket
+from gateway.errors import GatewayError
+from gateway.model import Caller
+from gateway.s3front import buckets, listing, objects
 from gateway.s3front.credentials import S3_KEY_FILE, BadAccessKey, identity_of, load_key, secret_for
-from gateway.s3front.sigv4 import UNSIGNED, SigError, verify
-from gateway.services.records import RecordNotFound, who
-from gateway.web.bodies import read_body
+from gateway.s3front.sigv4 import SigError, verify
+from gateway.s3front.state import BUCKET_SERVICE_KEY, BUCKETS_KEY, MAIN_STATE_KEY, S3_BUCKET, S3_CALLER, S3_KEY, S3_SECRET_KEY, VIRTUAL_HOST_KEY, state
+from gateway.s3front.xml import S3Error, error_response, from_gateway
+from gateway.services.buckets import BucketService
+from gateway.services.records import who
 from gateway.web.drain import DRAIN_KEY, Drain
-from gateway.web.state import STATE_KEY, AppState
+from gateway.web.state import STATE_KEY
 
 log = logging.getLogger("gateway.s3front")
 
-XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
-MAX_KEYS = 1000
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-BUCKETS_KEY = web.AppKey("s3_buckets", dict)
-MAIN_STATE_KEY = web.AppKey("s3_main_state", AppState)
-S3_SECRET_KEY = web.AppKey("s3_secret_key", bytes)
-S3_CALLER = web.RequestKey("s3_caller", Caller)
-
-
-class S3Error(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, dict(headers or {})
-
-
-def error_response(request: web.Request, error: S3Error) -> web.Response:
-    body = (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{escape(error.code)}</Code><Message>{escape(error.message)}</Message>'
-        f"<Resource>{escape(request.path)}</Resource></Error>"
-    )
-    return web.Response(status=error.status, body=None if request.method == "HEAD" else body.encode(), content_type="application/xml", headers=error.headers)
-
-
-def _from_gateway(error: GatewayError) -> S3Error:
-    """The S3 error an S3 client understands for a gateway error; a refusal keeps its reason in the message and a header."""
-    if isinstance(error, LegalRefusal):
-        reasons = error.details.get("reasons") or [{"code": error.code}]
-        return S3Error(403, "AccessDenied", error.message, {"X-Residency-Decision": str(reasons[0]["code"]), "X-Residency-Refusal": error.code})
-    if error.code == "legal-hold":
-        return S3Error(403, "AccessDenied", f"Object is under legal hold: {error.message}", {"X-Residency-Refusal": error.code})
-    if isinstance(error, NotFound):
-        return S3Error(404, "NoSuchKey", error.message)
-    if isinstance(error, PayloadTooLarge):
-        return S3Error(400, "EntityTooLarge", error.message)
-    if isinstance(error, InvalidRequest):
-        return S3Error(400, "InvalidArgument", error.message)
-    if isinstance(error, PreconditionError):
-        return S3Error(412, "PreconditionFailed", error.message)
-    if isinstance(error, Conflict):
-        return S3Error(409, "OperationAborted", error.message)
-    if isinstance(error, (Forbidden, Unauthenticated)):
-        return S3Error(403, "AccessDenied", error.message)
-    if isinstance(error, (StoreError, LedgerError)):
-        return S3Error(503, "ServiceUnavailable", error.message)
-    return S3Error(500, "InternalError", "the gateway failed; see its log")
-
-
-def _state(request: web.Request) -> AppState:
-    return request.app[MAIN_STATE_KEY]
 
 
 @web.middleware
@@ -101,13 +49,13 @@ async def s3_errors(request: web.Request, handler: Handler) -> web.StreamRespons
     except S3Error as error:
         return error_response(request, error)
     except GatewayError as error:
-        return error_response(request, _from_gateway(error))
+        return error_response(request, from_gateway(error))
 
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Verify the request's SigV4 signature and bind the service it names; a signature that fails is ledgered."""
-    rt = _state(request).rt
+    rt = state(request).rt
     key = request.app[S3_SECRET_KEY]
     now = rt.settings.clock()
     found: dict[str, Caller] = {}
@@ -143,146 +91,82 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     return await handler(request)
 
 
-def _bucket(request: web.Request) -> str:
-    bucket = request.match_info["bucket"]
-    if bucket not in request.app[BUCKETS_KEY]:
-        raise S3Error(404, "NoSuchBucket", f"The specified bucket `{bucket}` does not exist")
-    return bucket
+@dataclass(frozen=True)
+class Operation:
+    handler: Handler
+    reads: frozenset[str] = frozenset()  # the query parameters it understands, besides its subresource
 
 
-def _object(request: web.Request) -> tuple[str, str]:
-    """(subject, record key) of ``SUBJECT/KEY``; InvalidArgument if the key cannot be a record's."""
-    _bucket(request)
-    subject, _, key = request.match_info["key"].partition("/")
-    if not is_identifier(subject) or not is_identifier(key):
-        raise S3Error(
-            400, "InvalidArgument", "an object key must be SUBJECT/KEY: a registered subject id, then a record key of letters, digits, `.`, `_` or `-`"
-        )
-    return subject, key
+LIST_PARAMETERS = frozenset({"list-type", "prefix", "delimiter", "max-keys", "continuation-token", "start-after", "fetch-owner", "encoding-type", "marker"})
+RESPONSE_HEADERS = ("content-type", "content-language", "expires", "cache-control", "content-disposition", "content-encoding")
+GET_PARAMETERS = frozenset(f"response-{name}" for name in RESPONSE_HEADERS)
+
+# (method, what the request names: "service", "bucket" or "object", its subresource or "") -> operation
+OPERATIONS: dict[tuple[str, str, str], Operation] = {
+    ("GET", "service", ""): Operation(buckets.list_buckets),
+    ("HEAD", "bucket", ""): Operation(buckets.head_bucket),
+    ("PUT", "bucket", ""): Operation(buckets.create_bucket),
+    ("DELETE", "bucket", ""): Operation(buckets.delete_bucket),
+    ("GET", "bucket", "location"): Operation(buckets.get_bucket_location),
+    ("GET", "bucket", ""): Operation(listing.list_objects, LIST_PARAMETERS),
+    ("GET", "object", ""): Operation(objects.get_object, GET_PARAMETERS),
+    ("HEAD", "object", ""): Operation(objects.get_object, GET_PARAMETERS),
+    ("PUT", "object", ""): Operation(objects.put_object),
+    ("DELETE", "object", ""): Operation(objects.delete_object),
+    ("POST", "bucket", "delete"): Operation(objects.delete_objects),
+}
+# botocore names the operation in `x-id`; presigned URLs carry `X-Amz-*`, or in the older form these three
+SIGNATURE_PARAMETERS = frozenset({"x-id", "AWSAccessKeyId", "Signature", "Expires"})
 
 
-def _etag(body: bytes) -> str:
-    return f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
+LEVELS = {"service": "of the service", "bucket": "of a bucket", "object": "of an object"}
 
 
-def _xml(body: str) -> web.Response:
-    return web.Response(body=f'<?xml version="1.0" encoding="UTF-8"?>\n{body}'.encode(), content_type="application/xml")
+def _names(request: web.Request) -> tuple[str, str]:
+    """(bucket, key) the request names: virtual-host style (``BUCKET.<virtual_host>``, the key is the path), else path style."""
+    domain = request.app[VIRTUAL_HOST_KEY]
+    host = request.host.rpartition(":")[0] if request.host.rpartition(":")[2].isdigit() else request.host
+    if domain and host.lower().endswith("." + domain):
+        return host[: -len(domain) - 1].lower(), request.path[1:]
+    bucket, _, key = request.path.lstrip("/").partition("/")
+    return bucket, key
 
 
-routes = web.RouteTableDef()
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    bucket, key = _names(request)
+    request[S3_BUCKET], request[S3_KEY] = bucket, key
+    level = "object" if key else "bucket" if bucket else "service"
+    parameters = [name for name in request.query if name not in SIGNATURE_PARAMETERS and not name.lower().startswith("x-amz-")]
+    subresources = [name for name in parameters if (request.method, level, name) in OPERATIONS]
+    subresource = subresources[0] if subresources else ""
+    operation = OPERATIONS.get((request.method, level, subresource))
+    unknown = [name for name in parameters if name != subresource and (operation is None or name not in operation.reads)]
+    if unknown:
+        raise S3Error(501, "NotImplemented", f"the `{unknown[0]}` subresource is not implemented here", {"X-S3-Unsupported": unknown[0]})
+    if operation is None:
+        raise S3Error(501, "NotImplemented", f"{request.method} {LEVELS[level]} is not implemented here")
+    return await operation.handler(request)
 
 
-@routes.get("/", allow_head=False)
-async def list_buckets(request: web.Request) -> web.StreamResponse:
-    caller = request[S3_CALLER]
-    items = "".join(f"<Bucket><Name>{escape(b)}</Name><CreationDate>2026-01-01T00:00:00.000Z</CreationDate></Bucket>" for b in sorted(request.app[BUCKETS_KEY]))
-    owner = f"<Owner><ID>{escape(caller.principal)}</ID></Owner>"
-    return _xml(f'<ListAllMyBucketsResult xmlns="{XMLNS}">{owner}<Buckets>{items}</Buckets></ListAllMyBucketsResult>')
-
-
-@routes.route("HEAD", "/{bucket}")
-async def head_bucket(request: web.Request) -> web.StreamResponse:
-    _bucket(request)
-    return web.Response()
-
-
-@routes.get("/{bucket}", allow_head=False)
-async def list_objects(request: web.Request) -> web.StreamResponse:
-    """ListObjectsV2 of one subject: the prefix must start with ``SUBJECT/``."""
-    bucket = _bucket(request)
-    if request.query.get("list-type") != "2":
-        raise S3Error(501, "NotImplemented", "only ListObjectsV2 (list-type=2) is supported")
-    prefix = request.query.get("prefix", "")
-    subject, slash, key_prefix = prefix.partition("/")
-    if not slash or not is_identifier(subject):
-        raise S3Error(400, "InvalidArgument", "list one subject at a time: the prefix must start with SUBJECT/")
-    try:
-        max_keys = min(int(request.query.get("max-keys", MAX_KEYS)), MAX_KEYS)
-    except ValueError:
-        raise S3Error(400, "InvalidArgument", "max-keys must be a whole number") from None
-    # the continuation token is the last record key of the page before; start-after is an object key, SUBJECT/KEY
-    after = request.query.get("continuation-token") or request.query.get("start-after", "").partition("/")[2] or None
-    records = _state(request).rt.records
-    contents: list[str] = []
-    next_after: str | None = None
-    while len(contents) < max_keys:
-        listing = await records.list_records(request[S3_CALLER], subject, after=after, limit=max_keys - len(contents))
-        for meta in listing.records:
-            if meta.key.startswith(key_prefix):
-                contents.append(
-                    f"<Contents><Key>{escape(subject + '/' + meta.key)}</Key><LastModified>{escape(meta.written_at)}</LastModified>"
-                    f"<Size>{meta.size}</Size><StorageClass>STANDARD</StorageClass></Contents>"
-                )
-        after = next_after = listing.next_after
-        if next_after is None:
-            break
-    truncated = next_after is not None
-    token = f"<NextContinuationToken>{escape(next_after)}</NextContinuationToken>" if next_after is not None else ""
-    return _xml(
-        f'<ListBucketResult xmlns="{XMLNS}"><Name>{escape(bucket)}</Name><Prefix>{escape(prefix)}</Prefix><KeyCount>{len(contents)}</KeyCount>'
-        f"<MaxKeys>{max_keys}</MaxKeys><IsTruncated>{'true' if truncated else 'false'}</IsTruncated>{token}{''.join(contents)}</ListBucketResult>"
-    )
-
-
-async def _read(request: web.Request) -> web.Response:
-    subject, key = _object(request)
-    result = await _state(request).rt.records.get_record(request[S3_CALLER], subject, key)
-    headers = {
-        "ETag": _etag(result.body),
-        "x-amz-meta-category": result.meta.category,
-        "X-Residency-Region": result.meta.region,
-        "X-Residency-Decision": result.decision.reasons[0].code,
-        "X-Audit-Seq": str(result.ledger_seq),
-    }
-    if request.method == "HEAD":
-        return web.Response(headers={**headers, "Content-Length": str(len(result.body))}, content_type="application/octet-stream")
-    return web.Response(body=result.body, headers=headers, content_type="application/octet-stream")
-
-
-routes.get("/{bucket}/{key:.+}", allow_head=False)(_read)
-routes.route("HEAD", "/{bucket}/{key:.+}")(_read)
-
-
-@routes.put("/{bucket}/{key:.+}")
-async def put_object(request: web.Request) -> web.StreamResponse:
-    subject, key = _object(request)
-    rt = _state(request).rt
-    meta = {name.lower()[len("x-amz-meta-") :]: value for name, value in request.headers.items() if name.lower().startswith("x-amz-meta-")}
-    if set(meta) - {"category"}:
-        raise S3Error(501, "NotImplemented", "user metadata other than x-amz-meta-category is not stored yet")
-    if "x-amz-copy-source" in request.headers:
-        raise S3Error(501, "NotImplemented", "CopyObject is not supported yet")
-    if "partNumber" in request.query or "uploadId" in request.query:
-        raise S3Error(501, "NotImplemented", "multipart uploads are not supported yet")
-    category = meta.get("category") or request.app[BUCKETS_KEY][request.match_info["bucket"]]
-    if not category:
-        raise S3Error(400, "InvalidArgument", "send the record's category as x-amz-meta-category (this bucket has no default)")
-    body = await read_body(request, rt.config.limits.max_record_bytes, what="object")
-    payload = request["s3_payload"]
-    if payload != UNSIGNED and payload != hashlib.sha256(body).hexdigest():
-        raise S3Error(400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
-    md5 = request.headers.get("Content-MD5")
-    if md5 is not None and md5 != base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode():
-        raise S3Error(400, "BadDigest", "The Content-MD5 you specified did not match what we received.")
-    await rt.records.put_record(request[S3_CALLER], subject, key, category, body)
-    return web.Response(headers={"ETag": _etag(body)})
-
-
-@routes.delete("/{bucket}/{key:.+}")
-async def delete_object(request: web.Request) -> web.StreamResponse:
-    subject, key = _object(request)
-    with contextlib.suppress(RecordNotFound):  # S3 answers 204 for a key that is not there; decided and ledgered first
-        await _state(request).rt.records.delete_record(request[S3_CALLER], subject, key)
-    return web.Response(status=204)
-
-
-def create_s3_app(main: web.Application, buckets: Mapping[str, str], data_dir: Path) -> web.Application:
-    """The S3 front over ``main``'s runtime (opened by ``main``); ``buckets`` maps each bucket to its default category ("" for none)."""
+def create_s3_app(main: web.Application, buckets: Mapping[str, S3Bucket], data_dir: Path, *, virtual_host: str | None = None) -> web.Application:
+    """The S3 front over ``main``'s runtime (opened by ``main``), serving the configured ``buckets``; with ``virtual_host``,
+    a request to host ``BUCKET.<virtual_host>`` names its bucket in the host (virtual-host style)."""
     drain = Drain()
     app = web.Application(middlewares=[drain.track, s3_errors, authenticate], client_max_size=64 * 1024 * 1024)
     app[DRAIN_KEY] = drain
     app[BUCKETS_KEY] = dict(buckets)
+    app[VIRTUAL_HOST_KEY] = virtual_host or ""
     app[MAIN_STATE_KEY] = main[STATE_KEY]
     app[S3_SECRET_KEY] = load_key(data_dir / S3_KEY_FILE)
-    app.add_routes(routes)
+    app.router.add_route("*", "/{path:.*}", dispatch)
+    app.on_startup.append(_open_buckets)
     return app
+
+
+async def _open_buckets(app: web.Application) -> None:
+    """The bucket service, over the runtime the main app opened at its start (before this app's)."""
+    rt = app[MAIN_STATE_KEY].rt
+    records = rt.records
+    app[BUCKET_SERVICE_KEY] = BucketService(
+        config=rt.config, records=records, control=records.control, audit=rt.audit, clock=rt.settings.clock, configured=app[BUCKETS_KEY]
+    )

@@ -83,7 +83,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -104,6 +104,7 @@ from gateway.model import Caller, Clock, Reason, RecordMeta, ResidencyDecision, 
 from gateway.residency.decision import ResidencyPolicy
 from gateway.services.audit_log import AuditLog
 from gateway.stores import ObjectCorrupt, ObjectInfo, ObjectNotFound, PreconditionFailed, RecordStore
+from gateway.stores.base import validate_metadata
 from gateway.tags import TagSigner, TagVerifier, TagViolation
 
 log = logging.getLogger("gateway.records")
@@ -113,6 +114,7 @@ T = TypeVar("T")
 TAG_METADATA = "residency-tag"
 SEAL_METADATA = "tag-seal"  # the gateway's own HMAC seal of the tag (see gateway.tags); not mirrored as an S3 object tag
 PROFILE = "profile"
+RESERVED_SUBJECT_PREFIX = "s3."  # the data holders of S3 buckets with a home region (gateway.services.buckets)
 # A profile's residency tag is bound to this key, which no record can have (record keys are identifiers),
 # and to this category, which is not on the ladder: a record's tag can never pass for a profile's.
 PROFILE_TAG_KEY = "@profile"
@@ -294,6 +296,12 @@ class ReadResult:
     meta: RecordMeta
     decision: ResidencyDecision
     ledger_seq: int
+    extra: Mapping[str, str] = field(default_factory=dict)  # the metadata its writer stored beside the tag (``put_record``'s ``extra``)
+
+
+def extra_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """Stored metadata without what the gateway keeps there itself (the tag, its seal, the fields it mirrors)."""
+    return {name: value for name, value in metadata.items() if name not in (TAG_METADATA, SEAL_METADATA) and not name.startswith("residency-")}
 
 
 class RecordService:
@@ -407,6 +415,8 @@ class RecordService:
     def parse_subject(self, subject_id: str, body: Any) -> Subject:
         if not is_identifier(subject_id):
             raise InvalidRequest(f"subject id `{subject_id}` must be letters, digits, `.`, `_` or `-`", code="invalid-subject")
+        if subject_id.startswith(RESERVED_SUBJECT_PREFIX):
+            raise InvalidRequest(f"subject ids beginning `{RESERVED_SUBJECT_PREFIX}` hold S3 buckets' objects; choose another id", code="invalid-subject")
         if not isinstance(body, dict):
             raise InvalidRequest("subject must be a JSON object", code="invalid-subject")
         unknown = sorted(set(body) - SUBJECT_FIELDS)
@@ -501,9 +511,7 @@ class RecordService:
                 code="subject-region-conflict",
             )
 
-    async def _write_profile(
-        self, subject: Subject, body: bytes, metadata: Mapping[str, str], *, by: Mapping[str, Any], act: str, over: Version | None
-    ) -> int:
+    async def _write_profile(self, subject: Subject, body: bytes, metadata: Mapping[str, str], *, by: Mapping[str, Any], act: str, over: Version | None) -> int:
         """The intent of a profile write, then the put over version ``over`` (create-only when None); the intent's seq.
 
         Call with the profile's key lock held. ``PreconditionFailed`` if the stored profile is not ``over`` (or,
@@ -908,12 +916,23 @@ class RecordService:
     # --- records -------------------------------------------------------------
 
     async def put_record(
-        self, caller: Caller, subject_id: str, key: str, category: str | None, body: bytes, *, precondition: Precondition = NO_PRECONDITION
+        self,
+        caller: Caller,
+        subject_id: str,
+        key: str,
+        category: str | None,
+        body: bytes,
+        *,
+        precondition: Precondition = NO_PRECONDITION,
+        extra: Mapping[str, str] | None = None,
     ) -> tuple[ResidencyTag, bool]:
         """Store a record in the subject's home region: (its tag, whether this write created it).
 
         Decided first, then written as the module docstring says: intent, a put
-        over the version the intent names, outcome.
+        over the version the intent names, outcome. ``extra``: more metadata to
+        store beside the tag (the S3 front's user metadata), read back as
+        ``ReadResult.extra``; it is not covered by the tag, and may not use the
+        tag's names.
         """
         _require_service(caller)
         _check_key(key)
@@ -923,6 +942,8 @@ class RecordService:
             raise InvalidRequest(f"unknown category `{category}`; use one of {', '.join(self.config.categories)}", code="invalid-category")
         if len(body) > self.config.limits.max_record_bytes:
             raise PayloadTooLarge(f"record is {len(body)} bytes; the limit is {self.config.limits.max_record_bytes}")
+        if extra and extra_metadata(extra) != extra:
+            raise InvalidRequest("extra metadata may not use the names of the residency tag", code="invalid-metadata")
         # decided before anything about the record is looked at: a refused caller learns nothing of it
         await self._live_profile(subject_id)  # a subject whose profile is gone is unknown, not written to
         profile, decision = await self._governed(caller, subject_id, "record.write", {"key": key})
@@ -930,6 +951,7 @@ class RecordService:
         region = self.config.regions[subject.home_region]
         store = self.stores[region.id]
         tag, metadata = self._tagged(region.id, subject.id, key, category, body)
+        metadata = validate_metadata({**(extra or {}), **metadata})  # too much extra metadata is refused before any intent
         object_key = record_key(subject.id, key)
         about = _read_entry(
             caller, subject, decision, {"key": key, "category": category, "sha256": tag.sha256, "size": tag.size}, profile_sha256=profile.sha256
@@ -1038,9 +1060,7 @@ class RecordService:
 
     def decide_read(self, caller: Caller, subject: Subject) -> ResidencyDecision:
         assert caller.region and caller.service and caller.purpose
-        return self.residency.decide(
-            caller_region=caller.region, service=caller.service, purpose=caller.purpose, data_region=subject.home_region
-        )
+        return self.residency.decide(caller_region=caller.region, service=caller.service, purpose=caller.purpose, data_region=subject.home_region)
 
     async def _governed(self, caller: Caller, subject_id: str, kind: str, extra: Mapping[str, Any]) -> tuple[Profile, ResidencyDecision]:
         """The residency decision for ``caller`` on a subject's data, then the subject's facts, verified.
@@ -1108,7 +1128,8 @@ class RecordService:
         entry = await self.audit.record(
             "service.read", _read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}, profile_sha256=profile.sha256)
         )
-        return ReadResult(body=obj.body, meta=_meta(tag, obj.legal_hold), decision=decision, ledger_seq=int(entry.get("seq", 0)))
+        meta = _meta(tag, obj.legal_hold)
+        return ReadResult(body=obj.body, meta=meta, decision=decision, ledger_seq=int(entry.get("seq", 0)), extra=extra_metadata(obj.metadata))
 
     async def read_under_case(self, caller: Caller, subject: Subject, key: str, *, case_id: str) -> ReadResult:
         """A record read whose legal basis is an approved case (human support access), not the residency rules.
