@@ -9,7 +9,6 @@ bucket's default. Errors are S3 XML documents.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import logging
@@ -33,10 +32,10 @@ from gateway.errors import (
     Unauthenticated,
 )
 from gateway.model import Caller, is_identifier
+from gateway.s3front.chunked import Body
 from gateway.s3front.credentials import S3_KEY_FILE, BadAccessKey, identity_of, load_key, secret_for
-from gateway.s3front.sigv4 import UNSIGNED, SigError, verify
+from gateway.s3front.sigv4 import SigError, Signed, verify
 from gateway.services.records import RecordNotFound, who
-from gateway.web.bodies import read_body
 from gateway.web.drain import DRAIN_KEY, Drain
 from gateway.web.state import STATE_KEY, AppState
 
@@ -50,6 +49,7 @@ BUCKETS_KEY = web.AppKey("s3_buckets", dict)
 MAIN_STATE_KEY = web.AppKey("s3_main_state", AppState)
 S3_SECRET_KEY = web.AppKey("s3_secret_key", bytes)
 S3_CALLER = web.RequestKey("s3_caller", Caller)
+S3_SIGNED = web.RequestKey("s3_signed", Signed)
 
 
 class S3Error(Exception):
@@ -100,6 +100,12 @@ async def s3_errors(request: web.Request, handler: Handler) -> web.StreamRespons
         return await handler(request)
     except S3Error as error:
         return error_response(request, error)
+    except SigError as error:  # a body that fails its checks (gateway.s3front.chunked)
+        if error.code == "SignatureDoesNotMatch":
+            await _state(request).rt.audit.record(
+                "s3.signature-refused", {"by": who(request[S3_CALLER]), "method": request.method, "path": request.path, "code": error.code, "what": "chunk"}
+            )
+        return error_response(request, S3Error(error.status, error.code, error.message))
     except GatewayError as error:
         return error_response(request, _from_gateway(error))
 
@@ -136,10 +142,8 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
                 {"by": None if caller is None else who(caller), "method": request.method, "path": request.path, "code": error.code},
             )
         raise S3Error(error.status, error.code, error.message) from None
-    if signed.payload_sha256.startswith("STREAMING-"):
-        raise S3Error(501, "NotImplemented", f"chunked uploads ({signed.payload_sha256}) are not supported yet; send the body in one piece")
     request[S3_CALLER] = found["caller"]
-    request["s3_payload"] = signed.payload_sha256
+    request[S3_SIGNED] = signed
     return await handler(request)
 
 
@@ -159,6 +163,11 @@ def _object(request: web.Request) -> tuple[str, str]:
             400, "InvalidArgument", "an object key must be SUBJECT/KEY: a registered subject id, then a record key of letters, digits, `.`, `_` or `-`"
         )
     return subject, key
+
+
+def _headers(request: web.Request) -> dict[str, str]:
+    """The request's headers by lower-case name (the first value of each)."""
+    return {name.lower(): value for name, value in reversed(request.headers.items())}
 
 
 def _etag(body: bytes) -> str:
@@ -257,15 +266,15 @@ async def put_object(request: web.Request) -> web.StreamResponse:
     category = meta.get("category") or request.app[BUCKETS_KEY][request.match_info["bucket"]]
     if not category:
         raise S3Error(400, "InvalidArgument", "send the record's category as x-amz-meta-category (this bucket has no default)")
-    body = await read_body(request, rt.config.limits.max_record_bytes, what="object")
-    payload = request["s3_payload"]
-    if payload != UNSIGNED and payload != hashlib.sha256(body).hexdigest():
-        raise S3Error(400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
-    md5 = request.headers.get("Content-MD5")
-    if md5 is not None and md5 != base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode():
-        raise S3Error(400, "BadDigest", "The Content-MD5 you specified did not match what we received.")
-    await rt.records.put_record(request[S3_CALLER], subject, key, category, body)
-    return web.Response(headers={"ETag": _etag(body)})
+    body = Body(request.content, _headers(request), request[S3_SIGNED])
+    limit = rt.config.limits.max_record_bytes
+    data = bytearray()
+    async for piece in body.pieces():
+        data += piece
+        if len(data) > limit:
+            raise S3Error(400, "EntityTooLarge", f"the object is more than {limit} bytes")
+    await rt.records.put_record(request[S3_CALLER], subject, key, category, bytes(data))
+    return web.Response(headers={"ETag": f'"{body.md5.hex()}"', **body.checksums})
 
 
 @routes.delete("/{bucket}/{key:.+}")
