@@ -32,9 +32,11 @@ from gateway.errors import (
     Unauthenticated,
 )
 from gateway.model import Caller, is_identifier
+from gateway.s3front import multipart
 from gateway.s3front.chunked import Body
 from gateway.s3front.credentials import S3_KEY_FILE, BadAccessKey, identity_of, load_key, secret_for
 from gateway.s3front.sigv4 import SigError, Signed, verify
+from gateway.services.objects import Manifest, ObjectService
 from gateway.services.records import RecordNotFound, who
 from gateway.web.drain import DRAIN_KEY, Drain
 from gateway.web.state import STATE_KEY, AppState
@@ -68,6 +70,9 @@ def error_response(request: web.Request, error: S3Error) -> web.Response:
 
 def _from_gateway(error: GatewayError) -> S3Error:
     """The S3 error an S3 client understands for a gateway error; a refusal keeps its reason in the message and a header."""
+    if error.code in multipart.ERRORS:
+        status, code = multipart.ERRORS[error.code]
+        return S3Error(status, code, error.message)
     if isinstance(error, LegalRefusal):
         reasons = error.details.get("reasons") or [{"code": error.code}]
         return S3Error(403, "AccessDenied", error.message, {"X-Residency-Decision": str(reasons[0]["code"]), "X-Residency-Refusal": error.code})
@@ -199,6 +204,12 @@ async def head_bucket(request: web.Request) -> web.StreamResponse:
 async def list_objects(request: web.Request) -> web.StreamResponse:
     """ListObjectsV2 of one subject: the prefix must start with ``SUBJECT/``."""
     bucket = _bucket(request)
+    if "uploads" in request.query:
+        prefix = request.query.get("prefix", "")
+        subject, slash, _ = prefix.partition("/")
+        if not slash or not is_identifier(subject):
+            raise S3Error(400, "InvalidArgument", "list one subject's uploads at a time: the prefix must start with SUBJECT/")
+        return await multipart.list_uploads(_objects(request), request[S3_CALLER], bucket, subject, prefix)
     if request.query.get("list-type") != "2":
         raise S3Error(501, "NotImplemented", "only ListObjectsV2 (list-type=2) is supported")
     prefix = request.query.get("prefix", "")
@@ -233,19 +244,70 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _read(request: web.Request) -> web.Response:
+async def _read(request: web.Request) -> web.StreamResponse:
     subject, key = _object(request)
-    result = await _state(request).rt.records.get_record(request[S3_CALLER], subject, key)
+    if "uploadId" in request.query and request.method == "GET":
+        return await multipart.list_parts(_objects(request), request[S3_CALLER], request.match_info["bucket"], subject, key, request.query["uploadId"])
+    result, manifest = await _objects(request).read(request[S3_CALLER], subject, key)
     headers = {
-        "ETag": _etag(result.body),
+        "ETag": _etag(result.body) if manifest is None else manifest.etag,
         "x-amz-meta-category": result.meta.category,
         "X-Residency-Region": result.meta.region,
         "X-Residency-Decision": result.decision.reasons[0].code,
         "X-Audit-Seq": str(result.ledger_seq),
     }
+    if manifest is not None:
+        return await _stream(request, subject, key, manifest, headers)
     if request.method == "HEAD":
         return web.Response(headers={**headers, "Content-Length": str(len(result.body))}, content_type="application/octet-stream")
     return web.Response(body=result.body, headers=headers, content_type="application/octet-stream")
+
+
+def _range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end exclusive) of a single ``bytes=`` range; None for no range or one S3 ignores; InvalidRange past the end."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, dash, last = header[len("bytes=") :].strip().partition("-")
+    try:
+        if not first:
+            start, end = max(size - int(last), 0), size
+        else:
+            start, end = int(first), (size if not last else min(int(last) + 1, size))
+    except ValueError:
+        return None
+    if not dash or start >= size or start >= end:
+        raise S3Error(416, "InvalidRange", "The requested range is not satisfiable", {"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+async def _stream(request: web.Request, subject: str, key: str, manifest: Manifest, headers: dict[str, str]) -> web.StreamResponse:
+    """A chunked object, sent a verified chunk at a time (``Range`` honoured); a chunk that fails its checks before the
+    first byte is an error response, after it ends the connection: no unverified byte is ever sent."""
+    span = _range(request.headers.get("Range"), manifest.size)
+    start, end = span or (0, manifest.size)
+    headers = {**headers, "Accept-Ranges": "bytes"}
+    if span is not None:
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{manifest.size}"
+    response = web.StreamResponse(status=206 if span else 200, headers=headers)
+    response.content_type = "application/octet-stream"
+    response.content_length = end - start
+    if request.method == "HEAD":
+        await response.prepare(request)
+        return response
+    pieces = _objects(request).chunks(request[S3_CALLER], subject, key, manifest, start, end)
+    first = await anext(pieces, b"")  # a first chunk that fails is still an S3 error response
+    await response.prepare(request)
+    try:
+        await response.write(first)
+        async for piece in pieces:
+            await response.write(piece)
+    except GatewayError:
+        log.warning("a chunked object failed its checks while it was sent; the transfer was cut", extra={"event": "object-stream-cut"})
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
 
 
 routes.get("/{bucket}/{key:.+}", allow_head=False)(_read)
@@ -255,34 +317,61 @@ routes.route("HEAD", "/{bucket}/{key:.+}")(_read)
 @routes.put("/{bucket}/{key:.+}")
 async def put_object(request: web.Request) -> web.StreamResponse:
     subject, key = _object(request)
-    rt = _state(request).rt
     meta = {name.lower()[len("x-amz-meta-") :]: value for name, value in request.headers.items() if name.lower().startswith("x-amz-meta-")}
     if set(meta) - {"category"}:
         raise S3Error(501, "NotImplemented", "user metadata other than x-amz-meta-category is not stored yet")
     if "x-amz-copy-source" in request.headers:
         raise S3Error(501, "NotImplemented", "CopyObject is not supported yet")
+    body = Body(request.content, _headers(request), request[S3_SIGNED])
     if "partNumber" in request.query or "uploadId" in request.query:
-        raise S3Error(501, "NotImplemented", "multipart uploads are not supported yet")
+        if "uploadId" not in request.query:
+            raise S3Error(400, "InvalidArgument", "an UploadPart names its uploadId")
+        return await multipart.upload_part(_objects(request), request[S3_CALLER], subject, key, request.query, body.pieces(), lambda: body.checksums)
+    category = _category(request, meta)
+    written = await _objects(request).put_object(request[S3_CALLER], subject, key, category, body.pieces())
+    return web.Response(headers={"ETag": written.etag, **body.checksums})
+
+
+def _category(request: web.Request, meta: Mapping[str, str]) -> str:
     category = meta.get("category") or request.app[BUCKETS_KEY][request.match_info["bucket"]]
     if not category:
         raise S3Error(400, "InvalidArgument", "send the record's category as x-amz-meta-category (this bucket has no default)")
-    body = Body(request.content, _headers(request), request[S3_SIGNED])
-    limit = rt.config.limits.max_record_bytes
-    data = bytearray()
-    async for piece in body.pieces():
-        data += piece
-        if len(data) > limit:
-            raise S3Error(400, "EntityTooLarge", f"the object is more than {limit} bytes")
-    await rt.records.put_record(request[S3_CALLER], subject, key, category, bytes(data))
-    return web.Response(headers={"ETag": f'"{body.md5.hex()}"', **body.checksums})
+    return str(category)
+
+
+@routes.post("/{bucket}/{key:.+}")
+async def post_object(request: web.Request) -> web.StreamResponse:
+    """CreateMultipartUpload (``?uploads``) and CompleteMultipartUpload (``?uploadId``)."""
+    subject, key = _object(request)
+    bucket = request.match_info["bucket"]
+    if "uploads" in request.query:
+        meta = {name.lower()[len("x-amz-meta-") :]: value for name, value in request.headers.items() if name.lower().startswith("x-amz-meta-")}
+        if set(meta) - {"category"}:
+            raise S3Error(501, "NotImplemented", "user metadata other than x-amz-meta-category is not stored yet")
+        return await multipart.create(_objects(request), request[S3_CALLER], bucket, subject, key, _category(request, meta))
+    if "uploadId" in request.query:
+        body = Body(request.content, _headers(request), request[S3_SIGNED])
+        document = bytearray()
+        async for piece in body.pieces():
+            document += piece
+            if len(document) > multipart.MAX_COMPLETE_BYTES:
+                raise S3Error(400, "MalformedXML", "the part list is too large")
+        return await multipart.complete(_objects(request), request[S3_CALLER], bucket, subject, key, request.query["uploadId"], bytes(document))
+    raise S3Error(501, "NotImplemented", "this POST is not supported")
 
 
 @routes.delete("/{bucket}/{key:.+}")
 async def delete_object(request: web.Request) -> web.StreamResponse:
     subject, key = _object(request)
+    if "uploadId" in request.query:
+        return await multipart.abort(_objects(request), request[S3_CALLER], subject, key, request.query["uploadId"])
     with contextlib.suppress(RecordNotFound):  # S3 answers 204 for a key that is not there; decided and ledgered first
-        await _state(request).rt.records.delete_record(request[S3_CALLER], subject, key)
+        await _objects(request).delete(request[S3_CALLER], subject, key)
     return web.Response(status=204)
+
+
+def _objects(request: web.Request) -> ObjectService:
+    return ObjectService(_state(request).rt.records)
 
 
 def create_s3_app(main: web.Application, buckets: Mapping[str, str], data_dir: Path) -> web.Application:

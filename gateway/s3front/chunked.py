@@ -106,7 +106,7 @@ def is_chunked(headers: Mapping[str, str], signed: Signed) -> bool:
 
 
 class Body:
-    """A request body and its checks; iterate ``pieces()`` once, then read ``size`` and ``md5``.
+    """A request body and its checks; iterate ``pieces()`` once, then read ``size`` and ``checksums``.
 
     ``headers`` maps lower-case names to values.
     """
@@ -118,7 +118,7 @@ class Body:
         self.stream, self.headers, self.signed = stream, headers, signed
         self.chunked = is_chunked(headers, signed)
         self.size = 0
-        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._md5 = hashlib.md5(usedforsecurity=False) if "content-md5" in headers else None
         self._sha256 = hashlib.sha256() if len(payload) == 64 else None
         self._trailer = headers.get("x-amz-trailer", "").strip().lower() or None
         if self._trailer is not None and (not self._trailer.startswith(CHECKSUM_HEADER) or self._trailer[len(CHECKSUM_HEADER) :] not in CHECKSUMS):
@@ -137,15 +137,12 @@ class Body:
         self.checksums: dict[str, str] = {}  # header name -> base64 value, verified: what the response echoes
         self._trailing_value: str | None = None
 
-    @property
-    def md5(self) -> bytes:
-        return self._md5.digest()
-
     async def pieces(self) -> AsyncIterator[bytes]:
         source = self._decoded() if self.chunked else self._plain()
         async for piece in source:
             self.size += len(piece)
-            self._md5.update(piece)
+            if self._md5 is not None:
+                self._md5.update(piece)
             if self._sha256 is not None:
                 self._sha256.update(piece)
             for checksum in self._checksums.values():
@@ -232,7 +229,7 @@ class Body:
         if self._sha256 is not None and self._sha256.hexdigest() != self.signed.payload_sha256:
             raise SigError("XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.", 400)
         md5 = self.headers.get("content-md5")
-        if md5 is not None and md5 != base64.b64encode(self.md5).decode():
+        if md5 is not None and self._md5 is not None and md5 != base64.b64encode(self._md5.digest()).decode():
             raise SigError("BadDigest", "The Content-MD5 you specified did not match what we received.", 400)
         for name, checksum in self._checksums.items():
             sent = self._trailing_value if name == self._trailer else self.headers[name]

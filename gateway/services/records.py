@@ -112,6 +112,8 @@ T = TypeVar("T")
 
 TAG_METADATA = "residency-tag"
 SEAL_METADATA = "tag-seal"  # the gateway's own HMAC seal of the tag (see gateway.tags); not mirrored as an S3 object tag
+# A record whose body is the manifest of a chunked object (gateway.services.objects) carries this, set to "1"
+MANIFEST_METADATA = "object-manifest"
 PROFILE = "profile"
 # A profile's residency tag is bound to this key, which no record can have (record keys are identifiers),
 # and to this category, which is not on the ladder: a record's tag can never pass for a profile's.
@@ -294,6 +296,7 @@ class ReadResult:
     meta: RecordMeta
     decision: ResidencyDecision
     ledger_seq: int
+    manifest: bool = False  # the body is the manifest of a chunked object (gateway.services.objects)
 
 
 class RecordService:
@@ -908,12 +911,21 @@ class RecordService:
     # --- records -------------------------------------------------------------
 
     async def put_record(
-        self, caller: Caller, subject_id: str, key: str, category: str | None, body: bytes, *, precondition: Precondition = NO_PRECONDITION
+        self,
+        caller: Caller,
+        subject_id: str,
+        key: str,
+        category: str | None,
+        body: bytes,
+        *,
+        precondition: Precondition = NO_PRECONDITION,
+        manifest: bool = False,
     ) -> tuple[ResidencyTag, bool]:
         """Store a record in the subject's home region: (its tag, whether this write created it).
 
         Decided first, then written as the module docstring says: intent, a put
-        over the version the intent names, outcome.
+        over the version the intent names, outcome. ``manifest``: the body is
+        the manifest of a chunked object, and the record is marked so.
         """
         _require_service(caller)
         _check_key(key)
@@ -930,6 +942,8 @@ class RecordService:
         region = self.config.regions[subject.home_region]
         store = self.stores[region.id]
         tag, metadata = self._tagged(region.id, subject.id, key, category, body)
+        if manifest:
+            metadata[MANIFEST_METADATA] = "1"
         object_key = record_key(subject.id, key)
         about = _read_entry(
             caller, subject, decision, {"key": key, "category": category, "sha256": tag.sha256, "size": tag.size}, profile_sha256=profile.sha256
@@ -1108,7 +1122,8 @@ class RecordService:
         entry = await self.audit.record(
             "service.read", _read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}, profile_sha256=profile.sha256)
         )
-        return ReadResult(body=obj.body, meta=_meta(tag, obj.legal_hold), decision=decision, ledger_seq=int(entry.get("seq", 0)))
+        manifest = obj.metadata.get(MANIFEST_METADATA) == "1"
+        return ReadResult(body=obj.body, meta=_meta(tag, obj.legal_hold), decision=decision, ledger_seq=int(entry.get("seq", 0)), manifest=manifest)
 
     async def read_under_case(self, caller: Caller, subject: Subject, key: str, *, case_id: str) -> ReadResult:
         """A record read whose legal basis is an approved case (human support access), not the residency rules.
