@@ -327,7 +327,10 @@ class ObjectService:
                 raise await self.records._violation(caller, subject, key, region, violation) from None
             except TagViolation as violation:
                 raise await self.records._violation(caller, subject, key, region, violation) from None
-            yield obj.body[max(start - first, 0) : min(end - first, chunk.size)]
+            if start <= first and offset <= end:
+                yield obj.body  # the whole chunk: no copy
+            else:
+                yield obj.body[max(start - first, 0) : min(end - first, chunk.size)]
 
     async def delete(self, caller: Caller, subject_id: str, key: str) -> None:
         """Delete an object: the record (decided, ledgered; a legal hold refuses it), then the chunks of its manifest."""
