@@ -30,6 +30,7 @@ from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 from gateway.model import Caller
 from gateway.s3front.credentials import S3_KEY_FILE, access_key_id, load_key, secret_for
 from gateway.s3front.sigv4 import signing_key
+from gateway.services.objects import CHUNK_BYTES
 from gateway.services.records import record_key
 from gateway.stores.files import FileStore
 from tests.faults.harness import ROOT, GatewayProcess, Workdir, free_port
@@ -244,6 +245,13 @@ def test_a_chunked_upload_with_a_forged_chunk_signature_stores_nothing(front: Fr
     with pytest.raises(ClientError) as missing:
         front.client("support", "eu-west-1", "support").head_object(Bucket="records", Key="sean/forged-nothing")
     assert missing.value.response["Error"]["Code"] == "404"
+
+
+def test_a_large_chunked_upload_cut_short_by_a_forged_chunk_leaves_no_chunk_in_the_store(front: Front) -> None:
+    data = b"c" * (CHUNK_BYTES + 3 * 1024 * 1024)  # more than one stored chunk before the forged one
+    status, _ = send_chunked(front, "sean/forged-large", data, chunk=1024 * 1024, forge=10)
+    files = FileStore("eu-west-1", front.workdir.data_dir / "stores/eu-west-1")
+    assert (status, asyncio.run(files.list("subjects/sean/uploads/"))) == (403, [])
 
 
 def test_a_forged_chunk_signature_is_ledgered(front: Front) -> None:
