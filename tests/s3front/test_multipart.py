@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
+import zlib
 from pathlib import Path
 
 import pytest
@@ -106,6 +108,15 @@ def test_a_part_uploaded_again_replaces_the_earlier_one(front: Front) -> None:
     put_parts(s3, "sean/again", upload, [b"first try"])
     complete(s3, "sean/again", upload, put_parts(s3, "sean/again", upload, [b"second try"]))
     assert s3.get_object(Bucket="records", Key="sean/again")["Body"].read() == b"second try"
+
+
+def test_a_completion_that_sends_the_whole_objects_crc32_completes(front: Front) -> None:
+    s3 = front.client("support", "eu-west-1", "support")
+    upload = begin(s3, "sean/full-crc")
+    parts = put_parts(s3, "sean/full-crc", upload, [b"whole object"])
+    crc = base64.b64encode(zlib.crc32(b"whole object").to_bytes(4, "big")).decode()
+    s3.complete_multipart_upload(Bucket="records", Key="sean/full-crc", UploadId=upload, MultipartUpload={"Parts": parts}, ChecksumCRC32=crc)
+    assert s3.get_object(Bucket="records", Key="sean/full-crc")["Body"].read() == b"whole object"
 
 
 def test_list_parts_names_each_part_with_its_size_and_etag(front: Front) -> None:
