@@ -231,7 +231,7 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
             if meta.key.startswith(key_prefix):
                 contents.append(
                     f"<Contents><Key>{escape(subject + '/' + meta.key)}</Key><LastModified>{escape(meta.written_at)}</LastModified>"
-                    f"<Size>{meta.size}</Size><StorageClass>STANDARD</StorageClass></Contents>"
+                    f"<Size>{meta.size if meta.object_size is None else meta.object_size}</Size><StorageClass>STANDARD</StorageClass></Contents>"
                 )
         after = next_after = listing.next_after
         if next_after is None:

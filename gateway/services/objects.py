@@ -249,7 +249,7 @@ class ObjectService:
     async def _replace(self, act: _Act, key: str, category: str, manifest: Manifest) -> None:
         """Write the manifest as the record (decided, ledgered), then remove the chunks of a manifest it replaced."""
         old = await self._stored_manifest(act.region, act.subject.id, key)
-        await self.records.put_record(act.caller, act.subject.id, key, category, manifest.to_bytes(), manifest=True)
+        await self.records.put_record(act.caller, act.subject.id, key, category, manifest.to_bytes(), object_size=manifest.size)
         if old is not None:
             await self._discard(act.region, [c.key for c in old.chunks])
 

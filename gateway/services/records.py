@@ -112,8 +112,10 @@ T = TypeVar("T")
 
 TAG_METADATA = "residency-tag"
 SEAL_METADATA = "tag-seal"  # the gateway's own HMAC seal of the tag (see gateway.tags); not mirrored as an S3 object tag
-# A record whose body is the manifest of a chunked object (gateway.services.objects) carries this, set to "1"
+# A record whose body is the manifest of a chunked object (gateway.services.objects) carries this, set to "1",
+# and the object's size (for listings; reads rest on the manifest, which the tag covers)
 MANIFEST_METADATA = "object-manifest"
+OBJECT_SIZE_METADATA = "object-size"
 PROFILE = "profile"
 # A profile's residency tag is bound to this key, which no record can have (record keys are identifiers),
 # and to this category, which is not on the ladder: a record's tag can never pass for a profile's.
@@ -919,13 +921,13 @@ class RecordService:
         body: bytes,
         *,
         precondition: Precondition = NO_PRECONDITION,
-        manifest: bool = False,
+        object_size: int | None = None,
     ) -> tuple[ResidencyTag, bool]:
         """Store a record in the subject's home region: (its tag, whether this write created it).
 
         Decided first, then written as the module docstring says: intent, a put
-        over the version the intent names, outcome. ``manifest``: the body is
-        the manifest of a chunked object, and the record is marked so.
+        over the version the intent names, outcome. ``object_size``: the body is
+        the manifest of a chunked object of that size, and the record is marked so.
         """
         _require_service(caller)
         _check_key(key)
@@ -942,8 +944,8 @@ class RecordService:
         region = self.config.regions[subject.home_region]
         store = self.stores[region.id]
         tag, metadata = self._tagged(region.id, subject.id, key, category, body)
-        if manifest:
-            metadata[MANIFEST_METADATA] = "1"
+        if object_size is not None:
+            metadata |= {MANIFEST_METADATA: "1", OBJECT_SIZE_METADATA: str(object_size)}
         object_key = record_key(subject.id, key)
         about = _read_entry(
             caller, subject, decision, {"key": key, "category": category, "sha256": tag.sha256, "size": tag.size}, profile_sha256=profile.sha256
@@ -1123,7 +1125,8 @@ class RecordService:
             "service.read", _read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}, profile_sha256=profile.sha256)
         )
         manifest = obj.metadata.get(MANIFEST_METADATA) == "1"
-        return ReadResult(body=obj.body, meta=_meta(tag, obj.legal_hold), decision=decision, ledger_seq=int(entry.get("seq", 0)), manifest=manifest)
+        meta = _meta(tag, obj.legal_hold, obj.metadata)
+        return ReadResult(body=obj.body, meta=meta, decision=decision, ledger_seq=int(entry.get("seq", 0)), manifest=manifest)
 
     async def read_under_case(self, caller: Caller, subject: Subject, key: str, *, case_id: str) -> ReadResult:
         """A record read whose legal basis is an approved case (human support access), not the residency rules.
@@ -1187,7 +1190,7 @@ class RecordService:
                     violation = corrupt_record(key, region)
                 else:
                     try:
-                        return _meta(self.check_head(info, region=region, subject=subject.id, key=key), info.legal_hold)
+                        return _meta(self.check_head(info, region=region, subject=subject.id, key=key), info.legal_hold, info.metadata)
                     except TagViolation as failed:
                         violation = failed
             await self._violation(caller, subject, key, region, violation)
@@ -1241,7 +1244,11 @@ def _read_entry(caller: Caller, subject: Subject, decision: ResidencyDecision, e
     }
 
 
-def _meta(tag: ResidencyTag, legal_hold: bool) -> RecordMeta:
+def _meta(tag: ResidencyTag, legal_hold: bool, metadata: Mapping[str, str] | None = None) -> RecordMeta:
+    object_size = None
+    if metadata is not None and metadata.get(MANIFEST_METADATA) == "1":
+        with contextlib.suppress(KeyError, ValueError):
+            object_size = int(metadata[OBJECT_SIZE_METADATA])
     return RecordMeta(
         subject=tag.subject,
         key=tag.key,
@@ -1251,6 +1258,7 @@ def _meta(tag: ResidencyTag, legal_hold: bool) -> RecordMeta:
         size=tag.size,
         written_at=tag.written_at,
         legal_hold=legal_hold,
+        object_size=object_size,
     )
 
 

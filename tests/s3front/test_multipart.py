@@ -223,6 +223,20 @@ def test_the_rest_api_shows_a_chunked_object_as_its_manifest(front: Front) -> No
     assert (status, manifest["object"], manifest["size"], sum(c["size"] for c in manifest["chunks"])) == (200, "chunked", len(OBJECT), len(OBJECT))
 
 
+def test_list_objects_v2_gives_a_chunked_objects_whole_size(front: Front) -> None:
+    s3 = front.client("support", "eu-west-1", "support")
+    s3.put_object(Bucket="records", Key="sean/listed-large", Body=OBJECT)
+    listed = s3.list_objects_v2(Bucket="records", Prefix="sean/listed-large")["Contents"]
+    assert [(o["Key"], o["Size"]) for o in listed] == [("sean/listed-large", len(OBJECT))]
+
+
+def test_the_rest_listing_names_a_chunked_objects_size_beside_its_manifests(front: Front) -> None:
+    front.client("support", "eu-west-1", "support").put_object(Bucket="records", Key="sean/rest-listed", Body=OBJECT)
+    _, body = front.rest("GET", "/v1/subjects/sean/records", front.workdir.service("support", "eu-west-1"))
+    found = next(r for r in json.loads(body)["records"] if r["key"] == "rest-listed")
+    assert (found["object_size"], found["size"] < 10_000) == (len(OBJECT), True)
+
+
 def test_a_chunk_changed_in_the_store_stops_the_read_before_any_of_its_bytes(front: Front) -> None:
     s3 = front.client("support", "eu-west-1", "support")
     s3.put_object(Bucket="records", Key="sean/tampered", Body=OBJECT)
