@@ -246,10 +246,14 @@ class ObjectService:
             return Manifest.parse(obj.body)
         return None
 
-    async def _replace(self, act: _Act, key: str, category: str, manifest: Manifest) -> None:
-        """Write the manifest as the record (decided, ledgered), then remove the chunks of a manifest it replaced."""
+    async def _replace(self, act: _Act, key: str, category: str, body: bytes, manifest: Manifest | None = None) -> None:
+        """Write the record (``body``, or ``manifest`` for a chunked object; decided, ledgered), then remove the chunks
+        of a manifest it replaced."""
         old = await self._stored_manifest(act.region, act.subject.id, key)
-        await self.records.put_record(act.caller, act.subject.id, key, category, manifest.to_bytes(), object_size=manifest.size)
+        if manifest is None:
+            await self.records.put_record(act.caller, act.subject.id, key, category, body)
+        else:
+            await self.records.put_record(act.caller, act.subject.id, key, category, manifest.to_bytes(), object_size=manifest.size)
         if old is not None:
             await self._discard(act.region, [c.key for c in old.chunks])
 
@@ -282,14 +286,14 @@ class ObjectService:
             raise
         etag = f'"{md5}"'
         if not written and size <= self.records.config.limits.max_record_bytes:
-            await self.records.put_record(caller, act.subject.id, key, category, tail)
+            await self._replace(act, key, category, tail)
             return Written(etag, size)
         try:
             if not written:
                 await announce()
             if tail:
                 await self._put_chunk(act, category, f"{uploads_prefix(act.subject.id)}{upload}/whole/{len(written):05d}", tail, written)
-            await self._replace(act, key, category, Manifest(size, etag, tuple(written)))
+            await self._replace(act, key, category, b"", Manifest(size, etag, tuple(written)))
         except BaseException as error:
             await self._failed(intent, error, act.region, written)
             raise
@@ -439,7 +443,7 @@ class ObjectService:
         etag = multipart_etag([p.md5 for p in chosen])
         size = sum(p.size for p in chosen)
         manifest = Manifest(size, etag, tuple(c for p in chosen for c in p.chunks))
-        await self._replace(act, key, state.category, manifest)
+        await self._replace(act, key, state.category, b"", manifest)
         unused = [c.key for n, p in parts.items() if n not in set(numbers) for c in p.chunks]
         await self._discard(act.region, [*unused, *(_part_key(act.subject.id, upload, n) for n in parts), _upload_key(act.subject.id, upload)])
         await self.audit.record("s3.upload-completed", act.entry({"key": key, "upload": upload, "parts": len(chosen), "size": size, "etag": etag}))

@@ -274,6 +274,15 @@ def test_deleting_a_chunked_object_removes_its_chunks(front: Front) -> None:
     assert stored_keys(front, prefix) == []
 
 
+def test_a_small_object_put_over_a_chunked_one_removes_its_chunks(front: Front) -> None:
+    s3 = front.client("support", "eu-west-1", "support")
+    s3.put_object(Bucket="records", Key="sean/shrunk", Body=OBJECT)
+    _, body = front.rest("GET", "/v1/subjects/sean/records/shrunk", front.workdir.service("support", "eu-west-1"))
+    prefix = json.loads(body)["chunks"][0]["key"].rsplit("/", 2)[0] + "/"
+    s3.put_object(Bucket="records", Key="sean/shrunk", Body=b"small now")
+    assert stored_keys(front, prefix) == []
+
+
 def test_completing_an_upload_over_an_object_under_legal_hold_is_access_denied(front: Front) -> None:
     s3 = front.client("support", "eu-west-1", "support")
     s3.put_object(Bucket="records", Key="sean/held-large", Body=b"evidence")
