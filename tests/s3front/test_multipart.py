@@ -314,3 +314,24 @@ def test_an_upload_begun_before_a_restart_completes_after_it(tmp_path: Path) -> 
         assert s3.get_object(Bucket="records", Key="sean/restarted")["Body"].read() == b"before"
     finally:
         process.stop()
+
+
+def test_an_upload_begun_through_one_replica_is_continued_and_completed_through_another(tmp_path: Path) -> None:
+    workdir = Workdir.make(tmp_path)
+    fronts = []
+    for name in ("left", "right"):
+        port = free_port()
+        args = ("--s3-port", str(port), "--s3-bucket", "records=content", "--chain-id", name)
+        fronts.append(Front(workdir, GatewayProcess(workdir, name=name, args=args).wait_ready(), port))
+    left, right = fronts
+    try:
+        headers = {**workdir.service("support", "eu-west-1"), "Content-Type": "application/json"}
+        assert left.rest("PUT", "/v1/subjects/sean", headers, json.dumps(IRISH_SUBJECT).encode())[0] == 201
+        on_left, on_right = left.client("support", "eu-west-1", "support"), right.client("support", "eu-west-1", "support")
+        upload = begin(on_left, "sean/replicated")
+        parts = put_parts(on_right, "sean/replicated", upload, [b"written through the other replica"])
+        complete(on_left, "sean/replicated", upload, parts)
+        assert on_right.get_object(Bucket="records", Key="sean/replicated")["Body"].read() == b"written through the other replica"
+    finally:
+        for front_ in fronts:
+            front_.process.stop()
