@@ -27,7 +27,8 @@ kept in a process, so an upload survives a restart and may be continued
 through any replica. Completing writes the manifest over the parts' chunks and
 removes the upload's state; aborting removes the state and every chunk.
 An upload that is never completed nor aborted keeps its chunks until it is
-aborted (``ListMultipartUploads`` finds it).
+aborted: by its client (``ListMultipartUploads`` finds it), or by an operator
+for every upload older than some age (``gateway s3 abort-uploads``).
 
 Every act is decided first (the residency decision of a write to the subject,
 or of a read for the listings) and ledgered before it takes effect, as record
@@ -48,6 +49,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.canonical import canonical, sha256_hex
@@ -453,14 +455,46 @@ class ObjectService:
         """Abort an upload: its parts' chunks, its parts and its state are removed (intent first, outcome after)."""
         act = await self._act(caller, subject_id, "record.delete", {"key": key})
         await self._upload(act, upload, key)
-        prefix = f"{uploads_prefix(act.subject.id)}{upload}/"
-        intent = await self._intent("s3.abort-intent", {**act.entry({"key": key, "upload": upload}), "object": prefix})
-        keys = await self.records._op(act.region, "list", lambda: self._store(act.region).list(prefix))
-        state = _upload_key(act.subject.id, upload)
-        await self._discard(act.region, [k for k in keys if k != state])
+        await self._remove_upload(act.region, act.subject.id, upload, act.entry({"key": key, "upload": upload}))
+
+    async def abort_older(self, older_than: timedelta, *, by: str) -> list[Upload]:
+        """Abort every upload begun more than ``older_than`` ago, in every region (an operator's act; lists every store).
+
+        Each is ledgered as an abort (``s3.abort-intent`` naming the operator, then ``s3.upload-aborted``); the
+        uploads aborted are returned."""
+        operator = {"principal": by, "role": "operator"}
+        cutoff = self.records.clock() - older_than
+        aborted: list[Upload] = []
+        for region, store in self.records.stores.items():
+            for object_key in await self.records._op(region, "list", lambda store=store: store.list("subjects/")):
+                parts = object_key.split("/")
+                if len(parts) != 5 or parts[2] != "uploads" or parts[4] != "upload":
+                    continue
+                try:
+                    data = json.loads((await self.records._op(region, "get", lambda object_key=object_key, store=store: store.get(object_key))).body)
+                    upload = Upload(parts[3], str(data["key"]), str(data["category"]), str(data["initiated"]))
+                    stale = datetime.fromisoformat(upload.initiated) < cutoff
+                except ObjectNotFound:
+                    continue  # completed or aborted meanwhile
+                except (ValueError, KeyError, TypeError):
+                    upload, stale = Upload(parts[3], "", "", ""), True  # an unreadable state is no upload anyone can finish
+                if stale:
+                    entry = {"subject": parts[1], "region": region, "key": upload.key, "upload": upload.id, "by": operator, "initiated": upload.initiated}
+                    await self._remove_upload(region, parts[1], upload.id, entry)
+                    aborted.append(upload)
+        return aborted
+
+    async def _remove_upload(self, region: str, subject: str, upload: str, entry: Mapping[str, Any]) -> None:
+        """Remove an upload's chunks, parts and, last, its state: intent first, outcome after."""
+        prefix = f"{uploads_prefix(subject)}{upload}/"
+        intent = await self._intent("s3.abort-intent", {**entry, "object": prefix})
+        store = self._store(region)
+        keys = await self.records._op(region, "list", lambda: store.list(prefix))
+        state = _upload_key(subject, upload)
+        await self._discard(region, [k for k in keys if k != state])
         with contextlib.suppress(ObjectNotFound):  # aborted meanwhile by another request
-            await self.records._in_store(intent, lambda: self.records._op(act.region, "delete", lambda: self._store(act.region).delete(state)))
-        await self.records._outcome("s3.upload-aborted", {"intent": intent, "upload": upload, "subject": act.subject.id, "key": key}, act.region)
+            await self.records._in_store(intent, lambda: self.records._op(region, "delete", lambda: store.delete(state)))
+        await self.records._outcome("s3.upload-aborted", {"intent": intent, "upload": upload, "subject": subject, "key": entry.get("key")}, region)
 
     async def list_parts(self, caller: Caller, subject_id: str, key: str, upload: str) -> tuple[Upload, list[Part]]:
         act = await self._act(caller, subject_id, "service.list", {"key": key, "upload": upload})

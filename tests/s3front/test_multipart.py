@@ -7,6 +7,8 @@ import base64
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from botocore.exceptions import ClientError, IncompleteReadError, ResponseStream
 from gateway.services.objects import CHUNK_BYTES
 from gateway.services.records import record_key
 from gateway.stores.files import FileStore
-from tests.faults.harness import GatewayProcess, Workdir, free_port
+from tests.faults.harness import ROOT, GatewayProcess, Workdir, free_port
 from tests.s3front import test_boto3
 from tests.s3front.test_boto3 import IRISH_SUBJECT, Front
 
@@ -335,3 +337,25 @@ def test_an_upload_begun_through_one_replica_is_continued_and_completed_through_
     finally:
         for front_ in fronts:
             front_.process.stop()
+
+
+def test_gateway_s3_abort_uploads_removes_abandoned_uploads_and_ledgers_each_abort(tmp_path: Path) -> None:
+    workdir = Workdir.make(tmp_path)
+    port = free_port()
+    process = GatewayProcess(workdir, args=("--s3-port", str(port), "--s3-bucket", "records=content")).wait_ready()
+    front_ = Front(workdir, process, port)
+    try:
+        headers = {**workdir.service("support", "eu-west-1"), "Content-Type": "application/json"}
+        assert front_.rest("PUT", "/v1/subjects/sean", headers, json.dumps(IRISH_SUBJECT).encode())[0] == 201
+        s3 = front_.client("support", "eu-west-1", "support")
+        upload = begin(s3, "sean/abandoned")
+        put_parts(s3, "sean/abandoned", upload, [b"never completed"])
+        command = [sys.executable, "-m", "gateway", "s3", "abort-uploads", "--config", str(workdir.config), "--data-dir", str(workdir.data_dir)]
+        subprocess.run([*command, "--older-than", "0", "--by", "ops", "--format", "json"], cwd=ROOT, check=True, capture_output=True)
+        aborted = [e for e in workdir.entries() if e["kind"] == "s3.abort-intent"]
+        assert (stored_keys(front_, "subjects/sean/uploads/"), [(e["data"]["upload"], e["data"]["by"]["principal"]) for e in aborted]) == (
+            [],
+            [(upload, "ops")],
+        )
+    finally:
+        process.stop()
