@@ -705,6 +705,26 @@ def cmd_s3_credentials(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_s3_abort_uploads(args: argparse.Namespace) -> int:
+    """Abort the multipart uploads begun more than ``--older-than`` hours ago, in every region (see ``ObjectService.abort_older``)."""
+    from datetime import timedelta
+
+    from gateway.runtime import Runtime
+    from gateway.services.objects import ObjectService
+
+    async def run() -> list[Any]:
+        rt = await Runtime.open(_settings(args, init_keys=False))
+        try:
+            return await ObjectService(rt.records).abort_older(timedelta(hours=args.older_than), by=args.by)
+        finally:
+            await rt.close(export_seconds=rt.settings.shutdown_export_seconds)
+
+    aborted = asyncio.run(run())
+    uploads = [{"upload": u.id, "key": u.key, "initiated": u.initiated} for u in aborted]
+    _emit(args, f"aborted {len(aborted)} multipart uploads begun more than {args.older_than:g} hours ago", {"aborted": uploads})
+    return EXIT_OK
+
+
 def _serve_workers(args: argparse.Namespace) -> int:
     """``serve --workers N``: check the configuration and make missing keys once, then run and supervise N workers.
 
@@ -934,6 +954,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", required=True, help="the calling service's region")
     p.add_argument("--purpose", required=True, help="declared processing purpose")
     p.add_argument("--ttl", type=int, help="lifetime in seconds (default: identity.token_ttl_seconds)")
+    p = command("abort-uploads", "abort the multipart uploads begun more than --older-than hours ago, in every region", cmd_s3_abort_uploads, s3)
+    p.add_argument("--older-than", type=float, required=True, help="age in hours")
+    p.add_argument("--by", required=True, help="who aborts them (the operator, named in the ledger)")
 
     policy = sub.add_parser("policy", help="the legal policy").add_subparsers(dest="policy_command", required=True, metavar="ACTION")
     p = command("test", "decide every case in the given files or folders and compare with its expectation", cmd_policy_test, policy)

@@ -316,9 +316,10 @@ class RecordMeta:
     size: int
     written_at: str
     legal_hold: bool = False
+    object_size: int | None = None  # the record is the manifest of a chunked object of this many bytes (S3 front)
 
     def to_json(self) -> dict[str, object]:
-        return {
+        found: dict[str, object] = {
             "subject": self.subject,
             "key": self.key,
             "category": self.category,
@@ -328,6 +329,9 @@ class RecordMeta:
             "written_at": self.written_at,
             "legal_hold": self.legal_hold,
         }
+        if self.object_size is not None:
+            found["object_size"] = self.object_size
+        return found
 
 
 @quick_init

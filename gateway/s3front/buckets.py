@@ -9,10 +9,10 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from gateway.model import is_identifier
+from gateway.s3front.bodies import whole_body
 from gateway.s3front.state import BUCKET_SERVICE_KEY, S3_BUCKET, S3_CALLER
 from gateway.s3front.xml import XMLNS, S3Error, s3_time, xml_response
 from gateway.services.buckets import MAX_HOME_KEY_BYTES, Bucket, BucketService, record_key_of
-from gateway.web.bodies import read_body
 
 MAX_CONFIGURATION_BYTES = 16 * 1024
 CONFIGURED_SINCE = "2026-01-01T00:00:00.000Z"  # the CreationDate ListBuckets gives a bucket configured in regions.toml
@@ -69,7 +69,7 @@ async def head_bucket(request: web.Request) -> web.StreamResponse:
 
 async def create_bucket(request: web.Request) -> web.StreamResponse:
     """CreateBucket: home region from the body's ``LocationConstraint``, else the caller's region."""
-    body = await read_body(request, MAX_CONFIGURATION_BYTES, what="bucket configuration")
+    body = await whole_body(request, MAX_CONFIGURATION_BYTES)
     region = None
     if body.strip():
         try:

@@ -143,7 +143,7 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
     owner = "<Owner><ID>gateway</ID><DisplayName>gateway</DisplayName></Owner>" if not v2 or query.get("fetch-owner") == "true" else ""
     contents = "".join(
         f"<Contents><Key>{text(key)}</Key><LastModified>{s3_time(meta.written_at)}</LastModified>"
-        f"<Size>{meta.size}</Size>{owner}<StorageClass>STANDARD</StorageClass></Contents>"
+        f"<Size>{meta.size if meta.object_size is None else meta.object_size}</Size>{owner}<StorageClass>STANDARD</StorageClass></Contents>"
         for key, meta in page.contents
     )
     prefixes = "".join(f"<CommonPrefixes><Prefix>{text(p)}</Prefix></CommonPrefixes>" for p in page.prefixes)

@@ -1,8 +1,13 @@
 """Object operations: GetObject and HeadObject (ranges, conditions), PutObject (conditions, user metadata), CopyObject,
 DeleteObject and DeleteObjects.
 
-Each is one or more calls of the records service, so each object is decided,
-tagged and ledgered as a record. An object's user metadata (``x-amz-meta-*``,
+Each is one or more calls of the records service (through
+``gateway.services.objects`` for objects of any size), so each object is
+decided, tagged and ledgered as a record. A request body is read a piece at a
+time and checked as ``gateway.s3front.chunked`` says (signed SHA-256,
+aws-chunked signatures, checksums) before the object becomes visible; an
+object larger than one chunk is stored as chunks and a manifest, and read back
+a verified chunk at a time. An object's user metadata (``x-amz-meta-*``,
 names lower-cased as S3 does, values as sent) and its ``Content-Type`` are
 stored beside the residency tag (as ``s3-meta``, JSON, and
 ``s3-content-type``), and only they come back to S3 clients: never the tag or
@@ -12,12 +17,13 @@ its category as ``x-amz-meta-category``.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
+import logging
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import unquote
@@ -26,18 +32,21 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from gateway.errors import GatewayError
+from gateway.s3front.bodies import limited, request_body, whole_body
 from gateway.s3front.buckets import Target, bucket_of, bucket_service, target_of
-from gateway.s3front.sigv4 import UNSIGNED
 from gateway.s3front.state import S3_CALLER, S3_KEY, state
 from gateway.s3front.xml import XMLNS, S3Error, from_gateway, s3_time, xml_response
+from gateway.services.objects import Manifest, ObjectService
 from gateway.services.records import Precondition, ReadResult, RecordNotFound
-from gateway.web.bodies import read_body
+
+log = logging.getLogger("gateway.s3front")
 
 META_PREFIX = "x-amz-meta-"
 META_LIMIT = 2048  # S3's limit: the UTF-8 bytes of every user metadata name and value
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 MAX_DELETE_KEYS = 1000
 MAX_DELETE_BODY = 2 * 1024 * 1024
+MAX_PUT_BYTES = 5 * 1024**3  # S3's largest single PutObject (and part); larger objects are uploaded in parts
 RESPONSE_OVERRIDES = ("content-type", "content-language", "expires", "cache-control", "content-disposition", "content-encoding")
 
 
@@ -46,8 +55,20 @@ async def object_of(request: web.Request) -> Target:
     return await target_of(request, await bucket_of(request), request[S3_KEY])
 
 
+def object_service(request: web.Request) -> ObjectService:
+    return ObjectService(state(request).rt.records)
+
+
 def etag(body: bytes) -> str:
     return f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
+
+
+def category_of(metadata: Mapping[str, str], target: Target) -> str:
+    """The record category of an object written with ``metadata``: its ``category``, else the bucket's default."""
+    category = metadata.get("category") or target.bucket.default_category
+    if not category:
+        raise S3Error(400, "InvalidArgument", "send the record's category as x-amz-meta-category (this bucket has no default)")
+    return category
 
 
 def user_metadata(request: web.Request) -> dict[str, str]:
@@ -58,7 +79,7 @@ def user_metadata(request: web.Request) -> dict[str, str]:
     return found
 
 
-def _stored(metadata: dict[str, str], content_type: str | None) -> dict[str, str]:
+def stored(metadata: Mapping[str, str], content_type: str | None) -> dict[str, str]:
     """User metadata and content type as the store keeps them: printable ASCII (JSON escapes the rest)."""
     stored = {"s3-meta": json.dumps(metadata, separators=(",", ":"), sort_keys=True)}
     if content_type:
@@ -141,8 +162,10 @@ def _invalid_range(size: int) -> S3Error:
 async def get_object(request: web.Request) -> web.StreamResponse:
     """GetObject and HeadObject: the read is decided and ledgered before any condition or range is looked at."""
     target = await object_of(request)
-    result = await state(request).rt.records.get_record(request[S3_CALLER], target.subject, target.key)
-    tag, modified = etag(result.body), _modified(result)
+    result, manifest = await object_service(request).read(request[S3_CALLER], target.subject, target.key)
+    tag = etag(result.body) if manifest is None else manifest.etag
+    size = len(result.body) if manifest is None else manifest.size
+    modified = _modified(result)
     _check_conditions(request, tag, modified)
     metadata, content_type = _shown(result)
     headers = {
@@ -158,26 +181,42 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     for name in RESPONSE_OVERRIDES:
         if f"response-{name}" in request.query:
             headers[name.title()] = request.query[f"response-{name}"]
-    body, status = result.body, 200
-    span = _range(request.headers.get("Range"), len(body))
+    span = _range(request.headers.get("Range"), size)
+    start, end, status = (0, size, 200) if span is None else (span[0], span[1] + 1, 206)
     if span is not None:
-        body, status = body[span[0] : span[1] + 1], 206
-        headers["Content-Range"] = f"bytes {span[0]}-{span[1]}/{len(result.body)}"
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    if manifest is not None:
+        return await _stream(request, target, manifest, headers, status, start, end)
+    body = result.body[start:end]
     if request.method == "HEAD":
         return web.Response(status=status, headers={**headers, "Content-Length": str(len(body))})
     return web.Response(status=status, body=body, headers=headers)
 
 
-async def _body(request: web.Request) -> bytes:
-    """The request's body, checked against its signed SHA-256 and its Content-MD5."""
-    body = await read_body(request, state(request).rt.config.limits.max_record_bytes, what="object")
-    payload = request["s3_payload"]
-    if payload != UNSIGNED and payload != hashlib.sha256(body).hexdigest():
-        raise S3Error(400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
-    md5 = request.headers.get("Content-MD5")
-    if md5 is not None and md5 != base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode():
-        raise S3Error(400, "BadDigest", "The Content-MD5 you specified did not match what we received.")
-    return body
+async def _stream(
+    request: web.Request, target: Target, manifest: Manifest, headers: dict[str, str], status: int, start: int, end: int
+) -> web.StreamResponse:
+    """Bytes ``start`` to ``end`` (exclusive) of a chunked object, sent a verified chunk at a time. A chunk that fails
+    its checks before the first byte is an error response, after it ends the connection: no unverified byte is sent."""
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = end - start
+    if request.method == "HEAD":
+        await response.prepare(request)
+        return response
+    pieces = object_service(request).chunks(request[S3_CALLER], target.subject, target.key, manifest, start, end)
+    first = await anext(pieces, b"")  # a first chunk that fails is still an S3 error response
+    await response.prepare(request)
+    try:
+        await response.write(first)
+        async for piece in pieces:
+            await response.write(piece)
+    except GatewayError:
+        log.warning("a chunked object failed its checks while it was sent; the transfer was cut", extra={"event": "object-stream-cut"})
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
 
 
 async def _write_condition(request: web.Request, target: Target) -> Precondition:
@@ -194,8 +233,8 @@ async def _write_condition(request: web.Request, target: Target) -> Precondition
         return Precondition(if_none_match=True)
     if "If-Match" not in headers:
         return Precondition()
-    current = await state(request).rt.records.get_record(request[S3_CALLER], target.subject, target.key)
-    if not _matches(headers["If-Match"], etag(current.body)):
+    current, manifest = await object_service(request).read(request[S3_CALLER], target.subject, target.key)
+    if not _matches(headers["If-Match"], etag(current.body) if manifest is None else manifest.etag):
         raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
     return Precondition(if_match=frozenset({current.meta.sha256}))
 
@@ -206,14 +245,15 @@ async def put_object(request: web.Request) -> web.StreamResponse:
         return await copy_object(request)
     target = await object_of(request)
     metadata = user_metadata(request)
-    category = metadata.get("category") or target.bucket.default_category
-    if not category:
-        raise S3Error(400, "InvalidArgument", "send the record's category as x-amz-meta-category (this bucket has no default)")
-    body = await _body(request)
+    category = category_of(metadata, target)
+    body = request_body(request)
     precondition = await _write_condition(request, target)
-    extra = _stored(metadata, request.headers.get("Content-Type"))
-    await state(request).rt.records.put_record(request[S3_CALLER], target.subject, target.key, category, body, precondition=precondition, extra=extra)
-    return web.Response(headers={"ETag": etag(body)})
+    extra = stored(metadata, request.headers.get("Content-Type"))
+    pieces = limited(body.pieces(), MAX_PUT_BYTES)
+    written = await object_service(request).put_object(
+        request[S3_CALLER], target.subject, target.key, category, pieces, precondition=precondition, extra=extra
+    )
+    return web.Response(headers={"ETag": written.etag, **body.checksums})
 
 
 COPY_CONDITIONS = (
@@ -251,21 +291,21 @@ async def copy_object(request: web.Request) -> web.StreamResponse:
         if directive == "REPLACE":
             metadata = user_metadata(request)
             category = metadata.get("category") or target.bucket.default_category or read.meta.category
-            return category, _stored(metadata, request.headers.get("Content-Type"))
+            return category, stored(metadata, request.headers.get("Content-Type"))
         metadata, content_type = _shown(read)
-        return read.meta.category, _stored(metadata, content_type)
+        return read.meta.category, stored(metadata, content_type)
 
-    read = await bucket_service(request).copy(
+    read, copied = await bucket_service(request).copy(
         request[S3_CALLER], (source.subject, source.key), (target.subject, target.key), shown, precondition=await _write_condition(request, target)
     )
     modified = s3_time(read.meta.written_at)
-    return xml_response(f'<CopyObjectResult xmlns="{XMLNS}"><LastModified>{modified}</LastModified><ETag>{escape(etag(read.body))}</ETag></CopyObjectResult>')
+    return xml_response(f'<CopyObjectResult xmlns="{XMLNS}"><LastModified>{modified}</LastModified><ETag>{escape(copied)}</ETag></CopyObjectResult>')
 
 
 async def delete_object(request: web.Request) -> web.StreamResponse:
     target = await object_of(request)
     with contextlib.suppress(RecordNotFound):  # S3 answers 204 for a key that is not there; decided and ledgered first
-        await state(request).rt.records.delete_record(request[S3_CALLER], target.subject, target.key)
+        await object_service(request).delete(request[S3_CALLER], target.subject, target.key)
     return web.Response(status=204)
 
 
@@ -289,18 +329,14 @@ def _delete_keys(body: bytes) -> tuple[list[str], bool]:
 async def delete_objects(request: web.Request) -> web.StreamResponse:
     """DeleteObjects: each key is a DeleteObject of its own (decided and ledgered); one key's error is that key's, in the answer."""
     bucket = await bucket_of(request)
-    body = await read_body(request, MAX_DELETE_BODY, what="delete request")
-    md5 = request.headers.get("Content-MD5")
-    if md5 is not None and md5 != base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode():
-        raise S3Error(400, "BadDigest", "The Content-MD5 you specified did not match what we received.")
-    keys, quiet = _delete_keys(body)
-    records = state(request).rt.records
+    keys, quiet = _delete_keys(await whole_body(request, MAX_DELETE_BODY))
+    objects = object_service(request)
     answers: list[str] = []
     for key in keys:
         try:
             target = await target_of(request, bucket, key)
             with contextlib.suppress(RecordNotFound):
-                await records.delete_record(request[S3_CALLER], target.subject, target.key)
+                await objects.delete(request[S3_CALLER], target.subject, target.key)
         except (S3Error, GatewayError) as failed:
             error = failed if isinstance(failed, S3Error) else from_gateway(failed)
             answers.append(f"<Error><Key>{escape(key)}</Key><Code>{escape(error.code)}</Code><Message>{escape(error.message)}</Message></Error>")

@@ -37,6 +37,11 @@ class SigError(Exception):
 class Signed:
     access_key: str
     payload_sha256: str  # the hex SHA-256 the body must have, UNSIGNED-PAYLOAD, or a STREAMING-... form
+    # what a chunked body's chunk signatures chain from (see gateway.s3front.chunked); empty for a presigned URL
+    signature: str = ""
+    signing_key: bytes = b""
+    amz_date: str = ""
+    scope: str = ""
 
 
 def _hmac(key: bytes, text: str) -> bytes:
@@ -142,13 +147,15 @@ def verify(
         raise SigError("RequestTimeTooSkewed", "The difference between the request time and the current time is too large.")
     secret = secret_of(access_key)  # raises for an unknown key
     request = canonical_request(method, raw_path, query, headers, signed_headers, payload)
-    expected = hmac.new(signing_key(secret, date, region, service), string_to_sign(amz_date, "/".join(parts[1:]), request).encode(), hashlib.sha256).hexdigest()
+    key = signing_key(secret, date, region, service)
+    scope = "/".join(parts[1:])
+    expected = hmac.new(key, string_to_sign(amz_date, scope, request).encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, signature):
         raise SigError(
             "SignatureDoesNotMatch",
             "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
         )
-    return Signed(access_key, payload)
+    return Signed(access_key, payload, signature, key, amz_date, scope)
 
 
 def _verify_v2_query(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.model import Caller
+from gateway.s3front.sigv4 import Signed
 from gateway.services.buckets import BucketService
 from gateway.web.state import AppState
 
@@ -16,6 +17,7 @@ VIRTUAL_HOST_KEY = web.AppKey("s3_virtual_host", str)  # "": path style only
 S3_CALLER = web.RequestKey("s3_caller", Caller)
 S3_BUCKET = web.RequestKey("s3_bucket", str)  # the bucket a request names ("" for the service: ListBuckets)
 S3_KEY = web.RequestKey("s3_key", str)  # the object key it names ("" for a bucket operation)
+S3_SIGNED = web.RequestKey("s3_signed", Signed)  # what its signature covers (the payload form; what chunk signatures chain from)
 
 
 def state(request: web.Request) -> AppState:

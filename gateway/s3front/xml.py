@@ -24,6 +24,16 @@ from gateway.services.buckets import BucketExists, BucketNotEmpty, BucketNotFoun
 
 XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
+# gateway error code -> (HTTP status, S3 error code): multipart uploads' errors (gateway.services.objects)
+MULTIPART_ERRORS = {
+    "no-such-upload": (404, "NoSuchUpload"),
+    "invalid-part": (400, "InvalidPart"),
+    "invalid-part-order": (400, "InvalidPartOrder"),
+    "entity-too-small": (400, "EntityTooSmall"),
+    "malformed-xml": (400, "MalformedXML"),
+    "invalid-part-number": (400, "InvalidArgument"),
+}
+
 
 class S3Error(Exception):
     def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
@@ -41,6 +51,9 @@ def error_response(request: web.Request, error: S3Error) -> web.Response:
 
 def from_gateway(error: GatewayError) -> S3Error:
     """The S3 error an S3 client understands for a gateway error; a refusal keeps its reason in the message and a header."""
+    if error.code in MULTIPART_ERRORS:
+        status, code = MULTIPART_ERRORS[error.code]
+        return S3Error(status, code, error.message)
     if isinstance(error, LegalRefusal):
         reasons = error.details.get("reasons") or [{"code": error.code}]
         return S3Error(403, "AccessDenied", error.message, {"X-Residency-Decision": str(reasons[0]["code"]), "X-Residency-Refusal": error.code})

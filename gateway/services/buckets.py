@@ -40,7 +40,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 from gateway.canonical import canonical
@@ -48,6 +48,7 @@ from gateway.config import Config, S3Bucket, is_bucket_name
 from gateway.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from gateway.model import Caller, Clock, ResidencyDecision, Subject, isoformat
 from gateway.services.audit_log import AuditLog
+from gateway.services.objects import ObjectService
 from gateway.services.records import NO_PRECONDITION, RESERVED_SUBJECT_PREFIX, Precondition, ReadResult, RecordService, ResidencyRefused, who
 from gateway.stores import ObjectNotFound, PreconditionFailed, RecordStore
 
@@ -193,9 +194,10 @@ class BucketService:
         written: Callable[[ReadResult], tuple[str, dict[str, str]]],
         *,
         precondition: Precondition = NO_PRECONDITION,
-    ) -> ReadResult:
-        """Copy record ``source`` (subject, key) to ``destination``; ``written`` gives the copy's category and extra
-        metadata from the source's read. Returns the source's read."""
+    ) -> tuple[ReadResult, str]:
+        """Copy object ``source`` (subject, key) to ``destination``; ``written`` gives the copy's category and extra
+        metadata from the source's read. Returns the source's read and the copy's ETag. An object stored in chunks
+        is copied a verified chunk at a time (``gateway.services.objects``)."""
         assert caller.region and caller.service and caller.purpose
         # (1): a copy between regions is a transfer, decided before anything is read
         regions = await self.records.home_region(source[0]), await self.records.home_region(destination[0])
@@ -213,11 +215,17 @@ class BucketService:
                     region=regions[0],
                 )
         # (2): the read of the source and (3) the write of the destination, each decided and ledgered as such
-        read = await self.records.get_record(caller, *source)
+        objects = ObjectService(self.records)
+        read, manifest = await objects.read(caller, *source)
         category, extra = written(read)
-        await self.records.put_record(caller, *destination, category, read.body, precondition=precondition, extra=extra)
+        pieces = _once(read.body) if manifest is None else objects.chunks(caller, *source, manifest, 0, manifest.size)
+        copied = await objects.put_object(caller, *destination, category, pieces, precondition=precondition, extra=extra)
         await self.audit.record("s3.copied", {**_copy_entry(caller, source, destination, regions, transfer), "sha256": read.meta.sha256})
-        return read
+        return read, copied.etag
+
+
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
 
 
 def _copy_entry(

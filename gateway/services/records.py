@@ -113,6 +113,10 @@ T = TypeVar("T")
 
 TAG_METADATA = "residency-tag"
 SEAL_METADATA = "tag-seal"  # the gateway's own HMAC seal of the tag (see gateway.tags); not mirrored as an S3 object tag
+# A record whose body is the manifest of a chunked object (gateway.services.objects) carries this, set to "1",
+# and the object's size (for listings; reads rest on the manifest, which the tag covers)
+MANIFEST_METADATA = "object-manifest"
+OBJECT_SIZE_METADATA = "object-size"
 PROFILE = "profile"
 RESERVED_SUBJECT_PREFIX = "s3."  # the data holders of S3 buckets with a home region (gateway.services.buckets)
 # A profile's residency tag is bound to this key, which no record can have (record keys are identifiers),
@@ -297,11 +301,13 @@ class ReadResult:
     decision: ResidencyDecision
     ledger_seq: int
     extra: Mapping[str, str] = field(default_factory=dict)  # the metadata its writer stored beside the tag (``put_record``'s ``extra``)
+    manifest: bool = False  # the body is the manifest of a chunked object (gateway.services.objects)
 
 
 def extra_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
-    """Stored metadata without what the gateway keeps there itself (the tag, its seal, the fields it mirrors)."""
-    return {name: value for name, value in metadata.items() if name not in (TAG_METADATA, SEAL_METADATA) and not name.startswith("residency-")}
+    """Stored metadata without what the gateway keeps there itself (the tag, its seal, the fields it mirrors, a manifest's marks)."""
+    own = (TAG_METADATA, SEAL_METADATA, MANIFEST_METADATA, OBJECT_SIZE_METADATA)
+    return {name: value for name, value in metadata.items() if name not in own and not name.startswith("residency-")}
 
 
 class RecordService:
@@ -925,6 +931,7 @@ class RecordService:
         *,
         precondition: Precondition = NO_PRECONDITION,
         extra: Mapping[str, str] | None = None,
+        object_size: int | None = None,
     ) -> tuple[ResidencyTag, bool]:
         """Store a record in the subject's home region: (its tag, whether this write created it).
 
@@ -932,7 +939,8 @@ class RecordService:
         over the version the intent names, outcome. ``extra``: more metadata to
         store beside the tag (the S3 front's user metadata), read back as
         ``ReadResult.extra``; it is not covered by the tag, and may not use the
-        tag's names.
+        tag's names. ``object_size``: the body is the manifest of a chunked
+        object of that size, and the record is marked so.
         """
         _require_service(caller)
         _check_key(key)
@@ -951,6 +959,8 @@ class RecordService:
         region = self.config.regions[subject.home_region]
         store = self.stores[region.id]
         tag, metadata = self._tagged(region.id, subject.id, key, category, body)
+        if object_size is not None:
+            metadata |= {MANIFEST_METADATA: "1", OBJECT_SIZE_METADATA: str(object_size)}
         metadata = validate_metadata({**(extra or {}), **metadata})  # too much extra metadata is refused before any intent
         object_key = record_key(subject.id, key)
         about = _read_entry(
@@ -1128,8 +1138,11 @@ class RecordService:
         entry = await self.audit.record(
             "service.read", _read_entry(caller, subject, decision, {"key": key, "sha256": tag.sha256}, profile_sha256=profile.sha256)
         )
-        meta = _meta(tag, obj.legal_hold)
-        return ReadResult(body=obj.body, meta=meta, decision=decision, ledger_seq=int(entry.get("seq", 0)), extra=extra_metadata(obj.metadata))
+        manifest = obj.metadata.get(MANIFEST_METADATA) == "1"
+        meta = _meta(tag, obj.legal_hold, obj.metadata)
+        return ReadResult(
+            body=obj.body, meta=meta, decision=decision, ledger_seq=int(entry.get("seq", 0)), extra=extra_metadata(obj.metadata), manifest=manifest
+        )
 
     async def read_under_case(self, caller: Caller, subject: Subject, key: str, *, case_id: str) -> ReadResult:
         """A record read whose legal basis is an approved case (human support access), not the residency rules.
@@ -1193,7 +1206,7 @@ class RecordService:
                     violation = corrupt_record(key, region)
                 else:
                     try:
-                        return _meta(self.check_head(info, region=region, subject=subject.id, key=key), info.legal_hold)
+                        return _meta(self.check_head(info, region=region, subject=subject.id, key=key), info.legal_hold, info.metadata)
                     except TagViolation as failed:
                         violation = failed
             await self._violation(caller, subject, key, region, violation)
@@ -1247,7 +1260,11 @@ def _read_entry(caller: Caller, subject: Subject, decision: ResidencyDecision, e
     }
 
 
-def _meta(tag: ResidencyTag, legal_hold: bool) -> RecordMeta:
+def _meta(tag: ResidencyTag, legal_hold: bool, metadata: Mapping[str, str] | None = None) -> RecordMeta:
+    object_size = None
+    if metadata is not None and metadata.get(MANIFEST_METADATA) == "1":
+        with contextlib.suppress(KeyError, ValueError):
+            object_size = int(metadata[OBJECT_SIZE_METADATA])
     return RecordMeta(
         subject=tag.subject,
         key=tag.key,
@@ -1257,6 +1274,7 @@ def _meta(tag: ResidencyTag, legal_hold: bool) -> RecordMeta:
         size=tag.size,
         written_at=tag.written_at,
         legal_hold=legal_hold,
+        object_size=object_size,
     )
 
 

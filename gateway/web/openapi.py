@@ -100,6 +100,11 @@ SCHEMAS: dict[str, Any] = {
             "size": {"type": "integer", "minimum": 0},
             "written_at": TIME,
             "legal_hold": {"type": "boolean"},
+            "object_size": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "present when the record is the manifest of an object written through the S3 front in chunks: the object's size",
+            },
         },
     },
     "DecisionItem": {

@@ -72,8 +72,9 @@ class Front:
         except urllib.error.HTTPError as error:
             return error.code, error.read()
 
-    def signed(self, method: str, url: str, *, body: bytes = b"", headers: dict[str, str] | None = None):
-        """A request signed by botocore's own signer for ``url`` (whose host may be a virtual host), sent to the front's port.
+    def signed(self, method: str, url: str, *, body: bytes = b"", headers: dict[str, str] | None = None, send: bytes | None = None):
+        """A request signed by botocore's own signer for ``url`` (whose host may be a virtual host), sent to the front's port;
+        ``send``: a body to send instead of the one signed.
 
         Returns (status, headers, body)."""
         found = self.credentials("support", "eu-west-1", "support")
@@ -81,6 +82,7 @@ class Front:
         SigV4Auth(Credentials(found["AWS_ACCESS_KEY_ID"], found["AWS_SECRET_ACCESS_KEY"]), "s3", "eu-west-1").add_auth(request)
         path = url.split("/", 3)[3] if url.count("/") >= 3 else ""
         sent_headers = {**dict(request.headers.items()), "Host": url.split("/")[2]}  # botocore signs the URL's host; urllib would send the port's
+        body = body if send is None else send
         sent = urllib.request.Request(f"{self.endpoint}/{path}", data=body or None, method=method, headers=sent_headers)
         try:
             with urllib.request.urlopen(sent) as answer:

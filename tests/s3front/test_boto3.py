@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import hmac
+import io
 import json
 import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,11 +22,15 @@ import boto3
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config as BotoConfig
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
+from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
 from gateway.model import Caller
 from gateway.s3front.credentials import S3_KEY_FILE, access_key_id, load_key, secret_for
+from gateway.s3front.sigv4 import signing_key
+from gateway.services.objects import CHUNK_BYTES
 from gateway.services.records import record_key
 from gateway.stores.files import FileStore
 from tests.faults.harness import ROOT, GatewayProcess, Workdir, free_port
@@ -39,14 +47,14 @@ class Front:
         out = subprocess.run([*command, "--service", service, "--region", region, "--purpose", purpose], cwd=ROOT, capture_output=True, text=True, check=True)
         return dict(line.split("=", 1) for line in out.stdout.split())
 
-    def client(self, service: str, region: str, purpose: str, *, secret: str | None = None):
+    def client(self, service: str, region: str, purpose: str, *, secret: str | None = None, config: BotoConfig | None = None):
         found = self.credentials(service, region, purpose)
         session = boto3.session.Session(
             aws_access_key_id=found["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=secret or found["AWS_SECRET_ACCESS_KEY"],
             region_name=found["AWS_DEFAULT_REGION"],
         )
-        return session.client("s3", endpoint_url=self.endpoint)
+        return session.client("s3", endpoint_url=self.endpoint, config=config)
 
     def rest(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> tuple[int, bytes]:
         request = urllib.request.Request(f"{self.process.url}{path}", data=body, method=method, headers=headers)
@@ -196,9 +204,96 @@ def test_a_body_other_than_the_one_signed_is_x_amz_content_sha256_mismatch(front
     assert (status, b"<Code>XAmzContentSHA256Mismatch</Code>" in body) == (400, True)
 
 
-def test_a_chunked_upload_is_refused_as_not_implemented(front: Front) -> None:
-    status, body = raw_signed(front, "PUT", "sean/chunked", b"0;chunk-signature=x\r\n\r\n", {"X-Amz-Content-SHA256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"})
-    assert (status, b"<Code>NotImplemented</Code>" in body) == (501, True)
+def send_chunked(front: Front, key: str, data: bytes, *, chunk: int = 8192, forge: int | None = None) -> tuple[int, bytes]:
+    """A STREAMING-AWS4-HMAC-SHA256-PAYLOAD upload, each chunk signed as AWS specifies; ``forge``: the chunk whose signature is wrong."""
+    found = front.credentials("support", "eu-west-1", "support")
+    headers = {"X-Amz-Content-SHA256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "Content-Encoding": "aws-chunked", "X-Amz-Decoded-Content-Length": str(len(data))}
+    request = AWSRequest(method="PUT", url=f"{front.endpoint}/records/{key}", headers=headers)
+    SigV4Auth(Credentials(found["AWS_ACCESS_KEY_ID"], found["AWS_SECRET_ACCESS_KEY"]), "s3", "eu-west-1").add_auth(request)
+    amz_date = request.headers["X-Amz-Date"]
+    scope = f"{amz_date[:8]}/eu-west-1/s3/aws4_request"
+    key_bytes = signing_key(found["AWS_SECRET_ACCESS_KEY"], amz_date[:8], "eu-west-1", "s3")
+    previous = request.headers["Authorization"].rpartition("Signature=")[2]
+    body = b""
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)] + [b""]
+    for n, piece in enumerate(pieces):
+        text = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope, previous, hashlib.sha256(b"").hexdigest(), hashlib.sha256(piece).hexdigest()])
+        previous = hmac.new(key_bytes, text.encode(), hashlib.sha256).hexdigest()
+        signature = "0" * 64 if n == forge else previous
+        body += b"%x;chunk-signature=%s\r\n%s\r\n" % (len(piece), signature.encode(), piece)
+    sent = urllib.request.Request(request.url, data=body, method="PUT", headers=dict(request.headers.items()))
+    try:
+        with urllib.request.urlopen(sent) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_a_signed_chunked_upload_reads_back_whole(front: Front) -> None:
+    data = bytes(range(256)) * 100
+    assert send_chunked(front, "sean/chunked", data)[0] == 200
+    assert front.client("support", "eu-west-1", "support").get_object(Bucket="records", Key="sean/chunked")["Body"].read() == data
+
+
+def test_a_chunked_upload_with_a_forged_chunk_signature_is_signature_does_not_match(front: Front) -> None:
+    status, body = send_chunked(front, "sean/forged", b"z" * 20000, forge=1)
+    assert (status, b"<Code>SignatureDoesNotMatch</Code>" in body) == (403, True)
+
+
+def test_a_chunked_upload_with_a_forged_chunk_signature_stores_nothing(front: Front) -> None:
+    send_chunked(front, "sean/forged-nothing", b"z" * 20000, forge=2)
+    with pytest.raises(ClientError) as missing:
+        front.client("support", "eu-west-1", "support").head_object(Bucket="records", Key="sean/forged-nothing")
+    assert missing.value.response["Error"]["Code"] == "404"
+
+
+def test_a_large_chunked_upload_cut_short_by_a_forged_chunk_leaves_no_chunk_in_the_store(front: Front) -> None:
+    data = b"c" * (CHUNK_BYTES + 3 * 1024 * 1024)  # more than one stored chunk before the forged one
+    status, _ = send_chunked(front, "sean/forged-large", data, chunk=1024 * 1024, forge=10)
+    files = FileStore("eu-west-1", front.workdir.data_dir / "stores/eu-west-1")
+    assert (status, asyncio.run(files.list("subjects/sean/uploads/"))) == (403, [])
+
+
+def test_a_forged_chunk_signature_is_ledgered(front: Front) -> None:
+    send_chunked(front, "sean/forged-ledgered", b"z" * 20000, forge=0)
+    assert front.ledger_kinds()[-1] == "s3.signature-refused"
+
+
+def test_an_upload_with_a_trailing_crc32_as_botocore_encodes_it_over_https_reads_back(front: Front) -> None:
+    data = b"trailing checksum " * 1000
+    chunked = AwsChunkedWrapper(io.BytesIO(data), checksum_cls=Crc32Checksum, checksum_name="x-amz-checksum-crc32").read()
+    headers = {
+        "X-Amz-Content-SHA256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "Content-Encoding": "aws-chunked",
+        "X-Amz-Trailer": "x-amz-checksum-crc32",
+        "X-Amz-Decoded-Content-Length": str(len(data)),
+    }
+    assert raw_signed(front, "PUT", "sean/trailer", chunked, headers)[0] == 200
+    assert front.client("support", "eu-west-1", "support").get_object(Bucket="records", Key="sean/trailer")["Body"].read() == data
+
+
+def test_an_upload_whose_trailing_crc32_is_not_the_bodys_is_bad_digest(front: Front) -> None:
+    chunked = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n"
+    headers = {"X-Amz-Content-SHA256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER", "Content-Encoding": "aws-chunked", "X-Amz-Trailer": "x-amz-checksum-crc32"}
+    status, body = raw_signed(front, "PUT", "sean/bad-trailer", chunked, headers)
+    assert (status, b"<Code>BadDigest</Code>" in body) == (400, True)
+
+
+def test_a_default_boto3_client_sends_a_crc32_that_is_verified_and_echoed(front: Front) -> None:
+    answer = front.client("support", "eu-west-1", "support").put_object(Bucket="records", Key="sean/checksummed", Body=b"hello")
+    assert answer["ChecksumCRC32"] == base64.b64encode(zlib.crc32(b"hello").to_bytes(4, "big")).decode()
+
+
+def test_a_client_that_sends_checksums_only_when_required_puts_without_one(front: Front) -> None:
+    s3 = front.client("support", "eu-west-1", "support", config=BotoConfig(request_checksum_calculation="when_required"))
+    s3.put_object(Bucket="records", Key="sean/unchecksummed", Body=b"no checksum")
+    assert s3.get_object(Bucket="records", Key="sean/unchecksummed")["Body"].read() == b"no checksum"
+
+
+def test_a_put_whose_crc32_header_is_not_the_bodys_is_bad_digest(front: Front) -> None:
+    with pytest.raises(ClientError) as refused:
+        front.client("support", "eu-west-1", "support").put_object(Bucket="records", Key="sean/bad-crc", Body=b"hello", ChecksumCRC32="AAAAAA==")
+    assert refused.value.response["Error"]["Code"] == "BadDigest"
 
 
 def test_an_unsigned_request_is_access_denied(front: Front) -> None:
