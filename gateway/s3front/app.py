@@ -14,6 +14,8 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -165,6 +167,11 @@ def _etag(body: bytes) -> str:
     return f'"{hashlib.md5(body, usedforsecurity=False).hexdigest()}"'
 
 
+def _http_date(written_at: str) -> str:
+    """An RFC 3339 time as the HTTP date S3 clients read ``Last-Modified`` in (the AWS CLI needs it to download)."""
+    return format_datetime(datetime.fromisoformat(written_at).astimezone(UTC), usegmt=True)
+
+
 def _xml(body: str) -> web.Response:
     return web.Response(body=f'<?xml version="1.0" encoding="UTF-8"?>\n{body}'.encode(), content_type="application/xml")
 
@@ -229,6 +236,7 @@ async def _read(request: web.Request) -> web.Response:
     result = await _state(request).rt.records.get_record(request[S3_CALLER], subject, key)
     headers = {
         "ETag": _etag(result.body),
+        "Last-Modified": _http_date(result.meta.written_at),
         "x-amz-meta-category": result.meta.category,
         "X-Residency-Region": result.meta.region,
         "X-Residency-Decision": result.decision.reasons[0].code,
