@@ -18,6 +18,7 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
     "engine": ([], ["--repeat", "10", "--rounds", "2"], 240),
     "dataplane": ([], ["--rounds", "1", "--seconds", "2"], 180),
     "s3plane": ([], ["--quick"], 180),
+    "s3front": ([], ["--quick"], 180),
     "orders": ([], ["--quick"], 420),
     "fileread": ([], ["--objects", "500", "--rounds", "5"], 120),
     "ledger": (["--seconds", "2"], ["--seconds", "1"], 120),
