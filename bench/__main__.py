@@ -19,6 +19,7 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
     "dataplane": ([], ["--rounds", "1", "--seconds", "2"], 180),
     "s3plane": ([], ["--quick"], 180),
     "s3large": ([], ["--quick"], 600),
+    "s3front": ([], ["--quick"], 180),
     "orders": ([], ["--quick"], 420),
     "fileread": ([], ["--objects", "500", "--rounds", "5"], 120),
     "ledger": (["--seconds", "2"], ["--seconds", "1"], 120),

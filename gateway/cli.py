@@ -925,13 +925,13 @@ def build_parser() -> argparse.ArgumentParser:
                 "restarts a worker that dies and passes SIGTERM on to each (default: 1, this process serves)",
             )
             p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # set for each worker by the parent
-            p.add_argument("--s3-port", type=int, help="also serve the S3 front (path-style S3 API) on this port")
-            p.add_argument(
-                "--s3-bucket",
-                action="append",
-                metavar="NAME[=CATEGORY]",
-                help="a bucket of the S3 front, with the category of objects put without x-amz-meta-category (repeatable; default: `records`)",
-            )
+        p.add_argument("--s3-port", type=int, help="also serve the S3 front (path-style S3 API) on this port")
+        p.add_argument(
+            "--s3-bucket",
+            action="append",
+            metavar="NAME[=CATEGORY]",
+            help="a bucket of the S3 front, with the category of objects put without x-amz-meta-category (repeatable; default: `records`)",
+        )
 
     p = command("check", "validate a regions.toml; print every problem with its key path", cmd_check)
     p.add_argument("path", nargs="?", type=Path, help="file to check (default: --config)")

@@ -2,10 +2,11 @@
 # Install everything the test suite needs and run all of it.
 # Usage: bash scripts/test.sh [pytest args...]
 #
-# System packages: Chromium (browser tests and report screenshots) and
-# Prometheus (promtool rule tests, a real scrape). They are installed with
+# System packages: Chromium (browser tests and report screenshots),
+# Prometheus (promtool rule tests, a real scrape), and rclone and s3cmd (S3
+# clients not built on botocore, against the S3 front). They are installed with
 # apt-get when missing and this runs as root; otherwise the tests that need
-# them say so and are skipped.
+# them say so and are skipped (under CI=true they fail instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,8 @@ VENV=${VENV:-.venv}
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v rclone >/dev/null 2>&1 || need+=(rclone)
+command -v s3cmd >/dev/null 2>&1 || need+=(s3cmd)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from gateway.config import load_config
 from gateway.keys import load_private_key, resolve
@@ -27,6 +31,20 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 CASE_DATE = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
+
+
+def system_tool(name: str, package: str) -> str:
+    """The path of a program a test runs, next to the interpreter (a venv's console scripts) or on PATH.
+
+    Where it is missing the test fails under CI (``CI=true``) and is skipped elsewhere, naming its package."""
+    beside = Path(sys.executable).with_name(name)
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        reason = f"`{name}` is not installed (`{package}`; scripts/test.sh installs it when run as root)"
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
 
 
 class FrozenClock:
