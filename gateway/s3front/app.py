@@ -69,6 +69,11 @@ async def s3_errors(request: web.Request, handler: Handler) -> web.StreamRespons
         return error_response(request, from_gateway(error))
 
 
+# refusals of a request whose access key id names an identity: ledgered as `s3.signature-refused` (a key id that
+# names none is refused and not ledgered: there is no one to name)
+LEDGERED_REFUSALS = frozenset({"SignatureDoesNotMatch", "ExpiredToken"})
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Verify the request's SigV4 signature and bind the service it names; a signature that fails is ledgered."""
@@ -82,11 +87,11 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             identity = identity_of(key, access_key)
         except BadAccessKey:
             raise SigError("InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.") from None
+        found["caller"] = identity.caller
         if identity.expires < now.timestamp():
             raise SigError("ExpiredToken", "The provided token has expired.", 400)
         if identity.caller.region not in rt.config.regions:
             raise SigError("InvalidAccessKeyId", f"the credentials name region `{identity.caller.region}`, which this gateway does not know")
-        found["caller"] = identity.caller
         return secret_for(key, access_key)
 
     headers = {name.lower(): request.headers.getall(name) for name in request.headers}
@@ -94,7 +99,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     try:
         signed = verify(request.method, request.raw_path.partition("?")[0], query, headers, secret_of=secret_of, now=now)
     except SigError as error:
-        if error.code == "SignatureDoesNotMatch":
+        if error.code in LEDGERED_REFUSALS:
             caller = found.get("caller")
             await rt.audit.record(
                 "s3.signature-refused",

@@ -56,14 +56,14 @@ async def list_buckets(request: web.Request) -> web.StreamResponse:
     caller = request[S3_CALLER]
     items = "".join(
         f"<Bucket><Name>{escape(b.name)}</Name><CreationDate>{escape(s3_time(b.created_at) if b.created_at else CONFIGURED_SINCE)}</CreationDate></Bucket>"
-        for b in await bucket_service(request).all()
+        for b in await bucket_service(request).listed(caller)
     )
     owner = f"<Owner><ID>{escape(caller.principal)}</ID></Owner>"
     return xml_response(f'<ListAllMyBucketsResult xmlns="{XMLNS}">{owner}<Buckets>{items}</Buckets></ListAllMyBucketsResult>')
 
 
 async def head_bucket(request: web.Request) -> web.StreamResponse:
-    bucket = await bucket_of(request)
+    bucket = await bucket_service(request).looked_up(request[S3_CALLER], request[S3_BUCKET], "head")
     return web.Response(headers={"x-amz-bucket-region": bucket.home_region} if bucket.home_region else {})
 
 
@@ -91,5 +91,5 @@ async def delete_bucket(request: web.Request) -> web.StreamResponse:
 
 async def get_bucket_location(request: web.Request) -> web.StreamResponse:
     """The bucket's home region; empty for a subject-routed bucket, whose objects live in their subjects' regions."""
-    bucket = await bucket_of(request)
+    bucket = await bucket_service(request).looked_up(request[S3_CALLER], request[S3_BUCKET], "location")
     return xml_response(f'<LocationConstraint xmlns="{XMLNS}">{escape(bucket.home_region or "")}</LocationConstraint>')

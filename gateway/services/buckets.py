@@ -123,6 +123,24 @@ class BucketService:
             raise BucketNotFound(f"The specified bucket `{name}` does not exist") from None
         return Bucket(name, held["home_region"], self.config.categories[-1], held["created_at"], False)
 
+    async def looked_up(self, caller: Caller, name: str, act: str) -> Bucket:
+        """The bucket ``name`` for HeadBucket or GetBucketLocation (``act``: "head", "location"), ledgered as
+        ``s3.bucket-read``, found or not: which buckets exist and where is no subject's data, so any service may ask."""
+        entry = {"by": who(caller), "bucket": name, "act": act}
+        try:
+            bucket = await self.get(name)
+        except BucketNotFound:
+            await self.audit.record("s3.bucket-read", {**entry, "found": False})
+            raise
+        await self.audit.record("s3.bucket-read", {**entry, "found": True, "home_region": bucket.home_region})
+        return bucket
+
+    async def listed(self, caller: Caller) -> list[Bucket]:
+        """Every bucket, for ListBuckets, ledgered as ``s3.buckets-listed``."""
+        found = await self.all()
+        await self.audit.record("s3.buckets-listed", {"by": who(caller), "count": len(found)})
+        return found
+
     async def all(self) -> list[Bucket]:
         created = [await self.get(key[len(REGISTRY_PREFIX) :]) for key in await self.control.list(REGISTRY_PREFIX)]
         return sorted([*self.configured.values(), *(b for b in created if b.name not in self.configured)], key=lambda b: b.name)

@@ -54,7 +54,7 @@ from typing import Any
 
 from gateway.canonical import canonical, sha256_hex
 from gateway.errors import GatewayError, InvalidRequest, NotFound
-from gateway.model import Caller, ResidencyDecision, Subject, isoformat
+from gateway.model import Caller, ResidencyDecision, ResidencyTag, Subject, isoformat
 from gateway.services.records import (
     MANIFEST_METADATA,
     NO_PRECONDITION,
@@ -362,14 +362,26 @@ class ObjectService:
             else:
                 yield obj.body[max(start - first, 0) : min(end - first, chunk.size)]
 
-    async def delete(self, caller: Caller, subject_id: str, key: str) -> None:
+    async def delete(self, caller: Caller, subject_id: str, key: str, *, precondition: Precondition = NO_PRECONDITION) -> None:
         """Delete an object: the record (decided, ledgered; a legal hold refuses it), then the chunks of its manifest."""
         act = await self._act(caller, subject_id, "record.delete", {"key": key})
         manifest = await self._stored_manifest(act.region, act.subject.id, key)
-        await self.records.delete_record(caller, act.subject.id, key)
+        await self.records.delete_record(caller, act.subject.id, key, precondition=precondition)
         if manifest is not None:
             await self._discard(act.region, [c.key for c in manifest.chunks])
             await self.audit.record("s3.chunks-deleted", act.entry({"key": key, "chunks": len(manifest.chunks)}))
+
+    async def put_record(
+        self, caller: Caller, subject_id: str, key: str, category: str | None, body: bytes, *, precondition: Precondition = NO_PRECONDITION
+    ) -> tuple[ResidencyTag, bool]:
+        """``RecordService.put_record`` (the HTTP API's write), then the chunks of a chunked object it replaced are removed:
+        a record written over a large S3 object leaves none of the object's bytes behind."""
+        region = await self.records.home_region(subject_id)
+        old = None if region is None else await self._stored_manifest(region, subject_id, key)
+        written = await self.records.put_record(caller, subject_id, key, category, body, precondition=precondition)
+        if old is not None and region is not None:
+            await self._discard(region, [c.key for c in old.chunks])
+        return written
 
     # --- multipart uploads ----------------------------------------------------------
 

@@ -7,6 +7,7 @@ import re
 from aiohttp import web
 
 from gateway.errors import InvalidRequest
+from gateway.services.objects import ObjectService
 from gateway.services.records import Precondition, RecordPreconditionFailed
 from gateway.web.bodies import MAX_JSON_BYTES, parse_json, read_body
 from gateway.web.contract import (
@@ -161,7 +162,7 @@ async def put_record(request: web.Request) -> web.StreamResponse:
     if route is not None:
         return await forward(request, route, subject=request.match_info["subject"], key=request.match_info["key"], body=body)
     try:
-        tag, created = await rt.records.put_record(
+        tag, created = await ObjectService(rt.records).put_record(
             caller, request.match_info["subject"], request.match_info["key"], request.query.get("category"), body, precondition=precondition
         )
     except RecordPreconditionFailed as error:
@@ -217,7 +218,8 @@ async def delete_record(request: web.Request) -> web.StreamResponse:
     if route is not None:
         return await forward(request, route, subject=request.match_info["subject"], key=request.match_info["key"])
     try:
-        await request.app[STATE_KEY].rt.records.delete_record(caller, request.match_info["subject"], request.match_info["key"], precondition=precondition)
+        objects = ObjectService(request.app[STATE_KEY].rt.records)  # removes a large S3 object's chunks with its record
+        await objects.delete(caller, request.match_info["subject"], request.match_info["key"], precondition=precondition)
     except RecordPreconditionFailed as error:
         return _precondition_failed(request, error)
     return web.Response(status=204)

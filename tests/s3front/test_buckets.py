@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from gateway.model import Caller
+from gateway.s3front.credentials import S3_KEY_FILE, access_key_id, load_key, secret_for
 from gateway.services.buckets import record_key_of
 from gateway.services.records import record_key
 from gateway.stores.files import FileStore
@@ -167,3 +171,39 @@ def test_serve_s3_port_and_s3_bucket_override_and_add_to_regions_toml(tmp_path: 
         assert [b["Name"] for b in front.client().list_buckets()["Buckets"]] == ["eu-data", "extra", "records", "us-data"]
     finally:
         front.stop()
+
+
+def test_list_buckets_is_ledgered_with_who_listed(front: Front) -> None:
+    front.client("analytics", "us-east-1").list_buckets()
+    listed = [e["data"] for e in front.ledger() if e["kind"] == "s3.buckets-listed"][-1]
+    assert (listed["by"]["service"], listed["count"] >= 3) == ("analytics", True)
+
+
+def test_head_bucket_is_ledgered_with_the_buckets_region(front: Front) -> None:
+    front.client().head_bucket(Bucket="us-data")
+    read = [e["data"] for e in front.ledger() if e["kind"] == "s3.bucket-read"][-1]
+    assert (read["bucket"], read["act"], read["home_region"]) == ("us-data", "head", "us-east-1")
+
+
+def test_get_bucket_location_is_ledgered(front: Front) -> None:
+    front.client().get_bucket_location(Bucket="eu-data")
+    read = [e["data"] for e in front.ledger() if e["kind"] == "s3.bucket-read"][-1]
+    assert (read["bucket"], read["act"]) == ("eu-data", "location")
+
+
+def test_head_of_a_missing_bucket_is_ledgered_as_not_found(front: Front) -> None:
+    with pytest.raises(ClientError):
+        front.client().head_bucket(Bucket="no-such-bucket")
+    read = [e["data"] for e in front.ledger() if e["kind"] == "s3.bucket-read"][-1]
+    assert (read["bucket"], read["found"]) == ("no-such-bucket", False)
+
+
+def test_expired_credentials_are_ledgered_naming_the_service(front: Front) -> None:
+    key = load_key(front.workdir.data_dir / S3_KEY_FILE)
+    caller = Caller("billing", "service", service="billing", region="eu-west-1", purpose="billing")
+    access = access_key_id(key, caller, expires=int(datetime.now(UTC).timestamp()) - 1)
+    session = boto3.session.Session(aws_access_key_id=access, aws_secret_access_key=secret_for(key, access), region_name="eu-west-1")
+    with pytest.raises(ClientError):
+        session.client("s3", endpoint_url=front.endpoint).list_buckets()
+    refused = [e["data"] for e in front.ledger() if e["kind"] == "s3.signature-refused"][-1]
+    assert (refused["code"], refused["by"]["service"]) == ("ExpiredToken", "billing")

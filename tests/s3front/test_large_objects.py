@@ -163,3 +163,22 @@ def test_an_upload_of_a_home_region_bucket_is_stored_under_the_record_key_of_its
     upload = s3.create_multipart_upload(Bucket="eu-data", Key="mapped.bin")["UploadId"]
     state = asyncio.run(eu_store(front).get(f"subjects/s3.eu-data/uploads/{upload}/upload")).body
     assert record_key_of("mapped.bin").encode() in state
+
+
+def chunk_keys(front: Front, subject: str) -> set[str]:
+    return {k for k in asyncio.run(eu_store(front).list(f"subjects/{subject}/uploads/")) if "/whole/" in k}
+
+
+def test_deleting_a_chunked_object_through_the_http_api_removes_its_chunks(front: Front) -> None:
+    before = chunk_keys(front, "sean")
+    front.client().put_object(Bucket="records", Key="sean/rest-delete", Body=LARGE)
+    status, _ = front.rest("DELETE", "/v1/subjects/sean/records/rest-delete", front.workdir.service("support", "eu-west-1"))
+    assert (status, chunk_keys(front, "sean")) == (204, before)
+
+
+def test_a_record_written_through_the_http_api_over_a_chunked_object_removes_its_chunks(front: Front) -> None:
+    before = chunk_keys(front, "sean")
+    front.client().put_object(Bucket="records", Key="sean/rest-over", Body=LARGE)
+    headers = {**front.workdir.service("support", "eu-west-1"), "Content-Type": "application/octet-stream"}
+    status, _ = front.rest("PUT", "/v1/subjects/sean/records/rest-over?category=content", headers, b"small now")
+    assert (status, chunk_keys(front, "sean")) == (200, before)
