@@ -9,9 +9,17 @@ that memory does not grow with its size:
   ``subjects/S/uploads/UPLOAD/...`` with a residency tag and seal of its own,
   bound to that exact key (a chunk copied or moved elsewhere fails its tag);
 - the manifest is the record ``subjects/S/records/KEY`` itself, marked
-  ``object-manifest``: canonical JSON of the object's size, ETag, category and
+  ``object-manifest``: canonical JSON of the object's size, SHA-256, ETag and
   its chunks' keys, sizes and SHA-256s, tagged, sealed, decided and ledgered
   like any record write (``record.write-intent``, ``record.written``).
+  The object's SHA-256 (of all its bytes) is what an order's decision and its
+  disclosure package name (``gateway.services.packaging``): a single put hashes
+  the body as it streams, beside the MD5; completing a multipart upload reads
+  the chosen parts' chunks back in order, each checked against its tag and
+  SHA-256 as a read checks it, and hashes them (SHA-256 cannot be joined from
+  the parts' own digests). A manifest written before it carried the SHA-256
+  has none (``Manifest.sha256`` is None), and such an object is withheld from
+  packages rather than sent unverified.
   The REST API sees the manifest as the record's body; legal holds and
   preservation orders hold the record, and so the object.
 
@@ -67,7 +75,7 @@ from gateway.services.records import (
     subject_prefix,
     who,
 )
-from gateway.stores import ObjectNotFound, RecordStore
+from gateway.stores import ObjectCorrupt, ObjectNotFound, RecordStore
 from gateway.tags import TagViolation
 
 log = logging.getLogger("gateway.objects")
@@ -111,14 +119,17 @@ class Manifest:
     size: int
     etag: str  # as S3 clients check it: the MD5 of the body, or the multipart form (MD5 of the parts' MD5s, "-N")
     chunks: tuple[Chunk, ...]
+    sha256: str | None = None  # of the whole object's bytes; None in a manifest written before manifests carried it
 
     def to_bytes(self) -> bytes:
-        return canonical({"object": "chunked", "size": self.size, "etag": self.etag, "chunks": [c.to_json() for c in self.chunks]})
+        data = {"object": "chunked", "size": self.size, "etag": self.etag, "chunks": [c.to_json() for c in self.chunks]}
+        return canonical(data if self.sha256 is None else {**data, "sha256": self.sha256})
 
     @classmethod
     def parse(cls, body: bytes) -> Manifest:
         data = json.loads(body)
-        return cls(int(data["size"]), str(data["etag"]), tuple(Chunk(str(c["key"]), str(c["sha256"]), int(c["size"])) for c in data["chunks"]))
+        chunks = tuple(Chunk(str(c["key"]), str(c["sha256"]), int(c["size"])) for c in data["chunks"])
+        return cls(int(data["size"]), str(data["etag"]), chunks, None if data.get("sha256") is None else str(data["sha256"]))
 
 
 @dataclass(frozen=True)
@@ -173,6 +184,21 @@ def _part_key(subject: str, upload: str, number: int) -> str:
     return f"{uploads_prefix(subject)}{upload}/part-{number:05d}"
 
 
+async def read_chunk(records: RecordService, region: str, subject: str, key: str, chunk: Chunk) -> bytes:
+    """A chunk of the object ``key``, checked against its tag (bound to its own key) and the SHA-256 its manifest names;
+    ``TagViolation`` if it fails or is gone (``chunk-missing``)."""
+    try:
+        obj = await records._op(region, "get", lambda: records.stores[region].get(chunk.key))
+    except ObjectNotFound:
+        raise TagViolation("chunk-missing", f"chunk `{chunk.key}` of `{key}` is missing") from None
+    except ObjectCorrupt:
+        raise TagViolation("chunk-corrupt", f"chunk `{chunk.key}` of `{key}` cannot be read back") from None
+    records.check_tag(obj.metadata, region=region, subject=subject, key=chunk.key, body=obj.body)
+    if sha256_hex(obj.body) != chunk.sha256:
+        raise TagViolation("tag-content-mismatch", f"chunk `{chunk.key}` is not the one the manifest of `{key}` names")
+    return obj.body
+
+
 def multipart_etag(md5s: list[str]) -> str:
     return f'"{hashlib.md5(b"".join(bytes.fromhex(m) for m in md5s), usedforsecurity=False).hexdigest()}-{len(md5s)}"'
 
@@ -216,14 +242,16 @@ class ObjectService:
 
     async def _write_chunks(
         self, act: _Act, category: str, prefix: str, pieces: AsyncIterator[bytes], written: list[Chunk], before_first: Callable[[], Awaitable[None]]
-    ) -> tuple[str, int, bytes]:
+    ) -> tuple[str, str, int, bytes]:
         """Store ``pieces`` as chunks of ``CHUNK_BYTES`` named ``prefix/NNNNN``, appending each to ``written`` once stored,
-        after awaiting ``before_first`` once; (MD5 hex, size, the bytes after the last full chunk, not stored yet)."""
+        after awaiting ``before_first`` once; (MD5 hex, SHA-256 hex, size, the bytes after the last full chunk, not stored yet)."""
         md5 = hashlib.md5(usedforsecurity=False)
+        sha256 = hashlib.sha256()
         size = 0
         buffer = bytearray()
         async for piece in pieces:
             md5.update(piece)
+            sha256.update(piece)
             size += len(piece)
             buffer += piece
             while len(buffer) > CHUNK_BYTES:  # more than a chunk: store one, keep the rest until the body ends
@@ -231,7 +259,7 @@ class ObjectService:
                     await before_first()
                 await self._put_chunk(act, category, f"{prefix}/{len(written):05d}", bytes(memoryview(buffer)[:CHUNK_BYTES]), written)
                 del buffer[:CHUNK_BYTES]
-        return md5.hexdigest(), size, bytes(buffer)
+        return md5.hexdigest(), sha256.hexdigest(), size, bytes(buffer)
 
     async def _put_chunk(self, act: _Act, category: str, key: str, data: bytes, written: list[Chunk]) -> None:
         tag, metadata = self.records._tagged(act.region, act.subject.id, key, category, data)
@@ -306,7 +334,7 @@ class ObjectService:
             intent = await self._intent("s3.chunks-intent", act.entry({"key": key, "category": category, "upload": upload}))
 
         try:
-            md5, size, tail = await self._write_chunks(act, category, f"{uploads_prefix(act.subject.id)}{upload}/whole", pieces, written, announce)
+            md5, sha256, size, tail = await self._write_chunks(act, category, f"{uploads_prefix(act.subject.id)}{upload}/whole", pieces, written, announce)
         except BaseException as error:
             await self._failed(intent, error, act.region, written)
             raise
@@ -319,7 +347,7 @@ class ObjectService:
                 await announce()
             if tail:
                 await self._put_chunk(act, category, f"{uploads_prefix(act.subject.id)}{upload}/whole/{len(written):05d}", tail, written)
-            await self._replace(act, key, category, b"", Manifest(size, etag, tuple(written)), precondition, extra or {})
+            await self._replace(act, key, category, b"", Manifest(size, etag, tuple(written), sha256), precondition, extra or {})
         except BaseException as error:
             await self._failed(intent, error, act.region, written)
             raise
@@ -348,19 +376,13 @@ class ObjectService:
             if offset <= start or first >= end:
                 continue
             try:
-                obj = await self.records._op(region, "get", lambda chunk=chunk: self._store(region).get(chunk.key))
-                self.records.check_tag(obj.metadata, region=region, subject=subject.id, key=chunk.key, body=obj.body)
-                if sha256_hex(obj.body) != chunk.sha256:
-                    raise TagViolation("tag-content-mismatch", f"chunk `{chunk.key}` is not the one the manifest of `{key}` names")
-            except ObjectNotFound:
-                violation = TagViolation("chunk-missing", f"chunk `{chunk.key}` of `{key}` is missing")
-                raise await self.records._violation(caller, subject, key, region, violation) from None
+                body = await read_chunk(self.records, region, subject.id, key, chunk)
             except TagViolation as violation:
                 raise await self.records._violation(caller, subject, key, region, violation) from None
             if start <= first and offset <= end:
-                yield obj.body  # the whole chunk: no copy
+                yield body  # the whole chunk: no copy
             else:
-                yield obj.body[max(start - first, 0) : min(end - first, chunk.size)]
+                yield body[max(start - first, 0) : min(end - first, chunk.size)]
 
     async def delete(self, caller: Caller, subject_id: str, key: str, *, precondition: Precondition = NO_PRECONDITION) -> None:
         """Delete an object: the record (decided, ledgered; a legal hold refuses it), then the chunks of its manifest."""
@@ -442,7 +464,7 @@ class ObjectService:
         attempt = secrets.token_hex(4)  # a part sent again writes its chunks beside the earlier ones', then replaces them
         prefix = f"{part_key}-{attempt}"
         try:
-            md5, size, tail = await self._write_chunks(act, state.category, prefix, pieces, written, nothing)
+            md5, _, size, tail = await self._write_chunks(act, state.category, prefix, pieces, written, nothing)
             if tail or not written:
                 await self._put_chunk(act, state.category, f"{prefix}/{len(written):05d}", tail, written)
             part = Part(number, md5, size, dict(checksums()), tuple(written), isoformat(self.records.clock()))
@@ -482,12 +504,24 @@ class ObjectService:
                 raise EntityTooSmall(f"part {part.number} is {part.size} bytes; every part but the last must be at least {MIN_PART_BYTES}")
         etag = multipart_etag([p.md5 for p in chosen])
         size = sum(p.size for p in chosen)
-        manifest = Manifest(size, etag, tuple(c for p in chosen for c in p.chunks))
+        chunks = tuple(c for p in chosen for c in p.chunks)
+        manifest = Manifest(size, etag, chunks, await self._whole_sha256(act, key, chunks))
         await self._replace(act, key, state.category, b"", manifest, NO_PRECONDITION, state.extra)
         unused = [c.key for n, p in parts.items() if n not in set(numbers) for c in p.chunks]
         await self._discard(act.region, [*unused, *(_part_key(act.subject.id, upload, n) for n in parts), _upload_key(act.subject.id, upload)])
         await self.audit.record("s3.upload-completed", act.entry({"key": key, "upload": upload, "parts": len(chosen), "size": size, "etag": etag}))
         return Written(etag, size)
+
+    async def _whole_sha256(self, act: _Act, key: str, chunks: tuple[Chunk, ...]) -> str:
+        """The SHA-256 of the object the chunks make, read back in order, a chunk at a time, each checked as a read checks it
+        (a chunk that fails is a ledgered residency violation, raised, and the upload stays as it was)."""
+        digest = hashlib.sha256()
+        for chunk in chunks:
+            try:
+                digest.update(await read_chunk(self.records, act.region, act.subject.id, key, chunk))
+            except TagViolation as violation:
+                raise await self.records._violation(act.caller, act.subject, key, act.region, violation) from None
+        return digest.hexdigest()
 
     async def abort(self, caller: Caller, subject_id: str, key: str, upload: str) -> None:
         """Abort an upload: its parts' chunks, its parts and its state are removed (intent first, outcome after)."""
