@@ -26,6 +26,18 @@ checks each against the manifest (SHA-256 and size) before its header or any
 of its bytes leave; memory is bounded by the read-ahead and the largest
 record, never the package.
 
+A record too large to be read whole (a chunked object of the S3 front) comes
+as ``Streamed``: its pieces are read and checked twice. First all of them,
+each checked as it is read and hashed into the whole, which must be the
+manifest's SHA-256 and size before its header is sent; then again, each
+checked before any of its bytes leave. So a piece that fails its check, or a
+whole of another SHA-256, is found before the member starts, and the record
+is withheld like any other (below); memory stays bounded by a piece, never
+the object, at the cost of reading it twice. A piece that changed between the
+two reads can only be found mid-member: the stream then stops
+(``PackageError``), so its bytes never leave and the tar, cut short, fails
+verification.
+
 A record that fails that check, or that the store cannot give back (its
 stored form corrupt, or gone), is withheld: none of its bytes leave, and the
 signed ``withheld.json`` names it with reason ``record-integrity`` and what
@@ -46,7 +58,7 @@ import functools
 import hashlib
 import json
 import tarfile
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -85,7 +97,19 @@ class Unreadable(NamedTuple):
     detail: str
 
 
-Fetch = Callable[[list[dict[str, Any]]], Awaitable[Sequence[bytes | Unreadable]]]  # the bodies of a batch of manifest records, in order
+class Streamed(NamedTuple):
+    """In place of a body: a record given a piece at a time (see the module docstring).
+
+    ``check`` reads every piece, checking each, and gives the whole's SHA-256 and size, or ``Unreadable`` with why it
+    cannot be sent; ``pieces`` gives them again, each checked before it is yielded, and raises ``PackageError`` on one
+    that fails."""
+
+    check: Callable[[], Awaitable[tuple[str, int] | Unreadable]]
+    pieces: Callable[[], AsyncIterator[bytes]]
+
+
+Body = bytes | Unreadable | Streamed
+Fetch = Callable[[list[dict[str, Any]]], Awaitable[Sequence[Body]]]  # the bodies of a batch of manifest records, in order
 OnWithheld = Callable[[dict[str, Any], str], Awaitable[None]]  # told each record withheld, and why, before the stream goes on
 
 
@@ -324,7 +348,7 @@ def _batches(records: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield batch
 
 
-async def _fetch_and_hash(fetch: Fetch, batch: list[dict[str, Any]]) -> tuple[Sequence[bytes | Unreadable], list[str]]:
+async def _fetch_and_hash(fetch: Fetch, batch: list[dict[str, Any]]) -> tuple[Sequence[Body], list[str]]:
     """The batch's bodies and their SHA-256s. Hashing stays on the event loop: in worker threads it
     measured slower here (the GIL hand-offs per record cost more than the hashing they move)."""
     bodies = await fetch([dict(record) for record in batch])
@@ -332,7 +356,7 @@ async def _fetch_and_hash(fetch: Fetch, batch: list[dict[str, Any]]) -> tuple[Se
         raise PackageError(f"the store returned {len(bodies)} records for {len(batch)}; the package is incomplete")
     # a body of another size fails without being hashed (it could be far larger than the decision's)
     return bodies, [
-        hashlib.sha256(body).hexdigest() if not isinstance(body, Unreadable) and len(body) == int(record["size"]) else ""
+        hashlib.sha256(body).hexdigest() if isinstance(body, bytes) and len(body) == int(record["size"]) else ""
         for record, body in zip(batch, bodies, strict=True)
     ]
 
@@ -358,7 +382,9 @@ async def stream_package(
     whatever the package's size. A batch's small records are yielded as one
     chunk, a large record as a chunk of its own. Each record's SHA-256
     and size are checked against the manifest before its header or any of
-    its bytes are yielded; a record that fails (or that ``fetch`` gives as
+    its bytes are yielded (a ``Streamed`` one: checked whole first, then
+    sent a piece at a time, each checked again; see the module docstring);
+    a record that fails (or that ``fetch`` gives as
     ``Unreadable``) is withheld: ``on_withheld`` is awaited with it and why
     (``record-changed``: its SHA-256 or size is not the decision's; or the ``Unreadable`` detail), the stream goes
     on without it, and the signed withheld.json at the end names it. A batch
@@ -375,7 +401,7 @@ async def stream_package(
     # the manifest is written and the first batches are read.
     signing = asyncio.ensure_future(asyncio.to_thread(signing_key.sign, manifest_bytes))
     batches = _batches(manifest["records"])
-    ahead: collections.deque[tuple[list[dict[str, Any]], int, asyncio.Future[tuple[Sequence[bytes], list[str]]]]] = collections.deque()
+    ahead: collections.deque[tuple[list[dict[str, Any]], int, asyncio.Future[tuple[Sequence[Body], list[str]]]]] = collections.deque()
     in_flight = 0  # manifest bytes of the batches ahead
     following = next(batches, None)
     withheld: list[dict[str, str]] = []
@@ -405,7 +431,31 @@ async def stream_package(
             parts: list[bytes] = []
             for record, body, digest in zip(batch, bodies, digests, strict=True):
                 path, expected = str(record["path"]), int(record["size"])
-                if isinstance(body, Unreadable) or digest != record["sha256"]:  # (a body of another size has no digest)
+                if isinstance(body, Streamed):
+                    if parts:  # (what came before goes first: checking the whole reads all its pieces)
+                        yield b"".join(parts)
+                        parts = []
+                    checked = await body.check()
+                    if isinstance(checked, Unreadable) or checked != (record["sha256"], expected):
+                        detail = checked.detail if isinstance(checked, Unreadable) else "record-changed"
+                        withheld.append({"path": path, "reason": WITHHELD_REASON, "detail": detail})
+                        freed += _footprint(path, expected, mtime)
+                        if on_withheld is not None:
+                            await on_withheld(record, detail)
+                        continue
+                    yield _header(path, expected, mtime)
+                    sent = 0
+                    async for piece in body.pieces():
+                        sent += len(piece)
+                        if sent > expected:
+                            raise PackageError(f"record `{path}` grew while the package streamed; the package is incomplete")
+                        yield piece
+                    if sent != expected:
+                        raise PackageError(f"record `{path}` shrank while the package streamed; the package is incomplete")
+                    if expected % BLOCK:
+                        parts.append(_padding(expected))
+                    continue
+                if isinstance(body, Unreadable) or not digest or digest != record["sha256"]:  # (a body of another size has no digest)
                     detail = body.detail if isinstance(body, Unreadable) else "record-changed"
                     withheld.append({"path": path, "reason": WITHHELD_REASON, "detail": detail})
                     freed += _footprint(path, expected, mtime)

@@ -61,7 +61,9 @@ from gateway.services.documents import (
 )
 from gateway.services.holds import Holds
 from gateway.services.notices import NoticeService
+from gateway.services.objects import Manifest
 from gateway.services.records import (
+    MANIFEST_METADATA,
     TAG_METADATA,
     NotRegionOwner,
     Profile,
@@ -356,10 +358,18 @@ class Intake:
         keys = await store.list(prefix)
         limiter = asyncio.Semaphore(16)
 
+        manifests: dict[str, bytes] = {}  # by key, the body of each record that is a chunked object's manifest
+
         async def one(object_key: str) -> tuple[str, ObjectInfo | None] | None:
             async with limiter:
                 try:
-                    return object_key[len(prefix) :], await store.head(object_key)
+                    info = await store.head(object_key)
+                    if info.metadata.get(MANIFEST_METADATA) == "1":  # a chunked object: its manifest names what it holds
+                        obj = await store.get(object_key)  # (its tag and body as one: it may have been rewritten since the head)
+                        info = ObjectInfo(object_key, len(obj.body), obj.metadata)
+                        if obj.metadata.get(MANIFEST_METADATA) == "1":
+                            manifests[object_key[len(prefix) :]] = obj.body
+                    return object_key[len(prefix) :], info
                 except ObjectNotFound:
                     return None
                 except ObjectCorrupt:
@@ -367,31 +377,57 @@ class Intake:
 
         infos = [found for found in await asyncio.gather(*(one(k) for k in keys)) if found is not None]
         if all(info is None or self.records.tag_is_quick(info.metadata, subject.home_region) for _, info in infos):
-            checked = self._checked_records(subject, infos)  # sealed or remembered: microseconds each
+            checked = self._checked_records(subject, infos, manifests)  # sealed or remembered: microseconds each
         else:
             # Signature checks release the GIL: one hand-off per subject lets the worker threads check
             # the tags of many subjects on every core, which an order naming thousands of records needs.
-            checked = await asyncio.to_thread(self._checked_records, subject, infos)
+            checked = await asyncio.to_thread(self._checked_records, subject, infos, manifests)
         return profile, sorted(checked, key=lambda r: r["key"])
 
-    def _checked_records(self, subject: Subject, infos: Sequence[tuple[str, ObjectInfo | None]]) -> list[dict[str, Any]]:
+    def _checked_records(
+        self, subject: Subject, infos: Sequence[tuple[str, ObjectInfo | None]], manifests: Mapping[str, bytes]
+    ) -> list[dict[str, Any]]:
         """The records whose residency tags verify, and the damaged ones (``integrity``: the violation's code),
-        which are never disclosed: an unreadable header (``None``), a tag that fails, a size other than the tag's."""
+        which are never disclosed: an unreadable header (``None``), a tag that fails, a size other than the tag's.
+
+        A record that is a chunked object's manifest (its body in ``manifests``) is checked against its tag with
+        that body, and listed with the object's SHA-256 and size, which its package member carries, and the
+        manifest's own SHA-256 (``manifest_sha256``: the package reads the object through that manifest only).
+        A manifest written before manifests carried the object's SHA-256 is listed with ``sha256`` empty:
+        its package withholds it (``gateway.services.packaging``)."""
         region = subject.home_region
         checked = []
         for key, info in infos:
             category = None
+            manifest: Manifest | None = None
             try:
                 if info is None:
                     raise corrupt_record(key, region)
-                tag = self.records.check_tag(info.metadata, region=region, subject=subject.id, key=key)
+                tag = self.records.check_tag(info.metadata, region=region, subject=subject.id, key=key, body=manifests.get(key))
                 category = tag.category
                 if info.size != tag.size:
                     raise size_mismatch(key, info.size, tag.size)
+                if key in manifests:
+                    try:
+                        manifest = Manifest.parse(manifests[key])
+                    except (ValueError, KeyError, TypeError):
+                        raise TagViolation("manifest-malformed", f"the manifest of `{key}` cannot be read") from None
             except TagViolation as violation:
                 checked.append({"key": key, "category": category, "integrity": violation.code, "detail": violation.detail})
                 continue
-            checked.append({"key": key, "category": tag.category, "sha256": tag.sha256, "size": tag.size, "tag": info.metadata[TAG_METADATA]})
+            if manifest is None:
+                checked.append({"key": key, "category": tag.category, "sha256": tag.sha256, "size": tag.size, "tag": info.metadata[TAG_METADATA]})
+            else:
+                checked.append(
+                    {
+                        "key": key,
+                        "category": tag.category,
+                        "sha256": manifest.sha256 or "",
+                        "size": manifest.size,
+                        "tag": info.metadata[TAG_METADATA],
+                        "manifest_sha256": tag.sha256,
+                    }
+                )
         return checked
 
     async def _renewed_document(self, order: Order) -> tuple[str, Document] | None:

@@ -44,7 +44,7 @@ class OrderService:
         self.control = intake.control
         self.clock = intake.clock
         self.holds = intake.holds
-        self.packager = Packager(stores=intake.stores, provider_key=provider_key, audit=intake.audit, clock=intake.clock)
+        self.packager = Packager(stores=intake.stores, records=intake.records, provider_key=provider_key, audit=intake.audit, clock=intake.clock)
 
     # --- intake ----------------------------------------------------------------
 
