@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry
 
 from gateway.errors import Unauthenticated
@@ -24,7 +18,7 @@ from gateway.web.console import CSRF_FIELD, LOGIN_COOKIE, SESSION_COOKIE
 from gateway.web.state import STATE_KEY
 from tests.console.support import JUSTIFICATION, REVIEW, console_as, csrf_from, legal_token, sign_in, submitted
 from tests.orders_support import ledger_entries, prepare_authorities
-from tests.support import SHIPPED_CONFIG, Env
+from tests.support import SHIPPED_CONFIG, Env, self_signed_certificate
 
 MakeClient = Callable[..., Awaitable[TestClient]]
 
@@ -47,26 +41,8 @@ def _configure(env: Env, old: str, new: str) -> None:
 
 def _tls_context(folder: Path) -> ssl.SSLContext:
     """A server TLS context with a self-signed certificate for 127.0.0.1, made now."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    (folder / "tls.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (folder / "tls.key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(folder / "tls.crt", folder / "tls.key")
+    context.load_cert_chain(*self_signed_certificate(folder))
     return context
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config as BotoConfig
 from botocore.credentials import Credentials
 
 from tests.faults.harness import ROOT, SHIPPED_CONFIG, GatewayProcess, Workdir, free_port
@@ -57,12 +58,17 @@ class Front:
         out = subprocess.run([*command, "--service", service, "--region", region, "--purpose", purpose], cwd=ROOT, capture_output=True, text=True, check=True)
         return dict(line.split("=", 1) for line in out.stdout.split())
 
-    def client(self, service: str = "support", region: str = "eu-west-1", purpose: str | None = None):
+    def client(
+        self, service: str = "support", region: str = "eu-west-1", purpose: str | None = None, *, secret: str | None = None, config: BotoConfig | None = None
+    ):
+        """An unmodified boto3 client with the service's S3 credentials (``secret``: sign with another secret instead)."""
         found = self.credentials(service, region, purpose or service)
         session = boto3.session.Session(
-            aws_access_key_id=found["AWS_ACCESS_KEY_ID"], aws_secret_access_key=found["AWS_SECRET_ACCESS_KEY"], region_name=found["AWS_DEFAULT_REGION"]
+            aws_access_key_id=found["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=secret or found["AWS_SECRET_ACCESS_KEY"],
+            region_name=found["AWS_DEFAULT_REGION"],
         )
-        return session.client("s3", endpoint_url=self.endpoint)
+        return session.client("s3", endpoint_url=self.endpoint, config=config)
 
     def rest(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> tuple[int, bytes]:
         request = urllib.request.Request(f"{self.process.url}{path}", data=body, method=method, headers=headers)
@@ -92,6 +98,9 @@ class Front:
 
     def ledger(self) -> list[dict]:
         return [json.loads(line) for line in self.workdir.ledger.read_text().splitlines()]
+
+    def ledger_kinds(self) -> list[str]:
+        return [entry["kind"] for entry in self.ledger()]
 
     def stop(self) -> None:
         self.process.stop()

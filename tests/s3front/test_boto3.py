@@ -9,8 +9,6 @@ import hmac
 import io
 import json
 import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import zlib
@@ -33,39 +31,8 @@ from gateway.s3front.sigv4 import signing_key
 from gateway.services.objects import CHUNK_BYTES
 from gateway.services.records import record_key
 from gateway.stores.files import FileStore
-from tests.faults.harness import ROOT, GatewayProcess, Workdir, free_port
-
-IRISH_SUBJECT = {"home_region": "eu-west-1", "residence": "IE", "nationality": "IE", "us_person": False}
-
-
-class Front:
-    def __init__(self, workdir: Workdir, process: GatewayProcess, s3_port: int) -> None:
-        self.workdir, self.process, self.endpoint = workdir, process, f"http://127.0.0.1:{s3_port}"
-
-    def credentials(self, service: str, region: str, purpose: str) -> dict[str, str]:
-        command = [sys.executable, "-m", "gateway", "s3", "credentials", "--config", str(self.workdir.config), "--data-dir", str(self.workdir.data_dir)]
-        out = subprocess.run([*command, "--service", service, "--region", region, "--purpose", purpose], cwd=ROOT, capture_output=True, text=True, check=True)
-        return dict(line.split("=", 1) for line in out.stdout.split())
-
-    def client(self, service: str, region: str, purpose: str, *, secret: str | None = None, config: BotoConfig | None = None):
-        found = self.credentials(service, region, purpose)
-        session = boto3.session.Session(
-            aws_access_key_id=found["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=secret or found["AWS_SECRET_ACCESS_KEY"],
-            region_name=found["AWS_DEFAULT_REGION"],
-        )
-        return session.client("s3", endpoint_url=self.endpoint, config=config)
-
-    def rest(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> tuple[int, bytes]:
-        request = urllib.request.Request(f"{self.process.url}{path}", data=body, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request) as answer:
-                return answer.status, answer.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
-
-    def ledger_kinds(self) -> list[str]:
-        return [json.loads(line)["kind"] for line in self.workdir.ledger.read_text().splitlines()]
+from tests.faults.harness import GatewayProcess, Workdir, free_port
+from tests.s3front.support import IRISH_SUBJECT, Front
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import GatewayProcess, Workdir, free_port
-from tests.s3front.test_boto3 import IRISH_SUBJECT, Front
+from tests.s3front.support import IRISH_SUBJECT, Front
 from tests.support import system_tool
 
 EU = ("support", "eu-west-1", "support")

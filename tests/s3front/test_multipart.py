@@ -21,7 +21,7 @@ from gateway.services.records import record_key
 from gateway.stores.files import FileStore
 from tests.faults.harness import ROOT, GatewayProcess, Workdir, free_port
 from tests.s3front import test_boto3
-from tests.s3front.test_boto3 import IRISH_SUBJECT, Front
+from tests.s3front.support import IRISH_SUBJECT, Front
 
 front = test_boto3.front  # a gateway process of this module's own, serving the front
 

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import ssl
 import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
 import pytest
 from aiohttp import web
 from boto3.s3.transfer import TransferConfig
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry
 
 from gateway.config import S3Bucket
@@ -29,32 +24,10 @@ from gateway.s3front.app import create_s3_app
 from gateway.s3front.credentials import S3_KEY_FILE, access_key_id, load_key, make_key, secret_for
 from gateway.web.app import create_app
 from tests.faults.harness import free_port
-from tests.s3front.test_boto3 import IRISH_SUBJECT
-from tests.support import make_env
+from tests.s3front.support import IRISH_SUBJECT
+from tests.support import make_env, self_signed_certificate
 
 MIB = 1024 * 1024
-
-
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 made for this test run, and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return folder / "cert.pem", folder / "key.pem"
 
 
 @dataclass
@@ -76,7 +49,7 @@ def tls_front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsFront]:
     folder = tmp_path_factory.mktemp("tls")
     env = make_env(folder)
     env.clock.now = datetime.now(UTC)  # boto3 signs with the real time
-    cert, key = self_signed(folder)
+    cert, key = self_signed_certificate(folder)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     make_key(env.data_dir / S3_KEY_FILE)
