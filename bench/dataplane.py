@@ -86,6 +86,19 @@ def http(method: str, url: str, token: str, body: bytes | None = None, content_t
 # --- the bare handler ------------------------------------------------------------------
 
 
+def seed_record(base: str, token: str) -> bytes:
+    """Register the benchmark's US subject and write its record of ``SIZE`` bytes through the gateway at ``base``; the record's bytes."""
+    profile = json.dumps({"home_region": "us-east-1", "residence": "US"}).encode()
+    status, body = http("PUT", f"{base}/v1/subjects/{SUBJECT}", token, profile, "application/json")
+    if status not in (200, 201):
+        raise RuntimeError(f"seeding the subject: {status} {body[:300]!r}")
+    payload = os.urandom(SIZE // 2).hex().encode()
+    status, body = http("PUT", f"{base}/v1/subjects/{SUBJECT}/records/{KEY}?category=subscriber", token, payload)
+    if status not in (200, 201):
+        raise RuntimeError(f"seeding the record: {status} {body[:300]!r}")
+    return payload
+
+
 def serve_bare(port: int, path: str) -> None:
     from aiohttp import web
 
@@ -198,14 +211,7 @@ def seeded_gateway(tmp: Path) -> Iterator[Gateway]:
             cwd=ROOT,
         ).stdout.strip()
         token = issued.split()[-1]
-        profile = json.dumps({"home_region": "us-east-1", "residence": "US"}).encode()
-        status, body = http("PUT", f"{base}/v1/subjects/{SUBJECT}", token, profile, "application/json")
-        if status not in (200, 201):
-            raise RuntimeError(f"seeding the subject: {status} {body[:300]!r}")
-        payload = os.urandom(SIZE // 2).hex().encode()
-        status, body = http("PUT", f"{base}/v1/subjects/{SUBJECT}/records/{KEY}?category=subscriber", token, payload)
-        if status not in (200, 201):
-            raise RuntimeError(f"seeding the record: {status} {body[:300]!r}")
+        payload = seed_record(base, token)
         url = f"{base}/v1/subjects/{SUBJECT}/records/{KEY}"
         status, body = http("GET", url, token)
         if status != 200 or body != payload:

@@ -25,7 +25,6 @@ ratio S3 / REST throughput is the figure (target >= 0.8x).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
@@ -41,7 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.dataplane import ROOT, _ms, free_port, http, start, stop, wait_http
+from bench.dataplane import ROOT, _ms, free_port, seed_record, start, stop, wait_http
 from bench.machine import cpu_model
 
 GATEWAY = [sys.executable, "-m", "gateway"]
@@ -92,14 +91,7 @@ def seeded(tmp: Path) -> Iterator[Seeded]:
         token = token.stdout.strip().split()[-1]
         found = subprocess.run([*GATEWAY, "s3", "credentials", *common, *who], capture_output=True, text=True, check=True, cwd=ROOT).stdout
         credentials = dict(line.split("=", 1) for line in found.split())
-        profile = json.dumps({"home_region": "us-east-1", "residence": "US"}).encode()
-        status, body = http("PUT", f"{base}/v1/subjects/{SUBJECT}", token, profile, "application/json")
-        if status not in (200, 201):
-            raise RuntimeError(f"seeding the subject: {status} {body[:300]!r}")
-        payload = os.urandom(SIZE // 2).hex().encode()
-        status, body = http("PUT", f"{base}/v1/subjects/{SUBJECT}/records/{KEY}?category=subscriber", token, payload)
-        if status not in (200, 201):
-            raise RuntimeError(f"seeding the record: {status} {body[:300]!r}")
+        payload = seed_record(base, token)
         s3_url = f"http://127.0.0.1:{s3_port}/{BUCKET}/{SUBJECT}/{KEY}"
         yield Seeded(f"{base}/v1/subjects/{SUBJECT}/records/{KEY}", {"Authorization": f"Bearer {token}"}, s3_url, signed_headers(s3_url, credentials), payload)
     finally:

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.dataplane import GATEWAY, ROOT, free_port, http, load_python, load_wrk, start, stop, wait_http
+from bench.dataplane import GATEWAY, ROOT, free_port, http, load_python, load_wrk, seed_record, start, stop, wait_http
 from bench.machine import cpu_model
 
 BUCKET, SUBJECT, KEY, SIZE = "bench-us-east-1", "bench-subject", "profile-4k", 4096
@@ -193,13 +193,7 @@ def run(rounds: int, seconds: float, connections: int) -> str:
                 check=True,
                 cwd=ROOT,
             ).stdout.split()[-1]
-            status, body = http("PUT", f"{base}/v1/subjects/{SUBJECT}", token, b'{"home_region": "us-east-1", "residence": "US"}', "application/json")
-            if status not in (200, 201):
-                raise RuntimeError(f"seeding the subject: {status} {body[:300]!r}")
-            payload = os.urandom(SIZE // 2).hex().encode()
-            status, body = http("PUT", f"{base}/v1/subjects/{SUBJECT}/records/{KEY}?category=subscriber", token, payload)
-            if status not in (200, 201):
-                raise RuntimeError(f"seeding the record: {status} {body[:300]!r}")
+            payload = seed_record(base, token)
             url = f"{base}/v1/subjects/{SUBJECT}/records/{KEY}"
             status, body = http("GET", url, token)
             if status != 200 or body != payload:
