@@ -165,6 +165,24 @@ def test_chunks_signed_under_another_seed_signature_are_signature_does_not_match
     assert refused.value.code == "SignatureDoesNotMatch"
 
 
+def test_chunks_in_another_order_are_signature_does_not_match(client: Credentials, data: bytes) -> None:
+    up = upload(client, SIGNED_PAYLOAD, len(data))
+    parts = in_chunks(data)
+    signatures = chain(up, parts)
+    with pytest.raises(SigError) as refused:
+        decode(framed(parts[::-1], signatures[1::-1] + signatures[2:]), up.headers, up.signed)
+    assert refused.value.code == "SignatureDoesNotMatch"
+
+
+def test_a_dropped_chunk_is_signature_does_not_match(client: Credentials, data: bytes) -> None:
+    up = upload(client, SIGNED_PAYLOAD, len(data))
+    parts = in_chunks(data)
+    signatures = chain(up, parts)
+    with pytest.raises(SigError) as refused:
+        decode(framed(parts[1:], signatures[1:]), up.headers, up.signed)
+    assert refused.value.code == "SignatureDoesNotMatch"
+
+
 def test_a_chunk_without_its_signature_is_signature_does_not_match(client: Credentials, data: bytes) -> None:
     up = upload(client, SIGNED_PAYLOAD, len(data))
     parts = in_chunks(data)
