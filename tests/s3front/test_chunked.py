@@ -1,4 +1,10 @@
-"""aws-chunked bodies and checksums, decoded from a real aiohttp stream: AWS's published examples, botocore's own encoder, and their forgeries."""
+"""aws-chunked bodies and checksums, decoded from a real aiohttp stream: uploads signed by botocore's own signer and
+chunked as AWS specifies, botocore's own encoder, and their forgeries.
+
+Every test makes its own client credentials and data. The request's own signature (the seed of the chunk
+chain) comes from botocore; the chunk and trailer signatures are computed here, from AWS's description of
+the algorithm, independently of the gateway's code.
+"""
 
 from __future__ import annotations
 
@@ -7,66 +13,117 @@ import base64
 import hashlib
 import hmac
 import io
+import os
+import secrets
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import crc32c
 import pytest
 from aiohttp import StreamReader
 from aiohttp.base_protocol import BaseProtocol
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 
 from gateway.s3front.chunked import Body
-from gateway.s3front.sigv4 import EMPTY_SHA256, UNSIGNED, SigError, Signed, signing_key, verify
+from gateway.s3front.sigv4 import EMPTY_SHA256, UNSIGNED, SigError, Signed, verify
 
-# The example of AWS's "Signature Calculations for the Authorization Header: Transferring Payload in Multiple Chunks"
-# (a documented example key, not a credential): 66560 bytes of `a` sent as chunks of 65536, 1024 and 0 bytes.
-EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-EXAMPLE_DATE = "20130524T000000Z"
-EXAMPLE_SCOPE = "20130524/us-east-1/s3/aws4_request"
-EXAMPLE_KEY = signing_key(EXAMPLE_SECRET, "20130524", "us-east-1", "s3")
-EXAMPLE_DATA = b"a" * 66560
-SIGNED_HEADERS = "content-encoding;content-length;host;x-amz-content-sha256;x-amz-date;x-amz-decoded-content-length;x-amz-storage-class"
-SEED = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
-CHUNK_SIGNATURES = [
-    "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648",
-    "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497",
-    "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9",
-]
-# the same document's example with a trailing CRC32C (x-amz-checksum-crc32c:sOO8/Q==)
-TRAILER_SEED = "106e2a8a18243abcf37539882f36619c00e2dfc72633413f02d3b74544bfeb8e"
-TRAILER_CHUNK_SIGNATURES = [
-    "b474d8862b1487a5145d686f57f013e54db672cee1c953b3010fb58501ef5aa2",
-    "1c1344b170168f8e65b41376b44b20fe354e373826ccbbe2c1d40a8cae51e5c7",
-    "2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992",
-]
-TRAILER_SIGNATURE = "d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435"
+REGION = "eu-west-2"
+SIGNED_PAYLOAD = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
 
 
-def example_headers() -> dict[str, list[str]]:
-    return {
-        "host": ["s3.amazonaws.com"],
-        "x-amz-date": [EXAMPLE_DATE],
-        "x-amz-storage-class": ["REDUCED_REDUNDANCY"],
-        "authorization": [f"AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/{EXAMPLE_SCOPE},SignedHeaders={SIGNED_HEADERS},Signature={SEED}"],
-        "x-amz-content-sha256": ["STREAMING-AWS4-HMAC-SHA256-PAYLOAD"],
-        "content-encoding": ["aws-chunked"],
-        "x-amz-decoded-content-length": ["66560"],
-        "content-length": ["66824"],
-    }
+@pytest.fixture
+def client() -> Credentials:
+    """A client's own access key id and secret, made afresh for each test."""
+    return Credentials("AK" + secrets.token_hex(9).upper(), secrets.token_urlsafe(30))
 
 
-def signed_body(parts: list[bytes], signatures: list[str], trailer: bytes = b"") -> bytes:
-    chunks = [b"%x;chunk-signature=%s\r\n%s\r\n" % (len(p), s.encode(), p) for p, s in zip(parts, signatures, strict=True) if p]
-    final = b"0;chunk-signature=%s\r\n" % signatures[-1].encode()
-    return b"".join(chunks) + final + (trailer or b"\r\n")
+@pytest.fixture
+def data() -> bytes:
+    """What a client uploads: more than one 64 KiB chunk."""
+    return os.urandom(65536 + 1000)
 
 
-def example_body() -> bytes:
-    return signed_body([EXAMPLE_DATA[:65536], EXAMPLE_DATA[65536:], b""], CHUNK_SIGNATURES)
+@dataclass(frozen=True)
+class Upload:
+    """A chunked upload's request as botocore signed it, what the gateway's ``verify`` made of it, and what the
+    client signs its chunks with."""
+
+    headers: dict[str, str]  # lower-case names, as the front hands them to ``Body``
+    signed: Signed  # what ``verify`` returned: what ``Body`` chains the chunk signatures from
+    key: bytes  # the signing key, derived here from the client's secret
+    amz_date: str
+    scope: str
+    seed: str  # the request's signature, from the Authorization header botocore wrote
 
 
-def streaming(payload: str, seed: str = SEED) -> Signed:
-    return Signed("AKIAIOSFODNN7EXAMPLE", payload, seed, EXAMPLE_KEY, EXAMPLE_DATE, EXAMPLE_SCOPE)
+def upload(client: Credentials, form: str, decoded_length: int, *, trailer: str | None = None, path: str = "/records/chunked") -> Upload:
+    """A PUT of an aws-chunked body of ``form``, signed by botocore's base SigV4 signer (which signs the
+    ``x-amz-content-sha256`` it is given; its S3 one would replace it), then verified by the gateway."""
+    headers = {"x-amz-content-sha256": form, "content-encoding": "aws-chunked", "x-amz-decoded-content-length": str(decoded_length)}
+    if trailer is not None:
+        headers["x-amz-trailer"] = trailer
+    request = AWSRequest(method="PUT", url=f"http://127.0.0.1:9000{path}", headers=headers)
+    SigV4Auth(client, "s3", REGION).add_auth(request)
+    amz_date = request.headers["X-Amz-Date"]
+    sent = {name.lower(): [value] for name, value in request.headers.items()} | {"host": ["127.0.0.1:9000"]}
+    at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    signed = verify("PUT", path, [], sent, secret_of={client.access_key: client.secret_key}.__getitem__, now=at)
+    return Upload(
+        {name: values[0] for name, values in sent.items()},
+        signed,
+        key_of(client.secret_key, amz_date[:8]),
+        amz_date,
+        f"{amz_date[:8]}/{REGION}/s3/aws4_request",
+        request.headers["Authorization"].rpartition("Signature=")[2],
+    )
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def key_of(secret: str, date: str) -> bytes:
+    """The SigV4 signing key: HMAC-SHA256 chained over the date, region, service and ``aws4_request``."""
+    return _hmac(_hmac(_hmac(_hmac(("AWS4" + secret).encode(), date), REGION), "s3"), "aws4_request")
+
+
+def chain(up: Upload, parts: list[bytes], *, seed: str | None = None) -> list[str]:
+    """Each chunk's signature, the final empty chunk's last: an HMAC of ``AWS4-HMAC-SHA256-PAYLOAD``, the
+    request time, the scope, the previous signature (``seed`` for the first, the request's own unless told),
+    the SHA-256 of the empty string and the SHA-256 of the chunk's data."""
+    previous = up.seed if seed is None else seed
+    signatures = []
+    for part in [*parts, b""]:
+        text = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", up.amz_date, up.scope, previous, hashlib.sha256(b"").hexdigest(), hashlib.sha256(part).hexdigest()])
+        previous = _hmac(up.key, text).hex()
+        signatures.append(previous)
+    return signatures
+
+
+def trailer_signature(up: Upload, previous: str, lines: bytes) -> str:
+    """The trailer's signature: an HMAC of ``AWS4-HMAC-SHA256-TRAILER``, the request time, the scope, the final
+    chunk's signature and the SHA-256 of the trailing header lines (each ``name:value\\n``)."""
+    return _hmac(up.key, "\n".join(["AWS4-HMAC-SHA256-TRAILER", up.amz_date, up.scope, previous, hashlib.sha256(lines).hexdigest()])).hex()
+
+
+def framed(parts: list[bytes], signatures: list[str], trailer: bytes = b"") -> bytes:
+    """``parts`` as aws-chunked chunks with ``signatures``, then the final empty chunk (the last signature) and ``trailer``."""
+    chunks = [b"%x;chunk-signature=%s\r\n%s\r\n" % (len(p), s.encode(), p) for p, s in zip(parts, signatures, strict=False)]
+    return b"".join(chunks) + b"0;chunk-signature=%s\r\n" % signatures[-1].encode() + (trailer or b"\r\n")
+
+
+def in_chunks(data: bytes) -> list[bytes]:
+    return [data[:65536], data[65536:]]
+
+
+def signed_body(up: Upload, data: bytes) -> bytes:
+    parts = in_chunks(data)
+    return framed(parts, chain(up, parts))
 
 
 def decode(raw: bytes, headers: dict[str, str], signed: Signed) -> tuple[bytes, Body]:
@@ -80,54 +137,79 @@ def decode(raw: bytes, headers: dict[str, str], signed: Signed) -> tuple[bytes, 
     return asyncio.run(run())
 
 
-SIGNED_STREAM = {"content-encoding": "aws-chunked", "x-amz-decoded-content-length": "66560"}
+def test_a_chunked_upload_signed_by_botocore_verifies_with_its_own_signature_as_the_seed(client: Credentials) -> None:
+    up = upload(client, SIGNED_PAYLOAD, 10)
+    assert (up.signed.signature, up.signed.payload_sha256) == (up.seed, SIGNED_PAYLOAD)
 
 
-def test_the_aws_example_request_verifies_with_its_published_seed_signature() -> None:
-    signed = verify("PUT", "/examplebucket/chunkObject.txt", [], example_headers(), secret_of=lambda _: EXAMPLE_SECRET, now=datetime(2013, 5, 24, tzinfo=UTC))
-    assert (signed.signature, signed.payload_sha256) == (SEED, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
+def test_a_signed_chunked_body_decodes_to_its_bytes_with_every_chunk_signature_verified(client: Credentials, data: bytes) -> None:
+    up = upload(client, SIGNED_PAYLOAD, len(data))
+    assert decode(signed_body(up, data), up.headers, up.signed)[0] == data
 
 
-def test_the_aws_example_body_decodes_to_its_66560_bytes_with_every_chunk_signature_verified() -> None:
-    data, _ = decode(example_body(), SIGNED_STREAM, streaming("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"))
-    assert data == EXAMPLE_DATA
-
-
-def test_a_chunk_whose_data_was_changed_is_signature_does_not_match() -> None:
-    raw = signed_body([b"b" + EXAMPLE_DATA[1:65536], EXAMPLE_DATA[65536:], b""], CHUNK_SIGNATURES)
+def test_a_chunk_whose_data_was_changed_is_signature_does_not_match(client: Credentials, data: bytes) -> None:
+    up = upload(client, SIGNED_PAYLOAD, len(data))
+    parts = in_chunks(data)
+    changed = [bytes([parts[0][0] ^ 1]) + parts[0][1:], parts[1]]
     with pytest.raises(SigError) as refused:
-        decode(raw, SIGNED_STREAM, streaming("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"))
+        decode(framed(changed, chain(up, parts)), up.headers, up.signed)
     assert refused.value.code == "SignatureDoesNotMatch"
 
 
-def test_chunks_signed_under_another_seed_signature_are_signature_does_not_match() -> None:
+def test_chunks_signed_under_another_seed_signature_are_signature_does_not_match(client: Credentials, data: bytes) -> None:
+    up = upload(client, SIGNED_PAYLOAD, len(data))
+    other = upload(client, SIGNED_PAYLOAD, len(data), path="/records/other")
+    parts = in_chunks(data)
     with pytest.raises(SigError) as refused:
-        decode(example_body(), SIGNED_STREAM, streaming("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", seed=TRAILER_SEED))
+        decode(framed(parts, chain(up, parts, seed=other.seed)), up.headers, up.signed)
     assert refused.value.code == "SignatureDoesNotMatch"
 
 
-def test_a_chunk_without_its_signature_is_signature_does_not_match() -> None:
-    raw = example_body().replace(b";chunk-signature=" + CHUNK_SIGNATURES[1].encode(), b"")
+def test_chunks_in_another_order_are_signature_does_not_match(client: Credentials, data: bytes) -> None:
+    up = upload(client, SIGNED_PAYLOAD, len(data))
+    parts = in_chunks(data)
+    signatures = chain(up, parts)
     with pytest.raises(SigError) as refused:
-        decode(raw, SIGNED_STREAM, streaming("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"))
+        decode(framed(parts[::-1], signatures[1::-1] + signatures[2:]), up.headers, up.signed)
     assert refused.value.code == "SignatureDoesNotMatch"
 
 
-def test_a_body_cut_off_before_its_final_chunk_is_incomplete_body() -> None:
-    raw = example_body()
+def test_a_dropped_chunk_is_signature_does_not_match(client: Credentials, data: bytes) -> None:
+    up = upload(client, SIGNED_PAYLOAD, len(data))
+    parts = in_chunks(data)
+    signatures = chain(up, parts)
     with pytest.raises(SigError) as refused:
-        decode(raw[: raw.index(b"0;chunk-signature=")], SIGNED_STREAM, streaming("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"))
+        decode(framed(parts[1:], signatures[1:]), up.headers, up.signed)
+    assert refused.value.code == "SignatureDoesNotMatch"
+
+
+def test_a_chunk_without_its_signature_is_signature_does_not_match(client: Credentials, data: bytes) -> None:
+    up = upload(client, SIGNED_PAYLOAD, len(data))
+    parts = in_chunks(data)
+    signatures = chain(up, parts)
+    raw = framed(parts, signatures).replace(b";chunk-signature=" + signatures[1].encode(), b"")
+    with pytest.raises(SigError) as refused:
+        decode(raw, up.headers, up.signed)
+    assert refused.value.code == "SignatureDoesNotMatch"
+
+
+def test_a_body_cut_off_before_its_final_chunk_is_incomplete_body(client: Credentials, data: bytes) -> None:
+    up = upload(client, SIGNED_PAYLOAD, len(data))
+    raw = signed_body(up, data)
+    with pytest.raises(SigError) as refused:
+        decode(raw[: raw.index(b"0;chunk-signature=")], up.headers, up.signed)
     assert refused.value.code == "IncompleteBody"
 
 
-def test_a_body_cut_off_inside_a_chunk_hands_on_no_byte_of_that_chunk() -> None:
+def test_a_body_cut_off_inside_a_chunk_hands_on_no_byte_of_that_chunk(client: Credentials, data: bytes) -> None:
+    up = upload(client, SIGNED_PAYLOAD, len(data))
     handed: list[bytes] = []
 
     async def run() -> None:
         stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), 2**16, loop=asyncio.get_running_loop())
-        stream.feed_data(example_body()[:1000])
+        stream.feed_data(signed_body(up, data)[:1000])
         stream.feed_eof()
-        async for piece in Body(stream, SIGNED_STREAM, streaming("STREAMING-AWS4-HMAC-SHA256-PAYLOAD")).pieces():
+        async for piece in Body(stream, up.headers, up.signed).pieces():
             handed.append(piece)
 
     with pytest.raises(SigError):
@@ -135,41 +217,46 @@ def test_a_body_cut_off_inside_a_chunk_hands_on_no_byte_of_that_chunk() -> None:
     assert handed == []
 
 
-def test_a_decoded_length_other_than_the_declared_one_is_incomplete_body() -> None:
+def test_a_decoded_length_other_than_the_declared_one_is_incomplete_body(client: Credentials, data: bytes) -> None:
+    up = upload(client, SIGNED_PAYLOAD, len(data) + 1)
     with pytest.raises(SigError) as refused:
-        decode(example_body(), {**SIGNED_STREAM, "x-amz-decoded-content-length": "66561"}, streaming("STREAMING-AWS4-HMAC-SHA256-PAYLOAD"))
+        decode(signed_body(up, data), up.headers, up.signed)
     assert refused.value.code == "IncompleteBody"
 
 
-TRAILER_HEADERS = {**SIGNED_STREAM, "x-amz-trailer": "x-amz-checksum-crc32c"}
+def crc32c_of(data: bytes) -> bytes:
+    return base64.b64encode(crc32c.crc32c(data).to_bytes(4, "big"))
 
 
-def trailer_body(checksum: bytes = b"sOO8/Q==", signature: str = TRAILER_SIGNATURE) -> bytes:
-    trailer = b"x-amz-checksum-crc32c:%s\r\nx-amz-trailer-signature:%s\r\n\r\n" % (checksum, signature.encode())
-    return signed_body([EXAMPLE_DATA[:65536], EXAMPLE_DATA[65536:], b""], TRAILER_CHUNK_SIGNATURES, trailer)
+def trailed_body(up: Upload, data: bytes, checksum: bytes, *, signature: str | None = None) -> bytes:
+    """``data`` in signed chunks, then an ``x-amz-checksum-crc32c`` trailer of ``checksum``, signed unless told ``signature``."""
+    parts = in_chunks(data)
+    signatures = chain(up, parts)
+    lines = b"x-amz-checksum-crc32c:%s\n" % checksum
+    if signature is None:
+        signature = trailer_signature(up, signatures[-1], lines)
+    return framed(parts, signatures, b"x-amz-checksum-crc32c:%s\r\nx-amz-trailer-signature:%s\r\n\r\n" % (checksum, signature.encode()))
 
 
-def test_the_aws_example_with_a_signed_crc32c_trailer_decodes_and_verifies() -> None:
-    data, body = decode(trailer_body(), TRAILER_HEADERS, streaming("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", seed=TRAILER_SEED))
-    assert (data, body.checksums) == (EXAMPLE_DATA, {"x-amz-checksum-crc32c": "sOO8/Q=="})
+def test_a_signed_body_with_a_signed_crc32c_trailer_decodes_and_verifies(client: Credentials, data: bytes) -> None:
+    up = upload(client, SIGNED_TRAILER, len(data), trailer="x-amz-checksum-crc32c")
+    decoded, body = decode(trailed_body(up, data, crc32c_of(data)), up.headers, up.signed)
+    assert (decoded, body.checksums) == (data, {"x-amz-checksum-crc32c": crc32c_of(data).decode()})
 
 
-def test_a_signed_trailer_whose_checksum_was_changed_is_signature_does_not_match() -> None:
+def test_a_signed_trailer_whose_checksum_was_changed_is_signature_does_not_match(client: Credentials, data: bytes) -> None:
+    up = upload(client, SIGNED_TRAILER, len(data), trailer="x-amz-checksum-crc32c")
+    signature = trailer_signature(up, chain(up, in_chunks(data))[-1], b"x-amz-checksum-crc32c:%s\n" % crc32c_of(data))
     with pytest.raises(SigError) as refused:
-        decode(trailer_body(checksum=b"AAAAAA=="), TRAILER_HEADERS, streaming("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", seed=TRAILER_SEED))
+        decode(trailed_body(up, data, crc32c_of(data + b"!"), signature=signature), up.headers, up.signed)
     assert refused.value.code == "SignatureDoesNotMatch"
 
 
-def test_a_signed_trailer_whose_checksum_is_not_the_bodys_is_bad_digest() -> None:
+def test_a_signed_trailer_whose_checksum_is_not_the_bodys_is_bad_digest(client: Credentials, data: bytes) -> None:
     # a trailer signed correctly over a checksum that does not match the data
-    previous = TRAILER_CHUNK_SIGNATURES[-1]
-    text = hashlib.sha256(b"x-amz-checksum-crc32c:AAAAAA==\n").hexdigest()
-    to_sign = "\n".join(["AWS4-HMAC-SHA256-TRAILER", EXAMPLE_DATE, EXAMPLE_SCOPE, previous, text])
-    signature = hmac.new(EXAMPLE_KEY, to_sign.encode(), hashlib.sha256).hexdigest()
+    up = upload(client, SIGNED_TRAILER, len(data), trailer="x-amz-checksum-crc32c")
     with pytest.raises(SigError) as refused:
-        decode(
-            trailer_body(checksum=b"AAAAAA==", signature=signature), TRAILER_HEADERS, streaming("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER", seed=TRAILER_SEED)
-        )
+        decode(trailed_body(up, data, crc32c_of(data + b"!")), up.headers, up.signed)
     assert refused.value.code == "BadDigest"
 
 
@@ -178,39 +265,58 @@ def botocore_chunked(data: bytes) -> bytes:
     return AwsChunkedWrapper(io.BytesIO(data), checksum_cls=Crc32Checksum, checksum_name="x-amz-checksum-crc32", chunk_size=4096).read()
 
 
-UNSIGNED_TRAILER = Signed("AKIAIOSFODNN7EXAMPLE", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+def unsigned_trailer(client: Credentials) -> Signed:
+    return Signed(client.access_key, "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+
+
 CRC32_TRAILER = {"content-encoding": "aws-chunked", "x-amz-trailer": "x-amz-checksum-crc32", "x-amz-decoded-content-length": "10000"}
 
 
-def test_botocores_aws_chunked_body_with_a_crc32_trailer_decodes_and_verifies() -> None:
-    data = bytes(range(256)) * 39 + b"0123456789abcdef"
-    assert decode(botocore_chunked(data), CRC32_TRAILER, UNSIGNED_TRAILER)[0] == data
+def test_botocores_aws_chunked_body_with_a_crc32_trailer_decodes_and_verifies(client: Credentials) -> None:
+    data = os.urandom(10000)
+    assert decode(botocore_chunked(data), CRC32_TRAILER, unsigned_trailer(client))[0] == data
 
 
-def test_an_unsigned_trailer_whose_crc32_is_not_the_bodys_is_bad_digest() -> None:
-    raw = botocore_chunked(b"x" * 10000)
-    crc = base64.b64encode(zlib.crc32(b"x" * 10000).to_bytes(4, "big"))
+def test_an_unsigned_trailer_whose_crc32_is_not_the_bodys_is_bad_digest(client: Credentials) -> None:
+    data = os.urandom(10000)
+    crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big"))
+    other = base64.b64encode((zlib.crc32(data) ^ 1).to_bytes(4, "big"))
     with pytest.raises(SigError) as refused:
-        decode(raw.replace(crc, base64.b64encode(b"\0\0\0\0")), CRC32_TRAILER, UNSIGNED_TRAILER)
+        decode(botocore_chunked(data).replace(b":" + crc, b":" + other), CRC32_TRAILER, unsigned_trailer(client))
     assert refused.value.code == "BadDigest"
 
 
-def test_an_announced_trailer_that_never_comes_is_incomplete_body() -> None:
+def test_an_announced_trailer_that_never_comes_is_incomplete_body(client: Credentials) -> None:
     raw = b"5\r\nhello\r\n0\r\n\r\n"
     with pytest.raises(SigError) as refused:
-        decode(raw, {"content-encoding": "aws-chunked", "x-amz-trailer": "x-amz-checksum-crc32"}, UNSIGNED_TRAILER)
+        decode(raw, {"content-encoding": "aws-chunked", "x-amz-trailer": "x-amz-checksum-crc32"}, unsigned_trailer(client))
     assert refused.value.code == "IncompleteBody"
 
 
-def test_a_plain_body_whose_sha256_header_does_not_match_is_bad_digest() -> None:
+DIGESTS = {
+    "crc32": lambda data: zlib.crc32(data).to_bytes(4, "big"),
+    "crc32c": lambda data: crc32c.crc32c(data).to_bytes(4, "big"),
+    "sha1": lambda data: hashlib.sha1(data).digest(),
+    "sha256": lambda data: hashlib.sha256(data).digest(),
+}
+
+
+def checksum_header(algorithm: str, data: bytes) -> dict[str, str]:
+    return {f"x-amz-checksum-{algorithm}": base64.b64encode(DIGESTS[algorithm](data)).decode()}
+
+
+@pytest.mark.parametrize("algorithm", DIGESTS)
+def test_a_plain_body_whose_checksum_header_matches_is_taken_and_echoed(algorithm: str) -> None:
+    data = os.urandom(5000)
+    assert decode(data, checksum_header(algorithm, data), Signed("k", UNSIGNED))[1].checksums == checksum_header(algorithm, data)
+
+
+@pytest.mark.parametrize("algorithm", DIGESTS)
+def test_a_plain_body_whose_checksum_header_does_not_match_is_bad_digest(algorithm: str) -> None:
+    data = os.urandom(5000)
     with pytest.raises(SigError) as refused:
-        decode(b"hello", {"x-amz-checksum-sha256": base64.b64encode(hashlib.sha256(b"other").digest()).decode()}, Signed("k", UNSIGNED))
+        decode(data, checksum_header(algorithm, data + b"!"), Signed("k", UNSIGNED))
     assert refused.value.code == "BadDigest"
-
-
-def test_a_plain_body_whose_crc32c_header_matches_is_taken_and_echoed() -> None:
-    crc = "mnG7TA=="  # CRC32C of b"hello"
-    assert decode(b"hello", {"x-amz-checksum-crc32c": crc}, Signed("k", hashlib.sha256(b"hello").hexdigest()))[1].checksums == {"x-amz-checksum-crc32c": crc}
 
 
 def test_a_checksum_algorithm_the_gateway_does_not_verify_is_refused_before_the_body_is_read() -> None:
