@@ -181,7 +181,8 @@ def analyse_candidate(running: Side, candidate: bytes) -> dict[str, Any]:
     from gateway.config import parse_config
     from gateway.errors import ConfigError
     from gateway.legal.diff import case_toml, diff
-    from gateway.legal.invariants import counterexample_toml, prove
+    from gateway.legal.invariants import prove
+    from gateway.legal.invariants import to_json as proof_json
 
     try:
         text = candidate.decode("utf-8")
@@ -223,17 +224,7 @@ def analyse_candidate(running: Side, candidate: bytes) -> dict[str, Any]:
             for g in largest
         ],
         "proof_points": proof.points,
-        "invariants": [
-            {
-                "id": r.invariant.id,
-                "description": r.invariant.description,
-                "holds": r.holds,
-                "checked": r.checked,
-                "violations": r.violations,
-                "counterexamples": [counterexample_toml(cx) for cx in r.counterexamples],
-            }
-            for r in proof.results
-        ],
+        "invariants": proof_json(proof)["invariants"],
         "names": {
             "instruments": {i.id: i.name for p in policies for i in p.instruments.values()},
             "authorities": {a.id: a.name for p in policies for a in p.authorities.values()},
