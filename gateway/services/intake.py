@@ -356,26 +356,25 @@ class Intake:
         store = self.stores[subject.home_region]
         prefix = f"{subject_prefix(subject.id)}records/"
         keys = await store.list(prefix)
-        limiter = asyncio.Semaphore(16)
-
+        infos: list[tuple[str, ObjectInfo | None]] = []  # a record whose metadata cannot be read has None: a damaged record
         manifests: dict[str, bytes] = {}  # by key, the body of each record that is a chunked object's manifest
-
-        async def one(object_key: str) -> tuple[str, ObjectInfo | None] | None:
-            async with limiter:
+        for object_key, answer in zip(keys, await store.heads(keys), strict=True):  # one bulk read, not a task per record
+            name = object_key[len(prefix) :]
+            if answer is not None and not isinstance(answer, ObjectCorrupt) and answer.metadata.get(MANIFEST_METADATA) == "1":
+                # a chunked object: its manifest names what it holds; its tag and body read as one (it may have
+                # been rewritten since the head)
                 try:
-                    info = await store.head(object_key)
-                    if info.metadata.get(MANIFEST_METADATA) == "1":  # a chunked object: its manifest names what it holds
-                        obj = await store.get(object_key)  # (its tag and body as one: it may have been rewritten since the head)
-                        info = ObjectInfo(object_key, len(obj.body), obj.metadata)
-                        if obj.metadata.get(MANIFEST_METADATA) == "1":
-                            manifests[object_key[len(prefix) :]] = obj.body
-                    return object_key[len(prefix) :], info
+                    obj = await store.get(object_key)
+                    answer = ObjectInfo(object_key, len(obj.body), obj.metadata)
+                    if obj.metadata.get(MANIFEST_METADATA) == "1":
+                        manifests[name] = obj.body
                 except ObjectNotFound:
-                    return None
-                except ObjectCorrupt:
-                    return object_key[len(prefix) :], None  # its metadata cannot be read: a damaged record
-
-        infos = [found for found in await asyncio.gather(*(one(k) for k in keys)) if found is not None]
+                    answer = None
+                except ObjectCorrupt as corrupt:
+                    answer = corrupt
+            if answer is None:
+                continue  # deleted since the listing
+            infos.append((name, None if isinstance(answer, ObjectCorrupt) else answer))
         if all(info is None or self.records.tag_is_quick(info.metadata, subject.home_region) for _, info in infos):
             checked = self._checked_records(subject, infos, manifests)  # sealed or remembered: microseconds each
         else:

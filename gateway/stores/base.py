@@ -128,6 +128,19 @@ class RecordStore(Protocol):
         """
         ...
 
+    async def heads(self, keys: Sequence[str]) -> list[ObjectInfo | ObjectCorrupt | None]:
+        """What ``head`` says of each of ``keys``, in their order, as answers rather than errors.
+
+        A bulk header read for an order's look-up of a subject's records: one
+        call instead of a ``head`` per record. Each answer is the key's
+        ``ObjectInfo`` (metadata, size, hold state, etag), ``None`` if the key
+        is missing (as ``head``'s ``ObjectNotFound``), or the ``ObjectCorrupt``
+        error, not raised, if its header cannot be read, so one damaged object
+        does not hide the others. Every key is validated before any I/O; a
+        failure of the store itself (``StoreError``) fails the whole call.
+        """
+        ...
+
     async def list(self, prefix: str) -> list[str]:
         """Keys starting with ``prefix`` (a ``/``-terminated folder or empty), sorted."""
         ...

@@ -49,7 +49,8 @@ How it keeps the port's rules:
   turns it off); a ``head`` (one read of at most the header); a
   ``get_bodies`` of such files, in slices of ``INLINE_SLICE_BYTES`` or
   ``INLINE_SLICE_FILES`` with other requests let in between (from the first
-  larger file on, the rest of the call runs in a thread); and a ``list`` of a
+  larger file on, the rest of the call runs in a thread); a ``heads`` in
+  slices of ``INLINE_SLICE_FILES`` keys, the same way; and a ``list`` of a
   folder holding only files, at most ``INLINE_LIST_ENTRIES`` of them (a
   subject's records). For a small file in the page cache an open and one
   read cost microseconds, less than the hand-off to a worker thread and back
@@ -184,6 +185,16 @@ class FileStore:
     async def head(self, key: str) -> ObjectInfo:
         validate_key(key)
         return await self._read("head", key, lambda inline: self._head_sync(key))
+
+    async def heads(self, keys: Sequence[str]) -> builtins.list[ObjectInfo | ObjectCorrupt | None]:
+        for key in keys:
+            validate_key(key)
+        answers: builtins.list[ObjectInfo | ObjectCorrupt | None] = []
+        while len(answers) < len(keys):
+            if answers:
+                await asyncio.sleep(0)  # let other requests in between slices read on the loop
+            answers += await self._read("head", None, functools.partial(self._heads_sync, keys[len(answers) :]))
+        return answers
 
     async def list(self, prefix: str) -> list[str]:
         validate_prefix(prefix)
@@ -459,8 +470,9 @@ class FileStore:
         finally:
             os.close(fd)
 
-    def _head_sync(self, key: str) -> ObjectInfo:
-        """The object's size and metadata from one read of at most its header."""
+    def _head_sync(self, key: str, held: bool | None = None) -> ObjectInfo:
+        """The object's size and metadata from one read of at most its header; ``held``: its hold state
+        if the caller knows it (else its marker is looked for)."""
         fd = self._open_file(key)
         try:
             st = os.fstat(fd)
@@ -470,7 +482,28 @@ class FileStore:
             os.close(fd)
         start = self._body_start(key, data)
         metadata, version = self._parse_header(key, data[len(MAGIC) : start])
-        return ObjectInfo(key, size - start, metadata, self._is_held(key), _etag(version) if version else _stat_etag(st))
+        held = self._is_held(key) if held is None else held
+        return ObjectInfo(key, size - start, metadata, held, _etag(version) if version else _stat_etag(st))
+
+    def _heads_sync(self, keys: Sequence[str], inline: bool) -> builtins.list[ObjectInfo | ObjectCorrupt | None]:
+        """``_head_sync`` of each of ``keys`` as an answer (see ``RecordStore.heads``); ``inline``: only the first
+        ``INLINE_SLICE_FILES`` of them. A key's hold marker is looked for only if the holds folder of its
+        folder exists: one ``stat`` for all the unheld records of a subject, not one per record."""
+        answers: builtins.list[ObjectInfo | ObjectCorrupt | None] = []
+        may_hold: dict[str, bool] = {}  # by folder: whether its holds folder exists
+        for key in keys[:INLINE_SLICE_FILES] if inline else keys:
+            folder = key.rpartition("/")[0]
+            if folder not in may_hold:
+                may_hold[folder] = os.path.isdir(f"{self._holds_dir}/{folder}")
+            try:
+                answers.append(self._head_sync(key, held=None if may_hold[folder] else False))
+            except ObjectNotFound:
+                answers.append(None)
+            except ObjectCorrupt as corrupt:
+                answers.append(corrupt)
+            except OSError as exc:  # name the key that failed
+                raise self._failed("head", key, exc) from exc
+        return answers
 
     def _etag_sync(self, key: str) -> str | None:
         """The current object's etag (None if there is none): under the lock, for ``if_match``."""

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from gateway.errors import GatewayError, StoreError
-from gateway.stores.base import ObjectInfo, RecordStore, StoredObject, StoreGone
+from gateway.stores.base import ObjectCorrupt, ObjectInfo, RecordStore, StoredObject, StoreGone
 from gateway.stores.factory import prepare_store
 
 log = logging.getLogger("gateway.stores")
@@ -132,6 +132,9 @@ class HealingStore:
 
     async def get_bodies(self, keys: Sequence[str]) -> list[bytes]:
         return await self._call(lambda: self.inner.get_bodies(keys))
+
+    async def heads(self, keys: Sequence[str]) -> list[ObjectInfo | ObjectCorrupt | None]:
+        return await self._call(lambda: self.inner.heads(keys))
 
     async def list(self, prefix: str) -> list[str]:
         return await self._call(lambda: self.inner.list(prefix))

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from gateway.stores.base import (
+    ObjectCorrupt,
     ObjectInfo,
     ObjectLocked,
     ObjectNotFound,
@@ -65,8 +66,12 @@ class MemoryStore:
         return [self._entry(key).body for key in keys]
 
     async def head(self, key: str) -> ObjectInfo:
-        entry = self._entry(validate_key(key))
-        return ObjectInfo(key, len(entry.body), dict(entry.metadata), key in self._holds, entry.etag)
+        return self._info(validate_key(key))
+
+    async def heads(self, keys: Sequence[str]) -> list[ObjectInfo | ObjectCorrupt | None]:
+        for key in keys:
+            validate_key(key)
+        return [self._info(key) if key in self._objects else None for key in keys]
 
     async def list(self, prefix: str) -> list[str]:
         validate_prefix(prefix)
@@ -97,6 +102,10 @@ class MemoryStore:
         entry = self._objects.get(key)
         if entry is None or entry.etag != etag:
             raise PreconditionFailed(f"object `{key}` in `{self.region}` is not at version {etag}")
+
+    def _info(self, key: str) -> ObjectInfo:
+        entry = self._entry(key)
+        return ObjectInfo(key, len(entry.body), dict(entry.metadata), key in self._holds, entry.etag)
 
     def _entry(self, key: str) -> _Entry:
         try:

@@ -60,6 +60,7 @@ from gateway.errors import GatewayError, StoreError
 from gateway.model import S3StoreSpec
 from gateway.s3client import call_off_loop, describe, error_code, http_status, make_client
 from gateway.stores.base import (
+    ObjectCorrupt,
     ObjectInfo,
     ObjectLocked,
     ObjectNotFound,
@@ -200,6 +201,23 @@ class S3Store:
         validate_key(key)
         answer = await self._call("head", key, lambda c: c.head_object(Bucket=self.bucket, Key=key))
         return ObjectInfo(key, int(answer.get("ContentLength", 0)), dict(answer.get("Metadata", {})), _held(answer), str(answer.get("ETag", "")))
+
+    async def heads(self, keys: Sequence[str]) -> list[ObjectInfo | ObjectCorrupt | None]:
+        """One HEAD per key, at most ``MAX_WORKERS`` of them in flight (so a large call does not queue ahead
+        of other requests' calls on the store's threads); S3 has no unreadable header, so no answer is
+        ``ObjectCorrupt``. The first store error cancels the HEADs not yet started."""
+        for key in keys:  # all of them before any HEAD starts
+            validate_key(key)
+        limiter = asyncio.Semaphore(MAX_WORKERS)
+
+        async def one(key: str) -> ObjectInfo | None:
+            async with limiter:
+                try:
+                    return await self.head(key)
+                except ObjectNotFound:
+                    return None
+
+        return list(await all_or_first_error(one(key) for key in keys))
 
     async def list(self, prefix: str) -> list[str]:
         validate_prefix(prefix)

@@ -97,6 +97,7 @@ async def test_an_invalid_key_is_refused_before_any_io(store: RecordStore, key: 
         lambda: store.delete(key),
         lambda: store.set_legal_hold(key, True),
         lambda: store.get_bodies([KEY, key]),
+        lambda: store.heads([KEY, key]),
     ):
         with pytest.raises(InvalidRequest) as caught:
             await call()
@@ -218,6 +219,35 @@ async def test_a_bulk_read_of_a_key_that_is_only_a_folder_of_others_is_not_found
     await store.put("a/b", b"x", {})
     with pytest.raises(ObjectNotFound):
         await store.get_bodies(["a"])
+
+
+async def test_a_bulk_header_read_answers_what_head_says_of_each_key_in_the_order_asked(store: RecordStore) -> None:
+    for key, body in {"a/1": b"first", "a/2": b"", "b/1": b"third"}.items():
+        await store.put(key, body, {"n": key})
+    keys = ["b/1", "a/1", "a/2", "a/1"]
+    assert await store.heads(keys) == [await store.head(key) for key in keys]
+
+
+async def test_a_bulk_header_read_answers_none_for_a_missing_key(store: RecordStore) -> None:
+    await store.put(KEY, b"x", META)
+    assert [info and info.key for info in await store.heads([KEY, "subjects/nobody/records/none"])] == [KEY, None]
+
+
+async def test_a_bulk_header_read_answers_none_for_a_key_that_is_only_a_folder_of_others(store: RecordStore) -> None:
+    await store.put("a/b", b"x", {})
+    assert await store.heads(["a"]) == [None]
+
+
+async def test_a_bulk_header_read_reports_each_keys_own_legal_hold(store: RecordStore) -> None:
+    await store.put("a/held", b"x", {})
+    await store.put("a/free", b"x", {})
+    await store.put("b/free", b"x", {})
+    await store.set_legal_hold("a/held", True)
+    assert [info.legal_hold for info in await store.heads(["a/free", "a/held", "b/free"]) if info is not None] == [False, True, False]
+
+
+async def test_a_bulk_header_read_of_no_keys_is_empty(store: RecordStore) -> None:
+    assert await store.heads([]) == []
 
 
 async def test_metadata_at_the_size_limit_roundtrips(store: RecordStore) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from gateway.errors import Conflict, StoreError
-from gateway.stores import FileStore, ObjectLocked, PreconditionFailed
+from gateway.stores import FileStore, ObjectCorrupt, ObjectLocked, PreconditionFailed
 from gateway.stores.files import MAX_HEADER
 
 KEY = "subjects/aoife/records/mail-1"
@@ -349,6 +349,33 @@ async def test_a_bulk_read_of_an_object_file_without_its_header_is_a_store_error
     with pytest.raises(StoreError) as caught:
         await store.get_bodies([KEY])
     assert caught.value.code == "object-corrupt"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not an object", b"GWOBJ1\n", b"GWOBJ1\n{not json}\nbody", b'GWOBJ1\n{"metadata":[1]}\nbody', b"GWOBJ1\n" + b"x" * 20000],
+    ids=["empty", "no-magic", "no-header", "bad-json", "wrong-shape", "unterminated"],
+)
+async def test_a_bulk_header_read_answers_object_corrupt_for_a_corrupt_file_and_reads_the_others(store: FileStore, content: bytes) -> None:
+    await store.put("r/1", b"before", {})
+    await store.put("r/3", b"after", {})
+    path = store.root / "objects" / "r" / "2"
+    path.write_bytes(content)
+    first, corrupt, last = await store.heads(["r/1", "r/2", "r/3"])
+    assert (first and first.size, isinstance(corrupt, ObjectCorrupt) and corrupt.code, last and last.size) == (6, "object-corrupt", 5)
+
+
+@pytest.mark.parametrize("inline_read_bytes", [0, 64 * 1024])
+async def test_a_bulk_header_read_of_more_keys_than_a_slice_answers_every_key_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inline_read_bytes: int
+) -> None:
+    monkeypatch.setattr("gateway.stores.files.INLINE_SLICE_FILES", 2)
+    store = FileStore("eu-west-1", tmp_path / "store", inline_read_bytes=inline_read_bytes)
+    await store.open()
+    keys = [f"r/{n}" for n in range(5)]
+    for n, key in enumerate(keys):
+        await store.put(key, b"x" * n, {})
+    assert [info and info.size for info in await store.heads(keys)] == [0, 1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("inline_read_bytes", [0, 100, 64 * 1024])

@@ -9,6 +9,7 @@ as usual, and left out of a package, which says so and still verifies.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -169,9 +170,7 @@ async def test_explaining_an_order_naming_a_record_with_a_corrupt_header_shows_i
     assert any(DAMAGED in line and "record-integrity" in line for line in document["trace"])
 
 
-async def test_the_package_of_an_order_with_a_corrupt_record_is_whole_verifies_and_leaves_it_out(
-    client: TestClient, env: Env, tmp_path: Path
-) -> None:
+async def test_the_package_of_an_order_with_a_corrupt_record_is_whole_verifies_and_leaves_it_out(client: TestClient, env: Env, tmp_path: Path) -> None:
     case = await three_records(client, env)
     corrupt_header(env, case.subject.id, DAMAGED)
     await _decided(client, env, case)
@@ -180,6 +179,73 @@ async def test_the_package_of_an_order_with_a_corrupt_record_is_whole_verifies_a
     report = verify_package_bytes(env, data, tmp_path)
     assert (report.ok, report.records, report.problems) == (True, 2, [])
     assert DAMAGED.encode() not in data
+
+
+# --- a header tampered with in the store, seen by the order's bulk header read ----------------
+
+
+def copy_header(env: Env, source: tuple[str, str], subject: str, key: str) -> None:
+    """Put the header line (residency tag and seal included) of ``source``'s (subject, key) file on the record's file,
+    keeping its body: a valid tag and seal, made for another record."""
+
+    def header_and_body(path: Path) -> tuple[bytes, bytes]:
+        data = path.read_bytes()
+        end_of_header = data.index(b"\n", data.index(b"\n") + 1) + 1
+        return data[:end_of_header], data[end_of_header:]
+
+    header, _ = header_and_body(_object_file(env, *source))
+    _, body = header_and_body(_object_file(env, subject, key))
+    _object_file(env, subject, key).write_bytes(header + body)
+
+
+def alter_tag(env: Env, subject: str, key: str) -> None:
+    """Change one character of the signature of the record's stored residency tag on disk, keeping its seal and body."""
+    path = _object_file(env, subject, key)
+    magic, line, body = path.read_bytes().split(b"\n", 2)
+    header = json.loads(line)
+    tag = header["metadata"]["residency-tag"]
+    at = tag.index(".") + 5
+    header["metadata"]["residency-tag"] = tag[:at] + ("A" if tag[at] != "A" else "B") + tag[at + 1 :]
+    path.write_bytes(b"\n".join([magic, json.dumps(header).encode(), body]))
+
+
+def _violations(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """(key, violation) of every damaged record the document names."""
+    return [(damaged["key"], damaged["violation"]) for item in document["items"] for damaged in item.get("damaged_records", [])]
+
+
+async def test_an_order_refuses_a_record_whose_stored_header_is_another_records_and_discloses_the_rest(client: TestClient, env: Env) -> None:
+    case = await three_records(client, env)
+    copy_header(env, (case.subject.id, "rec-content-3"), case.subject.id, DAMAGED)
+    document = await _decided(client, env, case)
+    assert _disclosed_keys(document, case.subject.id) == ["rec-content", "rec-content-3"]
+    assert _violations(document) == [(DAMAGED, "tag-binding-mismatch")]
+
+
+async def test_an_order_refuses_a_record_whose_stored_header_is_another_subjects_record_of_the_same_name(client: TestClient, env: Env) -> None:
+    case = await three_records(client, env)
+    writer = env.service(*READER)
+    assert (await client.put("/v1/subjects/other", json={"home_region": "us-east-1", "residence": "US"}, headers=writer)).status in (200, 201)
+    response = await client.put(f"/v1/subjects/other/records/{DAMAGED}", params={"category": "content"}, data=b"other's", headers=writer)
+    assert response.status == 201, await response.text()
+    copy_header(env, ("other", DAMAGED), case.subject.id, DAMAGED)
+    document = await _decided(client, env, case)
+    assert _violations(document) == [(DAMAGED, "tag-binding-mismatch")]
+
+
+async def test_an_order_refuses_a_record_whose_stored_tag_signature_was_altered_under_its_seal(client: TestClient, env: Env) -> None:
+    case = await three_records(client, env)
+    alter_tag(env, case.subject.id, DAMAGED)
+    document = await _decided(client, env, case)
+    assert _violations(document) == [(DAMAGED, "tag-signature-invalid")]
+
+
+async def test_an_order_refuses_a_record_whose_file_lost_its_magic_and_discloses_the_rest(client: TestClient, env: Env) -> None:
+    case = await three_records(client, env)
+    corrupt_magic(env, case.subject.id, DAMAGED)
+    document = await _decided(client, env, case)
+    assert _disclosed_keys(document, case.subject.id) == ["rec-content", "rec-content-3"]
+    assert _violations(document) == [(DAMAGED, "record-corrupt")]
 
 
 # --- an altered body ---------------------------------------------------------------------
@@ -201,9 +267,7 @@ async def test_an_order_refuses_a_record_whose_body_no_longer_matches_its_tag_an
     assert _refused(document) == [(DAMAGED, "content", "refuse", "record-integrity")]
 
 
-async def test_the_package_of_an_order_with_an_altered_record_is_whole_and_verifies_with_the_cli(
-    client: TestClient, env: Env, tmp_path: Path
-) -> None:
+async def test_the_package_of_an_order_with_an_altered_record_is_whole_and_verifies_with_the_cli(client: TestClient, env: Env, tmp_path: Path) -> None:
     case = await three_records(client, env)
     alter_body(env, case.subject.id, DAMAGED, b"rewritten on disk, longer than before")
     await _decided(client, env, case)
@@ -232,9 +296,7 @@ async def test_a_record_altered_after_the_decision_is_withheld_from_the_package_
     assert f"withheld: records/{case.subject.id}/us-east-1/{DAMAGED} (record-integrity: record-changed)" in capsys.readouterr().out
 
 
-async def test_a_record_that_became_unreadable_after_the_decision_is_withheld_and_ledgered(
-    client: TestClient, env: Env, tmp_path: Path
-) -> None:
+async def test_a_record_that_became_unreadable_after_the_decision_is_withheld_and_ledgered(client: TestClient, env: Env, tmp_path: Path) -> None:
     case = await three_records(client, env)
     await _decided(client, env, case)
     corrupt_magic(env, case.subject.id, DAMAGED)
