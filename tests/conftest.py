@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -62,3 +63,34 @@ def moto_server() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+# The S3 conformance suite's pass counts per target (tests/s3conformance), kept here, in the conftest every
+# pytest process loads, so that the controller of a pytest-xdist run counts the reports and prints them.
+_outcomes: dict[str, Counter[str]] = {name: Counter() for name in ("moto", "front")}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "tests/s3conformance/" not in report.nodeid or not report.nodeid.endswith("]"):
+        return
+    name = report.nodeid.rsplit("[", 1)[1].rstrip("]")
+    if name not in _outcomes:
+        return
+    if report.when == "call":
+        _outcomes[name]["xfailed" if report.outcome == "skipped" and hasattr(report, "wasxfail") else report.outcome] += 1
+        if report.outcome == "passed" and hasattr(report, "wasxfail"):
+            _outcomes[name]["xpassed"] += 1
+    elif report.when == "setup" and report.outcome != "passed":
+        _outcomes[name][report.outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not any(_outcomes.values()):
+        return
+    terminalreporter.section("S3 conformance")
+    for name, counts in _outcomes.items():
+        ran = sum(v for k, v in counts.items() if k != "xpassed")
+        terminalreporter.write_line(
+            f"{name:6} {counts['passed']:3d}/{ran} passed ({counts['xpassed']} of them listed as differing), "
+            f"{counts['xfailed']} known to differ, {counts['failed']} failed, {counts['skipped']} skipped"
+        )

@@ -8,12 +8,11 @@ region, so any key is an object key as in S3.
 
 ``DIFFERS`` names the cases a target is known to fail, with the reason; they run
 as non-strict xfails, so a fix shows as XPASS. At the end pytest prints how many
-cases each target passed.
+cases each target passed (tests/conftest.py, so that it prints with pytest-xdist too).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,32 +93,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         reason = callspec and DIFFERS.get((callspec.params.get("target"), item.originalname))
         if reason:
             item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
-
-
-_outcomes: dict[str, Counter[str]] = {name: Counter() for name in TARGETS}
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if "tests/s3conformance/" not in report.nodeid or not report.nodeid.endswith("]"):
-        return
-    name = report.nodeid.rsplit("[", 1)[1].rstrip("]")
-    if name not in _outcomes:
-        return
-    if report.when == "call":
-        _outcomes[name]["xfailed" if report.outcome == "skipped" and hasattr(report, "wasxfail") else report.outcome] += 1
-        if report.outcome == "passed" and hasattr(report, "wasxfail"):
-            _outcomes[name]["xpassed"] += 1
-    elif report.when == "setup" and report.outcome != "passed":
-        _outcomes[name][report.outcome] += 1
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if not any(_outcomes.values()):
-        return
-    terminalreporter.section("S3 conformance")
-    for name, counts in _outcomes.items():
-        ran = sum(v for k, v in counts.items() if k != "xpassed")
-        terminalreporter.write_line(
-            f"{name:6} {counts['passed']:3d}/{ran} passed ({counts['xpassed']} of them listed as differing), "
-            f"{counts['xfailed']} known to differ, {counts['failed']} failed, {counts['skipped']} skipped"
-        )
