@@ -35,4 +35,6 @@ fi
 "$VENV/bin/python" -m pip install --quiet -e '.[test]'
 
 "$VENV/bin/ruff" check --quiet .
-exec "$VENV/bin/python" -m pytest "$@"
+# One worker per core, each test file on one worker (its module fixtures start once);
+# `-n 0` in the arguments runs everything in this process.
+exec "$VENV/bin/python" -m pytest -n "${PYTEST_WORKERS:-auto}" --dist loadfile "$@"
