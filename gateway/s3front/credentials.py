@@ -10,6 +10,7 @@ same key with another label: it is derived on each request and stored nowhere.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -53,10 +54,14 @@ def access_key_id(key: bytes, caller: Caller, expires: int) -> str:
     return PREFIX + _b64(payload + _mac(key, "access-key-id", payload)[:MAC_BYTES])
 
 
+# The two MACs of a request's access key id are the same for every request a client signs with it: remembered
+# for the most recent keys (bench.s3front: see bench/README.md). A key id that fails is never remembered.
+@functools.lru_cache(maxsize=1024)
 def secret_for(key: bytes, access_key: str) -> str:
     return _b64(_mac(key, "secret", access_key.encode()))
 
 
+@functools.lru_cache(maxsize=1024)
 def identity_of(key: bytes, access_key: str) -> S3Identity:
     """The identity an access key id names; ``BadAccessKey`` if its MAC does not verify."""
     if not access_key.startswith(PREFIX):

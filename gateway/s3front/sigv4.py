@@ -8,6 +8,7 @@ the clock skew and the presigned expiry, and returns the access key id.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
@@ -48,6 +49,7 @@ def _hmac(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode(), hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=1024)  # a client's key for a day, region and service: four HMACs per request otherwise
 def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     return _hmac(_hmac(_hmac(_hmac(("AWS4" + secret).encode(), date), region), service), "aws4_request")
 
