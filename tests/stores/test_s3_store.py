@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import socket
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -300,10 +299,17 @@ async def test_closing_the_store_during_a_bulk_read_fails_it_with_a_store_error(
     store = S3Store("eu-west-1", S3StoreSpec(bucket=bucket_name(), region_name="eu-west-1"), client=client)
     await store.ensure_bucket()
     await store.put(KEY, b"x", {})
-    client.meta.events.register("before-call.s3.GetObject", lambda **_: time.sleep(0.05))  # GETs queue on the store's threads
+    started, released = threading.Event(), threading.Event()
+
+    def held(**_: object) -> None:  # each GET waits until the store is closed: 32 run on the store's threads, 68 queue
+        started.set()
+        released.wait(10)
+
+    client.meta.events.register("before-call.s3.GetObject", held)
     reading = asyncio.create_task(store.get_bodies([KEY] * 100))
-    await asyncio.sleep(0.02)
+    await asyncio.to_thread(started.wait, 10)
     await store.close()
+    released.set()
     with pytest.raises(StoreError, match="closed"):
         await reading
     assert not reading.cancelled()
