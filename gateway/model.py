@@ -317,6 +317,9 @@ class RecordMeta:
     written_at: str
     legal_hold: bool = False
     object_size: int | None = None  # the record is the manifest of a chunked object of this many bytes (S3 front)
+    # the ETag its S3 writer stored beside the tag, for S3 listings only: not covered by the tag (GetObject computes
+    # the ETag from the verified body); None for a record written through the HTTP API
+    etag: str | None = None
 
     def to_json(self) -> dict[str, object]:
         found: dict[str, object] = {

@@ -141,11 +141,15 @@ async def list_objects(request: web.Request) -> web.StreamResponse:
         return escape(quote(value, safe="/") if encoding else value)
 
     owner = "<Owner><ID>gateway</ID><DisplayName>gateway</DisplayName></Owner>" if not v2 or query.get("fetch-owner") == "true" else ""
-    contents = "".join(
-        f"<Contents><Key>{text(key)}</Key><LastModified>{s3_time(meta.written_at)}</LastModified>"
-        f"<Size>{meta.size if meta.object_size is None else meta.object_size}</Size>{owner}<StorageClass>STANDARD</StorageClass></Contents>"
-        for key, meta in page.contents
-    )
+    def entry(key: str, meta: RecordMeta) -> str:
+        etag = "" if meta.etag is None else f"<ETag>{escape(meta.etag)}</ETag>"  # as its S3 writer stored it; none for an HTTP API write
+        size = meta.size if meta.object_size is None else meta.object_size
+        return (
+            f"<Contents><Key>{text(key)}</Key><LastModified>{s3_time(meta.written_at)}</LastModified>{etag}"
+            f"<Size>{size}</Size>{owner}<StorageClass>STANDARD</StorageClass></Contents>"
+        )
+
+    contents = "".join(entry(key, meta) for key, meta in page.contents)
     prefixes = "".join(f"<CommonPrefixes><Prefix>{text(p)}</Prefix></CommonPrefixes>" for p in page.prefixes)
     parts = [f"<Name>{escape(bucket.name)}</Name><Prefix>{text(prefix)}</Prefix>"]
     if delimiter:

@@ -64,6 +64,7 @@ from gateway.canonical import canonical, sha256_hex
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.model import Caller, ResidencyDecision, ResidencyTag, Subject, isoformat
 from gateway.services.records import (
+    ETAG_METADATA,
     MANIFEST_METADATA,
     NO_PRECONDITION,
     Precondition,
@@ -339,15 +340,16 @@ class ObjectService:
             await self._failed(intent, error, act.region, written)
             raise
         etag = f'"{md5}"'
+        extra = {**(extra or {}), ETAG_METADATA: etag}  # for listings
         if not written and size <= self.records.config.limits.max_record_bytes:
-            await self._replace(act, key, category, tail, None, precondition, extra or {})
+            await self._replace(act, key, category, tail, None, precondition, extra)
             return Written(etag, size)
         try:
             if not written:
                 await announce()
             if tail:
                 await self._put_chunk(act, category, f"{uploads_prefix(act.subject.id)}{upload}/whole/{len(written):05d}", tail, written)
-            await self._replace(act, key, category, b"", Manifest(size, etag, tuple(written), sha256), precondition, extra or {})
+            await self._replace(act, key, category, b"", Manifest(size, etag, tuple(written), sha256), precondition, extra)
         except BaseException as error:
             await self._failed(intent, error, act.region, written)
             raise
@@ -506,7 +508,7 @@ class ObjectService:
         size = sum(p.size for p in chosen)
         chunks = tuple(c for p in chosen for c in p.chunks)
         manifest = Manifest(size, etag, chunks, await self._whole_sha256(act, key, chunks))
-        await self._replace(act, key, state.category, b"", manifest, NO_PRECONDITION, state.extra)
+        await self._replace(act, key, state.category, b"", manifest, NO_PRECONDITION, {**state.extra, ETAG_METADATA: etag})
         unused = [c.key for n, p in parts.items() if n not in set(numbers) for c in p.chunks]
         await self._discard(act.region, [*unused, *(_part_key(act.subject.id, upload, n) for n in parts), _upload_key(act.subject.id, upload)])
         await self.audit.record("s3.upload-completed", act.entry({"key": key, "upload": upload, "parts": len(chosen), "size": size, "etag": etag}))

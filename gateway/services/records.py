@@ -117,6 +117,7 @@ SEAL_METADATA = "tag-seal"  # the gateway's own HMAC seal of the tag (see gatewa
 # and the object's size (for listings; reads rest on the manifest, which the tag covers)
 MANIFEST_METADATA = "object-manifest"
 OBJECT_SIZE_METADATA = "object-size"
+ETAG_METADATA = "s3-etag"  # the ETag an object written through the S3 front has, for its listings (``RecordMeta.etag``)
 PROFILE = "profile"
 RESERVED_SUBJECT_PREFIX = "s3."  # the data holders of S3 buckets with a home region (gateway.services.buckets)
 # A profile's residency tag is bound to this key, which no record can have (record keys are identifiers),
@@ -1275,6 +1276,7 @@ def _meta(tag: ResidencyTag, legal_hold: bool, metadata: Mapping[str, str] | Non
         written_at=tag.written_at,
         legal_hold=legal_hold,
         object_size=object_size,
+        etag=None if metadata is None else metadata.get(ETAG_METADATA),
     )
 
 

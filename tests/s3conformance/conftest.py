@@ -34,7 +34,6 @@ DIFFERS: dict[tuple[str, str], str] = {
     ("moto", "test_an_expired_presigned_url_is_refused"): MOTO_NO_AUTH,
     ("moto", "test_a_wrong_content_md5_is_bad_digest"): "moto stores the object whatever its Content-MD5",
     ("moto", "test_delete_objects_quiet_answers_no_deleted_entries"): "moto lists the deleted keys even when asked to be quiet",
-    ("front", "test_list_v2_contents_carry_the_etag"): "front: listings carry no ETag (a record keeps its SHA-256, not its MD5, beside the tag)",
 }
 
 
