@@ -118,8 +118,7 @@ class Operation:
 
 
 LIST_PARAMETERS = frozenset({"list-type", "prefix", "delimiter", "max-keys", "continuation-token", "start-after", "fetch-owner", "encoding-type", "marker"})
-RESPONSE_HEADERS = ("content-type", "content-language", "expires", "cache-control", "content-disposition", "content-encoding")
-GET_PARAMETERS = frozenset(f"response-{name}" for name in RESPONSE_HEADERS)
+GET_PARAMETERS = frozenset(f"response-{name}" for name in objects.RESPONSE_OVERRIDES)
 
 # (method, what the request names: "service", "bucket" or "object", its subresource or "") -> operation
 OPERATIONS: dict[tuple[str, str, str], Operation] = {
