@@ -238,6 +238,30 @@ def test_an_unsealed_tag_not_yet_verified_is_not_quick() -> None:
     assert not verifier.is_quick(SIGNER.sign(tag()), None, "north-1")
 
 
+def test_a_sealed_tag_found_quick_is_then_verified_without_a_signature_check() -> None:
+    verifier, counting = remembering_sealing_verifier()
+    blob = SIGNER.sign(tag())
+    assert verifier.is_quick(blob, SIGNER.seal("north-1", blob), "north-1")
+    assert sealed_read(verifier, blob, None) == tag()  # remembered by is_quick: the seal is not asked for again
+    assert counting.calls == 0
+
+
+def test_a_sealed_tag_naming_the_wrong_jurisdiction_is_quick_but_still_refused() -> None:
+    verifier, _ = remembering_sealing_verifier()
+    blob = SIGNER.sign(tag(jurisdiction="BB"))
+    seal = SIGNER.seal("north-1", blob)
+    assert verifier.is_quick(blob, seal, "north-1")
+    with pytest.raises(TagViolation) as caught:
+        sealed_read(verifier, blob, seal)
+    assert caught.value.code == "tag-jurisdiction-mismatch"
+
+
+def remembering_sealing_verifier() -> tuple[TagVerifier, CountingKey]:
+    counting = CountingKey(KEYS["north-1"].public_key())
+    verifier = TagVerifier({"north-1": counting}, {"north-1": "AA"}, seal_keys=SIGNER.seal_keys)  # type: ignore[dict-item]
+    return verifier, counting
+
+
 def test_a_remembered_tag_is_quick_without_a_seal() -> None:
     verifier, _ = counting_verifier()
     blob = SIGNER.sign(tag())

@@ -617,9 +617,9 @@ class FileStore:
     def _parse_header(self, key: str, line: bytes) -> tuple[dict[str, str], str | None]:
         """The metadata and the version (None: written by a release that kept none) in a header line."""
         try:
-            header = json.loads(line)
+            header = json.loads(line.decode("ascii"))  # written as ASCII; json.loads of bytes guesses their encoding first
             metadata = header["metadata"]
-            if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+            if not isinstance(metadata, dict) or not all(type(v) is str for v in metadata.values()):  # JSON's keys are text
                 raise ValueError("metadata is not a map of strings")
             version = header.get("version")
             if version is not None and not isinstance(version, str):
