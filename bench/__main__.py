@@ -23,7 +23,7 @@ BENCHES: dict[str, tuple[list[str], list[str], int]] = {
     "orders": ([], ["--quick"], 420),
     "fileread": ([], ["--objects", "500", "--rounds", "5"], 120),
     "ledger": (["--seconds", "2"], ["--seconds", "1"], 120),
-    "startup": ([], ["--quick"], 120),
+    "startup": ([], ["--quick"], 240),
     "profile": ([], ["--seconds", "4"], 120),
     "policydiff": ([], ["--rounds", "1"], 300),
 }
