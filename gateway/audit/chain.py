@@ -460,8 +460,14 @@ def verify_lines(
     public_key: ed25519.Ed25519PublicKey | None = None,
     require_signed_heads: bool = False,
     chain: str | None = None,
+    after: tuple[int, str] | None = None,
 ) -> ChainReport:
     """Verify a ledger given as its lines, each with its ``\\n``, in file order.
+
+    ``after=(seq, hash)``: the lines are the end of a ledger, following its entry
+    ``seq`` whose hash is ``hash`` (what comes before is the caller's to verify):
+    line ``n`` is then entry ``seq + n``, the report's seqs and ``entries`` are
+    the ledger's own, and ``heads`` and ``checkpoints`` count these lines only.
 
     Procedure, for line ``n`` (1-based):
 
@@ -491,9 +497,9 @@ def verify_lines(
 
     Stops at the first problem; ``entries`` counts the valid lines before it.
     """
-    count = 0
-    last_hash = GENESIS
-    last_seq = 0
+    count = 0 if after is None else after[0]
+    last_hash = GENESIS if after is None else after[1]
+    last_seq = count
     checkpoints = 0
     last_checkpoint = 0
     heads = 0
@@ -527,7 +533,7 @@ def verify_lines(
         return report(False, problem, line_no, torn=torn)
 
     checkpoint_hash: str | None = None
-    for line_no, (line, is_last) in enumerate(_with_last(lines), start=1):
+    for line_no, (line, is_last) in enumerate(_with_last(lines), start=count + 1):
         # (1) one line, with its newline
         if not line.endswith(b"\n"):
             if is_last:
