@@ -103,8 +103,10 @@ _TAIL_CHUNK = 64 * 1024
 # 13,000 entries) is about a second of start-up, and a ledger of 100,000 entries took 8.4 s to be ready.
 VERIFY_AT_OPEN_BYTES = 8 * 1024 * 1024
 _HEAD_MARK = f'"{HEAD}":"'.encode()  # in canonical JSON these bytes are a key, never inside a string
-_SEARCH_HEAD_BYTES = 64 * 1024 * 1024
-_PREFIX_CHUNK = 1024 * 1024  # a signed head further back than this from the end: verify the whole file
+_CHECKPOINT_MARK = f'"kind":"{CHECKPOINT}"'.encode()
+_SEARCH_HEAD_BYTES = 64 * 1024 * 1024  # a signed head further back than this from the end: verify the whole file
+_LONGEST_SEARCHED_LINE = 4 * 1024 * 1024  # a longer line on the way to it: verify the whole file (an order's entry is ~200 KiB)
+_PREFIX_CHUNK = 1024 * 1024  # the background verification reads this much at a time
 
 
 # --- reading -------------------------------------------------------------------
@@ -436,7 +438,7 @@ class FileLedger:
                 await self._ticker
         if self._prefix_check is not None:
             self._stop_check.set()
-            await self._prefix_check
+            await asyncio.wait([self._prefix_check])  # it ends on the stop and raises nothing (see _check_prefix)
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
         writer = self._disk.stop()
@@ -483,6 +485,8 @@ class FileLedger:
             raise LedgerError(f"the audit ledger `{self.path}` is closed")
         if self._checkpoint_key is None:
             raise LedgerError(f"the audit ledger `{self.path}` has no checkpoint key")
+        if self._broken is not None:
+            raise self._broken
         future = asyncio.get_running_loop().create_future()
         self._queue(_Pending(CHECKPOINT, "", {}, future, checkpoint=True))
         return await future  # type: ignore[no-any-return]
@@ -534,7 +538,7 @@ class FileLedger:
         interval = min(1.0, max(0.5, self._checkpoint_seconds / 4))
         while True:
             await asyncio.sleep(interval)
-            if self._uncovered and self._checkpoint_due():
+            if self._uncovered and self._checkpoint_due() and self._broken is None:
                 try:
                     await self.checkpoint()
                 except Exception:
@@ -822,49 +826,53 @@ class FileLedger:
         return size
 
     def _window(self, size: int) -> tuple[int, int, str] | None:
-        """Where verification at open starts in a file longer than ``verify_at_open_bytes``: the line of its
-        last signed head, and the seq and hash of the entry before it as that head names them
-        (``(offset, seq, hash)``); None: verify the whole file (a short one, or no signed head near the end)."""
+        """Where verification at open starts in a file longer than ``verify_at_open_bytes``: the line of its last
+        checkpoint at or before its last signed head (of that head if no checkpoint is near), and the seq and hash
+        of the entry before that line as the line names them (``(offset, seq, hash)``). From a checkpoint, the
+        entries it leaves uncovered are counted as a whole verification counts them. None: verify the whole file
+        (a short one, or no signed head in its last ``_SEARCH_HEAD_BYTES``)."""
         if size <= self._verify_at_open_bytes:
             return None
-        end = size  # complete lines are looked at backwards from here (bytes after the last newline are torn)
-        while end > 0 and size - end < _SEARCH_HEAD_BYTES:
-            begin = max(0, end - _TAIL_CHUNK)
-            chunk = os.pread(self._fd, end - begin, begin)
-            first = chunk.find(b"\n") + 1 if begin > 0 else 0  # before it: the end of a line read in the next chunk
-            if begin > 0 and first == 0:
-                return None  # a line longer than a chunk: no entry is, so verify the whole file
-            offset, heads = begin + first, []
-            for line in chunk[first:].split(b"\n")[:-1]:
-                if _HEAD_MARK in line:
-                    heads.append((offset, line))
-                offset += len(line) + 1
-            for offset, line in reversed(heads):
-                try:
-                    entry = decode(line + b"\n")
-                except EntryError:
-                    continue  # the tail's verification says what is wrong with it
-                if HEAD in entry and entry["seq"] > 1:
-                    return offset, entry["seq"] - 1, entry["prev"]
-            end = begin + first
-        return None
+        end, _, _ = _tail(self._fd, size)  # complete lines end here; what follows is torn
+        start: tuple[int, dict[str, Any]] | None = None
+        for offset, line in _lines_backwards(self._fd, end, _SEARCH_HEAD_BYTES):
+            if start is None and _HEAD_MARK in line:
+                entry = _decoded(line)
+                if entry is not None and HEAD in entry:
+                    start = (offset, entry)
+            if start is not None and _CHECKPOINT_MARK in line:
+                entry = _decoded(line)
+                if entry is not None and entry["kind"] == CHECKPOINT:
+                    start = (offset, entry)
+                    break
+        if start is None or start[1]["seq"] < 2:
+            return None
+        offset, entry = start
+        return offset, entry["seq"] - 1, entry["prev"]
 
     async def _check_prefix(self) -> None:
-        """Verify the entries that open left to the background (``_prefix``); if they do not hold, take no more."""
+        """Verify the entries that open left to the background (``_prefix``); if they do not hold, or cannot be
+        read or checked at all, take no more (fail closed). It starts from the first entry at every open."""
         assert self._prefix is not None
         end, seq, hash_ = self._prefix
+        log.info("verifying the first %d entries of the audit ledger %s in the background", seq, self.path)
         try:
             report = await asyncio.to_thread(self._verify_prefix, end)
         except _Stopped:
+            log.warning("the background verification of the audit ledger %s stopped before it ended (closed)", self.path)
             return
         except OSError as exc:
             self._stop_taking(f"its entries up to {seq} could not be read ({exc.strerror or exc})", None)
             return
+        except Exception as exc:  # whatever a line can make the check raise (a nesting too deep to parse...)
+            self._stop_taking(f"its entries up to {seq} could not be checked ({type(exc).__name__})", None)
+            return
         if report.ok and (report.last_seq, report.last_hash) == (seq, hash_):
             self._prefix = None
+            log.info("the first %d entries of the audit ledger %s verify", seq, self.path)
             return
         if report.torn_tail:  # the prefix ends on a whole line: an unreadable one there is no torn write
-            self._stop_taking(f"entry {report.broken_at} is not valid json", report.broken_at)
+            self._stop_taking(f"entry {report.broken_at} is not a valid entry", report.broken_at)
         elif not report.ok:
             self._stop_taking(str(report.problem), report.broken_at)
         else:
@@ -880,8 +888,9 @@ class FileLedger:
     def _lines_before(self, end: int) -> Iterator[bytes]:
         """The file's lines before byte ``end``, read with ``pread``: appends go on meanwhile, and a reader
         sharing the writer's file offset (a ``dup``) would read from wherever they leave it. ``_Stopped`` once
-        ``close`` asks."""
-        position, rest = 0, b""
+        ``close`` asks. A line is joined from its pieces once, so one without a newline for megabytes is not
+        copied again at every read."""
+        position, pieces = 0, []  # pieces: the line read so far, before its newline
         while position < end:
             if self._stop_check.is_set():
                 raise _Stopped
@@ -889,18 +898,25 @@ class FileLedger:
             if not chunk:
                 break
             position += len(chunk)
-            *lines, rest = (rest + chunk).split(b"\n")
-            for line in lines:
-                yield line + b"\n"
-        if rest:
-            yield rest
+            *lines, rest = chunk.split(b"\n")
+            if lines:
+                lines[0] = b"".join([*pieces, lines[0]])
+                pieces = []
+                for line in lines:
+                    yield line + b"\n"
+            pieces.append(rest)
+        if any(pieces):
+            yield b"".join(pieces)
 
     async def wait_verified(self) -> None:
-        """Return once the whole chain is verified (at once for a file verified whole at open); ``LedgerBroken`` if it is not."""
+        """Return once the whole chain is verified (at once for a file verified whole at open); ``LedgerBroken``
+        if it is not, ``LedgerError`` if the ledger was closed before its verification ended."""
         if self._prefix_check is not None:
             await asyncio.shield(self._prefix_check)
         if self._broken is not None:
             raise self._broken
+        if self._prefix is not None:
+            raise LedgerError(f"the audit ledger `{self.path}` was closed before its first entries were verified")
 
     def _check_same_file(self) -> os.stat_result:
         """The open file's ``fstat``, or ``LedgerError`` if the path no longer names it."""
@@ -1011,6 +1027,31 @@ def _tail(fd: int, size: int) -> tuple[int, int | None, bool]:
                 return 0, None, True
     start_of_last = newlines[1] + 1 if len(newlines) > 1 else 0
     return end, start_of_last, torn
+
+
+def _lines_backwards(fd: int, end: int, most: int) -> Iterator[tuple[int, bytes]]:
+    """The complete lines that end at byte ``end`` or before it, last first, with their offsets and without their
+    newlines, over at most the last ``most`` bytes before ``end`` (a line that starts further back is not given)."""
+    position, buffer = end, b""  # buffer: the bytes from ``position`` to the end of the lines not given yet
+    while position > 0 and end - position < most:
+        if len(buffer) > _LONGEST_SEARCHED_LINE:
+            return  # copying it again per chunk would cost more than verifying the whole file
+        begin = max(0, position - _TAIL_CHUNK)
+        buffer = os.pread(fd, position - begin, begin) + buffer
+        position = begin
+        while (cut := buffer.rfind(b"\n", 0, len(buffer) - 1)) >= 0:
+            yield position + cut + 1, buffer[cut + 1 : -1]
+            buffer = buffer[: cut + 1]
+    if position == 0 and buffer:
+        yield 0, buffer[:-1]
+
+
+def _decoded(line: bytes) -> dict[str, Any] | None:
+    """One line (without its newline) as a checked entry, or None."""
+    try:
+        return decode(line + b"\n")
+    except EntryError:
+        return None
 
 
 def _is_json(body: bytes) -> bool:

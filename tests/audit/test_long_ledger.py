@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from gateway.audit import RECOVERED, FileLedger, verify_file
 from gateway.audit.chain import HEAD, encode, make_entry
-from gateway.errors import LedgerBroken
+from gateway.errors import LedgerBroken, LedgerError
 from tests.support import FrozenClock
 
 KEY = ed25519.Ed25519PrivateKey.generate()
@@ -30,9 +30,9 @@ async def open_long(path: Path) -> FileLedger:
     return await FileLedger.open(path, FrozenClock(), checkpoint_key=KEY, checkpoint_seconds=0, verify_at_open_bytes=LONG)
 
 
-async def signed_ledger(path: Path, batches: int, per_batch: int = 5) -> None:
+async def signed_ledger(path: Path, batches: int, per_batch: int = 5, checkpoint_every: int = 1000) -> None:
     """``batches`` group commits of ``per_batch`` entries, each ending on a signed head."""
-    async with await FileLedger.open(path, FrozenClock(), checkpoint_key=KEY, checkpoint_seconds=0) as ledger:
+    async with await FileLedger.open(path, FrozenClock(), checkpoint_key=KEY, checkpoint_seconds=0, checkpoint_every=checkpoint_every) as ledger:
         for b in range(batches):
             await asyncio.gather(*(ledger.append("k", {"n": b * per_batch + n}) for n in range(per_batch)))
 
@@ -162,6 +162,60 @@ async def test_appends_made_while_the_background_verification_reads_do_not_make_
             appended += 1
         await verified
         await ledger.append("k", {"n": "after"})
+        assert appended > 0  # the appends went on while it read
     finally:
         await ledger.close()
     assert verify_file(path, public_key=KEY.public_key(), require_signed_heads=True).ok
+
+
+async def test_a_long_ledger_reopened_writes_its_next_checkpoint_where_a_whole_verification_would(tmp_path: Path) -> None:
+    kinds = {}
+    for name, verify_at_open_bytes in (("whole", 1 << 30), ("tail", LONG)):
+        path = tmp_path / name / "ledger.jsonl"
+        await signed_ledger(path, 9, checkpoint_every=20)  # checkpoints after entries 20 and 40: 7 left uncovered
+        async with await FileLedger.open(
+            path, FrozenClock(), checkpoint_key=KEY, checkpoint_seconds=0, checkpoint_every=20, verify_at_open_bytes=verify_at_open_bytes
+        ) as ledger:
+            for n in range(30):
+                await ledger.append("k", {"n": f"after {n}"})
+        kinds[name] = [e["kind"] for e in entries_in(path)]
+    assert kinds["tail"] == kinds["whole"]
+
+
+async def test_a_long_ledger_ending_in_entries_longer_than_a_read_is_still_verified_from_its_tail(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    await signed_ledger(path, 6)
+    async with await FileLedger.open(path, FrozenClock(), checkpoint_key=KEY, checkpoint_seconds=0) as writer:
+        await asyncio.gather(*(writer.append("k", {"n": f"large {n}", "pad": "x" * 200_000}) for n in range(3)))
+    alter_entry(path, 2)
+    ledger = await open_long(path)  # opens: the break is before the tail, among short lines
+    try:
+        with pytest.raises(LedgerBroken, match="entry 2"):
+            await ledger.wait_verified()
+    finally:
+        await ledger.close()
+
+
+async def test_a_long_ledger_with_an_early_line_too_deep_to_parse_takes_no_more_entries(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    await signed_ledger(path, 6)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = b"[" * 200_000 + b"]" * 200_000 + b"\n"  # JSON, but nested past what the parser can follow
+    path.write_bytes(b"".join(lines))
+    ledger = await open_long(path)
+    try:
+        with pytest.raises(LedgerBroken, match="could not be checked"):
+            await ledger.wait_verified()
+        with pytest.raises(LedgerBroken):
+            await ledger.append("k", {"n": "after"})
+    finally:
+        await ledger.close()
+
+
+async def test_a_long_ledger_closed_before_its_background_verification_ends_is_not_reported_verified(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.jsonl"
+    await signed_ledger(path, 500, per_batch=40)
+    ledger = await open_long(path)
+    await ledger.close()
+    with pytest.raises(LedgerError, match="closed before its first entries were verified"):
+        await ledger.wait_verified()
