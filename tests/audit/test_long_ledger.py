@@ -37,6 +37,27 @@ async def signed_ledger(path: Path, batches: int, per_batch: int = 5, checkpoint
             await asyncio.gather(*(ledger.append("k", {"n": b * per_batch + n}) for n in range(per_batch)))
 
 
+async def opened_and_verified(path: Path) -> None:
+    """Open the long ledger at ``path``, wait for its background verification to pass, close it."""
+    ledger = await open_long(path)
+    try:
+        await ledger.wait_verified()
+    finally:
+        await ledger.close()
+
+
+async def found_broken_in_the_background(path: Path, match: str) -> None:
+    """Open the long ledger at ``path``: it opens, its background verification finds ``match``, and then it takes no more entries."""
+    ledger = await open_long(path)
+    try:
+        with pytest.raises(LedgerBroken, match=match):
+            await ledger.wait_verified()
+        with pytest.raises(LedgerBroken):
+            await ledger.append("k", {"n": "after"})
+    finally:
+        await ledger.close()
+
+
 def alter_entry(path: Path, seq: int) -> None:
     lines = path.read_bytes().splitlines(keepends=True)
     entry = json.loads(lines[seq - 1])
@@ -62,14 +83,7 @@ async def test_a_long_ledger_altered_before_its_last_signed_head_takes_no_more_e
     path = tmp_path / "ledger.jsonl"
     await signed_ledger(path, 6)
     alter_entry(path, 2)
-    ledger = await open_long(path)
-    try:
-        with pytest.raises(LedgerBroken, match="entry 2: hash does not match its content"):
-            await ledger.wait_verified()
-        with pytest.raises(LedgerBroken):
-            await ledger.append("k", {"n": "after"})
-    finally:
-        await ledger.close()
+    await found_broken_in_the_background(path, "entry 2: hash does not match its content")
 
 
 async def test_a_long_ledger_found_broken_in_the_background_fails_its_write_probe(tmp_path: Path) -> None:
@@ -108,11 +122,7 @@ async def test_the_unsigned_end_of_a_long_ledger_is_moved_aside_on_open_and_reco
         prev = entry["hash"]
     with path.open("ab") as handle:
         handle.write(b"".join(lost))
-    ledger = await open_long(path)
-    try:
-        await ledger.wait_verified()
-    finally:
-        await ledger.close()
+    await opened_and_verified(path)
     entries = entries_in(path)
     assert [e["seq"] for e in entries] == list(range(1, 32))
     assert entries[30]["kind"] == RECOVERED and entries[30]["data"]["unsigned_entries"] == 2
@@ -126,11 +136,7 @@ async def test_a_torn_last_line_of_a_long_ledger_is_moved_aside_on_open_and_reco
     torn = b'{"data":{"n":30},"ha'
     with path.open("ab") as handle:
         handle.write(torn)
-    ledger = await open_long(path)
-    try:
-        await ledger.wait_verified()
-    finally:
-        await ledger.close()
+    await opened_and_verified(path)
     entries = entries_in(path)
     assert entries[30]["kind"] == RECOVERED
     assert entries[30]["data"]["torn_sha256"] == hashlib.sha256(torn).hexdigest()
@@ -202,14 +208,7 @@ async def test_a_long_ledger_with_an_early_line_too_deep_to_parse_takes_no_more_
     lines = path.read_bytes().splitlines(keepends=True)
     lines[1] = b"[" * 200_000 + b"]" * 200_000 + b"\n"  # JSON, but nested past what the parser can follow
     path.write_bytes(b"".join(lines))
-    ledger = await open_long(path)
-    try:
-        with pytest.raises(LedgerBroken, match="could not be checked"):
-            await ledger.wait_verified()
-        with pytest.raises(LedgerBroken):
-            await ledger.append("k", {"n": "after"})
-    finally:
-        await ledger.close()
+    await found_broken_in_the_background(path, "could not be checked")
 
 
 async def test_a_long_ledger_closed_before_its_background_verification_ends_is_not_reported_verified(tmp_path: Path) -> None:
