@@ -46,7 +46,7 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -97,6 +97,23 @@ class PassReport:
         return sum(self.reconciled.values())
 
 
+SCAN_SLICE = 4 * 1024 * 1024  # bytes read per hold of the ledger's shared lock (a few ms); parsed after it is let go
+
+
+@contextlib.contextmanager
+def _shared_lock(handle: Any) -> Iterator[None]:
+    """A shared ``flock`` on ``handle`` for the block (none on a file system without flock)."""
+    locked = False
+    with contextlib.suppress(OSError):
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        locked = True
+    try:
+        yield
+    finally:
+        if locked:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 @dataclass
 class IntentReader:
     """The open intents of a ledger file, read incrementally: each ``scan`` reads only what was appended since the last."""
@@ -111,30 +128,51 @@ class IntentReader:
     _inode: tuple[int, int] | None = None
 
     def scan(self) -> None:
-        """Read the complete lines appended since the last scan (all of them the first time), under a shared lock."""
+        """Read the complete lines appended since the last scan (all of them the first time).
+
+        Each slice of at most ``SCAN_SLICE`` bytes is read under a shared lock, so no batch is half-written while
+        it is read, and parsed after the lock is released: the ledger's writer, which takes the lock to append,
+        waits for one read at a time, not for the parsing of a whole long ledger (every served read appends)."""
         try:
             handle = open(self.path, "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
             self._reset()
             return
         with handle:
-            with contextlib.suppress(OSError):  # no flock on this file system: read without it
-                fcntl.flock(handle.fileno(), fcntl.LOCK_SH)  # no batch is half-written while we read
-            st = os.fstat(handle.fileno())
-            if (st.st_dev, st.st_ino) != self._inode or st.st_size < self._offset or not self._continues(handle):
-                self._reset()
-                self._inode = (st.st_dev, st.st_ino)
-            handle.seek(self._offset)
-            for line in handle:
-                if not line.endswith(b"\n"):
-                    break  # a torn last line: not an entry (the writer moves it aside)
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    break
-                self._take(entry)
-                self._offset += len(line)
-                self._seq, self._hash = entry.get("seq", self._seq), entry.get("hash")
+            first, size = True, SCAN_SLICE
+            while True:
+                with _shared_lock(handle):
+                    if first:
+                        st = os.fstat(handle.fileno())
+                        if (st.st_dev, st.st_ino) != self._inode or st.st_size < self._offset or not self._continues(handle):
+                            self._reset()
+                            self._inode = (st.st_dev, st.st_ino)
+                        first = False
+                    handle.seek(self._offset)
+                    data = handle.read(size)
+                whole = self._take_lines(data)
+                if whole is None:
+                    return  # a line that is not an entry: a torn write, which the writer moves aside
+                if len(data) < size:
+                    return  # the end of the file (bytes after the last newline are a write still torn or under way)
+                # a full slice: read on; a line longer than the slice is read again with twice the room
+                size = SCAN_SLICE if whole else size * 2
+
+    def _take_lines(self, data: bytes) -> bool | None:
+        """Take the complete lines at the start of ``data``; whether there was one (None: one was not an entry)."""
+        taken = False
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            line = data[start : end + 1]
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                return None
+            self._take(entry)
+            self._offset += len(line)
+            self._seq, self._hash = entry.get("seq", self._seq), entry.get("hash")
+            taken, start = True, end + 1
+        return taken
 
     def _continues(self, handle: Any) -> bool:
         """The line at the offset (if any) follows the last entry read: the file was not cut back and rewritten."""
