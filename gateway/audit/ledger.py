@@ -117,12 +117,20 @@ def _lines(handle: BinaryIO) -> Iterator[bytes]:
     yield from handle
 
 
-def _shared_lock(handle: BinaryIO) -> bool:
+@contextlib.contextmanager
+def shared_lock(handle: BinaryIO) -> Iterator[None]:
+    """A shared ``flock`` on the ledger file ``handle`` for the block, so no batch is half-written while it is read
+    (none on a file system without flock: read without it)."""
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
-    except OSError:  # no flock on this file system: read without it
-        return False
-    return True
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        if not handle.closed:  # closing it let go of the lock already (a generator of its lines closes it when dropped)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def verify_file(
@@ -137,8 +145,7 @@ def verify_file(
     (``verify_lines``). ``LedgerError`` if the file cannot be read.
     """
     try:
-        with open(path, "rb") as handle:
-            _shared_lock(handle)
+        with open(path, "rb") as handle, shared_lock(handle):
             return verify_lines(_lines(handle), public_key=public_key, require_signed_heads=require_signed_heads, chain=chain)
     except OSError as exc:
         raise LedgerError(f"cannot read the audit ledger `{path}`: {exc.strerror or exc}") from exc
@@ -147,8 +154,7 @@ def verify_file(
 def read_entries(path: Path, *, chain: str | None = None) -> list[dict[str, Any]]:
     """Every entry of a ledger that verifies (as chain ``chain``, if given); ``LedgerBroken`` if it does not."""
     try:
-        with open(path, "rb") as handle:
-            _shared_lock(handle)
+        with open(path, "rb") as handle, shared_lock(handle):
             report = verify_lines(_lines(handle), chain=chain)
             if not report.ok:
                 raise LedgerBroken(f"the audit ledger `{path}` is broken: {report.problem}", line=report.broken_at)

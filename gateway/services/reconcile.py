@@ -40,18 +40,17 @@ are kept between passes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gateway.audit.ledger import shared_lock
 from gateway.canonical import sha256_hex
 from gateway.model import Clock
 from gateway.services.audit_log import AuditLog
@@ -100,20 +99,6 @@ class PassReport:
 SCAN_SLICE = 4 * 1024 * 1024  # bytes read per hold of the ledger's shared lock (a few ms); parsed after it is let go
 
 
-@contextlib.contextmanager
-def _shared_lock(handle: Any) -> Iterator[None]:
-    """A shared ``flock`` on ``handle`` for the block (none on a file system without flock)."""
-    locked = False
-    with contextlib.suppress(OSError):
-        fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
-        locked = True
-    try:
-        yield
-    finally:
-        if locked:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
 @dataclass
 class IntentReader:
     """The open intents of a ledger file, read incrementally: each ``scan`` reads only what was appended since the last."""
@@ -141,7 +126,7 @@ class IntentReader:
         with handle:
             first, size = True, SCAN_SLICE
             while True:
-                with _shared_lock(handle):
+                with shared_lock(handle):
                     if first:
                         st = os.fstat(handle.fileno())
                         if (st.st_dev, st.st_ino) != self._inode or st.st_size < self._offset or not self._continues(handle):
